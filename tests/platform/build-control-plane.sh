@@ -10,7 +10,8 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 CACHE="${WPENV_CACHE:-$HOME/.cache/wpenv-operator}"
-OUT="$CACHE/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
+RECIPE=2  # bump when this script changes what it builds
+OUT="$CACHE/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-r$RECIPE"
 export GOFLAGS="${GOFLAGS:-} -trimpath"
 export CGO_ENABLED=0
 
@@ -20,6 +21,13 @@ if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
 fi
 command -v go >/dev/null || { echo "go toolchain not found: it is needed to build the control plane" >&2; exit 1; }
 mkdir -p "$OUT"
+# One build at a time: a second caller waits, then finds the binaries.
+exec 9>"$CACHE/control-plane/.lock"
+flock 9
+if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
+  echo "$OUT"
+  exit 0
+fi
 work="$CACHE/control-plane/src"
 rm -rf "$work"; mkdir -p "$work/apiserver" "$work/etcd"
 
@@ -38,7 +46,15 @@ staging_version="v0.${K8S_VERSION#v1.}"
   done
   # go get records the requirement and every checksum the build needs.
   go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION"
-  go build -o "$OUT/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+  # Stamp the real version, as Kubernetes' own release build does, so clients
+  # (kubectl version, skew checks) can parse it.
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  ldflags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean"
+  done
+  go build -ldflags="$ldflags" -o "$OUT/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 )
 
 # etcd: the server module's etcdmain package is the real etcd entry point.
