@@ -1,0 +1,48 @@
+# The two commands a new user needs:  `make demo`  and  `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: deps up down run demo test lint crd clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## deps: Python packages in .venv and the control-plane binaries (built once, cached)
+deps: $(STAMP)
+	@tests/platform/build-control-plane.sh >/dev/null
+
+## up / down: the local platform (MariaDB, moto + simulator, etcd + kube-apiserver)
+up: deps
+	$(PY) -m tests.platform up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m tests.platform down; fi
+
+## run: the operator in the foreground against the local platform
+run: up
+	$(PY) -m tests.platform crd
+	set -a; source .local/env; set +a; exec $(PY) -m wpenv.operator
+
+## demo: platform up, operator running, the sample applied, `kubectl get wpenv -o wide`
+demo: up
+	$(PY) -m tests.platform demo
+
+## test: lint, types, CRD in sync, unit and end-to-end tests (starts its own platform)
+test: deps lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## crd: regenerate crds/ from the pydantic models
+crd: $(STAMP)
+	$(PY) -m wpenv.api.crd
+
+clean: down
+	rm -rf .local

@@ -1,0 +1,61 @@
+"""Fixtures shared by the integration and end-to-end tests: one local platform a session.
+
+The platform runs on its own ports and state directory (.local/test-platform), so a
+developer's `make up` platform is left alone, and it is torn down at the end: the suite
+leaves no server running. Its variables are exported into this process for the session,
+exactly as `source .local/env` does for a shell, so boto3, pymysql and kubectl reach it
+with no test-only configuration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.platform import kube, stack
+
+PORTS = {
+    "WPENV_ETCD_PORT": "33790",
+    "WPENV_ETCD_PEER_PORT": "33800",
+    "WPENV_APISERVER_PORT": "36443",
+    "WPENV_MOTO_PORT": "35000",
+    "WPENV_MYSQL_PORT": "33306",
+}
+
+
+@pytest.fixture(scope="session")
+def local() -> Path:
+    """The test platform's state directory."""
+    return stack.REPO / ".local" / "test-platform"
+
+
+@pytest.fixture(scope="session")
+def platform(local: Path) -> Iterator[dict[str, str]]:
+    """MariaDB, moto + simulator and the control plane, up for the session."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in PORTS.items():
+            mp.setenv(key, value)
+        stack.down(local)  # a previous run that was killed may have left servers behind
+        try:
+            env = stack.up(local)
+            for key, value in env.items():
+                mp.setenv(key, value)
+            kube.install_crd(env)
+            yield env
+        finally:
+            stack.down(local)
+
+
+@pytest.fixture
+def namespace(platform: dict[str, str]) -> str:
+    """A fresh namespace per test, so tests cannot see each other's objects.
+
+    No kube-controller-manager runs, so namespaces are never deleted (they would stay
+    Terminating); the whole etcd goes away with the platform.
+    """
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name, env=platform)
+    return name

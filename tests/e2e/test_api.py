@@ -1,0 +1,170 @@
+"""The API as a platform team meets it: kubectl apply, get, explain, scale, and refusals.
+
+Everything here goes through kubectl against the real kube-apiserver; the operator runs as
+its own process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.platform import kube
+
+pytestmark = pytest.mark.e2e
+
+SAMPLE = kube.REPO / "manifests" / "samples" / "acme.yaml"
+
+
+def manifest(name: str, **spec: Any) -> str:
+    """A WordPressEnvironment manifest as YAML text."""
+    body = {
+        "apiVersion": "bbws.io/v1alpha1",
+        "kind": "WordPressEnvironment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    return yaml.safe_dump(body)
+
+
+def get(env: dict[str, str], namespace: str, name: str) -> dict[str, Any]:
+    """The object as JSON."""
+    out = kube.kubectl("get", "wpenv", name, "-n", namespace, "-o", "json", env=env).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def wait_for(env: dict[str, str], namespace: str, name: str, path: str, value: str) -> None:
+    """Poll a jsonpath until it has the value (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    seen = ""
+    while time.monotonic() < deadline:
+        seen = kube.kubectl(
+            "get", "wpenv", name, "-n", namespace, "-o", f"jsonpath={{{path}}}", env=env
+        ).stdout
+        if seen == value:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{path} is {seen!r}, not {value!r}")
+
+
+def test_sample_is_accepted_and_shown_with_printer_columns(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
+) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", str(SAMPLE), env=platform)
+    wait_for(platform, namespace, "acme", ".status.observedGeneration", "1")
+    obj = get(platform, namespace, "acme")
+    assert obj["status"]["phase"] in {"PendingProvisioning", "Provisioning", "Active"}
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"]
+    assert ready["observedGeneration"] == 1
+    assert "bbws.io/finalizer" in obj["metadata"]["finalizers"]
+    # Server-side defaults from the schema are visible to everyone, not just the operator.
+    assert obj["spec"]["routing"]["removeRuleWhenSuspended"] is True
+
+    table = kube.kubectl("get", "wpenv", "-n", namespace, env=platform).stdout
+    header = table.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "READY", "REPLICAS", "URL", "AGE"]
+    assert "acme" in table
+    wide = kube.kubectl("get", "wpenv", "-n", namespace, "-o", "wide", env=platform).stdout
+    assert wide.splitlines()[0].split()[-3:] == ["TENANT", "DESIRED", "REASON"]
+
+
+def test_operator_does_not_touch_fields_it_does_not_own(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
+) -> None:
+    body = yaml.safe_load(manifest("owned", tenantId="owned"))
+    body["metadata"]["labels"] = {"team": "web"}
+    body["metadata"]["annotations"] = {"example.com/note": "keep me"}
+    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body), env=platform)
+    wait_for(platform, namespace, "owned", ".status.phase", "PendingProvisioning")
+    obj = get(platform, namespace, "owned")
+    assert obj["metadata"]["labels"] == {"team": "web"}
+    assert obj["metadata"]["annotations"]["example.com/note"] == "keep me"
+    assert obj["metadata"]["generation"] == 1  # the operator wrote status only
+    assert obj["spec"]["tenantId"] == "owned"
+
+
+def test_delete_releases_the_finalizer(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
+) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest("gone", tenantId="gone"),
+                 env=platform)
+    wait_for(platform, namespace, "gone", ".status.observedGeneration", "1")
+    kube.kubectl("delete", "wpenv", "gone", "-n", namespace, "--timeout=60s", env=platform)
+    left = kube.kubectl("get", "wpenv", "gone", "-n", namespace, check=False, env=platform)
+    assert left.returncode != 0
+    assert "NotFound" in left.stderr
+
+
+def test_kubectl_explain_documents_the_spec(platform: dict[str, str]) -> None:
+    out = kube.kubectl("explain", "wpenv.spec", env=platform).stdout
+    for field in ("tenantId", "replicas", "cpu", "memory", "routing", "identity",
+                  "deletionPolicy", "suspended"):
+        assert field in out
+    assert "DNS label of at most 32 characters" in out
+    nested = kube.kubectl("explain", "wpenv.spec.routing.pathPrefix", env=platform).stdout
+    assert "Path prefix on the shared listener" in nested
+
+
+def test_kubectl_scale_uses_the_scale_subresource(
+    platform: dict[str, str], namespace: str
+) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest("scaled", tenantId="s"),
+                 env=platform)
+    kube.kubectl("scale", "wpenv/scaled", "-n", namespace, "--replicas=4", env=platform)
+    assert get(platform, namespace, "scaled")["spec"]["replicas"] == 4
+    refused = kube.kubectl("scale", "wpenv/scaled", "-n", namespace, "--replicas=11",
+                           check=False, env=platform)
+    assert refused.returncode != 0
+    assert "spec.replicas" in refused.stderr
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("missing-tenant", {"replicas": 2}, "spec.tenantId: Required value"),
+    ("bad-chars", {"tenantId": "Acme_Corp"}, "spec.tenantId"),
+    ("too-long", {"tenantId": "a" * 33}, "spec.tenantId"),
+    ("fargate-pair", {"tenantId": "a", "cpu": 256, "memory": 4096}, "spec.memory"),
+    ("cpu-not-offered", {"tenantId": "a", "cpu": 300}, "spec.cpu"),
+    ("negative-replicas", {"tenantId": "a", "replicas": -1}, "spec.replicas"),
+    ("too-many-replicas", {"tenantId": "a", "replicas": 11}, "spec.replicas"),
+    ("min-over-max", {"tenantId": "a", "replicas": 3,
+                      "autoscaling": {"minReplicas": 5, "maxReplicas": 3}},
+     "spec.autoscaling.minReplicas"),
+    ("outside-bounds", {"tenantId": "a", "replicas": 1,
+                        "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}, "spec.replicas"),
+    ("deletion-policy", {"tenantId": "a", "deletionPolicy": "Keep"}, "spec.deletionPolicy"),
+    ("path-prefix", {"tenantId": "a", "routing": {"pathPrefix": "no-slash"}},
+     "spec.routing.pathPrefix"),
+    ("unknown-field", {"tenantId": "a", "replica": 2}, 'unknown field "spec.replica"'),
+]
+
+
+@pytest.mark.parametrize(("name", "spec", "message"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_manifests_are_refused_naming_the_field(
+    platform: dict[str, str], namespace: str, name: str, spec: dict[str, Any], message: str
+) -> None:
+    result = kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest(name, **spec),
+                          check=False, env=platform)
+    assert result.returncode != 0, f"{name} was accepted"
+    assert message in result.stderr
+    absent = kube.kubectl("get", "wpenv", name, "-n", namespace, check=False, env=platform)
+    assert absent.returncode != 0
+
+
+def test_tenant_id_cannot_change_after_creation(
+    platform: dict[str, str], namespace: str
+) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest("fixed", tenantId="one"),
+                 env=platform)
+    result = kube.kubectl("apply", "-n", namespace, "-f", "-",
+                          stdin=manifest("fixed", tenantId="two"), check=False, env=platform)
+    assert result.returncode != 0
+    assert "spec.tenantId" in result.stderr
+    assert "tenantId is immutable" in result.stderr
+    assert get(platform, namespace, "fixed")["spec"]["tenantId"] == "one"

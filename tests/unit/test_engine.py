@@ -1,0 +1,143 @@
+"""The engine's policy with in-memory resources: order, idleness, rollback, backoff.
+
+These fakes implement our own Resource interface (not boto3); the real resources are
+exercised against the local platform in tests/integration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from botocore.exceptions import ClientError
+
+from wpenv import engine
+from wpenv.reconcilers.base import Context, Observation, PermanentError, TransientError
+from wpenv.settings import Settings
+
+
+@dataclass
+class Journal:
+    calls: list[str] = field(default_factory=list)
+
+
+class FakeResource:
+    """Exists once created; can be told to fail on create."""
+
+    def __init__(self, kind: str, journal: Journal, fail: BaseException | None = None,
+                 group: str = "Storage") -> None:
+        self.kind = kind
+        self.group = group
+        self.journal = journal
+        self.fail = fail
+        self.exists = False
+        self.stale = False
+
+    def observe(self, ctx: Context) -> Observation:
+        return Observation(exists=self.exists, up_to_date=not self.stale,
+                           ids={f"{self.kind}Id": "x"} if self.exists else {})
+
+    def create(self, ctx: Context) -> None:
+        self.journal.calls.append(f"create {self.kind}")
+        if self.fail is not None:
+            raise self.fail
+        self.exists = True
+
+    def update(self, ctx: Context, observed: Observation) -> None:
+        self.journal.calls.append(f"update {self.kind}")
+        self.stale = False
+
+    def delete(self, ctx: Context) -> None:
+        self.journal.calls.append(f"delete {self.kind}")
+        self.exists = False
+
+
+def _ctx() -> Context:
+    return engine.make_context("ns", "acme", {"tenantId": "acme"}, settings=Settings(),
+                               clients=None)
+
+
+def test_creates_in_order_then_an_idle_pass_writes_nothing() -> None:
+    journal = Journal()
+    resources = [FakeResource(k, journal) for k in ("a", "b", "c")]
+    first = engine.converge(_ctx(), resources)
+    assert first.ready
+    assert journal.calls == ["create a", "create b", "create c"]
+    journal.calls.clear()
+    second = engine.converge(_ctx(), resources)
+    assert second.ready
+    assert journal.calls == []
+    assert second.events == []
+
+
+def test_stale_resource_is_updated_only() -> None:
+    journal = Journal()
+    resources = [FakeResource(k, journal) for k in ("a", "b")]
+    engine.converge(_ctx(), resources)
+    journal.calls.clear()
+    resources[1].stale = True
+    engine.converge(_ctx(), resources)
+    assert journal.calls == ["update b"]
+
+
+def test_permanent_failure_rolls_back_in_reverse_and_reports_failed() -> None:
+    journal = Journal()
+    resources = [FakeResource("a", journal), FakeResource("b", journal),
+                 FakeResource("c", journal, fail=PermanentError("Bad", "no")),
+                 FakeResource("d", journal)]
+    recorded: list[dict[str, object]] = []
+    ctx = _ctx()
+    ctx.record = lambda ids: recorded.append(dict(ids))
+    out = engine.converge(ctx, resources)
+    assert out.failure is not None
+    assert out.failure.reason == "Bad"
+    assert journal.calls == ["create a", "create b", "create c",
+                             "delete c", "delete b", "delete a"]
+    assert not any(r.exists for r in resources)
+    assert ctx.ids == {}
+    assert recorded[-1]["securityGroupId"] is None  # status ids cleared after rollback
+    ready = [c for c in out.conditions if c.type == "Ready"]
+    assert ready[-1].status == "False"
+
+
+def test_no_rollback_for_an_environment_that_was_active() -> None:
+    journal = Journal()
+    resources = [FakeResource("a", journal),
+                 FakeResource("b", journal, fail=PermanentError("Bad", "no"))]
+    out = engine.converge(_ctx(), resources, may_roll_back=False)
+    assert out.failure is not None
+    assert "delete a" not in journal.calls
+
+
+def test_transient_error_stops_the_pass_and_asks_for_a_retry() -> None:
+    journal = Journal()
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"},
+                             "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreateThing")
+    resources = [FakeResource("a", journal, fail=throttled), FakeResource("b", journal)]
+    out = engine.converge(_ctx(), resources)
+    assert out.failure is None
+    assert out.retry_after is not None
+    assert journal.calls == ["create a"]
+    assert any(c.reason == "AwsRetrying" for c in out.conditions)
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (TransientError("X", "y"), TransientError),
+        (ClientError({"Error": {"Code": "ValidationError", "Message": "bad"}}, "Op"),
+         PermanentError),
+        (ClientError({"Error": {"Code": "Whatever"},
+                      "ResponseMetadata": {"HTTPStatusCode": 503}}, "Op"), TransientError),
+        (RuntimeError("boom"), PermanentError),
+    ],
+)
+def test_classify(exc: BaseException, kind: type) -> None:
+    assert isinstance(engine.classify(exc), kind)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    settings = Settings(retry_base_seconds=1, retry_max_seconds=10)
+    assert all(1 <= engine.backoff(0, settings) <= 1 for _ in range(5))
+    assert all(engine.backoff(20, settings) <= 10 for _ in range(50))
+    assert max(engine.backoff(5, settings) for _ in range(200)) > 2

@@ -1,0 +1,117 @@
+"""AWS clients and error classification, shared by every reconciler.
+
+Retries of throttling and 5xx answers are botocore's own (standard mode, more attempts
+than the default); the engine adds backoff between passes for what still fails. The
+endpoint comes from AWS_ENDPOINT_URL when set, which is how the local platform points
+boto3 at its emulator: the operator has no emulator-specific code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from wpenv.settings import Settings
+
+SERVICES = (
+    "ec2",
+    "ecs",
+    "efs",
+    "elbv2",
+    "iam",
+    "secretsmanager",
+    "s3",
+    "cognito-idp",
+    "application-autoscaling",
+    "resourcegroupstaggingapi",
+    "logs",
+    "sts",
+)
+
+# Error codes that are worth another pass: throttling, eventual consistency, conflicts.
+TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalErrorException",
+    "ServerException",
+    "ConcurrentModificationException",
+    "ResourceInUse",
+    "ResourceInUseException",
+    "DependencyViolation",
+    "PriorityInUse",
+    "IncorrectFileSystemLifeCycleState",
+    "InvalidParameterException.Throttled",
+}
+
+
+@dataclass
+class Clients:
+    """One boto3 client per service, created lazily and reused (they are thread-safe)."""
+
+    settings: Settings
+    session: Any = None
+    _made: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            self.session = boto3.session.Session(region_name=self.settings.region)
+        self._config = Config(
+            retries={"mode": "standard", "max_attempts": 6},
+            connect_timeout=5,
+            read_timeout=30,
+        )
+
+    def __getattr__(self, service: str) -> Any:
+        """`clients.ecs`, `clients.elbv2`, `clients.cognito_idp`, ..."""
+        name = service.replace("_", "-")
+        if name not in SERVICES:
+            raise AttributeError(service)
+        if name not in self._made:
+            self._made[name] = self.session.client(name, config=self._config)
+        return self._made[name]
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError, or '' for anything else."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying again later could succeed without anyone changing anything."""
+    if isinstance(exc, EndpointConnectionError | BotoConnectionError | ReadTimeoutError):
+        return True
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return error_code(exc) in TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, BotoCoreError)
+
+
+def is_not_found(exc: BaseException, *codes: str) -> bool:
+    """Whether a ClientError says the thing is gone (for tolerant deletes and observes)."""
+    code = error_code(exc)
+    return bool(code) and (code in codes or "NotFound" in code or code.startswith("NoSuch"))

@@ -1,0 +1,16 @@
+"""Prometheus metrics: what a platform team alerts on."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PASSES = Counter(
+    "wpenv_reconcile_passes_total", "Converge passes, by result.", ["result"]
+)
+PROVISION_SECONDS = Histogram(
+    "wpenv_provision_duration_seconds",
+    "From provisioning start to Active (HLD target: 900 s).",
+    buckets=(30, 60, 120, 300, 600, 900, 1800, 3600),
+)
+PROVISIONS_RUNNING = Gauge("wpenv_provisions_running", "Provisions holding a slot now.")
+PROVISIONS_QUEUED = Gauge("wpenv_provisions_queued", "Environments waiting for a slot.")

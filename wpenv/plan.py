@@ -1,0 +1,122 @@
+"""Pure planning: names, tags and URLs derived from a manifest. No I/O.
+
+Every AWS and MySQL name is a function of the tenant id (and, where uniqueness must hold
+across namespaces, the object's namespace/name), so a restarted operator recomputes the
+same names and finds what it created before instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from wpenv.api.models import GROUP, WordPressEnvironmentSpec
+from wpenv.settings import Settings
+
+TAG_ENVIRONMENT = f"wpenv.{GROUP}/environment"
+TAG_TENANT = f"wpenv.{GROUP}/tenant"
+TAG_MANAGED_BY = "app.kubernetes.io/managed-by"
+TAG_RETAINED = f"wpenv.{GROUP}/retained"
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def fit(prefix: str, tenant: str, limit: int, seed: str | None = None, sep: str = "-") -> str:
+    """`prefix + tenant` when it fits in `limit`, else truncated with a stable hash suffix.
+
+    The hash keeps two long tenant ids that share a prefix from colliding after truncation.
+    """
+    full = f"{prefix}{tenant}"
+    if len(full) <= limit and seed is None:
+        return full
+    suffix = _digest(seed or tenant, 8)
+    room = limit - len(prefix) - len(suffix) - 1
+    return f"{prefix}{tenant[:room].rstrip('-_')}{sep}{suffix}"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every name the operator gives to one environment's resources."""
+
+    tenant: str
+    base: str
+    security_group: str
+    task_role: str
+    access_point: str
+    access_point_root: str
+    posix_uid: int
+    database: str
+    database_user: str
+    db_secret: str
+    task_family: str
+    container: str
+    service: str
+    target_group: str
+    log_group: str
+    user_pool: str
+    user_pool_domain: str
+    client_secret: str
+
+
+def names_for(namespace: str, name: str, tenant: str) -> Names:
+    """Deterministic names for the environment `namespace/name` of `tenant`."""
+    base = f"wpenv-{tenant}"
+    sql_tenant = tenant.replace("-", "_")
+    return Names(
+        tenant=tenant,
+        base=base,
+        security_group=base,
+        task_role=fit("wpenv-", tenant, 64 - len("-task")) + "-task",
+        access_point=base,
+        access_point_root=f"/tenants/{tenant}",
+        # One POSIX id per tenant, away from system ranges, so tenants cannot read each
+        # other's files even through a misconfigured mount.
+        posix_uid=20000 + int(_digest(tenant, 6), 16) % 1_000_000,
+        database=fit("wp_", sql_tenant, 64, sep="_"),
+        database_user=fit("wp_", sql_tenant, 32, sep="_"),  # MySQL 8 user names: 32 characters
+        db_secret=f"wpenv/{tenant}/database",
+        task_family=base,
+        container="wordpress",
+        service=base,
+        target_group=fit("wp-", tenant, 32),  # ELB names: 32 characters
+        log_group=f"/wpenv/{tenant}",
+        user_pool=base,
+        # Cognito domains are global: salt with namespace/name so two clusters or two
+        # namespaces with the same tenant id do not fight over one prefix.
+        user_pool_domain=fit("wpenv-", tenant, 63, seed=f"{namespace}/{name}/{tenant}"),
+        client_secret=f"wpenv/{tenant}/oidc-client",
+    )
+
+
+def tags_for(namespace: str, name: str, tenant: str, settings: Settings) -> dict[str, str]:
+    """Tags on every resource: who owns it, so an orphan scan can match it to a manifest."""
+    return {
+        TAG_ENVIRONMENT: f"{namespace}.{name}",
+        TAG_TENANT: tenant,
+        TAG_MANAGED_BY: settings.operator_name,
+    }
+
+
+def path_prefix(spec: WordPressEnvironmentSpec) -> str:
+    """The routing prefix: the spec's, or /<tenantId>."""
+    return spec.routing.path_prefix or f"/{spec.tenant_id}"
+
+
+def url_for(spec: WordPressEnvironmentSpec, settings: Settings, listener_port: int | None) -> str:
+    """Where the tenant's WordPress answers through the shared ALB."""
+    host = spec.routing.host or settings.alb_dns_name or "alb.local"
+    port = "" if listener_port in (None, 80) else f":{listener_port}"
+    return f"http://{host}{port}{path_prefix(spec)}/"
+
+
+_IDENT = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def sql_identifier(value: str) -> str:
+    """A validated, backtick-quoted MySQL identifier; refuses anything unexpected."""
+    if not _IDENT.fullmatch(value):
+        raise ValueError("not a safe SQL identifier")
+    return f"`{value}`"

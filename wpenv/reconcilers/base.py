@@ -1,0 +1,104 @@
+"""The one interface every managed resource implements, and what it is given.
+
+Modelled on Crossplane's managed-resource reconciler: `observe` never changes anything and
+answers "does it exist, is it up to date"; `create` tolerates "already exists"; `delete`
+tolerates "already gone". A resource module never decides policy (order, retries,
+rollback): the engine does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wpenv.api.models import WordPressEnvironmentSpec
+from wpenv.plan import Names
+from wpenv.settings import Settings
+
+
+@dataclass
+class Observation:
+    """What one resource looks like in AWS (or MySQL) right now."""
+
+    exists: bool
+    up_to_date: bool = True
+    # Identifiers to record in status.resources (camelCase keys of ResourceIds).
+    ids: dict[str, Any] = field(default_factory=dict)
+    # False while the resource exists but is not yet serving (e.g. a rollout in progress).
+    ready: bool = True
+    detail: str = ""
+    # Facts other resources or the status need (e.g. running counts); never secrets.
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+MISSING = Observation(exists=False, up_to_date=False, ready=False)
+
+
+class TransientError(Exception):
+    """Worth another pass later (throttled, not reachable, not ready yet).
+
+    `reason` is a CamelCase word for the condition; the message must never hold a secret.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermanentError(Exception):
+    """Will not succeed until a person changes something: roll back and report Failed."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Context:
+    """Everything a resource needs to act on one environment; built per pass."""
+
+    namespace: str
+    name: str
+    spec: WordPressEnvironmentSpec
+    names: Names
+    tags: dict[str, str]
+    settings: Settings
+    clients: Any  # wpenv.aws.Clients; Any keeps reconcilers free of an import cycle
+    ids: dict[str, Any]  # status.resources as last recorded, updated as we go
+    record: Callable[[Mapping[str, Any]], None] = lambda _ids: None
+
+    def remember(self, ids: Mapping[str, Any]) -> None:
+        """Keep new identifiers and write them to the status at once (crash safety)."""
+        fresh = {k: v for k, v in ids.items() if self.ids.get(k) != v}
+        if fresh:
+            self.ids.update(fresh)
+            self.record(fresh)
+
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        """Tags in the Key/Value list form most AWS APIs take."""
+        return [{"Key": k, "Value": v} for k, v in self.tags.items()]
+
+
+class Resource(Protocol):
+    """One external resource; the engine calls these four and nothing else."""
+
+    kind: str  # short name used in Events, e.g. "AccessPoint"
+    group: str  # condition type it reports under, e.g. "Storage"
+
+    def observe(self, ctx: Context) -> Observation:
+        """Read-only: does it exist, is it as the spec wants, is it ready."""
+        ...
+
+    def create(self, ctx: Context) -> None:
+        """Create it; if it already exists, adopt it. Records ids via ctx.remember."""
+        ...
+
+    def update(self, ctx: Context, observed: Observation) -> None:
+        """Bring an existing resource in line with the spec."""
+        ...
+
+    def delete(self, ctx: Context) -> None:
+        """Remove it; "already gone" is success."""
+        ...
