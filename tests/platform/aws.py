@@ -1,0 +1,512 @@
+"""The platform's AWS: a moto server with the simulator, and the shared infrastructure in it.
+
+In production Terraform owns the shared infrastructure (VPC, subnets, security groups, ECS
+cluster, EFS, internal ALB with its listener pool, archive bucket, RDS master secret) and the
+operator only reads its ids from WPENV_* settings. Here ``up`` starts moto (motoserver.py)
+and :func:`bootstrap` plays Terraform's part, idempotently: everything is looked up by name
+or Name tag first, so a second ``up`` against a running server creates nothing.
+See CONTRACT.md for the component interface.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from tests.platform import procs
+
+log = logging.getLogger("wpenv.platform.aws")
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+DEFAULT_PORT = 25000
+PORT_ENV = "WPENV_MOTO_PORT"
+REGION = "us-east-1"
+ACCESS_KEY = "testing"
+MODULE = "tests.platform.motoserver"
+HEALTH_PATH = "/wpenv/health"
+START_TIMEOUT = 60.0
+
+SHARED_TAG = {"wpenv.bbws.io/shared": "true"}
+VPC_NAME = "wpenv-shared"
+VPC_CIDR = "10.20.0.0/16"
+SUBNETS = (("wpenv-private-a", "10.20.1.0/24", "a"), ("wpenv-private-b", "10.20.2.0/24", "b"))
+ALB_SG_NAME = "wpenv-alb"
+EFS_SG_NAME = "wpenv-efs"
+CLUSTER_NAME = "wpenv"
+EFS_TOKEN = "wpenv-shared"
+ALB_NAME = "wpenv-internal"
+LISTENER_PORTS = (80, 8080, 8081)
+ARCHIVE_BUCKET = "wpenv-archive"
+MASTER_SECRET_NAME = "wpenv/rds-master"
+# What the MariaDB component exports; used when it did not run (bootstrap says so).
+MYSQL_DEFAULTS = {
+    "MYSQL_HOST": "127.0.0.1",
+    "MYSQL_TCP_PORT": "23306",
+    "MYSQL_USER": "wpenv_admin",
+    "MYSQL_PWD": "",
+}
+
+ClientFactory = Callable[[str], Any]
+
+
+# --- the component -------------------------------------------------------------------------
+
+
+def _home(local: Path) -> Path:
+    return local / "aws"
+
+
+def _port() -> int:
+    return int(os.environ.get(PORT_ENV, str(DEFAULT_PORT)))
+
+
+def _endpoint(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def _server_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if it is alive *and* runs our motoserver module.
+
+    Checking the command line (not just the pid) keeps a reused pid from being adopted or
+    killed, whatever interpreter path started the server.
+    """
+    pid = procs.running_pid(pid_file)
+    if pid is None:
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return pid  # no /proc: trust the pid file
+    return pid if MODULE.encode() in argv else None
+
+
+def _healthy(port: int) -> bool:
+    """moto answers and its simulator thread is alive."""
+    return procs.url_ok(_endpoint(port) + HEALTH_PATH, expect='"simulator": "ok"')
+
+
+def _wait_port_released(home: Path, timeout: float = 5.0) -> None:
+    """After our server died, wait until the kernel drops its listening socket.
+
+    A killed server's socket can outlive it briefly (seen: ~1 s with a connection still
+    queued); without this wait a restart would take its own leftover for a foreign process.
+    """
+    try:
+        port = int((home / "moto.port").read_text())
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + timeout
+    while procs.port_open(HOST, port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
+    """Start motoserver detached and wait until moto and the simulator answer."""
+    _wait_port_released(home)
+    procs.require_port_free(HOST, port, "moto")
+    (home / "moto.port").write_text(f"{port}\n")
+    log_file = home / "moto.log"
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if "WPENV_SIM_DELAY_SECONDS" in env:
+        child_env["WPENV_SIM_DELAY_SECONDS"] = env["WPENV_SIM_DELAY_SECONDS"]
+    pid = procs.start_detached(
+        [sys.executable, "-m", MODULE, "--host", HOST, "--port", str(port)],
+        pid_file=home / "moto.pid",
+        log_file=log_file,
+        env=child_env,
+        cwd=REPO,
+    )
+    procs.wait_for(
+        lambda: _healthy(port),
+        what="moto server",
+        timeout=START_TIMEOUT,
+        pid=pid,
+        log_file=log_file,
+    )
+
+
+def clients_for(endpoint: str) -> ClientFactory:
+    """boto3 clients for the moto server, with the platform's fake credentials."""
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=ACCESS_KEY, region_name=REGION
+    )
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint)
+
+    return client
+
+
+def up(local: Path, env: dict[str, str]) -> dict[str, str]:
+    """Start (or reuse) moto + simulator, bootstrap the shared infrastructure, export it."""
+    home = _home(local)
+    home.mkdir(parents=True, exist_ok=True)
+    port = _port()
+    efs = local / "efs"
+    pid = _server_pid(home / "moto.pid")
+    if pid is None or not _healthy(port):
+        if pid is not None:  # ours but not answering (hung, or simulator dead): replace it
+            procs.stop(home / "moto.pid")
+        # A fresh moto has no file system: what an earlier one left on "EFS" is orphaned.
+        shutil.rmtree(efs, ignore_errors=True)
+        _start_server(home, port, env)
+    efs.mkdir(parents=True, exist_ok=True)
+    endpoint = _endpoint(port)
+    settings = bootstrap(clients_for(endpoint), env)
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+        **settings,
+        "WPENV_EFS_MOUNT_PATH": str(efs),
+    }
+
+
+def down(local: Path) -> None:
+    """Stop the server (TERM, then KILL) and delete local/aws and local/efs."""
+    home = _home(local)
+    pid_file = home / "moto.pid"
+    if _server_pid(pid_file) is not None:
+        procs.stop(pid_file)
+        _wait_port_released(home)
+    pid_file.unlink(missing_ok=True)
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(local / "efs", ignore_errors=True)
+
+
+# --- the bootstrap (Terraform's part) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MySQL:
+    """Where the shared "RDS" (the MariaDB component) is, and whether defaults filled gaps."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    defaulted: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MySQL:
+        """Read the MariaDB component's MYSQL_* exports, defaulting the missing ones."""
+        defaulted = tuple(key for key in MYSQL_DEFAULTS if key not in env)
+        merged = {key: env.get(key, default) for key, default in MYSQL_DEFAULTS.items()}
+        return cls(
+            host=merged["MYSQL_HOST"],
+            port=int(merged["MYSQL_TCP_PORT"]),
+            username=merged["MYSQL_USER"],
+            password=merged["MYSQL_PWD"],
+            defaulted=defaulted,
+        )
+
+    def secret(self) -> dict[str, object]:
+        """The secret's JSON, shaped like the one RDS manages for a master user."""
+        return {
+            "engine": "mysql",
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+        }
+
+
+def _tags(name: str | None = None) -> list[dict[str, str]]:
+    """The shared tag (and a Name), in the Key/Value form most AWS APIs take."""
+    tags = dict(SHARED_TAG)
+    if name is not None:
+        tags["Name"] = name
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _ensure_vpc(ec2: Any) -> str:
+    found = ec2.describe_vpcs(
+        Filters=[
+            {"Name": "tag:Name", "Values": [VPC_NAME]},
+            {"Name": "cidr", "Values": [VPC_CIDR]},
+        ]
+    )["Vpcs"]
+    if found:
+        return str(found[0]["VpcId"])
+    vpc_id = str(
+        ec2.create_vpc(
+            CidrBlock=VPC_CIDR,
+            TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(VPC_NAME)}],
+        )["Vpc"]["VpcId"]
+    )
+    for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):  # EFS needs DNS names
+        ec2.modify_vpc_attribute(VpcId=vpc_id, **{attribute: {"Value": True}})
+    log.info("created VPC %s", vpc_id)
+    return vpc_id
+
+
+def _ensure_subnet(ec2: Any, vpc_id: str, name: str, cidr: str, zone: str) -> str:
+    found = ec2.describe_subnets(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "tag:Name", "Values": [name]},
+        ]
+    )["Subnets"]
+    if found:
+        return str(found[0]["SubnetId"])
+    subnet_id = str(
+        ec2.create_subnet(
+            VpcId=vpc_id,
+            CidrBlock=cidr,
+            AvailabilityZone=zone,
+            TagSpecifications=[{"ResourceType": "subnet", "Tags": _tags(name)}],
+        )["Subnet"]["SubnetId"]
+    )
+    log.info("created subnet %s (%s, %s)", subnet_id, cidr, zone)
+    return subnet_id
+
+
+def _ensure_security_group(
+    ec2: Any, vpc_id: str, name: str, description: str, tcp_ports: tuple[int, ...]
+) -> str:
+    """A security group admitting ``tcp_ports`` from the VPC; missing rules are added."""
+    found = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": [name]},
+        ]
+    )["SecurityGroups"]
+    if found:
+        group = found[0]
+    else:
+        group_id = ec2.create_security_group(
+            GroupName=name,
+            Description=description,
+            VpcId=vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(name)}],
+        )["GroupId"]
+        group = {"GroupId": group_id, "IpPermissions": []}
+        log.info("created security group %s (%s)", group_id, name)
+    have = {
+        (p.get("IpProtocol"), p.get("FromPort"), p.get("ToPort"), r.get("CidrIp"))
+        for p in group.get("IpPermissions", [])
+        for r in p.get("IpRanges", [])
+    }
+    missing = [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": port,
+            "ToPort": port,
+            "IpRanges": [{"CidrIp": VPC_CIDR, "Description": "from the VPC"}],
+        }
+        for port in tcp_ports
+        if ("tcp", port, port, VPC_CIDR) not in have
+    ]
+    if missing:
+        ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=missing)
+    return str(group["GroupId"])
+
+
+def _ensure_cluster(ecs: Any) -> str:
+    found = ecs.describe_clusters(clusters=[CLUSTER_NAME])["clusters"]
+    if any(c.get("status") == "ACTIVE" for c in found):
+        return CLUSTER_NAME
+    ecs.create_cluster(
+        clusterName=CLUSTER_NAME,
+        tags=[{"key": key, "value": value} for key, value in SHARED_TAG.items()],
+    )
+    log.info("created ECS cluster %s", CLUSTER_NAME)
+    return CLUSTER_NAME
+
+
+def _ensure_file_system(efs: Any, subnet_ids: list[str], security_group_id: str) -> str:
+    """The shared EFS file system with one mount target per private subnet."""
+    found = efs.describe_file_systems(CreationToken=EFS_TOKEN)["FileSystems"]
+    if found:
+        fs_id = str(found[0]["FileSystemId"])
+    else:
+        fs_id = str(
+            efs.create_file_system(
+                CreationToken=EFS_TOKEN,
+                PerformanceMode="generalPurpose",
+                Encrypted=True,
+                Tags=_tags("wpenv-shared"),
+            )["FileSystemId"]
+        )
+        log.info("created EFS file system %s", fs_id)
+    _wait_available(efs, fs_id)
+    targets = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
+    mounted = {target["SubnetId"] for target in targets}
+    for subnet_id in subnet_ids:
+        if subnet_id not in mounted:
+            efs.create_mount_target(
+                FileSystemId=fs_id, SubnetId=subnet_id, SecurityGroups=[security_group_id]
+            )
+            log.info("created EFS mount target in %s", subnet_id)
+    return fs_id
+
+
+def _wait_available(efs: Any, fs_id: str, timeout: float = 30.0) -> None:
+    """Mount targets need an available file system (moto: at once; AWS: seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0]["LifeCycleState"]
+        if state == "available" or time.monotonic() >= deadline:
+            return
+        time.sleep(0.5)
+
+
+def _ensure_load_balancer(
+    elbv2: Any, subnet_ids: list[str], security_group_id: str
+) -> tuple[str, str]:
+    """The internal ALB: (ARN, DNS name)."""
+    try:
+        found = elbv2.describe_load_balancers(Names=[ALB_NAME])["LoadBalancers"]
+    except ClientError as error:
+        if _error_code(error) != "LoadBalancerNotFound":
+            raise
+        found = []
+    if not found:
+        found = elbv2.create_load_balancer(
+            Name=ALB_NAME,
+            Subnets=subnet_ids,
+            SecurityGroups=[security_group_id],
+            Scheme="internal",
+            Type="application",
+            IpAddressType="ipv4",
+            Tags=_tags(ALB_NAME),
+        )["LoadBalancers"]
+        log.info("created ALB %s", found[0]["LoadBalancerArn"])
+    return str(found[0]["LoadBalancerArn"]), str(found[0]["DNSName"])
+
+
+def _ensure_listeners(elbv2: Any, load_balancer_arn: str) -> list[str]:
+    """The listener pool tenants' rules go into; unmatched requests get a 404."""
+    existing = {
+        int(listener["Port"]): str(listener["ListenerArn"])
+        for listener in elbv2.describe_listeners(LoadBalancerArn=load_balancer_arn)["Listeners"]
+    }
+    arns = []
+    for port in LISTENER_PORTS:
+        if port not in existing:
+            existing[port] = str(
+                elbv2.create_listener(
+                    LoadBalancerArn=load_balancer_arn,
+                    Protocol="HTTP",
+                    Port=port,
+                    DefaultActions=[
+                        {
+                            "Type": "fixed-response",
+                            "FixedResponseConfig": {
+                                "StatusCode": "404",
+                                "ContentType": "text/plain",
+                                "MessageBody": "No WordPress environment here.",
+                            },
+                        }
+                    ],
+                    Tags=_tags(),
+                )["Listeners"][0]["ListenerArn"]
+            )
+            log.info("created listener on port %d", port)
+        arns.append(existing[port])
+    return arns
+
+
+def _ensure_bucket(s3: Any) -> str:
+    try:
+        s3.head_bucket(Bucket=ARCHIVE_BUCKET)
+    except ClientError as error:
+        if _error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        s3.create_bucket(Bucket=ARCHIVE_BUCKET)  # us-east-1 takes no LocationConstraint
+        s3.put_bucket_tagging(Bucket=ARCHIVE_BUCKET, Tagging={"TagSet": _tags()})
+        s3.put_public_access_block(
+            Bucket=ARCHIVE_BUCKET,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        log.info("created bucket %s", ARCHIVE_BUCKET)
+    return ARCHIVE_BUCKET
+
+
+def _ensure_master_secret(secrets: Any, mysql: MySQL) -> str:
+    """The RDS master secret; its value follows MariaDB if that was re-created meanwhile."""
+    value = json.dumps(mysql.secret())
+    try:
+        described = secrets.describe_secret(SecretId=MASTER_SECRET_NAME)
+    except ClientError as error:
+        if _error_code(error) != "ResourceNotFoundException":
+            raise
+        arn = str(
+            secrets.create_secret(
+                Name=MASTER_SECRET_NAME,
+                Description="Master credentials of the shared RDS (local MariaDB).",
+                SecretString=value,
+                Tags=_tags(),
+            )["ARN"]
+        )
+        log.info("created secret %s", MASTER_SECRET_NAME)
+        return arn
+    if described.get("DeletedDate"):
+        secrets.restore_secret(SecretId=MASTER_SECRET_NAME)
+    current = secrets.get_secret_value(SecretId=MASTER_SECRET_NAME).get("SecretString")
+    if current is None or json.loads(current) != mysql.secret():
+        secrets.put_secret_value(SecretId=MASTER_SECRET_NAME, SecretString=value)
+        log.info("updated secret %s", MASTER_SECRET_NAME)
+    return str(described["ARN"])
+
+
+def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, str]:
+    """Create what Terraform owns in production, unless it exists; return the WPENV_* settings.
+
+    ``session_or_clients`` is a boto3 Session or any ``service -> client`` callable (so the
+    same code runs against the moto server and against moto's in-process mock). ``mysql``
+    holds the MariaDB component's MYSQL_* variables; missing ones take the defaults in
+    MYSQL_DEFAULTS, with a warning. WPENV_EFS_MOUNT_PATH is the caller's: it is local.
+    """
+    client: ClientFactory = getattr(session_or_clients, "client", session_or_clients)
+    database = MySQL.from_env(mysql)
+    if database.defaulted:
+        log.warning("MariaDB variables missing, defaults used: %s", ", ".join(database.defaulted))
+    ec2 = client("ec2")
+    vpc_id = _ensure_vpc(ec2)
+    subnet_ids = [
+        _ensure_subnet(ec2, vpc_id, name, cidr, REGION + zone) for name, cidr, zone in SUBNETS
+    ]
+    alb_sg = _ensure_security_group(ec2, vpc_id, ALB_SG_NAME, "wpenv internal ALB", LISTENER_PORTS)
+    efs_sg = _ensure_security_group(ec2, vpc_id, EFS_SG_NAME, "wpenv EFS mount targets", (2049,))
+    cluster = _ensure_cluster(client("ecs"))
+    fs_id = _ensure_file_system(client("efs"), subnet_ids, efs_sg)
+    elbv2 = client("elbv2")
+    alb_arn, alb_dns = _ensure_load_balancer(elbv2, subnet_ids, alb_sg)
+    listener_arns = _ensure_listeners(elbv2, alb_arn)
+    bucket = _ensure_bucket(client("s3"))
+    secret_arn = _ensure_master_secret(client("secretsmanager"), database)
+    return {
+        "WPENV_REGION": REGION,
+        "WPENV_CLUSTER_NAME": cluster,
+        "WPENV_VPC_ID": vpc_id,
+        "WPENV_PRIVATE_SUBNET_IDS": ",".join(subnet_ids),
+        "WPENV_ALB_SECURITY_GROUP_ID": alb_sg,
+        "WPENV_ALB_DNS_NAME": alb_dns,
+        "WPENV_LISTENER_ARNS": ",".join(listener_arns),
+        "WPENV_FILE_SYSTEM_ID": fs_id,
+        "WPENV_ARCHIVE_BUCKET": bucket,
+        "WPENV_DB_MASTER_SECRET_ARN": secret_arn,
+    }

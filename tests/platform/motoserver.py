@@ -1,0 +1,132 @@
+"""The platform's AWS: moto in server mode plus the ECS/ALB simulator, in one process.
+
+``python -m tests.platform.motoserver --host 127.0.0.1 --port 25000``
+
+One process because the simulator (simulator.py) edits moto's in-memory backends to do
+what AWS does on its own (tasks start, deployments complete, targets register); the
+operator under test only talks HTTP to this server, the same code path as against AWS.
+
+Besides moto's API the server answers ``GET /wpenv/health`` with a small JSON document, so
+``aws.up`` can tell this server (moto *and* a live simulator) from anything else on the port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import FrameType
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
+
+HEALTH_PATH = "/wpenv/health"
+log = logging.getLogger("wpenv.motoserver")
+
+
+def health(simulator: Simulator, thread: threading.Thread, period: float) -> dict[str, object]:
+    """The health document: ok only while the simulator thread is alive and passing."""
+    last = simulator.last_pass
+    fresh = last is not None and simulator.clock() - last < max(10 * period, 5.0)
+    ok = thread.is_alive() and fresh
+    return {
+        "moto": "ok",
+        "simulator": "ok" if ok else "stalled",
+        "delay_seconds": simulator.delay,
+        "services": len(simulator.tracked),
+        "pid": os.getpid(),
+    }
+
+
+def with_health(app: WSGIApplication, status: Callable[[], dict[str, object]]) -> WSGIApplication:
+    """Answer HEALTH_PATH ourselves and hand every other request to moto."""
+
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            body = json.dumps(status()).encode()
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return app(environ, start_response)
+
+    return wsgi
+
+
+def serve(host: str, port: int, delay: float, period: float) -> None:
+    """Run moto and the simulator until SIGTERM or SIGINT, then shut both down."""
+    os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (presigned, queues) from it
+    simulator = Simulator(delay=delay)
+    simulator.install_hooks()
+    stop = threading.Event()
+    sim_thread = threading.Thread(
+        target=simulator.run, args=(stop, period), name="simulator", daemon=True
+    )
+    app = with_health(
+        DomainDispatcherApplication(create_backend_app),
+        lambda: health(simulator, sim_thread, period),
+    )
+    # Bound here, in the main thread, so a taken port fails the process at once (moto's
+    # ThreadedMotoServer would hang waiting for a server thread that died).
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server_thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sim_thread.start()
+    server_thread.start()
+    log.info("moto server on http://%s:%d, simulator delay %.1fs", host, port, delay)
+    while not stop.wait(1.0):
+        if not server_thread.is_alive():
+            log.error("moto server thread died")
+            break
+    started = time.monotonic()
+    server.shutdown()
+    server.server_close()
+    stop.set()
+    sim_thread.join(timeout=5.0)
+    simulator.uninstall_hooks()
+    log.info("stopped in %.1fs", time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and serve."""
+    parser = argparse.ArgumentParser(prog="python -m tests.platform.motoserver")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=25000)
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=None,
+        help="seconds from a service change to its tasks running (default: "
+        "WPENV_SIM_DELAY_SECONDS or 2)",
+    )
+    parser.add_argument("--period", type=float, default=DEFAULT_PERIOD_SECONDS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    delay = args.delay if args.delay is not None else delay_from_env()
+    serve(args.host, args.port, delay, args.period)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

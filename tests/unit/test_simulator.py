@@ -1,0 +1,350 @@
+"""The ECS/ALB simulator against moto's in-process backends (mock_aws).
+
+These tests exercise the simulator itself, so calling moto in-process is right here; the
+operator's own tests talk HTTP to the moto server instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.backends import get_backend
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.ecs.models import EC2ContainerServiceBackend
+
+from tests.platform.simulator import Simulator, delay_from_env, task_ips
+
+REGION = "us-east-1"
+
+
+class FakeClock:
+    """A clock the test moves by hand, so the delay can be checked without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    """Clients and the shared pieces each test builds its service on."""
+
+    ecs: Any
+    elbv2: Any
+    subnets: list[str]
+    cidrs: list[str]
+    security_group: str
+    target_group: str
+    sim: Simulator
+    clock: FakeClock
+
+    def task_definition(self, image: str) -> str:
+        """Register a one-container task definition and return its ARN."""
+        response = self.ecs.register_task_definition(
+            family="wp-acme",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {"name": "wordpress", "image": image, "memory": 512, "portMappings": [
+                    {"containerPort": 80}]}
+            ],
+        )
+        arn: str = response["taskDefinition"]["taskDefinitionArn"]
+        return arn
+
+    def create_service(self, task_definition: str, desired: int = 2) -> dict[str, Any]:
+        """An ALB-attached Fargate service as the operator creates it."""
+        service: dict[str, Any] = self.ecs.create_service(
+            cluster="wpenv",
+            serviceName="wp-acme",
+            taskDefinition=task_definition,
+            desiredCount=desired,
+            launchType="FARGATE",
+            loadBalancers=[
+                {
+                    "targetGroupArn": self.target_group,
+                    "containerName": "wordpress",
+                    "containerPort": 80,
+                }
+            ],
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": self.subnets,
+                    "securityGroups": [self.security_group],
+                }
+            },
+        )["service"]
+        return service
+
+    def service(self) -> dict[str, Any]:
+        """describe_services for the test's service."""
+        found: dict[str, Any] = self.ecs.describe_services(
+            cluster="wpenv", services=["wp-acme"]
+        )["services"][0]
+        return found
+
+    def health(self) -> dict[str, str]:
+        """Registered targets of the target group: ip -> state."""
+        descriptions = self.elbv2.describe_target_health(TargetGroupArn=self.target_group)
+        return {
+            d["Target"]["Id"]: d["TargetHealth"]["State"]
+            for d in descriptions["TargetHealthDescriptions"]
+        }
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A VPC, two subnets, a cluster and a target group in moto, and a hooked simulator."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # in-process mock, not the server
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+        cidrs = ["10.20.1.0/24", "10.20.2.0/24"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{REGION}{az}")[
+                "Subnet"
+            ]["SubnetId"]
+            for cidr, az in zip(cidrs, "ab", strict=True)
+        ]
+        sg = ec2.create_security_group(GroupName="task", Description="t", VpcId=vpc)["GroupId"]
+        ecs = boto3.client("ecs", region_name=REGION)
+        ecs.create_cluster(clusterName="wpenv")
+        elbv2 = boto3.client("elbv2", region_name=REGION)
+        tg = elbv2.create_target_group(
+            Name="wp-acme", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip"
+        )["TargetGroups"][0]["TargetGroupArn"]
+        clock = FakeClock()
+        with Simulator(delay=0.0, clock=clock).hooked() as sim:
+            yield World(ecs, elbv2, subnets, cidrs, sg, tg, sim, clock)
+
+
+def test_new_service_reaches_desired_count_with_healthy_targets(world: World) -> None:
+    created = world.create_service(world.task_definition("wordpress:6.8"), desired=2)
+    assert created["runningCount"] == 0
+    assert created["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    assert world.health() == {}
+
+    world.sim.step()
+
+    service = world.service()
+    assert service["runningCount"] == service["desiredCount"] == 2
+    assert service["pendingCount"] == 0
+    [deployment] = service["deployments"]
+    assert deployment["status"] == "PRIMARY"
+    assert deployment["rolloutState"] == "COMPLETED"
+    assert deployment["runningCount"] == 2
+    assert "has reached a steady state" in service["events"][0]["message"]
+    health = world.health()
+    assert sorted(health.values()) == ["healthy", "healthy"]
+    # One task per subnet (AZ), each address inside its subnet.
+    networks = [ipaddress.ip_network(c) for c in world.cidrs]
+    for ip in health:
+        assert sum(ipaddress.ip_address(ip) in n for n in networks) == 1
+    assert {next(n for n in networks if ipaddress.ip_address(ip) in n) for ip in health} == set(
+        networks
+    )
+
+
+def test_scale_waits_for_delay_then_deregisters_extras(world: World) -> None:
+    world.sim.delay = 2.0
+    world.create_service(world.task_definition("wordpress:6.8"), desired=3)
+    world.sim.step()
+    assert world.service()["runningCount"] == 0  # tasks take `delay` to start
+    world.clock.now += 2.0
+    world.sim.step()
+    assert world.service()["runningCount"] == 3
+    before = set(world.health())
+    assert len(before) == 3
+
+    updated = world.ecs.update_service(cluster="wpenv", service="wp-acme", desiredCount=1)
+    # moto alone would report 1 running at once; ECS still runs the 3 old tasks.
+    assert updated["service"]["runningCount"] == 3
+    world.clock.now += 1.0
+    world.sim.step()
+    assert world.service()["runningCount"] == 3
+    world.clock.now += 1.0
+    world.sim.step()
+
+    service = world.service()
+    assert service["runningCount"] == service["desiredCount"] == 1
+    assert service["deployments"][0]["rolloutState"] == "COMPLETED"
+    after = world.health()
+    assert list(after.values()) == ["healthy"]
+    assert set(after) < before
+    gone = sorted(before - set(after))
+    described = world.elbv2.describe_target_health(
+        TargetGroupArn=world.target_group, Targets=[{"Id": ip, "Port": 80} for ip in gone]
+    )["TargetHealthDescriptions"]
+    assert {d["TargetHealth"]["State"] for d in described} == {"unused"}
+
+
+def test_new_task_definition_starts_a_primary_deployment_first(world: World) -> None:
+    first = world.task_definition("wordpress:6.8")
+    world.create_service(first)
+    world.sim.step()
+    second = world.task_definition("wordpress:6.9")
+
+    # Given as family:revision, reported as an ARN, as ECS does.
+    updated = world.ecs.update_service(
+        cluster="wpenv", service="wp-acme", taskDefinition="wp-acme:2"
+    )["service"]
+
+    assert updated["taskDefinition"] == second
+    primary, old = updated["deployments"]
+    assert (primary["status"], primary["rolloutState"]) == ("PRIMARY", "IN_PROGRESS")
+    assert primary["taskDefinition"] == second
+    assert (old["status"], old["taskDefinition"]) == ("ACTIVE", first)
+    assert updated["runningCount"] == 2  # the old tasks serve meanwhile
+
+    world.sim.step()
+
+    service = world.service()
+    [deployment] = service["deployments"]
+    assert deployment["taskDefinition"] == second
+    assert deployment["rolloutState"] == "COMPLETED"
+    assert service["runningCount"] == 2
+    assert sorted(world.health().values()) == ["healthy", "healthy"]
+
+
+def test_force_new_deployment_makes_a_new_deployment(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"))
+    world.sim.step()
+    old_id = world.service()["deployments"][0]["id"]
+
+    updated = world.ecs.update_service(
+        cluster="wpenv", service="wp-acme", forceNewDeployment=True
+    )["service"]
+
+    assert [d["status"] for d in updated["deployments"]] == ["PRIMARY", "ACTIVE"]
+    assert updated["deployments"][1]["id"] == old_id
+    world.sim.step()
+    [deployment] = world.service()["deployments"]
+    assert deployment["id"] != old_id
+    assert deployment["rolloutState"] == "COMPLETED"
+
+
+def test_broken_image_fails_and_rolls_back(world: World) -> None:
+    good = world.task_definition("wordpress:6.8")
+    world.create_service(good)
+    world.sim.step()
+    targets = world.health()
+    broken = world.task_definition("wordpress:broken")
+
+    world.ecs.update_service(cluster="wpenv", service="wp-acme", taskDefinition=broken)
+    world.sim.step()
+
+    # The circuit breaker fired: the failed deployment is visible next to the rollback.
+    service = world.service()
+    rollback, failed = service["deployments"]
+    assert failed["taskDefinition"] == broken
+    assert failed["rolloutState"] == "FAILED"
+    assert failed["failedTasks"] > 0
+    assert (rollback["status"], rollback["taskDefinition"]) == ("PRIMARY", good)
+    assert rollback["rolloutState"] == "IN_PROGRESS"
+    assert service["taskDefinition"] == good
+    assert service["runningCount"] == 2  # the old tasks never stopped
+    assert any("deployment failed" in e["message"] for e in service["events"])
+
+    world.sim.step()
+
+    service = world.service()
+    [deployment] = service["deployments"]
+    assert (deployment["taskDefinition"], deployment["rolloutState"]) == (good, "COMPLETED")
+    assert service["taskDefinition"] == good
+    assert service["runningCount"] == 2
+    assert world.health() == targets
+
+
+def test_broken_image_on_a_new_service_stays_failed(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:broken"))
+    world.sim.step()
+    world.sim.step()
+
+    service = world.service()
+    [deployment] = service["deployments"]
+    assert deployment["rolloutState"] == "FAILED"
+    assert service["runningCount"] == 0
+    assert world.health() == {}
+
+
+def test_deleted_service_deregisters_its_targets(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"))
+    world.sim.step()
+    assert len(world.health()) == 2
+
+    world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
+    world.sim.step()
+
+    assert world.health() == {}
+    assert world.service()["runningCount"] == 0
+
+
+def test_moved_load_balancer_moves_targets(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"))
+    world.sim.step()
+    vpc = world.elbv2.describe_target_groups(TargetGroupArns=[world.target_group])[
+        "TargetGroups"
+    ][0]["VpcId"]
+    other = world.elbv2.create_target_group(
+        Name="wp-acme-2", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip"
+    )["TargetGroups"][0]["TargetGroupArn"]
+
+    world.ecs.update_service(
+        cluster="wpenv",
+        service="wp-acme",
+        loadBalancers=[
+            {"targetGroupArn": other, "containerName": "wordpress", "containerPort": 8080}
+        ],
+    )
+    world.sim.step()
+
+    assert world.health() == {}
+    moved = world.elbv2.describe_target_health(TargetGroupArn=other)["TargetHealthDescriptions"]
+    assert {(d["Target"]["Port"], d["TargetHealth"]["State"]) for d in moved} == {
+        (8080, "healthy")
+    }
+
+
+def test_task_ips_are_deterministic_and_distinct(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"), desired=0)
+    service = next(iter(_ecs_services()))
+    ips = task_ips(service, 40, None)  # no EC2 backend: the fallback range
+    assert ips == task_ips(service, 40, None)
+    assert len(set(ips)) == 40
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network("10.255.0.0/16") for ip in ips)
+
+
+def test_delay_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WPENV_SIM_DELAY_SECONDS", raising=False)
+    assert delay_from_env() == 2.0
+    monkeypatch.setenv("WPENV_SIM_DELAY_SECONDS", "0.25")
+    assert delay_from_env() == 0.25
+
+
+def _ecs_services() -> list[Any]:
+    """moto's Service objects in the default account and region."""
+    backend = get_backend("ecs")[DEFAULT_ACCOUNT_ID][REGION]
+    return list(backend.services.values())
+
+
+def test_hooks_are_removed_after_the_block() -> None:
+    original = EC2ContainerServiceBackend.update_service
+    with Simulator(delay=0.0).hooked():
+        assert EC2ContainerServiceBackend.update_service is not original
+    assert EC2ContainerServiceBackend.update_service is original
