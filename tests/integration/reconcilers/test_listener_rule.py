@@ -1,0 +1,181 @@
+"""The tenant's listener rule against moto: lifecycle, pool sharding, drift repair."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from wpenv.reconcilers.base import Context, PermanentError, TransientError
+from wpenv.reconcilers.listener_rule import (
+    ListenerRule,
+    find_rule,
+    forward_targets,
+    listener_port,
+    read_pool,
+)
+from wpenv.reconcilers.target_group import TargetGroup
+
+pytestmark = pytest.mark.e2e
+
+Tenant = Callable[..., Context]
+
+
+@pytest.fixture
+def tenant(make_ctx: MakeCtx) -> Iterator[Tenant]:
+    """Contexts for new tenants, each with its own target group; all removed at the end."""
+    made: list[Context] = []
+
+    def build(**spec: Any) -> Context:
+        ctx = make_ctx(**spec)
+        TargetGroup().create(ctx)
+        made.append(ctx)
+        return ctx
+
+    yield build
+    for ctx in made:
+        ListenerRule().delete(ctx)
+    for ctx in made:
+        TargetGroup().delete(ctx)
+
+
+def _rules_forwarding_to(ctx: Context) -> list[dict[str, Any]]:
+    return [
+        found.rule
+        for found in read_pool(ctx).all_rules()
+        if ctx.ids["targetGroupArn"] in forward_targets(found.rule["Actions"])
+    ]
+
+
+def _values(rule: dict[str, Any], field: str) -> set[str]:
+    values: set[str] = set()
+    for condition in rule["Conditions"]:
+        if condition["Field"] == field:
+            values.update(condition.get("Values") or [])
+            for key, config in condition.items():
+                if key.endswith("Config"):
+                    values.update(config.get("Values") or [])
+    return values
+
+
+def test_lifecycle(tenant: Tenant, make_ctx: MakeCtx) -> None:
+    ctx = tenant()
+    resource = ListenerRule()
+    assert not resource.observe(ctx).exists
+
+    resource.create(ctx)
+    rule_arn = ctx.ids["listenerRuleArn"]
+    assert ctx.ids["listenerArn"] in ctx.settings.listener_arns
+    assert isinstance(ctx.ids["rulePriority"], int) and ctx.ids["rulePriority"] >= 1
+    observed = resource.observe(ctx)
+    assert observed.exists and observed.up_to_date and observed.ready
+    assert observed.ids == {
+        "listenerArn": ctx.ids["listenerArn"],
+        "listenerRuleArn": rule_arn,
+        "rulePriority": ctx.ids["rulePriority"],
+    }
+    [rule] = _rules_forwarding_to(ctx)
+    prefix = f"/{ctx.names.tenant}"
+    assert _values(rule, "path-pattern") == {prefix, f"{prefix}/*"}
+    assert _values(rule, "host-header") == set()
+    tags = ctx.clients.elbv2.describe_tags(ResourceArns=[rule_arn])["TagDescriptions"][0]["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == ctx.tags
+    assert listener_port(ctx.clients, ctx.ids["listenerArn"]) in (80, 8080, 8081)
+
+    resource.create(ctx)
+    assert len(_rules_forwarding_to(ctx)) == 1
+
+    fresh = make_ctx(tenant=ctx.names.tenant)  # lost status: found via the target group
+    assert fresh.ids == {}
+    again = resource.observe(fresh)
+    assert again.exists and again.up_to_date and again.ids == observed.ids
+    # Without even the target group, the tags still find it.
+    by_tags = find_rule(fresh, None)
+    assert by_tags is not None and by_tags.rule["RuleArn"] == rule_arn
+
+    resource.delete(fresh)
+    resource.delete(ctx)
+    assert not resource.observe(ctx).exists
+    assert not resource.observe(fresh).exists
+    assert _rules_forwarding_to(ctx) == []
+
+
+def test_create_waits_for_the_target_group(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx()
+    with pytest.raises(TransientError) as raised:
+        ListenerRule().create(ctx)
+    assert raised.value.reason == "WaitingForTargetGroup"
+
+
+def test_hand_modified_rule_is_stale_and_update_repairs_it(tenant: Tenant) -> None:
+    ctx = tenant()
+    resource = ListenerRule()
+    resource.create(ctx)
+    ctx.clients.elbv2.modify_rule(
+        RuleArn=ctx.ids["listenerRuleArn"],
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/elsewhere"]}}],
+    )
+    observed = resource.observe(ctx)
+    assert observed.exists and not observed.up_to_date
+    assert "conditions" in observed.detail
+
+    resource.update(ctx, observed)
+    assert resource.observe(ctx).up_to_date
+    [rule] = _rules_forwarding_to(ctx)
+    assert _values(rule, "path-pattern") == {f"/{ctx.names.tenant}", f"/{ctx.names.tenant}/*"}
+
+
+def test_host_condition_when_routing_host_is_set(tenant: Tenant) -> None:
+    ctx = tenant(routing={"host": "acme.example.com", "pathPrefix": "/acme-site"})
+    resource = ListenerRule()
+    resource.create(ctx)
+    [rule] = _rules_forwarding_to(ctx)
+    assert _values(rule, "host-header") == {"acme.example.com"}
+    assert _values(rule, "path-pattern") == {"/acme-site", "/acme-site/*"}
+    assert resource.observe(ctx).up_to_date
+
+    ctx.spec.routing.host = "other.example.com"  # the spec changed: the rule is stale
+    observed = resource.observe(ctx)
+    assert not observed.up_to_date
+    resource.update(ctx, observed)
+    [rule] = _rules_forwarding_to(ctx)
+    assert _values(rule, "host-header") == {"other.example.com"}
+
+
+def test_rules_spill_over_the_pool_and_a_full_pool_is_permanent(tenant: Tenant) -> None:
+    resource = ListenerRule()
+    limit = 2
+    first = tenant()
+    first.settings = first.settings.model_copy(update={"rules_per_listener": limit})
+    pool = first.settings.listener_arns
+    assert len(pool) >= 2
+    start = {arn: len(rules) for arn, rules in read_pool(first).rules}
+    room = sum(max(0, limit - count) for count in start.values())
+    assert room >= limit + 1, "the shared listeners hold leftover rules from another test"
+
+    placed: list[tuple[str, int]] = []
+    for index in range(room):
+        ctx = first if index == 0 else tenant()
+        ctx.settings = first.settings
+        resource.create(ctx)
+        placed.append((ctx.ids["listenerArn"], ctx.ids["rulePriority"]))
+        assert resource.observe(ctx).up_to_date
+
+    # Pool order: a listener is used only once every earlier one is full.
+    order = [pool.index(arn) for arn, _ in placed]
+    assert order == sorted(order)
+    assert len(set(order)) >= 2, "rules did not spill over to the next listener"
+    assert len(set(placed)) == len(placed), "two rules share a listener and priority"
+    for arn, rules in read_pool(first).rules:
+        assert len(rules) <= max(limit, start[arn])
+        assert len({rule["Priority"] for rule in rules}) == len(rules)
+
+    full = tenant()
+    full.settings = first.settings
+    with pytest.raises(PermanentError) as raised:
+        resource.create(full)
+    assert raised.value.reason == "ListenerPoolFull"
+    assert "add a listener" in str(raised.value)
+    assert "listenerRuleArn" not in full.ids

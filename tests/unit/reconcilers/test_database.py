@@ -1,0 +1,88 @@
+"""The tenant database's SQL and grant checks, without a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from wpenv.engine import make_context
+from wpenv.reconcilers import database as db
+from wpenv.reconcilers.base import Context
+from wpenv.settings import Settings
+
+
+def _ctx(tenant: str = "acme") -> Context:
+    return make_context("ns", tenant, {"tenantId": tenant}, settings=Settings(), clients=None)
+
+
+def _formatted(sql: str, *args: str) -> str:
+    """What pymysql sends: the text %-formatted with the (escaped) parameters."""
+    return sql % tuple(f"'{a}'" for a in args)
+
+
+def test_grant_target_escapes_underscores_so_it_matches_one_database_only() -> None:
+    assert db.grant_target("wp_a_b") == "`wp\\_a\\_b`.*"
+    assert db.grant_target("wpacme") == "`wpacme`.*"
+
+
+def test_identifiers_are_validated() -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        db.grant_target("wp`; DROP DATABASE x; --")
+    with pytest.raises(ValueError, match="identifier"):
+        db.account("a'@'%")
+
+
+def test_password_statements_take_it_as_a_parameter() -> None:
+    ctx = _ctx("acme-corp")
+    create = db.create_user_sql(ctx)
+    alter = db.alter_user_sql(ctx)
+    assert _formatted(create, "pw") == (
+        "CREATE USER IF NOT EXISTS `wp_acme_corp`@'%' IDENTIFIED BY 'pw'"
+    )
+    assert _formatted(alter, "pw") == "ALTER USER `wp_acme_corp`@'%' IDENTIFIED BY 'pw'"
+    assert create.count("%s") == alter.count("%s") == 1
+
+
+def test_statements_without_parameters_format_to_plain_sql() -> None:
+    ctx = _ctx("acme-corp")
+    assert db.create_database_sql(ctx) % () == (
+        "CREATE DATABASE IF NOT EXISTS `wp_acme_corp` "
+        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    )
+    assert db.grant_sql(ctx) % () == (
+        "GRANT ALL PRIVILEGES ON `wp\\_acme\\_corp`.* TO `wp_acme_corp`@'%'"
+    )
+    assert db.revoke_sql(ctx) % () == (
+        "REVOKE ALL PRIVILEGES, GRANT OPTION FROM `wp_acme_corp`@'%'"
+    )
+    assert [sql % () for sql in db.drop_sql(ctx)] == [
+        "DROP USER IF EXISTS `wp_acme_corp`@'%'",
+        "DROP DATABASE IF EXISTS `wp_acme_corp`",
+    ]
+
+
+MARIADB_GRANTS = [
+    "GRANT USAGE ON *.* TO `wp_acme_corp`@`%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF'",
+    "GRANT ALL PRIVILEGES ON `wp\\_acme\\_corp`.* TO `wp_acme_corp`@`%`",
+]
+
+
+def test_exact_grants_of_mariadb_and_mysql_match() -> None:
+    ctx = _ctx("acme-corp")
+    assert db.parse_grants(MARIADB_GRANTS) == db.desired_grants(ctx)
+    mysql8 = ["GRANT USAGE ON *.* TO `wp_acme_corp`@`%`", MARIADB_GRANTS[1]]
+    assert db.parse_grants(mysql8) == db.desired_grants(ctx)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [MARIADB_GRANTS[0]],  # revoked
+        [MARIADB_GRANTS[0], MARIADB_GRANTS[1] + " WITH GRANT OPTION"],
+        [*MARIADB_GRANTS, "GRANT SELECT ON *.* TO `wp_acme_corp`@`%`"],
+        [MARIADB_GRANTS[0], "GRANT ALL PRIVILEGES ON `wp_acme_corp`.* TO `wp_acme_corp`@`%`"],
+        [*MARIADB_GRANTS, "GRANT `some_role` TO `wp_acme_corp`@`%`"],
+        [MARIADB_GRANTS[0], "GRANT SELECT, INSERT ON `wp\\_acme\\_corp`.* TO `wp_acme_corp`@`%`"],
+    ],
+)
+def test_any_other_grant_is_stale(lines: list[str]) -> None:
+    assert db.parse_grants(lines) != db.desired_grants(_ctx("acme-corp"))

@@ -1,0 +1,84 @@
+"""The tenant DB secret's value, rotation and staleness checks, without AWS."""
+
+from __future__ import annotations
+
+import re
+
+from wpenv.engine import make_context
+from wpenv.reconcilers import db_secret as ds
+from wpenv.reconcilers.base import Context
+from wpenv.settings import Settings
+
+ENDPOINT = {"host": "db.example.internal", "port": "3306"}
+LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:rotate-mysql"
+
+
+def _ctx(tenant: str = "acme", rotation: str = "") -> Context:
+    settings = Settings(db_rotation_lambda_arn=rotation)
+    return make_context("ns", tenant, {"tenantId": tenant}, settings=settings, clients=None)
+
+
+def test_desired_fields_name_the_tenant_database_on_the_master_endpoint() -> None:
+    ctx = _ctx("acme-corp")
+    assert ds.desired_fields(ctx, ENDPOINT) == {
+        "engine": "mysql",
+        "host": "db.example.internal",
+        "port": 3306,
+        "username": "wp_acme_corp",
+        "dbname": "wp_acme_corp",
+    }
+    assert ctx.names.db_secret == "wpenv/acme-corp/database"
+
+
+def test_desired_fields_never_hold_a_password() -> None:
+    assert "password" not in ds.desired_fields(_ctx(), ENDPOINT)
+
+
+def test_rotation_is_off_unless_a_lambda_is_configured() -> None:
+    assert ds.desired_rotation(_ctx()) is None
+    assert ds.desired_rotation(_ctx(rotation=LAMBDA)) == {
+        "RotationLambdaARN": LAMBDA,
+        "RotationRules": {"AutomaticallyAfterDays": 30},
+    }
+
+
+def test_new_passwords_are_long_url_safe_and_fresh() -> None:
+    first, second = ds.new_password(), ds.new_password()
+    assert first != second
+    assert len(first) >= 40
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", first)
+
+
+def test_field_differences_compare_the_port_as_a_number_and_ignore_the_password() -> None:
+    wanted = ds.desired_fields(_ctx(), ENDPOINT)
+    stored = {**wanted, "port": "3306", "password": "whatever"}
+    assert ds.field_differences(wanted, stored) == []
+    moved = {**stored, "host": "elsewhere", "port": "not-a-port"}
+    assert ds.field_differences(wanted, moved) == ["host", "port"]
+    assert ds.field_differences(wanted, {}) == list(ds.FIELDS)
+
+
+def test_rotation_matches_only_the_configured_lambda_and_period() -> None:
+    wanted = ds.desired_rotation(_ctx(rotation=LAMBDA))
+    on = {
+        "RotationEnabled": True,
+        "RotationLambdaARN": LAMBDA,
+        "RotationRules": {"AutomaticallyAfterDays": 30},
+    }
+    assert ds.rotation_matches(wanted, on)
+    assert not ds.rotation_matches(wanted, {**on, "RotationRules": {"AutomaticallyAfterDays": 7}})
+    assert not ds.rotation_matches(wanted, {**on, "RotationLambdaARN": LAMBDA + "-old"})
+    assert not ds.rotation_matches(wanted, {})
+    assert ds.rotation_matches(None, {})
+    assert ds.rotation_matches(None, {"RotationEnabled": False})
+    assert not ds.rotation_matches(None, on)
+
+
+def test_missing_tags_lists_absent_and_changed_tags() -> None:
+    ctx = _ctx()
+    complete = {"Tags": [*ctx.tag_list, {"Key": "extra", "Value": "kept"}]}
+    assert ds.missing_tags(ctx, complete) == {}
+    first = next(iter(ctx.tags))
+    changed = {"Tags": [{**t, "Value": "other"} if t["Key"] == first else t for t in ctx.tag_list]}
+    assert ds.missing_tags(ctx, changed) == {first: ctx.tags[first]}
+    assert ds.missing_tags(ctx, {}) == ctx.tags

@@ -1,0 +1,101 @@
+"""The service's desired shape and rollout reading, without AWS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from wpenv.engine import make_context
+from wpenv.reconcilers import service as svc
+from wpenv.reconcilers.base import Context, TransientError
+from wpenv.settings import Settings
+
+TD1 = "arn:aws:ecs:us-east-1:111122223333:task-definition/wpenv-acme:1"
+TD2 = "arn:aws:ecs:us-east-1:111122223333:task-definition/wpenv-acme:2"
+TG = "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/wp-acme/0123"
+IDS = {"taskDefinitionArn": TD1, "securityGroupId": "sg-1", "targetGroupArn": TG}
+
+
+def _ctx(ids: dict[str, Any] | None = None, **spec: Any) -> Context:
+    settings = Settings(cluster_name="wpenv", private_subnet_ids=["subnet-a", "subnet-b"])
+    return make_context(
+        "ns", "acme", {"tenantId": "acme", **spec}, settings=settings, clients=None,
+        ids=IDS if ids is None else ids,
+    )
+
+
+def test_desired_service_runs_on_fargate_privately_behind_the_target_group() -> None:
+    doc = svc.desired_service(_ctx(replicas=3))
+    assert doc["cluster"] == "wpenv" and doc["serviceName"] == "wpenv-acme"
+    assert (doc["launchType"], doc["platformVersion"]) == ("FARGATE", "1.4.0")
+    assert doc["taskDefinition"] == TD1 and doc["desiredCount"] == 3
+    assert doc["networkConfiguration"] == {"awsvpcConfiguration": {
+        "subnets": ["subnet-a", "subnet-b"], "securityGroups": ["sg-1"],
+        "assignPublicIp": "DISABLED",
+    }}
+    assert doc["loadBalancers"] == [
+        {"targetGroupArn": TG, "containerName": "wordpress", "containerPort": 80}
+    ]
+    breaker = doc["deploymentConfiguration"]["deploymentCircuitBreaker"]
+    assert breaker == {"enable": True, "rollback": True}
+    assert doc["healthCheckGracePeriodSeconds"] == 120
+    assert doc["propagateTags"] == "SERVICE" and doc["enableECSManagedTags"] is True
+    tags = {t["key"]: t["value"] for t in doc["tags"]}
+    assert tags["wpenv.bbws.io/tenant"] == "acme"
+    assert tags[svc.TAG_REQUESTED] == TD1
+
+
+def test_suspended_means_zero_tasks() -> None:
+    assert svc.desired_service(_ctx(suspended=True, replicas=4))["desiredCount"] == 0
+    assert svc.desired_count(_ctx(suspended=False, replicas=4)) == 4
+
+
+def test_client_token_is_deterministic_and_follows_the_request() -> None:
+    first = svc.desired_service(_ctx())["clientToken"]
+    assert first == svc.desired_service(_ctx())["clientToken"]
+    assert len(first) <= 36
+    other = svc.desired_service(_ctx(ids={**IDS, "taskDefinitionArn": TD2}))["clientToken"]
+    assert other != first
+
+
+@pytest.mark.parametrize("missing", ["taskDefinitionArn", "securityGroupId", "targetGroupArn"])
+def test_waits_for_each_dependency(missing: str) -> None:
+    with pytest.raises(TransientError) as caught:
+        svc.desired_service(_ctx(ids={k: v for k, v in IDS.items() if k != missing}))
+    assert caught.value.reason == "WaitingForDependencies"
+
+
+def test_autoscaling_owns_the_count_within_its_range() -> None:
+    ctx = _ctx(replicas=2, autoscaling={"minReplicas": 2, "maxReplicas": 5})
+    assert svc.count_matches(ctx, 4) and not svc.count_matches(ctx, 6)
+    assert not svc.count_matches(_ctx(replicas=2), 4)
+    assert svc.count_matches(_ctx(replicas=2, suspended=True), 0)
+
+
+def _service(task_definition: str, *deployments: dict[str, Any], requested: str = "") -> dict[
+    str, Any
+]:
+    tags = [{"key": svc.TAG_REQUESTED, "value": requested}] if requested else []
+    return {"taskDefinition": task_definition, "deployments": list(deployments), "tags": tags}
+
+
+def test_rollout_reads_the_primary_deployment() -> None:
+    primary = {"status": "PRIMARY", "rolloutState": "IN_PROGRESS", "taskDefinition": TD2}
+    assert svc.rollout_of(_service(TD2, primary, requested=TD2)) == svc.Rollout("IN_PROGRESS",
+                                                                                None)
+    untracked = {"status": "PRIMARY", "runningCount": 2, "desiredCount": 2}
+    assert svc.rollout_of(_service(TD1, untracked)).state == "COMPLETED"
+
+
+def test_a_failed_deployment_is_a_rollback() -> None:
+    back = {"status": "PRIMARY", "rolloutState": "IN_PROGRESS", "taskDefinition": TD1}
+    failed = {"status": "ACTIVE", "rolloutState": "FAILED", "taskDefinition": TD2}
+    assert svc.rollout_of(_service(TD1, back, failed)) == svc.Rollout("IN_PROGRESS", TD2)
+
+
+def test_back_on_another_revision_than_requested_is_a_rollback() -> None:
+    done = {"status": "PRIMARY", "rolloutState": "COMPLETED", "taskDefinition": TD1}
+    assert svc.rollout_of(_service(TD1, done, requested=TD2)).failed == TD2
+    assert svc.rollout_of(_service(TD1, done, requested=TD1)).failed is None
+    assert svc.rollout_of(_service(TD1, done)).failed is None

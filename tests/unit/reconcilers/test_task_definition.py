@@ -1,0 +1,126 @@
+"""The task definition document, without AWS: credentials by reference, EFS locked down."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from wpenv.engine import make_context
+from wpenv.reconcilers import task_definition as td
+from wpenv.reconcilers.base import Context, TransientError
+from wpenv.settings import Settings
+
+ROLE = "arn:aws:iam::111122223333:role/wpenv-acme-task"
+SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/database-AbCdEf"
+IDS = {"taskRoleArn": ROLE, "dbSecretArn": SECRET, "accessPointId": "fsap-0123"}
+
+
+def _ctx(ids: dict[str, Any] | None = None, **spec: Any) -> Context:
+    settings = Settings(file_system_id="fs-123", region="eu-west-1", container_port=80)
+    return make_context(
+        "ns", "acme", {"tenantId": "acme", **spec}, settings=settings, clients=None,
+        ids=IDS if ids is None else ids,
+    )
+
+
+def _container(doc: dict[str, Any]) -> dict[str, Any]:
+    (container,) = doc["containerDefinitions"]
+    return dict(container)
+
+
+def test_credentials_are_secrets_by_arn_and_json_key() -> None:
+    container = _container(td.desired_task_definition(_ctx()))
+    assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {
+        "WORDPRESS_DB_HOST": f"{SECRET}:host::",
+        "WORDPRESS_DB_USER": f"{SECRET}:username::",
+        "WORDPRESS_DB_PASSWORD": f"{SECRET}:password::",
+        "WORDPRESS_DB_NAME": f"{SECRET}:dbname::",
+    }
+    # No credential is passed as a plain environment variable.
+    assert not [e for e in container["environment"] if e["name"].startswith("WORDPRESS_DB")]
+
+
+def test_no_password_anywhere_in_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYSQL_PWD", "never-in-a-task-definition")
+    text = json.dumps(td.desired_task_definition(_ctx()))
+    assert "never-in-a-task-definition" not in text
+    # The only strings that mention a password: the variable's name and its reference.
+    mentions = re.findall(r'"[^"]*password[^"]*"', text, flags=re.IGNORECASE)
+    assert mentions == ['"WORDPRESS_DB_PASSWORD"', f'"{SECRET}:password::"']
+
+
+def test_efs_volume_uses_the_access_point_with_iam_and_tls() -> None:
+    doc = td.desired_task_definition(_ctx())
+    (volume,) = doc["volumes"]
+    assert volume["name"] == "wp-content"
+    assert volume["efsVolumeConfiguration"] == {
+        "fileSystemId": "fs-123",
+        "rootDirectory": "/",
+        "transitEncryption": "ENABLED",
+        "authorizationConfig": {"accessPointId": "fsap-0123", "iam": "ENABLED"},
+    }
+    assert _container(doc)["mountPoints"][0]["sourceVolume"] == "wp-content"
+    assert _container(doc)["mountPoints"][0]["containerPath"] == "/var/www/html/wp-content"
+
+
+def test_cpu_and_memory_are_strings_and_fargate_settings() -> None:
+    doc = td.desired_task_definition(_ctx(cpu=1024, memory=4096, image="wordpress:6.8"))
+    assert (doc["cpu"], doc["memory"]) == ("1024", "4096")
+    assert doc["requiresCompatibilities"] == ["FARGATE"]
+    assert doc["networkMode"] == "awsvpc"
+    assert doc["family"] == "wpenv-acme"
+    assert doc["taskRoleArn"] == doc["executionRoleArn"] == ROLE
+    container = _container(doc)
+    assert container["image"] == "wordpress:6.8"
+    assert container["name"] == "wordpress" and container["essential"] is True
+    assert container["portMappings"] == [{"containerPort": 80, "protocol": "tcp"}]
+
+
+def test_health_check_logs_and_tags() -> None:
+    doc = td.desired_task_definition(_ctx())
+    container = _container(doc)
+    assert container["healthCheck"] == {
+        "command": ["CMD-SHELL", "curl -fsS http://localhost/wp-login.php >/dev/null || exit 1"],
+        "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 60,
+    }
+    assert container["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/wpenv/acme", "awslogs-region": "eu-west-1",
+                    "awslogs-stream-prefix": "wordpress"},
+    }
+    tags = {t["key"]: t["value"] for t in doc["tags"]}
+    assert tags["wpenv.bbws.io/tenant"] == "acme"
+
+
+@pytest.mark.parametrize("missing", ["taskRoleArn", "dbSecretArn", "accessPointId"])
+def test_waits_for_each_dependency(missing: str) -> None:
+    ids = {k: v for k, v in IDS.items() if k != missing}
+    with pytest.raises(TransientError) as caught:
+        td.desired_task_definition(_ctx(ids=ids))
+    assert caught.value.reason == "WaitingForDependencies"
+    assert missing in str(caught.value)
+
+
+def test_comparison_ignores_server_defaults_but_sees_changes() -> None:
+    doc = td.desired_task_definition(_ctx())
+    echoed = json.loads(json.dumps(doc))
+    container = echoed["containerDefinitions"][0]
+    container.update(cpu=0, volumesFrom=[], systemControls=[])
+    container["portMappings"][0]["hostPort"] = 80
+    container["secrets"].reverse()  # order is not meaningful
+    echoed.update(revision=3, status="ACTIVE", compatibilities=["EC2", "FARGATE"])
+    tags = doc["tags"] + [{"key": "other", "value": "x"}]
+    assert td.differences(doc, echoed, tags) == []
+
+    changed = td.desired_task_definition(_ctx(image="wordpress:7", memory=2048))
+    assert td.differences(changed, echoed, tags) == ["memory", "containerDefinitions"]
+    assert td.differences(doc, echoed, []) == ["tags"]
+
+
+def test_parse_arn() -> None:
+    arn = "arn:aws:ecs:eu-west-1:111122223333:task-definition/wpenv-acme:12"
+    assert td.parse_arn(arn) == ("wpenv-acme", 12)
+    assert td.parse_arn("arn:aws:ecs:eu-west-1:1:service/x") is None

@@ -1,0 +1,90 @@
+"""The task role's policy documents, without AWS: only the tenant's own things."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+import pytest
+
+from wpenv.engine import make_context
+from wpenv.reconcilers import task_role as tr
+from wpenv.reconcilers.base import Context, TransientError
+from wpenv.settings import Settings
+
+AP_ARN = "arn:aws:elasticfilesystem:eu-west-1:111122223333:access-point/fsap-acme"
+
+
+def _ctx(tenant: str = "acme", ap_arn: str | None = AP_ARN) -> Context:
+    settings = Settings(file_system_id="fs-123", region="eu-west-1", listener_arns=[])
+    ids = {"accessPointArn": ap_arn} if ap_arn else {}
+    return make_context(
+        "ns", tenant, {"tenantId": tenant}, settings=settings, clients=None, ids=ids
+    )
+
+
+def _statements(ctx: Context) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in tr.desired_policy(ctx, "111122223333")["Statement"]}
+
+
+def test_policy_names_only_the_tenants_access_point_and_secrets() -> None:
+    ctx = _ctx()
+    by_sid = _statements(ctx)
+    efs = by_sid["MountOwnAccessPoint"]
+    assert efs["Resource"] == "arn:aws:elasticfilesystem:eu-west-1:111122223333:file-system/fs-123"
+    assert efs["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": AP_ARN}}
+    assert sorted(efs["Action"]) == [
+        "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite",
+    ]
+    secrets = by_sid["ReadOwnSecrets"]
+    assert secrets["Action"] == "secretsmanager:GetSecretValue"
+    assert secrets["Resource"] == (
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/*"
+    )
+    logs = by_sid["WriteOwnLogs"]
+    assert logs["Resource"] == "arn:aws:logs:eu-west-1:111122223333:log-group:/wpenv/acme:*"
+    text = json.dumps(tr.desired_policy(ctx, "111122223333"))
+    assert '"*"' not in text  # no wildcard resource or action anywhere
+    assert "fsap-" in text and text.count("access-point/") == 1
+
+
+def test_every_statement_is_an_allow_with_a_tenant_scoped_resource() -> None:
+    for statement in _statements(_ctx()).values():
+        assert statement["Effect"] == "Allow"
+        assert "acme" in str(statement["Resource"]) or "Condition" in statement
+
+
+def test_another_tenant_gets_disjoint_resources() -> None:
+    mine = _statements(_ctx("acme"))
+    theirs = _statements(_ctx("acmecorp", ap_arn=AP_ARN.replace("acme", "acmecorp")))
+    assert mine["ReadOwnSecrets"]["Resource"] != theirs["ReadOwnSecrets"]["Resource"]
+    # The trailing slash keeps tenant "acme" away from "acmecorp"'s secrets.
+    assert str(mine["ReadOwnSecrets"]["Resource"]).endswith("/acme/*")
+    assert mine["MountOwnAccessPoint"]["Condition"] != theirs["MountOwnAccessPoint"]["Condition"]
+
+
+def test_policy_waits_for_the_access_point() -> None:
+    with pytest.raises(TransientError) as raised:
+        tr.desired_policy(_ctx(ap_arn=None), "111122223333")
+    assert raised.value.reason == "WaitingForAccessPoint"
+
+
+def test_trust_policy_is_for_ecs_tasks_only() -> None:
+    (statement,) = tr.desired_trust_policy()["Statement"]
+    assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+
+
+def test_documents_compare_as_data_whatever_the_encoding() -> None:
+    wanted = tr.desired_policy(_ctx(), "111122223333")
+    as_json = json.dumps(wanted, indent=2)
+    assert tr.same_document(wanted, wanted)
+    assert tr.same_document(as_json, wanted)
+    assert tr.same_document(urllib.parse.quote(json.dumps(wanted)), wanted)
+    reordered = json.loads(as_json)
+    reordered["Statement"][0]["Action"].reverse()
+    assert tr.same_document(reordered, wanted)
+    widened = json.loads(as_json)
+    widened["Statement"][1]["Resource"] = "*"
+    assert not tr.same_document(widened, wanted)
