@@ -1,0 +1,148 @@
+"""The tenant's IAM task role against moto: lifecycle, restart safety, policy drift."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.conftest import MakeCtx
+from wpenv.reconcilers.access_point import AccessPoint
+from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.task_role import (
+    POLICY_NAME,
+    TaskRole,
+    desired_trust_policy,
+    parse_document,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _roles(ctx: Context) -> int:
+    paginator = ctx.clients.iam.get_paginator("list_roles")
+    return sum(
+        1
+        for page in paginator.paginate()
+        for role in page["Roles"]
+        if role["RoleName"] == ctx.names.task_role
+    )
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A fresh tenant with its access point (made first, as the engine orders them)."""
+    context = make_ctx()
+    access_point = AccessPoint(chown=False)
+    access_point.create(context)
+    yield context
+    TaskRole().delete(context)
+    access_point.delete(context)
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = TaskRole()
+    assert not resource.observe(ctx).exists
+
+    resource.create(ctx)
+    arn = ctx.ids["taskRoleArn"]
+    assert arn.endswith(f":role/{ctx.names.task_role}")
+    observed = resource.observe(ctx)
+    assert observed.exists and observed.up_to_date and observed.ready
+    assert observed.ids == {"taskRoleArn": arn}
+
+    iam = ctx.clients.iam
+    role = iam.get_role(RoleName=ctx.names.task_role)["Role"]
+    assert parse_document(role["AssumeRolePolicyDocument"]) == desired_trust_policy()
+    assert {t["Key"]: t["Value"] for t in role["Tags"]} == ctx.tags
+    assert iam.list_role_policies(RoleName=ctx.names.task_role)["PolicyNames"] == [POLICY_NAME]
+    stored = parse_document(
+        iam.get_role_policy(RoleName=ctx.names.task_role, PolicyName=POLICY_NAME)[
+            "PolicyDocument"
+        ]
+    )
+    text = json.dumps(stored)
+    assert ctx.ids["accessPointArn"] in text
+    assert f"secret:wpenv/{ctx.names.tenant}/*" in text
+
+    resource.create(ctx)
+    assert _roles(ctx) == 1
+
+    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
+    assert fresh.ids == {}
+    again = resource.observe(fresh)
+    assert again.exists and again.ids == {"taskRoleArn": arn}
+    assert not again.up_to_date  # cannot judge the policy before the access point is found
+    fresh.remember({"accessPointArn": ctx.ids["accessPointArn"]})
+    assert resource.observe(fresh).up_to_date
+    resource.create(fresh)
+    assert fresh.ids["taskRoleArn"] == arn and _roles(ctx) == 1
+
+    resource.delete(ctx)
+    resource.delete(ctx)
+    assert not resource.observe(ctx).exists
+    assert not resource.observe(fresh).exists
+    assert _roles(ctx) == 0
+
+
+def test_create_waits_for_the_access_point(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx()
+    with pytest.raises(TransientError) as raised:
+        TaskRole().create(ctx)
+    assert raised.value.reason == "WaitingForAccessPoint"
+    assert not TaskRole().observe(ctx).exists
+
+
+def test_widened_policy_and_extra_policy_are_stale_and_update_repairs(ctx: Context) -> None:
+    resource = TaskRole()
+    resource.create(ctx)
+    iam = ctx.clients.iam
+    name = ctx.names.task_role
+    everything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}],
+    }
+    for policy_name in (POLICY_NAME, "by-hand"):
+        iam.put_role_policy(
+            RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(everything)
+        )
+    ec2_trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}],
+    }
+    iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(ec2_trust))
+
+    observed = resource.observe(ctx)
+    assert observed.exists and not observed.up_to_date
+    for what in ("trust policy", "inline policy", "extra inline policies"):
+        assert what in observed.detail
+    resource.update(ctx, observed)
+
+    assert resource.observe(ctx).up_to_date
+    assert iam.list_role_policies(RoleName=name)["PolicyNames"] == [POLICY_NAME]
+    role = iam.get_role(RoleName=name)["Role"]
+    assert parse_document(role["AssumeRolePolicyDocument"]) == desired_trust_policy()
+
+
+def test_delete_removes_attached_policies_too(ctx: Context) -> None:
+    resource = TaskRole()
+    resource.create(ctx)
+    iam = ctx.clients.iam
+    policy_arn = iam.create_policy(
+        PolicyName=f"{ctx.names.task_role}-extra",
+        PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+        }),
+    )["Policy"]["Arn"]
+    try:
+        iam.attach_role_policy(RoleName=ctx.names.task_role, PolicyArn=policy_arn)
+        resource.delete(ctx)
+        assert not resource.observe(ctx).exists
+    finally:
+        iam.delete_policy(PolicyArn=policy_arn)
+    with pytest.raises(ClientError):
+        iam.get_role(RoleName=ctx.names.task_role)

@@ -1,0 +1,219 @@
+"""The tenant's security group: its tasks accept traffic from the shared ALB and nothing else.
+
+Ingress is owned exactly: one TCP rule for the container port from the ALB's security
+group. Any other ingress rule (say, port 22 opened by hand) makes the group stale and the
+next update revokes it. Egress is left at the AWS default (all traffic out), which the
+tasks need to reach RDS, EFS, Secrets Manager and the image registry.
+
+Group names are unique per VPC, so a restarted operator finds the group by recorded id,
+then by VPC + name; create adopts a group that already exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from wpenv import aws
+from wpenv.reconcilers.base import MISSING, Context, Observation
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "InvalidGroup.NotFound"
+DUPLICATE = "InvalidGroup.Duplicate"
+DUPLICATE_RULE = "InvalidPermission.Duplicate"
+RULE_NOT_FOUND = "InvalidPermission.NotFound"
+
+DESCRIPTION = "wpenv tenant {tenant}: WordPress tasks, reachable only from the shared ALB"
+RULE_DESCRIPTION = "WordPress from the shared ALB"
+STALE_RULES = "security group {id}: {extra} unexpected ingress rule(s), {missing} missing"
+STALE_TAGS = "security group {id} lacks tags {keys}"
+
+# One ingress grant, flattened: (protocol, from port, to port, source kind, source).
+Rule = tuple[str, int | None, int | None, str, str]
+
+_SOURCES = (
+    ("IpRanges", "CidrIp"),
+    ("Ipv6Ranges", "CidrIpv6"),
+    ("PrefixListIds", "PrefixListId"),
+    ("UserIdGroupPairs", "GroupId"),
+)
+
+
+def desired_ingress(ctx: Context) -> list[dict[str, Any]]:
+    """The complete ingress of the group, as `AuthorizeSecurityGroupIngress` takes it."""
+    port = ctx.settings.container_port
+    return [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": port,
+            "ToPort": port,
+            "UserIdGroupPairs": [
+                {"GroupId": ctx.settings.alb_security_group_id, "Description": RULE_DESCRIPTION}
+            ],
+        }
+    ]
+
+
+def flatten(permissions: list[dict[str, Any]]) -> set[Rule]:
+    """IpPermissions as a set of single grants, so two rule lists compare exactly."""
+    rules: set[Rule] = set()
+    for perm in permissions:
+        proto = str(perm.get("IpProtocol"))
+        from_port = perm.get("FromPort")
+        to_port = perm.get("ToPort")
+        if proto == "-1":  # all traffic: AWS may or may not echo ports for it
+            from_port = to_port = None
+        for list_key, id_key in _SOURCES:
+            for source in perm.get(list_key) or []:
+                rules.add((proto, from_port, to_port, list_key, str(source.get(id_key))))
+    return rules
+
+
+def to_permission(rule: Rule) -> dict[str, Any]:
+    """One flattened grant back in the IpPermissions shape (for revoke/authorize)."""
+    proto, from_port, to_port, list_key, source = rule
+    id_key = dict(_SOURCES)[list_key]
+    perm: dict[str, Any] = {"IpProtocol": proto, list_key: [{id_key: source}]}
+    if from_port is not None:
+        perm["FromPort"] = from_port
+    if to_port is not None:
+        perm["ToPort"] = to_port
+    return perm
+
+
+def rule_differences(ctx: Context, group: dict[str, Any]) -> tuple[set[Rule], set[Rule]]:
+    """(extra rules to revoke, missing rules to authorize); both empty when up to date."""
+    have = flatten(group.get("IpPermissions") or [])
+    want = flatten(desired_ingress(ctx))
+    return have - want, want - have
+
+
+def missing_tags(ctx: Context, group: dict[str, Any]) -> dict[str, str]:
+    """Our tags the group lacks or carries with another value."""
+    have = {t["Key"]: t.get("Value") for t in group.get("Tags") or []}
+    return {k: v for k, v in ctx.tags.items() if have.get(k) != v}
+
+
+def find_security_group(ctx: Context) -> dict[str, Any] | None:
+    """The tenant's group: by recorded id, then by name in the shared VPC."""
+    ec2 = ctx.clients.ec2
+    recorded = ctx.ids.get("securityGroupId")
+    if recorded:
+        try:
+            groups = ec2.describe_security_groups(GroupIds=[recorded])["SecurityGroups"]
+        except ClientError as exc:
+            if not aws.is_not_found(exc, NOT_FOUND):
+                raise
+        else:
+            for group in groups:
+                if group.get("VpcId") == ctx.settings.vpc_id:
+                    return dict(group)
+    groups = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [ctx.settings.vpc_id]},
+            {"Name": "group-name", "Values": [ctx.names.security_group]},
+        ]
+    )["SecurityGroups"]
+    return dict(groups[0]) if groups else None
+
+
+class SecurityGroup:
+    """Security group of one tenant's tasks (condition group "Network")."""
+
+    kind = "SecurityGroup"
+    group = "Network"
+
+    def observe(self, ctx: Context) -> Observation:
+        """Find the group; stale when its ingress is not exactly ours or tags are missing."""
+        found = find_security_group(ctx)
+        if found is None:
+            return MISSING
+        extra, missing = rule_differences(ctx, found)
+        tags = missing_tags(ctx, found)
+        detail = ""
+        if extra or missing:
+            detail = STALE_RULES.format(id=found["GroupId"], extra=len(extra), missing=len(missing))
+        elif tags:
+            detail = STALE_TAGS.format(id=found["GroupId"], keys=sorted(tags))
+        return Observation(
+            exists=True,
+            up_to_date=not (extra or missing or tags),
+            ids={"securityGroupId": str(found["GroupId"])},
+            detail=detail,
+            facts={"vpcId": found.get("VpcId"), "groupName": found.get("GroupName")},
+        )
+
+    def create(self, ctx: Context) -> None:
+        """Create (or adopt) the group, record its id, then grant the ALB's ingress."""
+        ec2 = ctx.clients.ec2
+        group = find_security_group(ctx)
+        if group is None:
+            try:
+                group_id = ec2.create_security_group(
+                    GroupName=ctx.names.security_group,
+                    Description=DESCRIPTION.format(tenant=ctx.names.tenant),
+                    VpcId=ctx.settings.vpc_id,
+                    TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}],
+                )["GroupId"]
+                log.info("created security group %s for %s", group_id, ctx.names.tenant)
+            except ClientError as exc:
+                if aws.error_code(exc) != DUPLICATE:
+                    raise
+                group = find_security_group(ctx)  # created by a pass we do not remember
+                if group is None:
+                    raise
+                group_id = group["GroupId"]
+        else:
+            group_id = group["GroupId"]
+        ctx.remember({"securityGroupId": str(group_id)})
+        self._converge(ctx, group or {"GroupId": group_id, "Tags": ctx.tag_list})
+
+    def update(self, ctx: Context, observed: Observation) -> None:
+        """Revoke unexpected ingress, authorize the missing rule, restore our tags."""
+        group = find_security_group(ctx)
+        if group is None:
+            return
+        ctx.remember({"securityGroupId": str(group["GroupId"])})
+        self._converge(ctx, group)
+
+    def _converge(self, ctx: Context, group: dict[str, Any]) -> None:
+        ec2 = ctx.clients.ec2
+        group_id = group["GroupId"]
+        extra, missing = rule_differences(ctx, group)
+        if extra:
+            try:
+                ec2.revoke_security_group_ingress(
+                    GroupId=group_id, IpPermissions=[to_permission(r) for r in sorted(extra)]
+                )
+            except ClientError as exc:
+                if aws.error_code(exc) != RULE_NOT_FOUND:
+                    raise
+            log.info("revoked %d unexpected ingress rule(s) from %s", len(extra), group_id)
+        if missing:
+            try:
+                ec2.authorize_security_group_ingress(
+                    GroupId=group_id, IpPermissions=desired_ingress(ctx)
+                )
+            except ClientError as exc:
+                if aws.error_code(exc) != DUPLICATE_RULE:
+                    raise
+        tags = missing_tags(ctx, group)
+        if tags:
+            ec2.create_tags(
+                Resources=[group_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
+
+    def delete(self, ctx: Context) -> None:
+        """Delete the group; DependencyViolation (tasks' ENIs still attached) propagates."""
+        group = find_security_group(ctx)
+        if group is None:
+            return
+        try:
+            ctx.clients.ec2.delete_security_group(GroupId=group["GroupId"])
+        except ClientError as exc:
+            if not aws.is_not_found(exc, NOT_FOUND):
+                raise
+        log.info("deleted security group %s of %s", group["GroupId"], ctx.names.tenant)
