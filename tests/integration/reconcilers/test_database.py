@@ -1,0 +1,218 @@
+"""The tenant database and user against the platform's real MariaDB."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from wpenv.aws import Clients
+from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.database import Database, connect
+from wpenv.reconcilers.db_secret import DatabaseSecret, read_credentials
+
+pytestmark = pytest.mark.e2e
+
+Admin = Callable[[], Any]
+
+
+@pytest.fixture
+def admin(platform: dict[str, str]) -> Admin:
+    """A connection as the platform's admin (from MYSQL_*), independent of the module."""
+
+    def open_() -> Any:
+        return pymysql.connect(
+            host=platform["MYSQL_HOST"],
+            port=int(platform["MYSQL_TCP_PORT"]),
+            user=platform["MYSQL_USER"],
+            password=platform["MYSQL_PWD"],
+            autocommit=True,
+        )
+
+    return open_
+
+
+def _sql(admin: Admin, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    conn = admin()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, args or None)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def provisioned(make_ctx: MakeCtx) -> Iterator[Callable[..., Context]]:
+    """Tenants with their secret made (the step before); both removed after the test."""
+    made: list[Context] = []
+
+    def build(tenant: str | None = None, *, create: bool = True) -> Context:
+        ctx = make_ctx(tenant)
+        DatabaseSecret().create(ctx)
+        if create:
+            Database().create(ctx)
+        made.append(ctx)
+        return ctx
+
+    yield build
+    for ctx in made:
+        Database().delete(ctx)
+        DatabaseSecret().delete(ctx)
+
+
+def _login(ctx: Context, clients: Clients, database: str | None = None) -> Any:
+    """Log in as the tenant with the credentials in its secret, as WordPress does."""
+    creds = read_credentials(clients, ctx.ids["dbSecretArn"])
+    return connect(
+        creds["host"], int(creds["port"]), creds["username"], creds["password"], database
+    )
+
+
+def test_lifecycle(provisioned: Callable[..., Context], make_ctx: MakeCtx, admin: Admin) -> None:
+    database = Database()
+    ctx = provisioned(create=False)
+    assert not database.observe(ctx).exists
+
+    database.create(ctx)
+    observed = database.observe(ctx)
+    assert observed.exists and observed.up_to_date, observed.detail
+    ids = {"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user}
+    assert observed.ids == ids
+    assert {k: ctx.ids[k] for k in ids} == ids
+
+    database.create(ctx)  # no duplicate, still in order
+    schemata = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
+    assert _sql(admin, schemata, ctx.names.database) == [(ctx.names.database,)]
+    assert _sql(
+        admin, "SELECT COUNT(*) FROM mysql.user WHERE User = %s", ctx.names.database_user
+    ) == [(1,)]
+    assert database.observe(ctx).up_to_date
+
+    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator: no recorded ids
+    again = database.observe(fresh)
+    assert again.exists and again.ids == ids
+    assert not again.up_to_date  # cannot check the password before the secret step ran
+    fresh.remember(DatabaseSecret().observe(fresh).ids)  # what the engine does in order
+    assert database.observe(fresh).up_to_date
+
+    database.delete(ctx)
+    database.delete(ctx)
+    assert not database.observe(ctx).exists
+    assert _sql(admin, schemata, ctx.names.database) == []
+
+
+def test_tenant_can_create_a_table_and_insert(
+    provisioned: Callable[..., Context], clients: Clients
+) -> None:
+    ctx = provisioned()
+    conn = _login(ctx, clients, ctx.names.database)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE TABLE wp_options (name VARCHAR(64), value TEXT)")
+            cursor.execute("INSERT INTO wp_options VALUES (%s, %s)", ("siteurl", "http://x/"))
+            cursor.execute("SELECT value FROM wp_options WHERE name = 'siteurl'")
+            assert cursor.fetchall() == (("http://x/",),)
+            cursor.execute("SELECT @@character_set_database")
+            assert cursor.fetchall() == (("utf8mb4",),)
+    finally:
+        conn.close()
+
+
+def test_tenants_cannot_see_each_other(
+    provisioned: Callable[..., Context], clients: Clients
+) -> None:
+    # "...-b" and "...ab": `wp_x_b`.* unescaped in GRANT would also match `wp_xab`.
+    stem = f"i{uuid.uuid4().hex[:8]}"
+    tenant_a = provisioned(f"{stem}-b")
+    tenant_b = provisioned(f"{stem}ab")
+    assert (tenant_a.names.database, tenant_b.names.database) == (f"wp_{stem}_b", f"wp_{stem}ab")
+    conn = _login(tenant_b, clients, tenant_b.names.database)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE TABLE secrets (v TEXT)")
+            cursor.execute("INSERT INTO secrets VALUES ('b only')")
+    finally:
+        conn.close()
+
+    conn = _login(tenant_a, clients)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW DATABASES")
+            listed = {row[0] for row in cursor.fetchall()}
+            assert tenant_a.names.database in listed
+            assert tenant_b.names.database not in listed
+            for sql in (
+                f"SELECT * FROM `{tenant_b.names.database}`.secrets",
+                f"USE `{tenant_b.names.database}`",
+            ):
+                with pytest.raises(pymysql.err.OperationalError) as denied:
+                    cursor.execute(sql)
+                assert denied.value.args[0] in (1044, 1142)  # access denied
+    finally:
+        conn.close()
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        _login(tenant_a, clients, tenant_b.names.database).close()
+    assert refused.value.args[0] == 1044
+
+
+@pytest.mark.parametrize(
+    ("change", "stale_fact"),
+    [
+        ("REVOKE ALL PRIVILEGES, GRANT OPTION FROM `{user}`@'%'", "databaseGrantsExact"),
+        ("GRANT SELECT ON *.* TO `{user}`@'%'", "databaseGrantsExact"),
+        ("ALTER USER `{user}`@'%' IDENTIFIED BY 'changed-by-hand'", "databaseLoginOk"),
+        ("DROP USER `{user}`@'%'", "databaseUserExists"),
+    ],
+)
+def test_hand_made_changes_are_stale_and_repaired(
+    provisioned: Callable[..., Context],
+    clients: Clients,
+    admin: Admin,
+    change: str,
+    stale_fact: str,
+) -> None:
+    database = Database()
+    ctx = provisioned()
+    _sql(admin, change.format(user=ctx.names.database_user))
+
+    observed = database.observe(ctx)
+    assert observed.exists and not observed.up_to_date
+    assert observed.facts[stale_fact] is False
+    password = read_credentials(clients, ctx.ids["dbSecretArn"])["password"]
+    assert password not in observed.detail + repr(observed.facts)
+
+    database.update(ctx, observed)
+    observed = database.observe(ctx)
+    assert observed.up_to_date, observed.detail
+    conn = _login(ctx, clients, ctx.names.database)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS t (v INT)")
+            cursor.execute("INSERT INTO t VALUES (1)")
+    finally:
+        conn.close()
+
+
+def test_waits_for_the_secret(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx()
+    with pytest.raises(TransientError) as waiting:
+        Database().create(ctx)
+    assert waiting.value.reason == "WaitingForSecret"
+
+
+def test_an_unreachable_server_is_transient_and_names_no_credentials(make_ctx: MakeCtx) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret_word = "not-a-real-password"
+    database = Database(master=lambda ctx: connect("127.0.0.1", port, "admin", secret_word))
+    with pytest.raises(TransientError) as unreachable:
+        database.observe(make_ctx())
+    assert unreachable.value.reason == "DatabaseUnreachable"
+    assert secret_word not in str(unreachable.value)

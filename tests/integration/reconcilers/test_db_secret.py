@@ -1,0 +1,228 @@
+"""The tenant DB secret against the platform's moto: lifecycle, value, restore, rotation."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from wpenv.aws import Clients
+from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.db_secret import DatabaseSecret, read_credentials
+from wpenv.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+def _count(clients: Clients, name: str) -> int:
+    """Secrets of exactly this name (the name filter is a prefix match)."""
+    pages = clients.secretsmanager.get_paginator("list_secrets").paginate(
+        Filters=[{"Key": "name", "Values": [name]}]
+    )
+    return sum(1 for page in pages for s in page["SecretList"] if s["Name"] == name)
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A fresh tenant whose secret is deleted afterwards, whatever the test did."""
+    context = make_ctx()
+    yield context
+    DatabaseSecret().delete(context)
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx, clients: Clients) -> None:
+    secret = DatabaseSecret()
+    name = ctx.names.db_secret
+    assert not secret.observe(ctx).exists
+
+    secret.create(ctx)
+    observed = secret.observe(ctx)
+    assert observed.exists and observed.up_to_date, observed.detail
+    arn = observed.ids["dbSecretArn"]
+    assert ctx.ids["dbSecretArn"] == arn
+    password = read_credentials(clients, arn)["password"]
+    assert password not in json.dumps(observed.facts) + observed.detail
+
+    secret.create(ctx)  # adopts: no second secret, and the password is kept
+    assert _count(clients, name) == 1
+    assert read_credentials(clients, arn)["password"] == password
+
+    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator: no recorded ids
+    assert fresh.ids == {}
+    again = secret.observe(fresh)
+    assert again.exists and again.up_to_date, again.detail
+    assert again.ids == {"dbSecretArn": arn}
+
+    secret.delete(ctx)
+    secret.delete(ctx)
+    secret.delete(fresh)
+    assert not secret.observe(ctx).exists
+    assert _count(clients, name) == 0
+
+    secret.create(ctx)  # forced deletion frees the name at once (rollback, re-provision)
+    assert secret.observe(ctx).up_to_date
+    assert read_credentials(clients, ctx.ids["dbSecretArn"])["password"] != password
+
+
+def test_value_points_at_the_platform_mariadb(
+    ctx: Context, clients: Clients, platform: dict[str, str]
+) -> None:
+    DatabaseSecret().create(ctx)
+    value = read_credentials(clients, ctx.ids["dbSecretArn"])
+    assert set(value) == {"engine", "host", "port", "username", "dbname", "password"}
+    assert value["engine"] == "mysql"
+    assert value["host"] == platform["MYSQL_HOST"]
+    assert value["port"] == int(platform["MYSQL_TCP_PORT"])
+    assert value["username"] == ctx.names.database_user
+    assert value["dbname"] == ctx.names.database
+    assert len(value["password"]) >= 40
+    described = clients.secretsmanager.describe_secret(SecretId=ctx.ids["dbSecretArn"])
+    tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+    assert ctx.tags.items() <= tags.items()
+
+
+def test_hand_edited_fields_are_rewritten_keeping_the_password(
+    ctx: Context, clients: Clients
+) -> None:
+    secret = DatabaseSecret()
+    secret.create(ctx)
+    arn = ctx.ids["dbSecretArn"]
+    value = read_credentials(clients, arn)
+    edited = {**value, "host": "somewhere.else", "dbname": "other"}
+    clients.secretsmanager.put_secret_value(SecretId=arn, SecretString=json.dumps(edited))
+
+    observed = secret.observe(ctx)
+    assert observed.exists and not observed.up_to_date
+    assert "host" in observed.detail and "dbname" in observed.detail
+    assert value["password"] not in observed.detail
+
+    secret.update(ctx, observed)
+    assert secret.observe(ctx).up_to_date
+    assert read_credentials(clients, arn) == value
+
+
+def test_a_secret_scheduled_for_deletion_is_restored(ctx: Context, clients: Clients) -> None:
+    secret = DatabaseSecret()
+    secret.create(ctx)
+    arn = ctx.ids["dbSecretArn"]
+    password = read_credentials(clients, arn)["password"]
+    clients.secretsmanager.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+
+    observed = secret.observe(ctx)
+    assert not observed.exists
+    secret.create(ctx)
+    observed = secret.observe(ctx)
+    assert observed.exists and observed.up_to_date, observed.detail
+    assert observed.ids["dbSecretArn"] == arn
+    assert read_credentials(clients, arn)["password"] == password
+    assert _count(clients, ctx.names.db_secret) == 1
+
+
+# --- rotation ---------------------------------------------------------------------------
+# moto's RotateSecret insists the Lambda exists (ResourceNotFoundException for a dummy ARN,
+# after half-applying the rotation settings) and invokes it, in Docker by default. So the
+# test creates a real function in moto and switches moto to its Docker-free Lambda, whose
+# invocations always succeed, for the duration of the test.
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("lambda_function.py", "def lambda_handler(event, context):\n    pass\n")
+    return buffer.getvalue()
+
+
+def _moto_config(url: str, change: dict[str, Any] | None = None) -> dict[str, Any]:
+    """GET (or POST a change to) moto's runtime configuration; returns the configuration."""
+    data = None if change is None else json.dumps(change).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        config: dict[str, Any] = json.load(answer)
+    return config
+
+
+@pytest.fixture
+def rotation_lambda(clients: Clients, platform: dict[str, str]) -> Iterator[str]:
+    """A rotation function in moto (Docker-free Lambda); moto's config restored after."""
+    config_url = platform["AWS_ENDPOINT_URL"] + "/moto-api/config"
+    before = _moto_config(config_url)
+    _moto_config(config_url, {"lambda": {"use_docker": False}})
+    iam = clients.iam
+    lam = clients.session.client("lambda")
+    name = "wpenv-it-rotate-mysql"
+    try:
+        try:
+            role = iam.get_role(RoleName=name)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            role = iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+            )["Role"]["Arn"]
+        try:
+            arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+        except lam.exceptions.ResourceNotFoundException:
+            arn = lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="lambda_function.lambda_handler",
+                Code={"ZipFile": _zip()},
+            )["FunctionArn"]
+        yield str(arn)
+    finally:
+        _moto_config(config_url, {"lambda": before.get("lambda", {"use_docker": True})})
+
+
+def test_rotation_is_configured_when_a_lambda_is_set(
+    make_ctx: MakeCtx, settings: Settings, clients: Clients, rotation_lambda: str
+) -> None:
+    secret = DatabaseSecret()
+    ctx = make_ctx()
+    ctx.settings = settings.model_copy(update={"db_rotation_lambda_arn": rotation_lambda})
+    try:
+        secret.create(ctx)
+        observed = secret.observe(ctx)
+        assert observed.up_to_date, observed.detail
+        assert observed.facts["dbRotationEnabled"] is True
+        arn = ctx.ids["dbSecretArn"]
+        described = clients.secretsmanager.describe_secret(SecretId=arn)
+        assert described["RotationEnabled"] is True
+        assert described["RotationLambdaARN"] == rotation_lambda
+        assert described["RotationRules"]["AutomaticallyAfterDays"] == 30
+        # Not rotated at once: the MySQL user does not exist yet when the secret is made.
+        assert set(read_credentials(clients, arn)) >= {"password", "host", "port"}
+
+        # The same secret seen with rotation turned off in the settings: stale, then off.
+        plain = make_ctx(tenant=ctx.names.tenant)
+        observed = secret.observe(plain)
+        assert observed.exists and not observed.up_to_date
+        assert "rotation" in observed.detail
+        secret.update(plain, observed)
+        assert secret.observe(plain).up_to_date
+        described = clients.secretsmanager.describe_secret(SecretId=arn)
+        assert not described.get("RotationEnabled")
+
+        # ...and on again when the settings say so.
+        observed = secret.observe(ctx)
+        assert not observed.up_to_date
+        secret.update(ctx, observed)
+        assert secret.observe(ctx).up_to_date
+    finally:
+        secret.delete(ctx)
