@@ -9,6 +9,7 @@ with no test-only configuration.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,19 +18,22 @@ import pytest
 
 from tests.platform import kube, stack
 
+# WPENV_TEST_PORT_BASE moves every port, so two test sessions on one machine can run at
+# once (each also needs its own WPENV_TEST_LOCAL directory).
+_BASE = int(os.environ.get("WPENV_TEST_PORT_BASE", "33000"))
 PORTS = {
-    "WPENV_ETCD_PORT": "33790",
-    "WPENV_ETCD_PEER_PORT": "33800",
-    "WPENV_APISERVER_PORT": "36443",
-    "WPENV_MOTO_PORT": "35000",
-    "WPENV_MYSQL_PORT": "33306",
+    "WPENV_ETCD_PORT": str(_BASE + 790),
+    "WPENV_ETCD_PEER_PORT": str(_BASE + 800),
+    "WPENV_APISERVER_PORT": str(_BASE + 3443),
+    "WPENV_MOTO_PORT": str(_BASE + 2000),
+    "WPENV_MYSQL_PORT": str(_BASE + 306),
 }
 
 
 @pytest.fixture(scope="session")
 def local() -> Path:
     """The test platform's state directory."""
-    return stack.REPO / ".local" / "test-platform"
+    return Path(os.environ.get("WPENV_TEST_LOCAL", stack.REPO / ".local" / "test-platform"))
 
 
 @pytest.fixture(scope="session")

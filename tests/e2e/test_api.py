@@ -82,7 +82,7 @@ def test_operator_does_not_touch_fields_it_does_not_own(
     body["metadata"]["labels"] = {"team": "web"}
     body["metadata"]["annotations"] = {"example.com/note": "keep me"}
     kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body), env=platform)
-    wait_for(platform, namespace, "owned", ".status.phase", "PendingProvisioning")
+    wait_for(platform, namespace, "owned", ".status.observedGeneration", "1")
     obj = get(platform, namespace, "owned")
     assert obj["metadata"]["labels"] == {"team": "web"}
     assert obj["metadata"]["annotations"]["example.com/note"] == "keep me"

@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.platform import kube, stack
 
 SAMPLE = kube.REPO / "manifests" / "samples" / "acme.yaml"
-SETTLED = {"PendingProvisioning", "Active", "Failed", "Suspended"}
+SETTLED = {"Active", "Failed", "Suspended"}
 
 
 def run(local: Path, wait_seconds: float = 300) -> int:
@@ -34,6 +34,6 @@ def run(local: Path, wait_seconds: float = 300) -> int:
             time.sleep(1)
         print(kube.kubectl("get", "wpenv", "-o", "wide", env=env).stdout, end="")
         print(f"\nOperator log: {local / 'operator.log'}")
-        return 0 if phase in SETTLED - {"Failed"} else 1
+        return 0 if phase == "Active" else 1
     finally:
         kube.stop_operator(operator)

@@ -60,7 +60,12 @@ def start_operator(
         proc = subprocess.Popen(
             [sys.executable, "-m", "wpenv.operator"],
             cwd=REPO,
-            env={**os.environ, **env, "WPENV_HEALTH_PORT": str(health_port)},
+            env={
+                **os.environ,
+                **env,
+                "WPENV_HEALTH_PORT": str(health_port),
+                "WPENV_METRICS_PORT": str(health_port + 1),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -7,7 +7,7 @@ into a status patch, Events and a requeue. Policy lives in wpenv.engine.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from wpenv.operator import status as st
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.plan import url_for
 from wpenv.reconcilers.base import Resource
+from wpenv.reconcilers.listener_rule import listener_port
 from wpenv.settings import Settings
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -38,6 +39,13 @@ class App:
     clients: Clients
     slots: ProvisionSlots
     resources: list[Resource]
+    listener_ports: dict[str, int] = field(default_factory=dict)
+
+    def port_of(self, listener_arn: str) -> int:
+        """A listener's port, asked once: listeners of the shared ALB do not move."""
+        if listener_arn not in self.listener_ports:
+            self.listener_ports[listener_arn] = listener_port(self.clients, listener_arn)
+        return self.listener_ports[listener_arn]
 
 
 @kopf.on.startup()
@@ -185,7 +193,7 @@ def reconcile(
         fields["replicas"] = outcome.facts["runningCount"]
         fields["readyReplicas"] = outcome.facts.get("healthyTargets", 0)
     if ctx.ids.get("listenerArn"):
-        fields["url"] = url_for(ctx.spec, app.settings, outcome.facts.get("listenerPort"))
+        fields["url"] = url_for(ctx.spec, app.settings, app.port_of(ctx.ids["listenerArn"]))
     changes = st.status_patch(
         current, generation, phase=new_phase, conditions=outcome.conditions, **fields
     )
