@@ -1,0 +1,246 @@
+"""The tenant's ECS service against moto and the simulator: rollouts, scaling, rollback.
+
+The prerequisites (security group, target group behind a listener rule, task definition)
+are made here with plain boto3 and the task definition module, so these tests depend on
+no other resource module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.conftest import MakeCtx
+from wpenv import aws
+from wpenv.reconcilers.base import Context, Observation, PermanentError
+from wpenv.reconcilers.service import Service
+from wpenv.reconcilers.task_definition import TaskDefinition
+
+pytestmark = pytest.mark.e2e
+
+FAKE_IDS = {
+    "taskRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-task",
+    "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
+    "accessPointId": "fsap-0123456789abcdef0",
+}
+WAIT_SECONDS = 15.0
+
+
+def wait_for(
+    ctx: Context, check: Callable[[Observation], bool], timeout: float = WAIT_SECONDS
+) -> Observation:
+    """Observe until `check` holds; fail with the last observation after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        observed = Service().observe(ctx)
+        if check(observed):
+            return observed
+        if time.monotonic() > deadline:
+            pytest.fail(f"not reached in {timeout}s: {observed}")
+        time.sleep(0.25)
+
+
+def _with(make_ctx: MakeCtx, ctx: Context, **spec: Any) -> Context:
+    """The same tenant with another spec, carrying what was recorded so far."""
+    other = make_ctx(tenant=ctx.names.tenant, **spec)
+    other.ids.update(ctx.ids)
+    return other
+
+
+def _described(ctx: Context) -> dict[str, Any]:
+    found = ctx.clients.ecs.describe_services(
+        cluster=ctx.settings.cluster_name, services=[ctx.names.service]
+    )["services"]
+    return dict(found[0])
+
+
+def _active_services(ctx: Context) -> int:
+    arns = ctx.clients.ecs.list_services(cluster=ctx.settings.cluster_name)["serviceArns"]
+    mine = [a for a in arns if a.endswith(f"/{ctx.names.service}")]
+    if not mine:
+        return 0
+    found = ctx.clients.ecs.describe_services(cluster=ctx.settings.cluster_name, services=mine)
+    return sum(1 for s in found["services"] if s["status"] == "ACTIVE")
+
+
+def _listener_rule(ctx: Context, target_group: str) -> str:
+    """A rule forwarding the tenant's path to its target group, at a free high priority."""
+    elbv2 = ctx.clients.elbv2
+    listener = ctx.settings.listener_arns[-1]
+    prefix = f"/{ctx.names.tenant}"
+    for _ in range(20):
+        try:
+            return str(elbv2.create_rule(
+                ListenerArn=listener,
+                Priority=random.randint(40000, 49999),
+                Conditions=[{"Field": "path-pattern", "Values": [f"{prefix}*"]}],
+                Actions=[{"Type": "forward", "TargetGroupArn": target_group}],
+            )["Rules"][0]["RuleArn"])
+        except ClientError as exc:
+            if aws.error_code(exc) != "PriorityInUse":
+                raise
+    pytest.fail("no free listener priority")
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A tenant with a security group, a target group behind a rule and a task definition.
+
+    Each piece is removed afterwards (newest first), even when a later one failed.
+    """
+    context = make_ctx()
+    ec2, elbv2 = context.clients.ec2, context.clients.elbv2
+    settings = context.settings
+    with contextlib.ExitStack() as cleanup:
+        group = ec2.create_security_group(
+            GroupName=f"{context.names.security_group}-{uuid.uuid4().hex[:6]}",
+            Description="service integration test", VpcId=settings.vpc_id,
+        )["GroupId"]
+        cleanup.callback(ec2.delete_security_group, GroupId=group)
+        target_group = elbv2.create_target_group(
+            Name=context.names.target_group, Protocol="HTTP", Port=settings.container_port,
+            VpcId=settings.vpc_id, TargetType="ip", HealthCheckPath="/wp-login.php",
+        )["TargetGroups"][0]["TargetGroupArn"]
+        cleanup.callback(elbv2.delete_target_group, TargetGroupArn=target_group)
+        rule = _listener_rule(context, target_group)
+        cleanup.callback(elbv2.delete_rule, RuleArn=rule)
+        context.ids.update(FAKE_IDS, securityGroupId=group, targetGroupArn=target_group)
+        cleanup.callback(TaskDefinition().delete, context)
+        TaskDefinition().create(context)
+        cleanup.callback(Service().delete, context)
+        yield context
+
+
+def _ready(replicas: int) -> Callable[[Observation], bool]:
+    def check(observed: Observation) -> bool:
+        return (
+            observed.ready
+            and observed.up_to_date
+            and observed.facts["runningCount"] == replicas
+            and observed.facts["healthyTargets"] == replicas
+        )
+    return check
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = Service()
+    assert not resource.observe(ctx).exists
+
+    resource.create(ctx)
+    arn = ctx.ids["serviceArn"]
+    observed = resource.observe(ctx)
+    assert observed.exists and observed.up_to_date and not observed.ready
+    assert observed.ids == {"serviceArn": arn}
+    assert observed.facts["desiredCount"] == 2 and observed.facts["runningCount"] == 0
+
+    ready = wait_for(ctx, _ready(2))
+    assert ready.facts["rolloutState"] == "COMPLETED" and not ready.facts["rolledBack"]
+    service = _described(ctx)
+    assert service["launchType"] == "FARGATE" and service["platformVersion"] == "1.4.0"
+    vpc = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert vpc["securityGroups"] == [ctx.ids["securityGroupId"]]
+    assert vpc["assignPublicIp"] == "DISABLED"
+    assert service["loadBalancers"][0]["targetGroupArn"] == ctx.ids["targetGroupArn"]
+    tags = ctx.clients.ecs.list_tags_for_resource(resourceArn=arn)["tags"]
+    assert ctx.tags.items() <= {t["key"]: t["value"] for t in tags}.items()
+
+    resource.create(ctx)  # adopts: moto would silently replace it
+    assert _active_services(ctx) == 1 and _described(ctx)["serviceArn"] == arn
+
+    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
+    assert fresh.ids == {}
+    again = resource.observe(fresh)
+    assert again.exists and again.ids == {"serviceArn": arn} and again.ready
+    resource.create(fresh)
+    assert fresh.ids["serviceArn"] == arn and _active_services(ctx) == 1
+
+    resource.delete(ctx)
+    resource.delete(ctx)
+    assert not resource.observe(ctx).exists
+    assert not resource.observe(fresh).exists
+    assert _active_services(ctx) == 0
+
+
+def test_scaling_and_a_new_image(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = Service()
+    resource.create(ctx)
+    wait_for(ctx, _ready(2))
+
+    scaled = _with(make_ctx, ctx, replicas=3)
+    observed = resource.observe(scaled)
+    assert observed.exists and not observed.up_to_date
+    resource.update(scaled, observed)
+    assert resource.observe(scaled).up_to_date
+    wait_for(scaled, _ready(3))
+
+    first = ctx.ids["taskDefinitionArn"]
+    newer = _with(make_ctx, scaled, replicas=3, image="wordpress:6.9-apache")
+    TaskDefinition().update(newer, TaskDefinition().observe(newer))
+    second = newer.ids["taskDefinitionArn"]
+    assert second != first
+    assert not resource.observe(newer).up_to_date
+    resource.update(newer, resource.observe(newer))
+    rolling = resource.observe(newer)
+    assert rolling.up_to_date and not rolling.ready
+    assert rolling.facts["rolloutState"] == "IN_PROGRESS"
+    done = wait_for(newer, _ready(3))
+    assert done.facts["rolloutState"] == "COMPLETED" and not done.facts["rolledBack"]
+    assert _described(ctx)["taskDefinition"] == second
+    ctx.ids.update(newer.ids)
+
+
+def test_a_broken_image_is_rolled_back(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = Service()
+    resource.create(ctx)
+    wait_for(ctx, _ready(2))
+    good = ctx.ids["taskDefinitionArn"]
+
+    broken = _with(make_ctx, ctx, image="wordpress:broken")
+    TaskDefinition().update(broken, TaskDefinition().observe(broken))
+    bad = broken.ids["taskDefinitionArn"]
+    resource.update(broken, resource.observe(broken))
+
+    rolled = wait_for(broken, lambda o: bool(o.facts.get("rolledBack")))
+    assert rolled.facts["failedTaskDefinition"] == bad
+    settled = wait_for(broken, lambda o: o.ready)  # serving again, on the old revision
+    assert settled.facts["rolledBack"] and settled.facts["failedTaskDefinition"] == bad
+    assert not settled.up_to_date
+    assert _described(ctx)["taskDefinition"] == good
+
+    # Deploying the revision that just failed again cannot help: a person must act.
+    with pytest.raises(PermanentError) as refused:
+        resource.update(broken, settled)
+    assert refused.value.reason == "DeploymentRolledBack"
+    assert _described(ctx)["taskDefinition"] == good
+
+    fixed = _with(make_ctx, broken, image="wordpress:6.9-apache")
+    TaskDefinition().update(fixed, TaskDefinition().observe(fixed))
+    resource.update(fixed, resource.observe(fixed))
+    done = wait_for(fixed, _ready(2))
+    assert not done.facts["rolledBack"]
+    assert _described(ctx)["taskDefinition"] == fixed.ids["taskDefinitionArn"]
+    ctx.ids.update(fixed.ids)
+
+
+def test_suspend_and_resume(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = Service()
+    resource.create(ctx)
+    wait_for(ctx, _ready(2))
+
+    suspended = _with(make_ctx, ctx, suspended=True)
+    observed = resource.observe(suspended)
+    assert not observed.up_to_date
+    resource.update(suspended, observed)
+    quiet = wait_for(suspended, _ready(0))
+    assert quiet.facts["desiredCount"] == 0
+
+    resumed = _with(make_ctx, ctx, suspended=False)
+    resource.update(resumed, resource.observe(resumed))
+    wait_for(resumed, _ready(2))

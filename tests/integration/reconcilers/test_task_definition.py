@@ -1,0 +1,123 @@
+"""The tenant's task definition family against moto: revisions, restart safety, cleanup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.task_definition import TaskDefinition, desired_task_definition
+
+pytestmark = pytest.mark.e2e
+
+# Ids the role, secret and access point modules would record; moto does not check them.
+FAKE_IDS = {
+    "taskRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-task",
+    "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
+    "accessPointId": "fsap-0123456789abcdef0",
+}
+
+
+def _arns(ctx: Context, status: str = "ACTIVE") -> list[str]:
+    found = ctx.clients.ecs.list_task_definitions(
+        familyPrefix=ctx.names.task_family, status=status
+    )["taskDefinitionArns"]
+    return [str(arn) for arn in found]
+
+
+def _with(make_ctx: MakeCtx, ctx: Context, **spec: Any) -> Context:
+    """The same tenant with another spec, carrying what was recorded so far."""
+    other = make_ctx(tenant=ctx.names.tenant, **spec)
+    other.ids.update(ctx.ids)
+    return other
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A fresh tenant with its dependencies' ids; its family is removed afterwards."""
+    context = make_ctx()
+    context.ids.update(FAKE_IDS)
+    yield context
+    TaskDefinition().delete(context)
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = TaskDefinition()
+    assert not resource.observe(ctx).exists
+
+    resource.create(ctx)
+    arn = ctx.ids["taskDefinitionArn"]
+    observed = resource.observe(ctx)
+    assert observed.exists and observed.up_to_date and observed.ready
+    assert observed.ids == {"taskDefinitionArn": arn}
+    assert observed.facts["revision"] == 1
+
+    found = ctx.clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    revision = found["taskDefinition"]
+    container = revision["containerDefinitions"][0]
+    secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    assert secrets["WORDPRESS_DB_PASSWORD"] == f"{FAKE_IDS['dbSecretArn']}:password::"
+    efs = revision["volumes"][0]["efsVolumeConfiguration"]
+    assert efs["authorizationConfig"] == {"accessPointId": FAKE_IDS["accessPointId"],
+                                          "iam": "ENABLED"}
+    assert efs["transitEncryption"] == "ENABLED"
+    assert (revision["cpu"], revision["memory"]) == ("512", "1024")
+    assert {t["key"]: t["value"] for t in found["tags"]} == ctx.tags
+
+    resource.create(ctx)  # the newest revision matches: nothing new is registered
+    resource.update(ctx, resource.observe(ctx))
+    assert _arns(ctx) == [arn]
+
+    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
+    assert fresh.ids == {}
+    again = resource.observe(fresh)
+    assert again.exists and again.ids == {"taskDefinitionArn": arn}
+    assert not again.up_to_date  # it cannot compare without the dependencies' ids
+    with pytest.raises(TransientError) as waiting:
+        resource.create(fresh)
+    assert waiting.value.reason == "WaitingForDependencies"
+    fresh.ids.update(FAKE_IDS)
+    assert resource.observe(fresh).up_to_date
+    resource.create(fresh)
+    assert fresh.ids["taskDefinitionArn"] == arn and _arns(ctx) == [arn]
+
+    resource.delete(ctx)
+    resource.delete(ctx)
+    assert not resource.observe(ctx).exists
+    assert _arns(ctx) == []
+    assert _arns(ctx, "INACTIVE") == []  # moto supports DeleteTaskDefinitions
+
+
+def test_changes_register_new_revisions(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = TaskDefinition()
+    resource.create(ctx)
+    first = ctx.ids["taskDefinitionArn"]
+
+    newer = _with(make_ctx, ctx, image="wordpress:6.9-apache")
+    observed = resource.observe(newer)
+    assert observed.exists and not observed.up_to_date and "containerDefinitions" in observed.detail
+    resource.update(newer, observed)
+    second = newer.ids["taskDefinitionArn"]
+    assert second != first
+    after = resource.observe(newer)
+    assert after.up_to_date and after.ids == {"taskDefinitionArn": second}
+    assert after.facts == {"revision": 2, "image": "wordpress:6.9-apache"}
+
+    bigger = _with(make_ctx, newer, image="wordpress:6.9-apache", cpu=1024, memory=2048)
+    observed = resource.observe(bigger)
+    assert not observed.up_to_date and "cpu, memory" in observed.detail
+    resource.update(bigger, observed)
+    third = bigger.ids["taskDefinitionArn"]
+    revision = ctx.clients.ecs.describe_task_definition(taskDefinition=third)["taskDefinition"]
+    assert (revision["revision"], revision["cpu"], revision["memory"]) == (3, "1024", "2048")
+    assert desired_task_definition(bigger)["cpu"] == "1024"
+
+    resource.update(bigger, resource.observe(bigger))  # no change: no new revision
+    resource.create(bigger)
+    assert len(_arns(ctx)) == 3 and resource.observe(bigger).ids == {"taskDefinitionArn": third}
+
+    resource.delete(ctx)  # every revision, not only the recorded one
+    assert _arns(ctx) == [] and not resource.observe(ctx).exists
