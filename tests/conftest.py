@@ -19,8 +19,9 @@ import pytest
 from tests.platform import kube, stack
 
 # WPENV_TEST_PORT_BASE moves every port, so two test sessions on one machine can run at
-# once (each also needs its own WPENV_TEST_LOCAL directory).
-_BASE = int(os.environ.get("WPENV_TEST_PORT_BASE", "33000"))
+# once (each also needs its own WPENV_TEST_LOCAL directory). The default keeps every port
+# below Linux's ephemeral range (32768-60999), where an outgoing connection could take one.
+_BASE = int(os.environ.get("WPENV_TEST_PORT_BASE", "28000"))
 PORTS = {
     "WPENV_ETCD_PORT": str(_BASE + 790),
     "WPENV_ETCD_PEER_PORT": str(_BASE + 800),

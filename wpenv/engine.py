@@ -175,6 +175,11 @@ def converge(
                 out.events.append(Event("Normal", "Updated", f"{resource.kind} updated"))
                 observed = resource.observe(ctx)
             ctx.remember(observed.ids)
+            if observed.facts.get("rolloutState") == "FAILED":
+                # A first deployment that failed has nothing to roll back to: waiting will
+                # not help, so it is permanent (a failed update is rolled back by ECS and
+                # reported by the service module instead).
+                raise PermanentError("DeploymentFailed", observed.detail or "rollout failed")
         except Exception as exc:
             error = classify(exc)
             if isinstance(error, TransientError):

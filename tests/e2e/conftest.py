@@ -10,7 +10,7 @@ import pytest
 
 from tests.platform import kube
 
-HEALTH_PORT = 38080
+HEALTH_PORT = 28080
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,7 @@ def test_operator_killed_mid_provision_converges_with_one_of_each(
 ) -> None:
     """Kill -9 the operator once the database is recorded, start a new one: no duplicates."""
     tenant = _tenant()
-    victim = kube.start_operator(platform, local / "operator-victim.log", 38181)
+    victim = kube.start_operator(platform, local / "operator-victim.log", 28180)
     try:
         operator.send_signal(signal.SIGSTOP)  # only the victim works on this one
         _apply(platform, namespace, "crash", tenantId=tenant)
@@ -142,3 +142,31 @@ def test_operator_killed_mid_provision_converges_with_one_of_each(
     assert sum(arn.endswith(f"/wpenv-{tenant}") for arn in services) == 1
     groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
     assert sum(g["TargetGroupName"] == f"wp-{tenant}" for g in groups) == 1
+
+
+def test_failed_provision_rolls_back_and_a_spec_change_provisions_again(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
+) -> None:
+    """A first rollout that fails (the simulator fails images ending in :broken)."""
+    tenant = _tenant()
+    _apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:broken")
+    deadline = time.monotonic() + 120
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = _get(platform, namespace, "bad").get("status", {})
+        if status.get("phase") == "Failed":
+            break
+        time.sleep(0.5)
+    assert status.get("phase") == "Failed", status
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "DeploymentFailed"
+    tags = [{"Key": "wpenv.bbws.io/environment", "Values": [f"{namespace}.bad"]}]
+    tagged = boto3.client("resourcegroupstaggingapi").get_resources(TagFilters=tags)
+    left = [m["ResourceARN"] for m in tagged["ResourceTagMappingList"]
+            if ":ecs:" not in m["ResourceARN"]]
+    assert left == [], "a failed provision must leave nothing behind"
+
+    _apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:6.8-apache")
+    _wait_ready(platform, namespace, "bad")
+    assert _get(platform, namespace, "bad")["status"]["phase"] == "Active"

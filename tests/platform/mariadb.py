@@ -188,6 +188,9 @@ def _ensure_admin(home: Path, password: str) -> None:
         input=sql.encode(),
         capture_output=True,
         check=False,
+        # The client honours MYSQL_HOST / MYSQL_PWD: with another platform's values in the
+        # environment it would log in over TCP to that server instead of this socket.
+        env={k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")},
     )
     if result.returncode != 0:
         detail = result.stderr.decode(errors="replace").replace(password, "***")
