@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws
 from wpenv.plan import TAG_ENVIRONMENT
-from wpenv.reconcilers.base import MISSING, Context, Observation, PermanentError
+from wpenv.reconcilers.base import MISSING, Context, Observation, PermanentError, tag_diff
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,8 @@ def immutable_drift(ctx: Context, observed: dict[str, Any]) -> str:
 
 def missing_tags(ctx: Context, observed: dict[str, Any]) -> dict[str, str]:
     """Our tags (and Name) the access point lacks or carries with another value."""
-    have = {t["Key"]: t.get("Value") for t in observed.get("Tags") or []}
     wanted = {t["Key"]: t["Value"] for t in desired_access_point(ctx)["Tags"]}
-    return {k: v for k, v in wanted.items() if have.get(k) != v}
+    return tag_diff(wanted, observed)
 
 
 def _is_ours(ctx: Context, access_point: dict[str, Any]) -> bool:

@@ -35,6 +35,15 @@ class Observation:
 MISSING = Observation(exists=False, up_to_date=False, ready=False)
 
 
+def tag_diff(wanted: Mapping[str, str], described: Mapping[str, Any]) -> dict[str, str]:
+    """Tags in `wanted` that a described resource (AWS `Tags` Key/Value list) lacks or differs on.
+
+    One rule for every resource, so a hand-removed tag is repaired the same way everywhere.
+    """
+    have = {t["Key"]: t.get("Value") for t in described.get("Tags") or []}
+    return {k: v for k, v in wanted.items() if have.get(k) != v}
+
+
 class TransientError(Exception):
     """Worth another pass later (throttled, not reachable, not ready yet).
 

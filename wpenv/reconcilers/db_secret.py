@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError
+from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError, tag_diff
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ def rotation_matches(wanted: Mapping[str, Any] | None, described: Mapping[str, A
 
 def missing_tags(ctx: Context, described: Mapping[str, Any]) -> dict[str, str]:
     """Our tags the secret lacks or carries with another value."""
-    have = {t["Key"]: t.get("Value") for t in described.get("Tags") or []}
-    return {k: v for k, v in ctx.tags.items() if have.get(k) != v}
+    return tag_diff(ctx.tags, described)
 
 
 def _describe(ctx: Context, secret_id: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.reconcilers.base import MISSING, Context, Observation
+from wpenv.reconcilers.base import MISSING, Context, Observation, tag_diff
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,7 @@ def rule_differences(ctx: Context, group: dict[str, Any]) -> tuple[set[Rule], se
 
 def missing_tags(ctx: Context, group: dict[str, Any]) -> dict[str, str]:
     """Our tags the group lacks or carries with another value."""
-    have = {t["Key"]: t.get("Value") for t in group.get("Tags") or []}
-    return {k: v for k, v in ctx.tags.items() if have.get(k) != v}
+    return tag_diff(ctx.tags, group)
 
 
 def find_security_group(ctx: Context) -> dict[str, Any] | None:

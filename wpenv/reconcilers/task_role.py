@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError
+from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError, tag_diff
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +237,7 @@ class TaskRole:
 
     @staticmethod
     def _missing_tags(ctx: Context, role: dict[str, Any]) -> dict[str, str]:
-        have = {t["Key"]: t.get("Value") for t in role.get("Tags") or []}
-        return {k: v for k, v in ctx.tags.items() if have.get(k) != v}
+        return tag_diff(ctx.tags, role)
 
     def delete(self, ctx: Context) -> None:
         """Remove inline (and any attached) policies, then the role; gone is success."""
