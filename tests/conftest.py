@@ -29,6 +29,9 @@ PORTS = {
     "WPENV_MOTO_PORT": str(_BASE + 2000),
     "WPENV_MYSQL_PORT": str(_BASE + 306),
 }
+# Operators the end-to-end tests start: the session's one, and extra ones a test kills.
+OPERATOR_HEALTH_PORT = _BASE + 80
+SPARE_OPERATOR_HEALTH_PORT = _BASE + 180
 
 
 @pytest.fixture(scope="session")

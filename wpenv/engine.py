@@ -26,6 +26,7 @@ from wpenv.reconcilers.base import (
     PermanentError,
     Resource,
     TransientError,
+    is_wanted,
 )
 from wpenv.settings import Settings
 
@@ -156,6 +157,10 @@ def converge(
 ) -> Outcome:
     """One level-based pass: observe each resource in order, create or update what differs.
 
+    Resources the spec does not want (`is_wanted`) are removed after the others converged,
+    newest first: a suspended service is scaled to zero before its rule goes, a task
+    definition drops the SSO settings before the Cognito pieces go.
+
     On a permanent error during first provisioning (`may_roll_back`), everything this
     environment owns is deleted in reverse order before Failed is reported, so a failed
     provision leaves nothing behind. An environment that was Active is never torn down by
@@ -163,8 +168,12 @@ def converge(
     """
     out = Outcome()
     by_group: dict[str, list[tuple[str, Observation]]] = {}
+    unwanted: list[Resource] = []
     for index, resource in enumerate(resources):
         try:
+            if not is_wanted(resource, ctx):
+                unwanted.append(resource)
+                continue
             observed = resource.observe(ctx)
             if not observed.exists:
                 resource.create(ctx)
@@ -181,31 +190,25 @@ def converge(
                 # reported by the service module instead).
                 raise PermanentError("DeploymentFailed", observed.detail or "rollout failed")
         except Exception as exc:
-            error = classify(exc)
-            if isinstance(error, TransientError):
-                log.info("Transient trouble with %s: %s", resource.kind, error)
-                out.conditions.append(Cond(resource.group, FALSE, error.reason, str(error)))
-                out.conditions.append(
-                    Cond(READY, FALSE, error.reason, f"{resource.kind}: {error}")
-                )
-                out.retry_after = backoff(attempt, ctx.settings)
-                return out
-            log.warning("Permanent failure at %s: %s", resource.kind, error)
-            out.events.append(Event("Warning", error.reason, f"{resource.kind}: {error}"))
-            if may_roll_back:
-                rolled = roll_back(ctx, resources[: index + 1], out)
-                if not rolled:
-                    out.retry_after = backoff(attempt, ctx.settings)
-                    out.conditions.append(
-                        Cond(READY, FALSE, "RollingBack", f"{resource.kind}: {error}")
-                    )
-                    return out
-            out.failure = PermanentError(error.reason, f"{resource.kind}: {error}")
-            out.conditions.append(Cond(resource.group, FALSE, error.reason, str(error)))
-            out.conditions.append(Cond(READY, FALSE, error.reason, str(out.failure)))
+            _fail(ctx, out, resource, exc, created=resources[: index + 1], attempt=attempt,
+                  may_roll_back=may_roll_back)
             return out
         by_group.setdefault(resource.group, []).append((resource.kind, observed))
         out.facts.update(observed.facts)
+
+    for resource in reversed(unwanted):
+        try:
+            observed = resource.observe(ctx)
+            if observed.exists:
+                resource.delete(ctx)
+                ctx.forget(observed.ids)
+                out.events.append(
+                    Event("Normal", "Removed", f"{resource.kind} removed: the spec turns it off")
+                )
+        except Exception as exc:
+            _fail(ctx, out, resource, exc, created=(), attempt=attempt, may_roll_back=False)
+            return out
+        by_group.setdefault(resource.group, []).append((resource.kind, ABSENT))
 
     pending = []
     for group, items in by_group.items():
@@ -213,9 +216,16 @@ def converge(
         if waiting:
             pending.extend(waiting)
             out.conditions.append(Cond(group, FALSE, "Progressing", "; ".join(waiting)))
-        else:
-            kinds = ", ".join(kind for kind, _ in items)
-            out.conditions.append(Cond(group, TRUE, "Ready", f"{kinds} in place"))
+            continue
+        present = ", ".join(kind for kind, obs in items if obs.exists)
+        absent = ", ".join(kind for kind, obs in items if not obs.exists)
+        message = "; ".join(
+            part
+            for part in (f"{present} in place" if present else "",
+                         f"{absent} off as the spec asks" if absent else "")
+            if part
+        )
+        out.conditions.append(Cond(group, TRUE, "Ready", message))
     out.ready = not pending
     if out.ready:
         out.conditions.append(Cond(READY, TRUE, "Active", "All resources are in place and serving"))
@@ -223,6 +233,39 @@ def converge(
         out.conditions.append(Cond(READY, FALSE, "Progressing", "; ".join(pending)))
         out.retry_after = POLL_SECONDS
     return out
+
+
+# A resource the spec switched off and that is gone: nothing to wait for.
+ABSENT = Observation(exists=False, up_to_date=True, ready=True)
+
+
+def _fail(
+    ctx: Context,
+    out: Outcome,
+    resource: Resource,
+    exc: Exception,
+    *,
+    created: Sequence[Resource],
+    attempt: int,
+    may_roll_back: bool,
+) -> None:
+    """Record a failed step: retry later, or roll back (first provisioning) and report."""
+    error = classify(exc)
+    if isinstance(error, TransientError):
+        log.info("Transient trouble with %s: %s", resource.kind, error)
+        out.conditions.append(Cond(resource.group, FALSE, error.reason, str(error)))
+        out.conditions.append(Cond(READY, FALSE, error.reason, f"{resource.kind}: {error}"))
+        out.retry_after = backoff(attempt, ctx.settings)
+        return
+    log.warning("Permanent failure at %s: %s", resource.kind, error)
+    out.events.append(Event("Warning", error.reason, f"{resource.kind}: {error}"))
+    if may_roll_back and not roll_back(ctx, created, out):
+        out.retry_after = backoff(attempt, ctx.settings)
+        out.conditions.append(Cond(READY, FALSE, "RollingBack", f"{resource.kind}: {error}"))
+        return
+    out.failure = PermanentError(error.reason, f"{resource.kind}: {error}")
+    out.conditions.append(Cond(resource.group, FALSE, error.reason, str(error)))
+    out.conditions.append(Cond(READY, FALSE, error.reason, str(out.failure)))
 
 
 def roll_back(ctx: Context, created: Sequence[Resource], out: Outcome) -> bool:
@@ -242,6 +285,43 @@ def roll_back(ctx: Context, created: Sequence[Resource], out: Outcome) -> bool:
     return True
 
 
+ROLLOUT = "Rollout"
+
+
+def _revision(arn: object) -> str:
+    """`family:revision` of a task definition ARN, for messages people read."""
+    return str(arn).rpartition("/")[2] or str(arn)
+
+
+def rollout_condition(facts: Mapping[str, Any]) -> Cond | None:
+    """The Rollout condition from the service's facts; None before a service exists.
+
+    A revision the circuit breaker rolled back is reported as RolledBack while the previous
+    revision keeps serving (Ready stays True): the update the user asked for did not
+    happen, and Argo CD shows the environment Degraded until the spec changes.
+    """
+    if "rolloutState" not in facts:
+        return None
+    serving = _revision(facts.get("serving"))
+    if facts.get("rolledBackFrom"):
+        return Cond(
+            ROLLOUT,
+            FALSE,
+            "RolledBack",
+            f"{_revision(facts['rolledBackFrom'])} failed to start and ECS rolled back; "
+            f"{serving} keeps serving. Change the spec (e.g. the image) to try again",
+        )
+    state = facts.get("rolloutState")
+    if state == "COMPLETED":
+        return Cond(ROLLOUT, TRUE, "Completed", f"{serving} is rolled out")
+    if state == "FAILED":
+        return Cond(ROLLOUT, FALSE, "Failed", f"the deployment of {serving} failed")
+    running, desired = facts.get("runningCount", 0), facts.get("desiredCount", 0)
+    return Cond(
+        ROLLOUT, FALSE, "InProgress", f"rolling out {serving}: {running}/{desired} tasks running"
+    )
+
+
 def selector(ctx: Context) -> str:
     """The label selector the scale subresource reports (kubectl scale needs one)."""
     return f"{TAG_TENANT}={ctx.spec.tenant_id}"
@@ -258,4 +338,5 @@ __all__ = [
     "default_resources",
     "make_context",
     "roll_back",
+    "rollout_condition",
 ]

@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import OPERATOR_HEALTH_PORT
 from tests.platform import kube
 
-HEALTH_PORT = 28080
+# The drift check's period for the session's operator: short, so a test sees a repair.
+DRIFT_SECONDS = 4
 
 
 @pytest.fixture(scope="session")
 def operator(platform: dict[str, str], local: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The operator as its own process, as it runs in production."""
-    proc = kube.start_operator(platform, local / "operator.log", HEALTH_PORT)
+    env = {**platform, "WPENV_DRIFT_INTERVAL_SECONDS": str(DRIFT_SECONDS)}
+    proc = kube.start_operator(env, local / "operator.log", OPERATOR_HEALTH_PORT)
     try:
         yield proc
     finally:

@@ -11,48 +11,27 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pymysql
 import pytest
-import yaml
 
+from tests.conftest import SPARE_OPERATOR_HEALTH_PORT
+from tests.e2e import envs
 from tests.platform import kube
 
 pytestmark = pytest.mark.e2e
 
 
-def _apply(env: dict[str, str], namespace: str, name: str, **spec: Any) -> None:
-    body = {"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
-            "metadata": {"name": name}, "spec": spec}
-    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body), env=env)
-
-
-def _get(env: dict[str, str], namespace: str, name: str) -> dict[str, Any]:
-    out = kube.kubectl("get", "wpenv", name, "-n", namespace, "-o", "json", env=env).stdout
-    obj: dict[str, Any] = json.loads(out)
-    return obj
-
-
-def _wait_ready(env: dict[str, str], namespace: str, name: str, timeout: int = 180) -> None:
-    kube.kubectl("wait", f"wpenv/{name}", "-n", namespace, "--for=condition=Ready",
-                 f"--timeout={timeout}s", env=env, timeout=timeout + 10)
-
-
-def _tenant() -> str:
-    return f"e{uuid.uuid4().hex[:8]}"
-
-
 def test_apply_to_active_with_every_resource_in_place(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
-    tenant = _tenant()
-    _apply(platform, namespace, "shop", tenantId=tenant, replicas=2)
-    _wait_ready(platform, namespace, "shop")
-    obj = _get(platform, namespace, "shop")
+    tenant = envs.tenant()
+    envs.apply(platform, namespace, "shop", tenantId=tenant, replicas=2)
+    envs.wait_ready(platform, namespace, "shop")
+    obj = envs.get(platform, namespace, "shop")
     status = obj["status"]
     assert status["phase"] == "Active"
     assert status["replicas"] == 2
@@ -115,14 +94,16 @@ def test_operator_killed_mid_provision_converges_with_one_of_each(
     local: Path,
 ) -> None:
     """Kill -9 the operator once the database is recorded, start a new one: no duplicates."""
-    tenant = _tenant()
-    victim = kube.start_operator(platform, local / "operator-victim.log", 28180)
+    tenant = envs.tenant()
+    victim = kube.start_operator(
+        platform, local / "operator-victim.log", SPARE_OPERATOR_HEALTH_PORT
+    )
     try:
         operator.send_signal(signal.SIGSTOP)  # only the victim works on this one
-        _apply(platform, namespace, "crash", tenantId=tenant)
+        envs.apply(platform, namespace, "crash", tenantId=tenant)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            ids = _get(platform, namespace, "crash").get("status", {}).get("resources", {})
+            ids = envs.get(platform, namespace, "crash").get("status", {}).get("resources", {})
             if ids.get("databaseName"):
                 break
             time.sleep(0.2)
@@ -131,7 +112,7 @@ def test_operator_killed_mid_provision_converges_with_one_of_each(
     finally:
         operator.send_signal(signal.SIGCONT)
         kube.stop_operator(victim)
-    _wait_ready(platform, namespace, "crash")
+    envs.wait_ready(platform, namespace, "crash")
     tags = [{"Key": "wpenv.bbws.io/environment", "Values": [f"{namespace}.crash"]}]
     tagged = boto3.client("resourcegroupstaggingapi").get_resources(TagFilters=tags)
     arns = [m["ResourceARN"] for m in tagged["ResourceTagMappingList"]]
@@ -148,12 +129,12 @@ def test_failed_provision_rolls_back_and_a_spec_change_provisions_again(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
     """A first rollout that fails (the simulator fails images ending in :broken)."""
-    tenant = _tenant()
-    _apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:broken")
+    tenant = envs.tenant()
+    envs.apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:broken")
     deadline = time.monotonic() + 120
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        status = _get(platform, namespace, "bad").get("status", {})
+        status = envs.get(platform, namespace, "bad").get("status", {})
         if status.get("phase") == "Failed":
             break
         time.sleep(0.5)
@@ -167,6 +148,6 @@ def test_failed_provision_rolls_back_and_a_spec_change_provisions_again(
             if ":ecs:" not in m["ResourceARN"]]
     assert left == [], "a failed provision must leave nothing behind"
 
-    _apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:6.8-apache")
-    _wait_ready(platform, namespace, "bad")
-    assert _get(platform, namespace, "bad")["status"]["phase"] == "Active"
+    envs.apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:6.8-apache")
+    envs.wait_ready(platform, namespace, "bad")
+    assert envs.get(platform, namespace, "bad")["status"]["phase"] == "Active"

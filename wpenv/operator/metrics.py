@@ -14,3 +14,12 @@ PROVISION_SECONDS = Histogram(
 )
 PROVISIONS_RUNNING = Gauge("wpenv_provisions_running", "Provisions holding a slot now.")
 PROVISIONS_QUEUED = Gauge("wpenv_provisions_queued", "Environments waiting for a slot.")
+DRIFT_PASSES = Counter("wpenv_drift_passes_total", "Drift checks run.")
+DRIFT_CORRECTIONS = Counter(
+    "wpenv_drift_corrections_total", "Resources the drift check found changed and repaired."
+)
+ORPHANED_RESOURCES = Gauge(
+    "wpenv_orphaned_resources",
+    "Resources the operator tagged that no WordPressEnvironment owns, by kind (orphan scan).",
+    ["kind"],
+)

@@ -8,7 +8,7 @@ rollback): the engine does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +76,19 @@ class Context:
     clients: Any  # wpenv.aws.Clients; Any keeps reconcilers free of an import cycle
     ids: dict[str, Any]  # status.resources as last recorded, updated as we go
     record: Callable[[Mapping[str, Any]], None] = lambda _ids: None
+    # Where a delete exports data before it is lost (deprovisioning sets one prefix for the
+    # whole archive); None lets each export pick a fresh timestamped prefix of its own.
+    archive_key_prefix: str | None = None
+    # S3 URIs of what deletes exported during this pass, for the caller's Event and status.
+    exported: list[str] = field(default_factory=list)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop identifiers of a resource that was removed, in the status too."""
+        gone = [key for key in keys if key in self.ids]
+        for key in gone:
+            self.ids.pop(key)
+        if gone:
+            self.record(dict.fromkeys(gone))
 
     def remember(self, ids: Mapping[str, Any]) -> None:
         """Keep new identifiers and write them to the status at once (crash safety)."""
@@ -91,7 +104,11 @@ class Context:
 
 
 class Resource(Protocol):
-    """One external resource; the engine calls these four and nothing else."""
+    """One external resource; the engine calls these four and nothing else.
+
+    A resource that the spec can switch off (the listener rule while suspended, the
+    Cognito pieces without identity) also defines `wanted(ctx) -> bool`; see `is_wanted`.
+    """
 
     kind: str  # short name used in Events, e.g. "AccessPoint"
     group: str  # condition type it reports under, e.g. "Storage"
@@ -111,3 +128,13 @@ class Resource(Protocol):
     def delete(self, ctx: Context) -> None:
         """Remove it; "already gone" is success."""
         ...
+
+
+def is_wanted(resource: Resource, ctx: Context) -> bool:
+    """Whether the spec wants `resource` to exist; resources without `wanted` always are.
+
+    Optional rather than part of the protocol: most resources exist for as long as the
+    environment does, and a one-line `return True` in each would only be noise.
+    """
+    wanted: Callable[[Context], bool] | None = getattr(resource, "wanted", None)
+    return True if wanted is None else bool(wanted(ctx))

@@ -229,6 +229,10 @@ class ListenerRule:
     kind = "ListenerRule"
     group = "Routing"
 
+    def wanted(self, ctx: Context) -> bool:
+        """No rule while suspended (when the spec says so): the listener's default answers."""
+        return not (ctx.spec.suspended and ctx.spec.routing.remove_rule_when_suspended)
+
     def observe(self, ctx: Context) -> Observation:
         """Find the rule; up to date when its conditions and forward target match."""
         target_group_arn = _target_group_arn(ctx, lookup=True)

@@ -4,9 +4,12 @@ The service is what makes an environment serve, so it is ready only when ECS say
 three ways: the running count reached the desired count, the PRIMARY deployment's rollout
 COMPLETED, and the ALB sees as many healthy targets. Deployments use the circuit breaker
 with rollback (HLD 4): a revision whose tasks never start is rolled back by ECS itself;
-observe reports that (`rolledBack`), and update refuses to redeploy the very revision
-that failed, which only a new spec can fix. To tell a rollback from a service that simply
-has not been updated yet, every deployment we ask for is written to a service tag.
+observe reports that (`rolledBack`, and `rolledBackFrom` when the revision that failed
+is the one the spec wants) and counts the service as settled: it serves the previous
+revision, and deploying the very revision that failed again cannot help; only a new spec
+can. The status says so in its Rollout condition instead of retrying forever. To tell a
+rollback from a service that simply has not been updated yet, every deployment we ask
+for is written to a service tag.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from wpenv.reconcilers.base import (
     MISSING,
     Context,
     Observation,
-    PermanentError,
     TransientError,
 )
 
@@ -208,7 +210,9 @@ class Service:
         rollout = rollout_of(service)
         healthy = healthy_targets(ctx, service)
         wanted = ctx.ids.get("taskDefinitionArn")
-        up_to_date = current == wanted and count_matches(ctx, desired)
+        # The wanted revision failed and ECS went back: settled until the spec changes.
+        stuck = rollout.failed is not None and rollout.failed == wanted and current != wanted
+        up_to_date = (current == wanted or stuck) and count_matches(ctx, desired)
         ready = (
             running == desired
             and rollout.state == "COMPLETED"
@@ -220,12 +224,15 @@ class Service:
             "rolloutState": rollout.state,
             "healthyTargets": healthy,
             "rolledBack": rollout.failed is not None,
+            "serving": current,
         }
         if rollout.failed is not None:
             facts["failedTaskDefinition"] = rollout.failed
+        if stuck:
+            facts["rolledBackFrom"] = wanted
         detail = ""
-        if rollout.failed is not None:
-            detail = ROLLED_BACK_MESSAGE.format(arn=rollout.failed, current=current)
+        if stuck:
+            detail = ROLLED_BACK_MESSAGE.format(arn=wanted, current=current)
         elif not up_to_date:
             detail = STALE.format(current=current, count=desired, wanted=wanted,
                                   want_count=desired_count(ctx))
@@ -282,11 +289,6 @@ class Service:
         if "taskDefinition" in changes:
             ecs.tag_resource(
                 resourceArn=service["serviceArn"], tags=[{"key": TAG_REQUESTED, "value": wanted}]
-            )
-        if blocked:
-            raise PermanentError(
-                ROLLED_BACK,
-                ROLLED_BACK_MESSAGE.format(arn=wanted, current=service.get("taskDefinition")),
             )
 
     def delete(self, ctx: Context) -> None:

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
 from wpenv import aws
-from wpenv.reconcilers.base import Context, Observation, PermanentError
+from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.service import Service
 from wpenv.reconcilers.task_definition import TaskDefinition
 
@@ -211,13 +211,10 @@ def test_a_broken_image_is_rolled_back(ctx: Context, make_ctx: MakeCtx) -> None:
     assert rolled.facts["failedTaskDefinition"] == bad
     settled = wait_for(broken, lambda o: o.ready)  # serving again, on the old revision
     assert settled.facts["rolledBack"] and settled.facts["failedTaskDefinition"] == bad
-    assert not settled.up_to_date
-    assert _described(ctx)["taskDefinition"] == good
-
-    # Deploying the revision that just failed again cannot help: a person must act.
-    with pytest.raises(PermanentError) as refused:
-        resource.update(broken, settled)
-    assert refused.value.reason == "DeploymentRolledBack"
+    assert settled.facts["rolledBackFrom"] == bad and settled.facts["serving"] == good
+    # Settled: deploying the revision that just failed again cannot help; a new spec must.
+    assert settled.up_to_date
+    resource.update(broken, settled)
     assert _described(ctx)["taskDefinition"] == good
 
     fixed = _with(make_ctx, broken, image="wordpress:6.9-apache")

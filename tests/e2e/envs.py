@@ -1,0 +1,85 @@
+"""What an end-to-end test does as a platform team would: kubectl apply, get, wait.
+
+Shared by the end-to-end tests so each reads as the steps a person takes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from tests.platform import kube
+
+Obj = dict[str, Any]
+
+
+def tenant() -> str:
+    """A fresh tenant id: tests share one emulator and one MariaDB."""
+    return f"e{uuid.uuid4().hex[:8]}"
+
+
+def apply(env: dict[str, str], namespace: str, name: str, **spec: Any) -> None:
+    """`kubectl apply` a WordPressEnvironment with this spec."""
+    body = {"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
+            "metadata": {"name": name}, "spec": spec}
+    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body), env=env)
+
+
+def patch(env: dict[str, str], namespace: str, name: str, spec: dict[str, Any]) -> None:
+    """`kubectl patch --type merge` the spec."""
+    kube.kubectl("patch", "wpenv", name, "-n", namespace, "--type", "merge",
+                 "-p", json.dumps({"spec": spec}), env=env)
+
+
+def get(env: dict[str, str], namespace: str, name: str) -> Obj:
+    """`kubectl get -o json` of one environment."""
+    out = kube.kubectl("get", "wpenv", name, "-n", namespace, "-o", "json", env=env).stdout
+    obj: Obj = json.loads(out)
+    return obj
+
+
+def wait_ready(env: dict[str, str], namespace: str, name: str, timeout: int = 180) -> None:
+    """`kubectl wait --for=condition=Ready`."""
+    kube.kubectl("wait", f"wpenv/{name}", "-n", namespace, "--for=condition=Ready",
+                 f"--timeout={timeout}s", env=env, timeout=timeout + 10)
+
+
+def wait_for(
+    env: dict[str, str], namespace: str, name: str, check: Callable[[Obj], bool],
+    timeout: float = 120, what: str = "the condition",
+) -> Obj:
+    """Poll `kubectl get` until `check(obj)` holds; fail with the last status seen."""
+    deadline = time.monotonic() + timeout
+    obj: Obj = {}
+    while time.monotonic() < deadline:
+        obj = get(env, namespace, name)
+        if check(obj):
+            return obj
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}: {json.dumps(obj.get('status'))}")
+
+
+def condition(obj: Obj, type_: str) -> dict[str, Any]:
+    """The status condition of that type ({} when absent)."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    found: dict[str, Any] = next((c for c in conditions if c.get("type") == type_), {})
+    return found
+
+
+def phase(obj: Obj) -> str | None:
+    """status.phase."""
+    value = (obj.get("status") or {}).get("phase")
+    return str(value) if value is not None else None
+
+
+def events(env: dict[str, str], namespace: str, name: str) -> list[dict[str, Any]]:
+    """The Events posted on the environment."""
+    out = kube.kubectl("get", "events", "-n", namespace, "--field-selector",
+                       f"involvedObject.name={name}", "-o", "json", env=env).stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
