@@ -151,3 +151,23 @@ def test_failed_provision_rolls_back_and_a_spec_change_provisions_again(
     envs.apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:6.8-apache")
     envs.wait_ready(platform, namespace, "bad")
     assert envs.get(platform, namespace, "bad")["status"]["phase"] == "Active"
+
+
+def test_a_second_manifest_for_the_same_tenant_is_refused(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
+) -> None:
+    """Names derive from the tenant id: the older manifest keeps it, the newer one fails."""
+    tenant = envs.tenant()
+    envs.apply(platform, namespace, "first", tenantId=tenant)
+    envs.wait_ready(platform, namespace, "first")
+    other = f"{namespace}-b"
+    kube.kubectl("create", "namespace", other, env=platform)
+    envs.apply(platform, other, "second", tenantId=tenant)
+    obj = envs.wait_for(platform, other, "second", lambda o: envs.phase(o) == "Failed",
+                        what="the duplicate to fail")
+    ready = envs.condition(obj, "Ready")
+    assert ready["reason"] == "TenantIdInUse"
+    assert f"{namespace}/first" in ready["message"]
+    assert not (obj["status"].get("resources") or {}), "it touched nothing in AWS"
+    first = envs.get(platform, namespace, "first")
+    assert envs.phase(first) == "Active"

@@ -8,12 +8,13 @@ way the operator builds them in production.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from wpenv.aws import Clients
+from wpenv.aws import SERVICES, Clients
 from wpenv.engine import make_context
 from wpenv.reconcilers.base import Context
 from wpenv.settings import Settings
@@ -45,3 +46,33 @@ def make_ctx(settings: Settings, clients: Clients) -> MakeCtx:
         )
 
     return build
+
+
+# Operation name prefixes that only read; everything else counts as a write.
+READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup")
+
+
+@contextmanager
+def aws_calls(clients: Clients) -> Iterator[list[str]]:
+    """Record the AWS operations made through `clients` (botocore's own event hooks).
+
+    Observing, not replacing: the requests still go to the emulator unchanged.
+    """
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(str(model.name))
+
+    made = [getattr(clients, service.replace("-", "_")) for service in SERVICES]
+    for client in made:
+        client.meta.events.register("before-call", record)
+    try:
+        yield calls
+    finally:
+        for client in made:
+            client.meta.events.unregister("before-call", record)
+
+
+def writes(calls: list[str]) -> list[str]:
+    """The operations in `calls` that change something."""
+    return [c for c in calls if not c.startswith(READ_PREFIXES)]

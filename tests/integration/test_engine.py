@@ -15,7 +15,7 @@ import boto3
 import pymysql
 import pytest
 
-from tests.integration.conftest import MakeCtx
+from tests.integration.conftest import MakeCtx, aws_calls, writes
 from wpenv import engine
 from wpenv.reconcilers.base import Context, Observation, PermanentError
 
@@ -96,9 +96,12 @@ def test_from_nothing_to_ready_then_an_idle_pass_changes_nothing(make_ctx: MakeC
         outcome = engine.converge(ctx, resources)
     assert outcome.failure is None
     assert outcome.ready, outcome.conditions
-    idle = engine.converge(ctx, resources)
+    with aws_calls(ctx.clients) as calls:
+        idle = engine.converge(ctx, resources)  # what the drift check runs
     assert idle.ready
     assert idle.events == [], "an idle pass must not create or update anything"
+    assert calls, "the pass did read"
+    assert writes(calls) == [], f"an idle pass made writes: {writes(calls)}"
     engine.roll_back(ctx, resources, engine.Outcome())
     assert leftovers(ctx) == []
 

@@ -141,3 +141,49 @@ def test_backoff_grows_and_is_capped() -> None:
     assert all(1 <= engine.backoff(0, settings) <= 1 for _ in range(5))
     assert all(engine.backoff(20, settings) <= 10 for _ in range(50))
     assert max(engine.backoff(5, settings) for _ in range(200)) > 2
+
+
+class Optional(FakeResource):
+    """A resource the spec can switch off (like the listener rule while suspended)."""
+
+    def __init__(self, kind: str, journal: Journal) -> None:
+        super().__init__(kind, journal, group="Routing")
+        self.on = True
+
+    def wanted(self, ctx: Context) -> bool:
+        return self.on
+
+
+def test_unwanted_resources_are_removed_after_the_others_newest_first() -> None:
+    journal = Journal()
+    a, b, c = FakeResource("a", journal), Optional("b", journal), Optional("c", journal)
+    ctx = _ctx()
+    engine.converge(ctx, [a, b, c])
+    journal.calls.clear()
+    b.on = c.on = False
+    a.stale = True
+    outcome = engine.converge(ctx, [a, b, c])
+    assert journal.calls == ["update a", "delete c", "delete b"]
+    assert outcome.ready
+    assert [e.reason for e in outcome.events] == ["Updated", "Removed", "Removed"]
+    routing = next(c for c in outcome.conditions if c.type == "Routing")
+    assert routing.status == "True" and "off as the spec asks" in routing.message
+    assert "bId" not in ctx.ids and "cId" not in ctx.ids
+    journal.calls.clear()
+    again = engine.converge(ctx, [a, b, c])
+    assert journal.calls == [] and again.events == [], "an absent unwanted one is left alone"
+
+
+def test_rollout_condition_follows_the_service_facts() -> None:
+    arn = "arn:aws:ecs:us-east-1:123:task-definition/wpenv-acme:{}"
+    assert engine.rollout_condition({}) is None
+    done = engine.rollout_condition({"rolloutState": "COMPLETED", "serving": arn.format(3)})
+    assert done is not None and (done.status, done.reason) == ("True", "Completed")
+    assert "wpenv-acme:3" in done.message
+    moving = engine.rollout_condition({"rolloutState": "IN_PROGRESS", "serving": arn.format(4),
+                                       "runningCount": 1, "desiredCount": 2})
+    assert moving is not None and moving.reason == "InProgress" and "1/2" in moving.message
+    back = engine.rollout_condition({"rolloutState": "COMPLETED", "serving": arn.format(3),
+                                     "rolledBackFrom": arn.format(5)})
+    assert back is not None and (back.status, back.reason) == ("False", "RolledBack")
+    assert "wpenv-acme:5 failed" in back.message and "wpenv-acme:3 keeps serving" in back.message
