@@ -7,7 +7,11 @@ what AWS does on its own (tasks start, deployments complete, targets register); 
 operator under test only talks HTTP to this server, the same code path as against AWS.
 
 Besides moto's API the server answers ``GET /wpenv/health`` with a small JSON document, so
-``aws.up`` can tell this server (moto *and* a live simulator) from anything else on the port.
+``aws.up`` can tell this server (moto *and* a live simulator) from anything else on the port,
+and keeps a journal of every AWS request it receives (``GET``/``DELETE /wpenv/journal``,
+see journal.py), so tests and benchmarks can count and time the operator's calls, and
+answers the fault endpoints under ``/wpenv/faults`` (faults.py), with which a test damages
+what S3 stores.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from tests.platform.faults import Faults
+from tests.platform.journal import Journal, journaled
 from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
 
 HEALTH_PATH = "/wpenv/health"
@@ -71,12 +77,14 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (presigned, queues) from it
     simulator = Simulator(delay=delay)
     simulator.install_hooks()
+    faults = Faults()
+    faults.install_hooks()
     stop = threading.Event()
     sim_thread = threading.Thread(
         target=simulator.run, args=(stop, period), name="simulator", daemon=True
     )
     app = with_health(
-        DomainDispatcherApplication(create_backend_app),
+        faults.wsgi(journaled(DomainDispatcherApplication(create_backend_app), Journal())),
         lambda: health(simulator, sim_thread, period),
     )
     # Bound here, in the main thread, so a taken port fails the process at once (moto's
@@ -103,6 +111,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     stop.set()
     sim_thread.join(timeout=5.0)
     simulator.uninstall_hooks()
+    faults.uninstall_hooks()
     log.info("stopped in %.1fs", time.monotonic() - started)
 
 
