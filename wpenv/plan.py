@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from wpenv.api.models import GROUP, WordPressEnvironmentSpec
 from wpenv.settings import Settings
@@ -120,3 +121,28 @@ def sql_identifier(value: str) -> str:
     if not _IDENT.fullmatch(value):
         raise ValueError("not a safe SQL identifier")
     return f"`{value}`"
+
+
+ARCHIVE_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+
+
+def archive_timestamp(moment: datetime) -> str:
+    """`moment` in UTC as 20261127T143000Z; a naive datetime is taken to be UTC already.
+
+    Basic ISO 8601 without separators: sorts as text in time order and needs no quoting
+    in an S3 key or a shell.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(ARCHIVE_TIMESTAMP)
+
+
+def archive_prefix(settings: Settings, namespace: str, name: str, timestamp: datetime) -> str:
+    """`<archive_prefix>/<namespace>/<name>/<timestamp>`: where one archive's objects go.
+
+    Keyed by the Kubernetes object rather than the tenant id, so the archives of one
+    environment stay together even if a later environment reuses its tenant id; the
+    timestamp keeps every deprovisioning's archive apart (a retried one overwrites its own).
+    """
+    parts = [settings.archive_prefix.strip("/"), namespace, name, archive_timestamp(timestamp)]
+    return "/".join(part for part in parts if part)

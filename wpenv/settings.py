@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     file_system_id: str = Field("", description="Shared EFS file system.")
     archive_bucket: str = Field("", description="S3 bucket for deprovisioning archives.")
     archive_prefix: str = Field("archives", description="Key prefix inside the archive bucket.")
+    archive_kms_key_id: str = Field(
+        "",
+        description="KMS key (id, ARN or alias) that encrypts archive objects (SSE-KMS); "
+        "empty uses S3-managed keys (SSE-S3, AES256).",
+    )
     db_master_secret_arn: str = Field(
         "", description="Secrets Manager secret with the shared RDS master credentials."
     )

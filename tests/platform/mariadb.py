@@ -55,8 +55,11 @@ def _program(program: str) -> str:
 
 
 def _ensure_installed() -> None:
-    """Install Debian's MariaDB server and client when missing (fresh machines, as root)."""
-    if all(_which(p) for p in (SERVER, "mariadb-install-db", "mariadb")):
+    """Install Debian's MariaDB server and client when missing (fresh machines, as root).
+
+    The client package also brings `mariadb-dump`, which the archive library runs.
+    """
+    if all(_which(p) for p in (SERVER, "mariadb-install-db", "mariadb", "mariadb-dump")):
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update"], check=True, env=env)

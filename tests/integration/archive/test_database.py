@@ -1,0 +1,240 @@
+"""Database dumps to S3 and their verification, against the platform's MariaDB and moto."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import tracemalloc
+import uuid
+import zlib
+from contextlib import closing
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.archive.conftest import MakeDatabase, Sql, scratch_databases
+from tests.platform.faults import corrupt_s3_uploads
+from wpenv.archive.database import (
+    DatabaseServer,
+    TableCheck,
+    dump_database,
+    open_connection,
+    scratch_database_name,
+    table_checks,
+    verify_dump,
+)
+from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
+from wpenv.archive.s3stream import MIB, PART_SIZE, iter_object
+
+pytestmark = pytest.mark.e2e
+
+
+def _dump_text(s3: Any, bucket: str, key: str) -> str:
+    return zlib.decompress(b"".join(iter_object(s3, bucket, key)), 31).decode("utf-8")
+
+
+def test_dump_then_verify_round_trips_every_kind_of_table(
+    master: DatabaseServer,
+    make_database: MakeDatabase,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    sql: Sql,
+) -> None:
+    database = make_database(definer=f"'{master.user}'@'%'")
+    dump = dump_database(master, database, s3, bucket, f"{prefix}/database.sql.gz")
+
+    assert set(dump.tables) == {
+        "wp_posts",
+        "wp_blobs",
+        "wp_empty",
+        "wp_options",
+        "wp_legacy",
+        "wp-dashed",
+    }
+    assert dump.tables["wp_empty"] == TableCheck(rows=0, checksum=0)
+    assert dump.tables["wp_posts"].rows == 50 and dump.tables["wp_blobs"].rows == 4
+    head = s3.head_object(Bucket=bucket, Key=f"{prefix}/database.sql.gz")
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["ContentLength"] == dump.object.size
+
+    text = _dump_text(s3, bucket, f"{prefix}/database.sql.gz")
+    lines = text.splitlines()
+    # Loadable into any database: no CREATE DATABASE, no USE of the original name.
+    assert not [line for line in lines if line.upper().startswith(("CREATE DATABASE", "USE "))]
+    assert f"`{database}`" not in text
+    assert "0x000102030405" in text  # BLOBs as hex
+    assert "TRIGGER" in text and "PROCEDURE" in text and "EVENT" in text
+
+    checks = verify_dump(master, s3, database, dump.object, dump.tables)
+    assert checks == dump.tables
+    assert scratch_database_name(database, dump.object.uri) not in scratch_databases(sql)
+
+
+def test_password_is_never_in_argv_or_environment(
+    make_database: MakeDatabase,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    sql: Sql,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    database = make_database()
+    user = f"arch{uuid.uuid4().hex[:8]}"
+    password = "we\"ird\\pa ss#w$rd'x;`\ttab"  # every character an option file must escape
+    sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", password)
+    try:
+        sql(f"GRANT ALL ON *.* TO '{user}'@'%'")
+        server = DatabaseServer("127.0.0.1", int(os.environ["MYSQL_TCP_PORT"]), user, password)
+        launched: list[tuple[list[str], dict[str, str]]] = []
+        real_popen = subprocess.Popen
+
+        def spy(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+            launched.append((list(argv), dict(kwargs.get("env") or {})))
+            return real_popen(argv, *args, **kwargs)
+
+        monkeypatch.setattr(subprocess, "Popen", spy)
+        dump = dump_database(server, database, s3, bucket, f"{prefix}/database.sql.gz")
+        verify_dump(server, s3, database, dump.object)
+    finally:
+        sql(f"DROP USER IF EXISTS '{user}'@'%'")
+    assert len(launched) == 2  # the dump and the load
+    for argv, env in launched:
+        assert argv[1].startswith("--defaults-file=")
+        assert not any(password in part for part in argv)
+        assert not any(password in value for value in env.values())
+        assert not [key for key in env if key.startswith("MYSQL_")]
+        assert not os.path.exists(argv[1].split("=", 1)[1])  # the option file is gone
+
+
+def test_a_wrong_password_fails_without_showing_it(
+    master: DatabaseServer, make_database: MakeDatabase, s3: Any, bucket: str, prefix: str
+) -> None:
+    database = make_database(fill=False)
+    wrong = replace(master, password="Not-The-Password-0123456789")
+    key = f"{prefix}/database.sql.gz"
+    with pytest.raises(ArchiveError) as caught:
+        dump_database(wrong, database, s3, bucket, key)
+    assert caught.value.reason == "DatabaseDumpFailed"
+    assert "1045" in str(caught.value)  # access denied
+    assert wrong.password not in str(caught.value) and master.password not in str(caught.value)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key=key)
+
+
+def test_a_missing_database_fails_and_leaves_no_object(
+    master: DatabaseServer, s3: Any, bucket: str, prefix: str
+) -> None:
+    key = f"{prefix}/database.sql.gz"
+    with pytest.raises(ArchiveError, match="dumping database wp_nope_"):
+        dump_database(master, f"wp_nope_{uuid.uuid4().hex[:8]}", s3, bucket, key)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key=key)
+
+
+def test_verify_fails_on_a_corrupted_upload_and_drops_the_scratch_database(
+    master: DatabaseServer,
+    make_database: MakeDatabase,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    faults: str,
+    sql: Sql,
+) -> None:
+    database = make_database()
+    key = f"{prefix}/database.sql.gz"
+    corrupt_s3_uploads(faults, key_suffix=key)
+    dump = dump_database(master, database, s3, bucket, key)
+    with pytest.raises(ArchiveVerificationError) as caught:
+        verify_dump(master, s3, database, dump.object, dump.tables)
+    assert caught.value.reason in {
+        "ArchiveCorrupt",
+        "ArchiveChecksumMismatch",
+        "DatabaseLoadFailed",
+    }
+    assert scratch_database_name(database, dump.object.uri) not in scratch_databases(sql)
+
+
+def test_verify_fails_when_a_row_changed_after_the_dump(
+    master: DatabaseServer,
+    make_database: MakeDatabase,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    sql: Sql,
+) -> None:
+    database = make_database()
+    dump = dump_database(master, database, s3, bucket, f"{prefix}/database.sql.gz")
+    sql(
+        "UPDATE wp_options SET option_value = 'http://y/' WHERE option_name = 'siteurl'",
+        database=database,
+    )
+    with pytest.raises(ArchiveVerificationError, match="table wp_options has another checksum"):
+        verify_dump(master, s3, database, dump.object)
+    assert scratch_database_name(database, dump.object.uri) not in scratch_databases(sql)
+
+
+def test_verify_fails_on_an_added_table_and_a_deleted_row(
+    master: DatabaseServer,
+    make_database: MakeDatabase,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    sql: Sql,
+) -> None:
+    database = make_database()
+    dump = dump_database(master, database, s3, bucket, f"{prefix}/database.sql.gz")
+    sql("CREATE TABLE wp_late (id INT)", database=database)
+    sql("DELETE FROM wp_posts WHERE ID = 3", database=database)
+    with pytest.raises(ArchiveVerificationError) as caught:
+        verify_dump(master, s3, database, dump.object, dump.tables)
+    message = str(caught.value)
+    assert "table wp_late is missing from the archive" in message
+    assert "table wp_posts has 49 rows in the original, 50 in the archive" in message
+
+
+def test_a_large_dump_is_multipart_and_memory_stays_bounded(
+    master: DatabaseServer,
+    make_database: MakeDatabase,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    sql: Sql,
+) -> None:
+    database = make_database(fill=False)
+    sql("CREATE TABLE wp_media (id INT PRIMARY KEY, data LONGBLOB)", database=database)
+    raw = 12 * MIB  # random bytes dump as ~24 MiB of hex, which gzips to ~13 MiB
+    row = 512 * 1024
+    with closing(open_connection(master, database)) as conn, conn.cursor() as cursor:
+        for number in range(raw // row):
+            cursor.execute("INSERT INTO wp_media VALUES (%s, %s)", (number, os.urandom(row)))
+    key = f"{prefix}/database.sql.gz"
+    started = time.monotonic()
+    tracemalloc.start()
+    try:
+        dump = dump_database(master, database, s3, bucket, key)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert dump.object.size > PART_SIZE
+    # The SQL text is ~24 MiB; one 8 MiB part is buffered, little else.
+    assert peak < min(2 * PART_SIZE, raw), f"peak {peak / MIB:.1f} MiB"
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["ETag"].strip('"').endswith(f"-{dump.object.size // PART_SIZE + 1}")
+    checks = verify_dump(master, s3, database, dump.object, dump.tables)
+    assert checks["wp_media"].rows == raw // row
+    assert time.monotonic() - started < 60
+
+
+def test_checks_see_every_base_table_but_not_views(
+    master: DatabaseServer, make_database: MakeDatabase
+) -> None:
+    database = make_database(definer=f"'{master.user}'@'%'")
+    with closing(open_connection(master)) as conn:
+        checks = table_checks(conn, database)
+    assert "wp_recent" not in checks  # a view
+    assert checks["wp-dashed"].rows == 1
+    assert all(check.checksum is not None for check in checks.values())
