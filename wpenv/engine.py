@@ -33,7 +33,7 @@ from wpenv.settings import Settings
 log = logging.getLogger(__name__)
 
 # Condition types in the order `kubectl describe` shows them.
-GROUPS = ("Storage", "Network", "Permissions", "Database", "Compute", "Routing")
+GROUPS = ("Identity", "Storage", "Network", "Permissions", "Database", "Compute", "Routing")
 
 
 def default_resources() -> list[Resource]:
@@ -47,8 +47,16 @@ def default_resources() -> list[Resource]:
       group is not yet attached to a load balancer.
     The security group and task role come first among their peers because the service and
     the task definition name them.
+
+    The Cognito pieces (HLD 3.3: pool, groups, domain, app client, client secret) come
+    before everything else, a third difference: a user pool is the one resource with a
+    small account quota (HLD 8), and an environment that waits for a free pool must not hold
+    half-built resources meanwhile; and the task definition names the client secret.
+    Switching identity off removes them after the task definition dropped its SSO settings.
     """
     from wpenv.reconcilers.access_point import AccessPoint  # noqa: PLC0415
+    from wpenv.reconcilers.autoscaling import Autoscaling  # noqa: PLC0415
+    from wpenv.reconcilers.client_secret import ClientSecret  # noqa: PLC0415
     from wpenv.reconcilers.database import Database  # noqa: PLC0415
     from wpenv.reconcilers.db_secret import DatabaseSecret  # noqa: PLC0415
     from wpenv.reconcilers.listener_rule import ListenerRule  # noqa: PLC0415
@@ -57,8 +65,17 @@ def default_resources() -> list[Resource]:
     from wpenv.reconcilers.target_group import TargetGroup  # noqa: PLC0415
     from wpenv.reconcilers.task_definition import TaskDefinition  # noqa: PLC0415
     from wpenv.reconcilers.task_role import TaskRole  # noqa: PLC0415
+    from wpenv.reconcilers.user_pool import UserPool  # noqa: PLC0415
+    from wpenv.reconcilers.user_pool_client import UserPoolClient  # noqa: PLC0415
+    from wpenv.reconcilers.user_pool_domain import UserPoolDomain  # noqa: PLC0415
+    from wpenv.reconcilers.user_pool_groups import UserPoolGroups  # noqa: PLC0415
 
     return [
+        UserPool(),
+        UserPoolGroups(),
+        UserPoolDomain(),
+        UserPoolClient(),
+        ClientSecret(),
         AccessPoint(),
         SecurityGroup(),
         TaskRole(),
@@ -68,6 +85,7 @@ def default_resources() -> list[Resource]:
         TargetGroup(),
         ListenerRule(),
         Service(),
+        Autoscaling(),
     ]
 
 

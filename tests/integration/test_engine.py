@@ -16,6 +16,7 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import MakeCtx, aws_calls, writes
+from tests.integration.identity import domain_owner, our_pools
 from wpenv import engine
 from wpenv.reconcilers.base import Context, Observation, PermanentError
 
@@ -43,7 +44,10 @@ class Poison:
 
 
 def leftovers(ctx: Context) -> list[str]:
-    """Everything still carrying the environment's tag, plus IAM, MySQL and ECS leftovers."""
+    """Everything still carrying the environment's tag, plus IAM, MySQL, ECS and Cognito.
+
+    The emulator's tagging API does not cover Cognito: pools are found by name and tag.
+    """
     env_tag = next(k for k in ctx.tags if k.endswith("/environment"))
     tagging = boto3.client("resourcegroupstaggingapi")
     # ECS keeps deleted services and deregistered task definitions (INACTIVE) with their
@@ -70,6 +74,8 @@ def leftovers(ctx: Context) -> list[str]:
         FileSystemId=ctx.settings.file_system_id)["AccessPoints"]
     found += [a["AccessPointId"] for a in aps
               if any(t["Value"] == ctx.tags[env_tag] for t in a.get("Tags", []))]
+    found += [f"pool:{p['Id']}" for p in our_pools(ctx)]
+    found += [f"domain:{ctx.names.user_pool_domain}"] if domain_owner(ctx) else []
     conn = _master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",

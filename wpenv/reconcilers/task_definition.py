@@ -17,7 +17,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, sso
+from wpenv.plan import url_for
+from wpenv.reconcilers import identity
 from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,9 @@ _ARN_TAIL = re.compile(r"task-definition/(?P<family>[^:/]+):(?P<revision>\d+)$")
 
 
 def _require_ids(ctx: Context) -> None:
-    missing = [key for key in REQUIRED_IDS if not ctx.ids.get(key)]
+    # With single sign-on the container also names the Cognito pieces and the client secret.
+    required = REQUIRED_IDS + (identity.IDENTITY_IDS if identity.enabled(ctx) else ())
+    missing = [key for key in required if not ctx.ids.get(key)]
     if missing:
         raise TransientError(WAITING, WAITING_FOR.format(missing=", ".join(missing)))
 
@@ -66,25 +70,54 @@ def secret_ref(secret_arn: str, key: str) -> str:
     return f"{secret_arn}:{key}::"
 
 
-def desired_task_definition(ctx: Context) -> dict[str, Any]:
+def sso_container_settings(
+    ctx: Context, tenant_url: str | None
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(environment, secrets) entries for the SSO plugin; both empty without identity.
+
+    The client secret is a `secrets` reference to its Secrets Manager key, never a value.
+    `tenant_url` is where sign-out lands (None: the URL without a listener port).
+    """
+    if not identity.enabled(ctx):
+        return [], []
+    url = tenant_url or url_for(ctx.spec, ctx.settings, None)
+    settings = sso.sso_settings(
+        region=ctx.settings.region,
+        user_pool_id=str(ctx.ids["userPoolId"]),
+        client_id=str(ctx.ids["userPoolClientId"]),
+        domain_prefix=str(ctx.ids["userPoolDomain"]),
+        logout_url=sso.logout_urls(ctx.spec, url)[0],
+        groups=ctx.spec.identity.groups,
+    )
+    environment = [{"name": name, "value": value} for name, value in settings.items()]
+    secret = secret_ref(str(ctx.ids["clientSecretArn"]), sso.SECRET_KEY)
+    return environment, [{"name": sso.SECRET_VARIABLE, "valueFrom": secret}]
+
+
+def desired_task_definition(ctx: Context, tenant_url: str | None = None) -> dict[str, Any]:
     """The `RegisterTaskDefinition` arguments for this tenant (no I/O).
 
-    Raises TransientError(WaitingForDependencies) while the role, the DB secret or the
-    access point has not been recorded yet.
+    Raises TransientError(WaitingForDependencies) while the role, the DB secret, the
+    access point (or, with identity, a Cognito piece) has not been recorded yet.
     """
     _require_ids(ctx)
     settings = ctx.settings
     secret_arn = str(ctx.ids["dbSecretArn"])
     role_arn = str(ctx.ids["taskRoleArn"])
+    sso_environment, sso_secrets = sso_container_settings(ctx, tenant_url)
     container: dict[str, Any] = {
         "name": ctx.names.container,
         "image": ctx.spec.image,
         "essential": True,
         "portMappings": [{"containerPort": settings.container_port, "protocol": "tcp"}],
         # Only what is not secret; the credentials come from `secrets` below.
-        "environment": [{"name": "WPENV_TENANT_ID", "value": ctx.names.tenant}],
+        "environment": [
+            {"name": "WPENV_TENANT_ID", "value": ctx.names.tenant},
+            *sso_environment,
+        ],
         "secrets": [
-            {"name": name, "valueFrom": secret_ref(secret_arn, key)} for name, key in SECRET_KEYS
+            *({"name": n, "valueFrom": secret_ref(secret_arn, key)} for n, key in SECRET_KEYS),
+            *sso_secrets,
         ],
         "mountPoints": [
             {"sourceVolume": VOLUME, "containerPath": CONTENT_PATH, "readOnly": False}
@@ -189,6 +222,13 @@ def family_arns(ctx: Context, status: str = "ACTIVE") -> list[str]:
     return [arn for _, arn in sorted(arns, reverse=True)]
 
 
+def _desired(ctx: Context) -> dict[str, Any]:
+    """`desired_task_definition` with the tenant's URL read when sign-out needs it."""
+    _require_ids(ctx)  # before any call: may be waiting
+    needs_url = identity.enabled(ctx) and not ctx.spec.identity.logout_urls
+    return desired_task_definition(ctx, identity.tenant_url(ctx) if needs_url else None)
+
+
 def _describe(ctx: Context, arn: str) -> tuple[dict[str, Any], list[Any]] | None:
     try:
         found = ctx.clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
@@ -223,7 +263,7 @@ class TaskDefinition:
         facts = {"revision": revision.get("revision"), "image": containers[0].get("image")}
         ids = {"taskDefinitionArn": str(revision["taskDefinitionArn"])}
         try:
-            desired = desired_task_definition(ctx)
+            desired = _desired(ctx)
         except TransientError as exc:
             # Cannot tell whether it is current; update() will wait for the dependencies.
             return Observation(exists=True, up_to_date=False, ids=ids, detail=str(exc),
@@ -248,7 +288,7 @@ class TaskDefinition:
         self._ensure(ctx)
 
     def _ensure(self, ctx: Context) -> None:
-        desired = desired_task_definition(ctx)  # before any call: may be waiting
+        desired = _desired(ctx)  # before any other call: may be waiting
         current = self.observe(ctx)
         if current.exists and current.up_to_date:
             ctx.remember(current.ids)

@@ -29,6 +29,11 @@ FAKE_IDS = {
     "taskRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-task",
     "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
     "accessPointId": "fsap-0123456789abcdef0",
+    # Identity is on by default: the task definition also names the Cognito pieces.
+    "userPoolId": "us-east-1_AbCdEf123",
+    "userPoolClientId": "1example23456789",
+    "userPoolDomain": "wpenv-it-0123abcd",
+    "clientSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/oidc-Ef34",
 }
 WAIT_SECONDS = 15.0
 

@@ -13,11 +13,16 @@ from wpenv.reconcilers.task_definition import TaskDefinition, desired_task_defin
 
 pytestmark = pytest.mark.e2e
 
-# Ids the role, secret and access point modules would record; moto does not check them.
+# Ids the role, secret, access point and (identity is on by default) Cognito modules would
+# record; moto does not check them.
 FAKE_IDS = {
     "taskRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-task",
     "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
     "accessPointId": "fsap-0123456789abcdef0",
+    "userPoolId": "us-east-1_AbCdEf123",
+    "userPoolClientId": "1example23456789",
+    "userPoolDomain": "wpenv-it-0123abcd",
+    "clientSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/oidc-Ef34",
 }
 
 
@@ -60,6 +65,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     container = revision["containerDefinitions"][0]
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert secrets["WORDPRESS_DB_PASSWORD"] == f"{FAKE_IDS['dbSecretArn']}:password::"
+    assert secrets["OIDC_CLIENT_SECRET"] == f"{FAKE_IDS['clientSecretArn']}:client_secret::"
     efs = revision["volumes"][0]["efsVolumeConfiguration"]
     assert efs["authorizationConfig"] == {"accessPointId": FAKE_IDS["accessPointId"],
                                           "iam": "ENABLED"}
@@ -121,3 +127,19 @@ def test_changes_register_new_revisions(ctx: Context, make_ctx: MakeCtx) -> None
 
     resource.delete(ctx)  # every revision, not only the recorded one
     assert _arns(ctx) == [] and not resource.observe(ctx).exists
+
+
+def test_switching_identity_off_drops_the_sso_settings(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = TaskDefinition()
+    resource.create(ctx)
+    off = _with(make_ctx, ctx, identity={"enabled": False})
+    observed = resource.observe(off)
+    assert not observed.up_to_date and "containerDefinitions" in observed.detail
+    resource.update(off, observed)
+    revision = ctx.clients.ecs.describe_task_definition(
+        taskDefinition=off.ids["taskDefinitionArn"]
+    )["taskDefinition"]
+    (container,) = revision["containerDefinitions"]
+    names = [e["name"] for e in container["environment"] + container["secrets"]]
+    assert not [n for n in names if "OIDC" in n or n == "WORDPRESS_CONFIG_EXTRA"]
+    assert resource.observe(off).up_to_date

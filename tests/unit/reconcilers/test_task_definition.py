@@ -19,10 +19,12 @@ IDS = {"taskRoleArn": ROLE, "dbSecretArn": SECRET, "accessPointId": "fsap-0123"}
 
 
 def _ctx(ids: dict[str, Any] | None = None, **spec: Any) -> Context:
-    settings = Settings(file_system_id="fs-123", region="eu-west-1", container_port=80)
+    """Single sign-on off unless the test asks: its settings have tests of their own."""
+    settings = Settings(file_system_id="fs-123", region="eu-west-1", container_port=80,
+                        alb_dns_name="alb.example.internal")
     return make_context(
-        "ns", "acme", {"tenantId": "acme", **spec}, settings=settings, clients=None,
-        ids=IDS if ids is None else ids,
+        "ns", "acme", {"tenantId": "acme", "identity": {"enabled": False}, **spec},
+        settings=settings, clients=None, ids=IDS if ids is None else ids,
     )
 
 
@@ -124,3 +126,71 @@ def test_parse_arn() -> None:
     arn = "arn:aws:ecs:eu-west-1:111122223333:task-definition/wpenv-acme:12"
     assert td.parse_arn(arn) == ("wpenv-acme", 12)
     assert td.parse_arn("arn:aws:ecs:eu-west-1:1:service/x") is None
+
+
+# --- single sign-on ------------------------------------------------------------------------
+CLIENT_SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/oidc-client-Xy"
+SSO_IDS = {
+    **IDS,
+    "userPoolId": "eu-west-1_AbC123",
+    "userPoolClientId": "4l1ent1d",
+    "userPoolDomain": "wpenv-acme-1a2b3c4d",
+    "clientSecretArn": CLIENT_SECRET,
+}
+ON = {"enabled": True}
+
+
+def test_sso_settings_and_the_client_secret_by_reference() -> None:
+    doc = td.desired_task_definition(_ctx(ids=SSO_IDS, identity=ON), "http://alb:8080/acme/")
+    container = _container(doc)
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    assert secrets["OIDC_CLIENT_SECRET"] == f"{CLIENT_SECRET}:client_secret::"
+    assert "OIDC_CLIENT_SECRET" not in env
+    hosted = "https://wpenv-acme-1a2b3c4d.auth.eu-west-1.amazoncognito.com"
+    assert env["OIDC_CLIENT_ID"] == "4l1ent1d"
+    assert env["OIDC_ENDPOINT_LOGIN_URL"] == f"{hosted}/oauth2/authorize"
+    assert env["OIDC_ENDPOINT_LOGOUT_URL"] == (
+        f"{hosted}/logout?client_id=4l1ent1d&logout_uri=http%3A%2F%2Falb%3A8080%2Facme%2F"
+    )
+    assert env["WPENV_OIDC_ISSUER"] == (
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+    )
+    assert json.loads(env["WPENV_OIDC_ROLE_MAP"]) == {
+        "Admin": "administrator", "Editor": "editor", "Viewer": "subscriber"
+    }
+    assert "define($wpenv_oidc_name" in env["WORDPRESS_CONFIG_EXTRA"]
+
+
+def test_without_a_listener_port_sign_out_goes_to_the_portless_url() -> None:
+    doc = td.desired_task_definition(_ctx(ids=SSO_IDS, identity=ON))
+    env = {e["name"]: e["value"] for e in _container(doc)["environment"]}
+    assert env["OIDC_ENDPOINT_LOGOUT_URL"].endswith(
+        "logout_uri=http%3A%2F%2Falb.example.internal%2Facme%2F"
+    )
+    spec_logout = {"enabled": True, "logoutUrls": ["https://acme.example.com/bye"]}
+    doc = td.desired_task_definition(_ctx(ids=SSO_IDS, identity=spec_logout))
+    env = {e["name"]: e["value"] for e in _container(doc)["environment"]}
+    assert env["OIDC_ENDPOINT_LOGOUT_URL"].endswith(
+        "logout_uri=https%3A%2F%2Facme.example.com%2Fbye"
+    )
+
+
+def test_identity_off_means_no_sso_settings_even_with_ids_left_over() -> None:
+    container = _container(td.desired_task_definition(_ctx(ids=SSO_IDS)))
+    names = {e["name"] for e in container["environment"]} | {
+        s["name"] for s in container["secrets"]
+    }
+    assert not [n for n in names if "OIDC" in n or n == "WORDPRESS_CONFIG_EXTRA"]
+
+
+@pytest.mark.parametrize(
+    "missing", ["userPoolId", "userPoolClientId", "userPoolDomain", "clientSecretArn"]
+)
+def test_with_identity_waits_for_each_cognito_piece(missing: str) -> None:
+    ids = {k: v for k, v in SSO_IDS.items() if k != missing}
+    with pytest.raises(TransientError) as caught:
+        td.desired_task_definition(_ctx(ids=ids, identity=ON))
+    assert caught.value.reason == "WaitingForDependencies"
+    assert missing in str(caught.value)
+    td.desired_task_definition(_ctx(ids=ids))  # identity off: not needed

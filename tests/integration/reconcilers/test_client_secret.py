@@ -1,0 +1,103 @@
+"""The client secret against moto: value from the client, follows a new client, forced delete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from tests.integration.identity import build, read_secret, tear_down
+from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.client_secret import ClientSecret
+from wpenv.reconcilers.user_pool_client import UserPoolClient
+
+pytestmark = pytest.mark.e2e
+
+
+def _client_secret(ctx: Context) -> tuple[str, str]:
+    found = ctx.clients.cognito_idp.describe_user_pool_client(
+        UserPoolId=ctx.ids["userPoolId"], ClientId=ctx.ids["userPoolClientId"]
+    )["UserPoolClient"]
+    return str(found["ClientId"]), str(found["ClientSecret"])
+
+
+def _count(ctx: Context) -> int:
+    name = ctx.names.client_secret
+    pages = ctx.clients.secretsmanager.get_paginator("list_secrets").paginate(
+        Filters=[{"Key": "name", "Values": [name]}]
+    )
+    return sum(1 for page in pages for s in page["SecretList"] if s["Name"] == name)
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A fresh tenant with pool, groups, domain and client; everything removed afterwards."""
+    context = make_ctx()
+    build(context, upto=4)
+    yield context
+    tear_down(context)
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+    secret = ClientSecret()
+    assert not secret.observe(ctx).exists
+    secret.create(ctx)
+    arn = ctx.ids["clientSecretArn"]
+    observed = secret.observe(ctx)
+    assert observed.exists and observed.up_to_date, observed.detail
+    assert observed.ids == {"clientSecretArn": arn}
+    client_id, client_secret = _client_secret(ctx)
+    assert read_secret(ctx, arn) == {"client_id": client_id, "client_secret": client_secret}
+    assert client_secret not in repr(observed)
+    described = ctx.clients.secretsmanager.describe_secret(SecretId=arn)
+    assert described["Name"] == ctx.names.client_secret
+    assert ctx.tags.items() <= {t["Key"]: t["Value"] for t in described["Tags"]}.items()
+
+    secret.create(ctx)  # adopts
+    fresh = make_ctx(tenant=ctx.names.tenant)
+    again = secret.observe(fresh)
+    assert again.exists and again.up_to_date and again.ids == {"clientSecretArn": arn}
+    assert _count(ctx) == 1
+
+    secret.delete(ctx)
+    secret.delete(fresh)
+    assert not secret.observe(ctx).exists and _count(ctx) == 0
+    secret.create(ctx)  # forced deletion frees the name at once
+    assert secret.observe(ctx).up_to_date
+
+
+def test_a_new_client_is_followed(ctx: Context) -> None:
+    secret = ClientSecret()
+    secret.create(ctx)
+    arn = ctx.ids["clientSecretArn"]
+    old_id, old_secret = _client_secret(ctx)
+    # Rotation by hand (HLD 6.2): the client is replaced; the secret must follow.
+    client = UserPoolClient()
+    client.delete(ctx)
+    ctx.ids.pop("userPoolClientId")
+    client.create(ctx)
+    new_id, new_secret = _client_secret(ctx)
+    assert new_id != old_id
+
+    observed = secret.observe(ctx)
+    assert not observed.up_to_date
+    assert "current id and secret" in observed.detail
+    for value in (old_secret, new_secret):
+        assert value not in observed.detail and value not in json.dumps(observed.facts)
+    secret.update(ctx, observed)
+    assert secret.observe(ctx).up_to_date
+    assert read_secret(ctx, arn) == {"client_id": new_id, "client_secret": new_secret}
+
+
+def test_a_secret_scheduled_for_deletion_is_restored(ctx: Context) -> None:
+    secret = ClientSecret()
+    secret.create(ctx)
+    arn = ctx.ids["clientSecretArn"]
+    ctx.clients.secretsmanager.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+    assert not secret.observe(ctx).exists
+    secret.create(ctx)
+    observed = secret.observe(ctx)
+    assert observed.exists and observed.up_to_date and observed.ids == {"clientSecretArn": arn}
+    assert _count(ctx) == 1

@@ -1,0 +1,117 @@
+"""The WordPress app client against moto: OAuth settings, URLs, restart safety, replacement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from tests.integration.identity import build, tear_down
+from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.listener_rule import listener_port
+from wpenv.reconcilers.user_pool_client import UserPoolClient
+
+pytestmark = pytest.mark.e2e
+
+REDIRECT = "wp-admin/admin-ajax.php?action=openid-connect-authorize"
+
+
+def _client(ctx: Context) -> dict[str, Any]:
+    found = ctx.clients.cognito_idp.describe_user_pool_client(
+        UserPoolId=ctx.ids["userPoolId"], ClientId=ctx.ids["userPoolClientId"]
+    )
+    return dict(found["UserPoolClient"])
+
+
+def _clients(ctx: Context) -> list[str]:
+    found = ctx.clients.cognito_idp.list_user_pool_clients(
+        UserPoolId=ctx.ids["userPoolId"], MaxResults=60
+    )
+    return [c["ClientId"] for c in found["UserPoolClients"]]
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A fresh tenant with its user pool; everything removed afterwards."""
+    context = make_ctx()
+    build(context, upto=1)
+    yield context
+    tear_down(context)
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+    client = UserPoolClient()
+    assert not client.observe(ctx).exists
+    client.create(ctx)
+    client_id = ctx.ids["userPoolClientId"]
+    observed = client.observe(ctx)
+    assert observed.exists and observed.up_to_date, observed.detail
+    assert observed.ids == {"userPoolClientId": client_id}
+
+    described = _client(ctx)
+    assert described["ClientSecret"]
+    assert described["ClientSecret"] not in repr(observed)
+    assert described["AllowedOAuthFlows"] == ["code"]
+    assert described["AllowedOAuthFlowsUserPoolClient"] is True
+    assert sorted(described["AllowedOAuthScopes"]) == ["email", "openid", "profile"]
+    assert described["SupportedIdentityProviders"] == ["COGNITO"]
+    # The pool's first listener takes new rules; its port is part of the tenant's URL.
+    port = listener_port(ctx.clients, ctx.settings.listener_arns[0])
+    host = ctx.settings.alb_dns_name + ("" if port == 80 else f":{port}")
+    url = f"http://{host}/{ctx.names.tenant}/"
+    assert described["CallbackURLs"] == [url + REDIRECT]
+    assert described["LogoutURLs"] == [url]
+
+    client.create(ctx)  # adopts
+    fresh = make_ctx(tenant=ctx.names.tenant)
+    again = client.observe(fresh)
+    assert again.exists and again.up_to_date and again.ids == {"userPoolClientId": client_id}
+    assert _clients(ctx) == [client_id]
+
+    client.delete(ctx)
+    client.delete(ctx)
+    assert not client.observe(ctx).exists and _clients(ctx) == []
+
+
+def test_spec_urls_and_hand_edits(ctx: Context, make_ctx: MakeCtx) -> None:
+    client = UserPoolClient()
+    client.create(ctx)
+    client_id = ctx.ids["userPoolClientId"]
+    secret = _client(ctx)["ClientSecret"]
+    ctx.clients.cognito_idp.update_user_pool_client(
+        UserPoolId=ctx.ids["userPoolId"], ClientId=client_id, AllowedOAuthScopes=["openid"]
+    )
+    observed = client.observe(ctx)
+    assert not observed.up_to_date and "AllowedOAuthScopes" in observed.detail
+    client.update(ctx, observed)
+    assert client.observe(ctx).up_to_date
+
+    named = make_ctx(tenant=ctx.names.tenant, identity={
+        "callbackUrls": ["https://acme.example.com/cb"],
+        "logoutUrls": ["https://acme.example.com/"],
+    })
+    named.ids.update(ctx.ids)
+    observed = client.observe(named)
+    assert not observed.up_to_date and "CallbackURLs, LogoutURLs" in observed.detail
+    client.update(named, observed)
+    described = _client(named)
+    assert described["CallbackURLs"] == ["https://acme.example.com/cb"]
+    assert described["LogoutURLs"] == ["https://acme.example.com/"]
+    assert sorted(described["AllowedOAuthScopes"]) == ["email", "openid", "profile"]
+    assert described["ClientId"] == client_id and described["ClientSecret"] == secret
+
+
+def test_a_client_without_a_secret_is_replaced(ctx: Context) -> None:
+    idp = ctx.clients.cognito_idp
+    plain = idp.create_user_pool_client(
+        UserPoolId=ctx.ids["userPoolId"], ClientName="wordpress", GenerateSecret=False
+    )["UserPoolClient"]["ClientId"]
+    client = UserPoolClient()
+    observed = client.observe(ctx)
+    assert observed.exists and not observed.up_to_date and "no secret" in observed.detail
+    client.update(ctx, observed)
+    assert ctx.ids["userPoolClientId"] != plain
+    assert _clients(ctx) == [ctx.ids["userPoolClientId"]]
+    assert _client(ctx)["ClientSecret"]

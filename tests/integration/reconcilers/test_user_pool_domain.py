@@ -1,0 +1,77 @@
+"""The hosted domain against moto: lifecycle, a prefix held elsewhere, moved from an old pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from tests.integration.identity import build, domain_owner, tear_down
+from wpenv.plan import TAG_ENVIRONMENT
+from wpenv.reconcilers.base import Context, PermanentError
+from wpenv.reconcilers.user_pool_domain import UserPoolDomain
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A fresh tenant with its user pool; everything removed afterwards."""
+    context = make_ctx()
+    build(context, upto=1)
+    yield context
+    tear_down(context)
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+    domain = UserPoolDomain()
+    assert not domain.observe(ctx).exists
+    domain.create(ctx)
+    prefix = ctx.names.user_pool_domain
+    assert ctx.ids["userPoolDomain"] == prefix
+    observed = domain.observe(ctx)
+    assert observed.exists and observed.up_to_date and observed.ready
+    assert observed.ids == {"userPoolDomain": prefix}
+    assert domain_owner(ctx) == ctx.ids["userPoolId"]
+
+    domain.create(ctx)  # already ours: nothing happens
+    fresh = make_ctx(tenant=ctx.names.tenant)
+    assert domain.observe(fresh).exists
+
+    domain.delete(ctx)
+    domain.delete(ctx)
+    assert domain_owner(ctx) is None
+    assert not domain.observe(ctx).exists
+
+
+def test_a_prefix_held_by_someone_else_is_left_alone(ctx: Context) -> None:
+    idp = ctx.clients.cognito_idp
+    other = idp.create_user_pool(PoolName="someone-else")["UserPool"]["Id"]
+    try:
+        idp.create_user_pool_domain(Domain=ctx.names.user_pool_domain, UserPoolId=other)
+        domain = UserPoolDomain()
+        assert not domain.observe(ctx).exists
+        with pytest.raises(PermanentError) as caught:
+            domain.create(ctx)
+        assert caught.value.reason == "DomainTaken"
+        assert other in str(caught.value)
+        domain.delete(ctx)
+        assert domain_owner(ctx) == other
+    finally:
+        idp.delete_user_pool_domain(Domain=ctx.names.user_pool_domain, UserPoolId=other)
+        idp.delete_user_pool(UserPoolId=other)
+
+
+def test_a_prefix_on_an_older_pool_of_ours_moves(ctx: Context) -> None:
+    idp = ctx.clients.cognito_idp
+    older = idp.create_user_pool(
+        PoolName=ctx.names.user_pool,
+        UserPoolTags={TAG_ENVIRONMENT: ctx.tags[TAG_ENVIRONMENT]},
+    )["UserPool"]["Id"]
+    try:
+        idp.create_user_pool_domain(Domain=ctx.names.user_pool_domain, UserPoolId=older)
+        UserPoolDomain().create(ctx)
+        assert domain_owner(ctx) == ctx.ids["userPoolId"] != older
+    finally:
+        idp.delete_user_pool(UserPoolId=older)

@@ -1,0 +1,89 @@
+"""The pool's groups against moto: the spec's set, precedence, hand-made groups kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from tests.integration.identity import build, tear_down
+from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.user_pool_groups import UserPoolGroups
+
+pytestmark = pytest.mark.e2e
+
+
+def _groups(ctx: Context) -> dict[str, dict[str, Any]]:
+    found = ctx.clients.cognito_idp.list_groups(UserPoolId=ctx.ids["userPoolId"], Limit=60)
+    return {g["GroupName"]: g for g in found["Groups"]}
+
+
+def _with(make_ctx: MakeCtx, ctx: Context, **identity: Any) -> Context:
+    other = make_ctx(tenant=ctx.names.tenant, identity=identity)
+    other.ids.update(ctx.ids)
+    return other
+
+
+@pytest.fixture
+def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+    """A fresh tenant with its user pool; everything removed afterwards."""
+    context = make_ctx()
+    build(context, upto=1)
+    yield context
+    tear_down(context)
+
+
+def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+    groups = UserPoolGroups()
+    assert not groups.observe(ctx).exists
+
+    groups.create(ctx)
+    observed = groups.observe(ctx)
+    assert observed.exists and observed.up_to_date, observed.detail
+    have = _groups(ctx)
+    assert {name: g["Precedence"] for name, g in have.items()} == {
+        "Admin": 0, "Editor": 1, "Viewer": 2
+    }
+    assert "administrator" in have["Admin"]["Description"]
+    assert "subscriber" in have["Viewer"]["Description"]
+
+    groups.create(ctx)  # adopts
+    fresh = make_ctx(tenant=ctx.names.tenant)  # lost status: found through the pool's name
+    assert groups.observe(fresh).up_to_date
+
+    groups.delete(ctx)  # the groups go with the pool (after its export), not before
+    assert set(_groups(ctx)) == {"Admin", "Editor", "Viewer"}
+
+
+def test_spec_changes_and_hand_edits(ctx: Context, make_ctx: MakeCtx) -> None:
+    groups = UserPoolGroups()
+    groups.create(ctx)
+    idp = ctx.clients.cognito_idp
+    pool_id = ctx.ids["userPoolId"]
+    idp.create_group(UserPoolId=pool_id, GroupName="Auditors", Description="made by hand")
+    idp.update_group(UserPoolId=pool_id, GroupName="Editor", Precedence=9)
+    observed = groups.observe(ctx)
+    assert not observed.up_to_date and "Editor" in observed.detail
+    groups.update(ctx, observed)
+    assert groups.observe(ctx).up_to_date
+    assert _groups(ctx)["Editor"]["Precedence"] == 1
+
+    fewer = _with(make_ctx, ctx, groups=["Editor", "Admin", "Authors"])
+    observed = groups.observe(fewer)
+    assert not observed.up_to_date
+    groups.update(fewer, observed)
+    assert groups.observe(fewer).up_to_date
+    have = _groups(ctx)
+    # Viewer was ours and left the spec: removed. Auditors was made by hand: kept.
+    assert set(have) == {"Editor", "Admin", "Authors", "Auditors"}
+    assert [have[n]["Precedence"] for n in ("Editor", "Admin", "Authors")] == [0, 1, 2]
+
+
+def test_no_pool_means_no_groups(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx()
+    groups = UserPoolGroups()
+    assert not groups.observe(ctx).exists
+    groups.create(ctx)  # the pool step reports the missing pool; nothing happens here
+    groups.delete(ctx)
