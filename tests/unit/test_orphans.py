@@ -1,0 +1,287 @@
+"""Orphan classification, ordering, reporting and the cleanup's dry run: no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+import pytest
+from botocore.exceptions import ClientError
+
+from wpenv.orphans.__main__ import parser
+from wpenv.orphans.cleanup import (
+    SKIPPED,
+    WOULD_ARCHIVE,
+    WOULD_DELETE,
+    WOULD_SKIP,
+    cleanup,
+    preview,
+    remove,
+)
+from wpenv.orphans.model import (
+    DELETION_ORDER,
+    Item,
+    Owners,
+    ScanResult,
+    classify,
+    deletion_order,
+    mysql_names,
+    mysql_tenant,
+    needs_archive,
+    owners_from,
+    report_lines,
+    select,
+    tag_dict,
+    tagged_item,
+)
+from wpenv.orphans.mysql import TENANT_NAME
+from wpenv.orphans.scan import all_kinds, safe_error
+from wpenv.plan import TAG_RETAINED, names_for, tags_for
+from wpenv.settings import Settings
+
+SETTINGS = Settings(operator_name="wpenv-operator", archive_bucket="arch", listener_arns=[])
+
+
+def manifest(namespace: str, name: str, tenant: str | None) -> dict[str, Any]:
+    spec = {"tenantId": tenant} if tenant else {}
+    return {"metadata": {"namespace": namespace, "name": name}, "spec": spec}
+
+
+def item(kind: str, rid: str, env: str = "ns.a", tenant: str = "acme", **kw: Any) -> Item:
+    return Item(kind, rid, env, tenant, **kw)
+
+
+def test_tagged_item_reads_our_tags_and_ignores_everyone_elses() -> None:
+    tags = tags_for("ns", "a", "acme", SETTINGS)
+    found = tagged_item("SecurityGroup", "sg-1", tags, "wpenv-operator", name="wpenv-acme")
+    assert found == Item("SecurityGroup", "sg-1", "ns.a", "acme", retained=False)
+    assert found is not None and found.details == {"name": "wpenv-acme"}
+    assert tagged_item("SecurityGroup", "sg-1", tags, "another-operator") is None
+    assert tagged_item("SecurityGroup", "sg-1", {"wpenv.bbws.io/shared": "true"}, "x") is None
+    kept = tagged_item("Secret", "arn", {**tags, TAG_RETAINED: "True"}, "wpenv-operator")
+    assert kept is not None and kept.retained
+
+
+def test_tag_dict_reads_both_spellings() -> None:
+    assert tag_dict([{"Key": "a", "Value": "1"}, {"key": "b", "value": "2"}]) == {
+        "a": "1", "b": "2",
+    }
+    assert tag_dict(None) == {}
+
+
+def test_owners_from_manifests() -> None:
+    owners = owners_from([manifest("ns", "a", "acme"), manifest("other", "b", None)])
+    assert owners.environments == {"ns.a": frozenset({"acme"}), "other.b": frozenset({""})}
+    assert owners.tenants == {"acme"}
+    assert owners.databases == {names_for("ns", "a", "acme").database} == {"wp_acme"}
+    assert owners.database_users == {"wp_acme"}
+
+
+@pytest.mark.parametrize(
+    ("found", "owned"),
+    [
+        (item("SecurityGroup", "sg-1"), True),
+        (item("SecurityGroup", "sg-2", env="ns.gone"), False),
+        # Same object name re-created for another tenant: the old tenant's leftovers.
+        (item("SecurityGroup", "sg-3", tenant="old"), False),
+        # Missing tenant tag: the environment alone decides (lean towards owned).
+        (item("SecurityGroup", "sg-4", tenant=""), True),
+        # A manifest without tenantId owns everything tagged with its environment.
+        (item("SecurityGroup", "sg-5", env="other.b", tenant="whoever"), True),
+        # No environment tag: owned when any manifest has its tenant.
+        (item("SecurityGroup", "sg-6", env=""), True),
+        (item("SecurityGroup", "sg-7", env="", tenant="nobody"), False),
+        (item("Database", "wp_acme", env=""), True),
+        (item("Database", "wp_gone", env="", tenant="gone"), False),
+        (item("DatabaseUser", "wp_acme", env=""), True),
+        (item("DatabaseUser", "wp_gone", env="", tenant="gone"), False),
+    ],
+)
+def test_ownership(found: Item, owned: bool) -> None:
+    owners = owners_from([manifest("ns", "a", "acme"), manifest("other", "b", None)])
+    assert owners.owns(found) is owned
+
+
+def test_classify_splits_owned_retained_and_orphans() -> None:
+    owners = owners_from([manifest("ns", "a", "acme")])
+    items = [
+        item("SecurityGroup", "sg-owned"),
+        item("SecurityGroup", "sg-orphan", env="ns.gone", tenant="gone"),
+        item("Secret", "arn-orphan", env="ns.gone", tenant="gone"),
+        item("SecurityGroup", "sg-kept", env="ns.kept", tenant="kept", retained=True),
+        # An owned resource tagged retained stays owned (a re-created manifest adopted it).
+        item("Secret", "arn-owned-kept", retained=True),
+        Item("Database", "wp_gone", "", "gone"),
+        Item("Database", "wp_kept", "", "kept"),
+        Item("DatabaseUser", "wp_acme", "", "acme"),
+        Item("Database", "wp_stray", "", "stray"),
+    ]
+    owned, retained, orphans = classify(items, owners)
+    assert {i.id for i in owned} == {"sg-owned", "arn-owned-kept", "wp_acme"}
+    assert [(i.kind, i.id, i.environment) for i in retained] == [
+        ("Database", "wp_kept", "ns.kept"),  # retained with its tenant, in its environment
+        ("SecurityGroup", "sg-kept", "ns.kept"),
+    ]
+    assert [(i.kind, i.id, i.environment) for i in orphans] == [
+        ("Secret", "arn-orphan", "ns.gone"),
+        ("Database", "wp_gone", "ns.gone"),  # takes its tenant's only orphan environment
+        ("SecurityGroup", "sg-orphan", "ns.gone"),
+        ("Database", "wp_stray", ""),  # no tagged resource of its tenant: no environment
+    ]
+
+
+def test_database_environment_stays_unknown_when_two_environments_share_a_tenant() -> None:
+    items = [
+        item("SecurityGroup", "sg-1", env="a.x", tenant="t"),
+        item("SecurityGroup", "sg-2", env="b.x", tenant="t"),
+        Item("Database", "wp_t", "", "t"),
+    ]
+    _, _, orphans = classify(items, Owners())
+    assert next(i for i in orphans if i.kind == "Database").environment == ""
+
+
+def test_deletion_order_follows_dependencies_per_environment() -> None:
+    kinds = list(reversed(DELETION_ORDER))
+    items = [item(kind, f"{kind}-1") for kind in kinds]
+    items += [item("SecurityGroup", "sg-b", env="ns.b"), item("ListenerRule", "r-b", env="ns.b")]
+    items.append(Item("Database", "wp_x", "", "x"))
+    ordered = [(i.environment, i.kind) for i in deletion_order(items)]
+    assert ordered == [
+        *(("ns.a", kind) for kind in DELETION_ORDER),
+        ("ns.b", "ListenerRule"),
+        ("ns.b", "SecurityGroup"),
+        ("", "Database"),  # unknown environment last
+    ]
+    position = {kind: index for index, kind in enumerate(DELETION_ORDER)}
+    for before, after in [
+        ("ListenerRule", "TargetGroup"),
+        ("Service", "TargetGroup"),
+        ("Service", "TaskDefinition"),
+        ("Service", "Role"),
+        ("DatabaseUser", "Database"),
+        ("Service", "AccessPoint"),
+    ]:
+        assert position[before] < position[after]
+    assert DELETION_ORDER[-1] == "SecurityGroup"
+
+
+def test_every_kind_has_a_finder_in_deletion_order() -> None:
+    assert tuple(all_kinds()) == DELETION_ORDER
+
+
+def test_select_filters() -> None:
+    items = [item("SecurityGroup", "1"), item("Secret", "2", env="ns.b", tenant="b")]
+    assert select(items) == items
+    assert select(items, environments=["ns.b"]) == [items[1]]
+    assert select(items, kinds=["SecurityGroup"]) == [items[0]]
+    assert select(items, tenants=["b"], kinds=["SecurityGroup"]) == []
+
+
+def test_report_lines() -> None:
+    lines = report_lines([
+        item("SecurityGroup", "sg-1"),
+        item("TaskDefinition", "wpenv-acme", details={"revisions": ["r1", "r2"]}),
+        Item("Database", "wp_x", "", "x", retained=True),
+    ])
+    assert lines == [
+        "TaskDefinition wpenv-acme (environment ns.a, tenant acme, 2 revision(s))",
+        "SecurityGroup sg-1 (environment ns.a, tenant acme)",
+        "Database wp_x (environment -, tenant x) [retained]",
+    ]
+
+
+def test_mysql_names_map_back_to_tenants_even_when_cut() -> None:
+    long = "a-very-long-tenant-id-of-32-char"
+    assert len(long) == 32
+    user = names_for("", "", long).database_user
+    assert len(user) <= 32 and user != "wp_" + long.replace("-", "_")
+    known = mysql_names([long, "acme"])
+    assert mysql_tenant(user, known) == long
+    assert mysql_tenant("wp_acme", known) == "acme"
+    assert mysql_tenant("wp_shop_one", known) == "shop-one"  # unknown: derived
+    assert TENANT_NAME.fullmatch(user) and TENANT_NAME.fullmatch("wp_shop_one")
+    for name in ("wpv_abc", "wp_", "wp_Shop", "wp_a-b", "wordpress", "wp_x_"):
+        assert not TENANT_NAME.fullmatch(name), name
+
+
+def test_counts_fill_zeros_and_leave_out_kinds_not_scanned() -> None:
+    result = ScanResult(
+        orphans=[item("SecurityGroup", "1"), item("SecurityGroup", "2")],
+        errors={"UserPool": "AccessDenied: no"},
+    )
+    counts = result.counts()
+    assert counts["SecurityGroup"] == 2 and counts["Secret"] == 0
+    assert "UserPool" not in counts
+    assert not result.complete
+    assert result.as_dict()["orphans"][0]["id"] == "1"
+
+
+def test_safe_error_never_repeats_more_than_a_code() -> None:
+    aws_error = ClientError(
+        {"Error": {"Code": "DependencyViolation", "Message": "in use"}}, "DeleteSecurityGroup"
+    )
+    assert safe_error(aws_error) == "DependencyViolation: in use"
+    mysql_error = pymysql.err.OperationalError(1045, "Access denied ... password hunter2")
+    assert safe_error(mysql_error) == "MySQL error 1045"
+    assert safe_error(ValueError("hunter2")) == "ValueError"
+
+
+def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:
+    orphans = [
+        item("SecurityGroup", "sg-1"),
+        item("AccessPoint", "fsap-1", details={"rootPath": "/tenants/acme"}),
+        Item("Database", "wp_acme", "ns.a", "acme"),
+        item("ListenerRule", "rule-1"),
+        Item("SecurityGroup", "sg-anon", "", ""),
+    ]
+    # No clients and no Kubernetes API: a dry run must not need them.
+    actions = cleanup(orphans, SETTINGS, None, None)  # the default archiver: never called
+    assert [(a.item.id, a.outcome) for a in actions] == [
+        ("rule-1", WOULD_DELETE),
+        ("wp_acme", WOULD_ARCHIVE),
+        ("fsap-1", WOULD_ARCHIVE),
+        ("sg-1", WOULD_DELETE),
+        ("sg-anon", WOULD_SKIP),
+    ]
+    assert "by hand" in actions[4].message
+    assert actions[0].line() == "would-delete: ListenerRule rule-1 (environment ns.a, tenant acme)"
+
+    def archiver(found: Item, settings: Settings, clients: Any) -> str:
+        raise AssertionError("a dry run archives nothing")
+
+    with_archiver = cleanup(orphans, SETTINGS, None, None, archiver=archiver)
+    assert [a.outcome for a in with_archiver][1:3] == [WOULD_ARCHIVE, WOULD_ARCHIVE]
+    # Without any archiver, data is skipped with a message that says what to archive.
+    bare = [preview(o, SETTINGS, None) for o in orphans[1:3]]
+    assert [a.outcome for a in bare] == [WOULD_SKIP, WOULD_SKIP]
+    assert bare[1].message.startswith("needs archiving: use ")
+    assert "dump database wp_acme into s3://arch/archives/" in bare[1].message
+    assert "tenants/acme into s3://arch/archives/" in bare[0].message
+
+
+def test_execute_skips_data_without_an_archiver_before_reading_anything() -> None:
+    database = Item("Database", "wp_acme", "ns.a", "acme")
+    action = remove(database, SETTINGS, None, None, None)
+    assert action.outcome == SKIPPED and action.message.startswith("needs archiving: use ")
+    anonymous = remove(Item("Secret", "arn", "", ""), SETTINGS, None, None, None)
+    assert anonymous.outcome == SKIPPED
+
+
+def test_data_holding_kinds_need_archiving() -> None:
+    assert needs_archive(Item("Database", "wp_a", "ns.a", "a"))
+    assert needs_archive(item("AccessPoint", "fsap-1"))
+    assert needs_archive(item("UserPool", "p", details={"users": 3}))
+    assert needs_archive(item("UserPool", "p"))  # count unknown: assume users
+    assert not needs_archive(item("UserPool", "p", details={"users": 0}))
+    assert not needs_archive(item("Secret", "arn"))
+
+
+def test_cli_arguments() -> None:
+    args = parser().parse_args(
+        ["cleanup", "--environment", "ns.a", "--kind", "Secret", "--kind", "Role", "--execute"]
+    )
+    assert args.execute and args.environment == ["ns.a"] and args.kind == ["Secret", "Role"]
+    assert not parser().parse_args(["cleanup"]).execute  # a dry run unless told
+    assert parser().parse_args(["report", "--json"]).json
+    with pytest.raises(SystemExit):
+        parser().parse_args(["cleanup", "--kind", "Bucket"])
