@@ -13,12 +13,15 @@ from tests.platform import kube
 
 # The drift check's period for the session's operator: short, so a test sees a repair.
 DRIFT_SECONDS = 4
+# And of the orphan scan (daily in production); the first scan waits one period.
+ORPHAN_SCAN_SECONDS = 15
 
 
 @pytest.fixture(scope="session")
 def operator(platform: dict[str, str], local: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The operator as its own process, as it runs in production."""
-    env = {**platform, "WPENV_DRIFT_INTERVAL_SECONDS": str(DRIFT_SECONDS)}
+    env = {**platform, "WPENV_DRIFT_INTERVAL_SECONDS": str(DRIFT_SECONDS),
+           "WPENV_ORPHAN_SCAN_INTERVAL_SECONDS": str(ORPHAN_SCAN_SECONDS)}
     proc = kube.start_operator(env, local / "operator.log", OPERATOR_HEALTH_PORT)
     try:
         yield proc

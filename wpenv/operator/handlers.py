@@ -6,6 +6,7 @@ into a status patch, Events and a requeue. Policy lives in wpenv.engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Mapping
@@ -14,23 +15,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+import kubernetes
 import prometheus_client
 
 from wpenv import engine
-from wpenv.api.models import GROUP, PLURAL, VERSION, Phase
+from wpenv.api.models import GROUP, PLURAL, VERSION, DeletionPolicy, Phase
+from wpenv.archive.errors import ArchiveError
 from wpenv.aws import Clients
+from wpenv.deprovision import STEPS, Archive, Deprovisioner
 from wpenv.operator import kube, metrics
 from wpenv.operator import status as st
 from wpenv.operator.throttle import ProvisionSlots
-from wpenv.plan import url_for
+from wpenv.orphans import run_scan
+from wpenv.plan import TAG_RETAINED, archive_prefix, url_for
 from wpenv.reconcilers.base import Context, Resource
 from wpenv.reconcilers.listener_rule import listener_port
+from wpenv.retain import retain
 from wpenv.settings import Settings
 
 FINALIZER = f"{GROUP}/finalizer"
 SUSPENDED = "Suspended"
 SUSPENDED_MESSAGE = "Scaled to zero as the spec asks (the listener rule is removed if configured)"
 TENANT_IN_USE = "TenantIdInUse"
+DEPROVISION = "Deprovision"
+ORPHAN_SCAN_FIRST_DELAY = 300.0
 # Engine Events that mean a pass changed something.
 REPAIRS = ("Created", "Updated", "Removed")
 # Read once at import: kopf needs the timer's interval when the handler is registered.
@@ -50,6 +58,8 @@ class App:
     resources: list[Resource]
     listener_ports: dict[str, int] = field(default_factory=dict)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # (uid, condition type) -> reason last announced by an Event.
+    announced: dict[tuple[str, str], str] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lock_for(self, uid: str) -> threading.Lock:
@@ -186,15 +196,29 @@ def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str
 
 
 def _transitions(
-    status: Mapping[str, Any], conditions: list[st.Cond]
+    app: App, uid: str, status: Mapping[str, Any], conditions: list[st.Cond], ctx: Context
 ) -> list[engine.Event]:
-    """Warning Events for conditions that just turned bad (one Event, not one per pass)."""
+    """Events for what just happened once: a rollback, a users export.
+
+    A rollback is announced when the Rollout condition turns RolledBack; the memory of what
+    was announced (besides the status, which a concurrent drift check may read stale)
+    keeps it to one Event.
+    """
     events = []
     for cond in conditions:
-        if cond.type == engine.ROLLOUT and cond.reason == "RolledBack":
-            previous = st.find(status.get("conditions") or [], engine.ROLLOUT)
-            if previous is None or previous.get("reason") != "RolledBack":
-                events.append(engine.Event("Warning", "RolledBack", cond.message))
+        if cond.type != engine.ROLLOUT:
+            continue
+        previous = st.find(status.get("conditions") or [], engine.ROLLOUT) or {}
+        key = (uid, engine.ROLLOUT)
+        with app._locks_guard:
+            announced = app.announced.get(key)
+            app.announced[key] = cond.reason
+        if cond.reason == "RolledBack" and "RolledBack" not in (
+            previous.get("reason"), announced
+        ):
+            events.append(engine.Event("Warning", "RolledBack", cond.message))
+    for uri in ctx.exported:
+        events.append(engine.Event("Normal", "UsersExported", f"users and groups went to {uri}"))
     return events
 
 
@@ -294,7 +318,7 @@ def reconcile(
         conditions.append(suspend)
     if outcome.ready and suspended and was_active:
         conditions.append(st.Cond(st.READY, st.TRUE, "Suspended", SUSPENDED_MESSAGE))
-    _post(body, outcome.events + _transitions(current, conditions))
+    _post(body, outcome.events + _transitions(app, uid, current, conditions, ctx))
 
     if outcome.ready and not was_active:
         finished = datetime.now(UTC)
@@ -375,6 +399,9 @@ def drift(
     rollout = engine.rollout_condition(outcome.facts)
     if rollout is not None:
         conditions.append(rollout)
+    suspend = suspend_condition(suspended, True, outcome.ready, current)
+    if suspend is not None:
+        conditions.append(suspend)
     if outcome.ready and suspended:
         conditions.append(st.Cond(st.READY, st.TRUE, "Suspended", SUSPENDED_MESSAGE))
     warnings = [e for e in outcome.events if e.type == "Warning"]
@@ -382,7 +409,7 @@ def drift(
     reason = outcome.failure.reason if outcome.failure else None
     if warnings and ready_before.get("reason") != reason:
         _post(body, warnings)  # a persisting failure is reported once, not every pass
-    _post(body, _transitions(current, conditions))
+    _post(body, _transitions(app, str(meta.get("uid")), current, conditions, ctx))
     phase = next_phase(outcome, was_active=True, suspended=suspended, phase=current.get("phase"))
     changes = st.status_patch(
         current, generation, phase=phase, conditions=conditions,
@@ -392,23 +419,152 @@ def drift(
         patch.status.update(changes)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
-def on_delete(body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
-    """Release the finalizer, leaving every resource in place (tagged retained).
+def failure_of(exc: BaseException) -> tuple[str, str]:
+    """(reason, message) of a failed deprovisioning attempt; never a secret or a trace."""
+    if isinstance(exc, ArchiveError):
+        return exc.reason, str(exc)
+    error = engine.classify(exc)
+    return error.reason, str(error)
 
-    Archiving before removal is not implemented yet; until it is, deleting a manifest
-    never destroys data: the resources stay, and an Event says so.
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def on_delete(
+    *,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    retry: int,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    """The finalizer: archive and verify, then remove everything (or retain it all).
+
+    Returning releases the finalizer; raising TemporaryError keeps the object in
+    PendingDeprovision and retries with backoff, having removed nothing that holds data
+    unless its archive was verified.
     """
     app: App = memo.app
-    app.slots.release(str(meta.get("uid")))
-    kopf.event(
-        body,
-        type="Warning",
-        reason="Retained",
-        message="AWS resources and the database were left in place (archiving before "
-        "removal is not available yet)",
+    namespace, name = meta["namespace"], meta["name"]
+    uid = str(meta.get("uid"))
+    app.slots.release(uid)
+    current = dict(status)
+    index: kopf.Index[Any, Any] = kwargs["tenants"]
+    tenant = str(spec.get("tenantId"))
+    holder = tenant_holder(index, tenant, (namespace, name))
+    if holder is not None:
+        kopf.event(body, type="Normal", reason="NothingToRemove",
+                   message=f"tenantId {tenant} belongs to {holder}; this manifest owns nothing")
+        return
+    ctx = engine.make_context(
+        namespace, name, dict(spec),
+        settings=app.settings,
+        clients=app.clients,
+        ids=current.get("resources") or {},
+        record=kube.resource_recorder(namespace, name),
     )
-    log.info("Released %s/%s", meta.get("namespace"), meta.get("name"))
+    if ctx.spec.deletion_policy == DeletionPolicy.RETAIN.value:
+        tagged = retain(ctx)
+        kopf.event(
+            body, type="Normal", reason="Retained",
+            message=f"deletionPolicy Retain: {len(tagged)} AWS resources tagged "
+            f"{TAG_RETAINED}=true and left in place, with database {ctx.names.database} "
+            "and the tenant's files",
+        )
+        return
+
+    write = kube.status_writer(namespace, name)
+    location = (current.get("archive") or {}).get("location")
+    if location:
+        prefix = location.removeprefix(f"s3://{app.settings.archive_bucket}/").rstrip("/")
+    else:
+        prefix = archive_prefix(app.settings, namespace, name, datetime.now(UTC))
+    archive = Archive(bucket=app.settings.archive_bucket, prefix=prefix)
+    if current.get("phase") != Phase.PENDING_DEPROVISION.value or not location:
+        start = st.status_patch(
+            current, meta.get("generation"), phase=Phase.PENDING_DEPROVISION,
+            conditions=[
+                st.Cond(st.READY, st.FALSE, "Deprovisioning", "Archiving, then removing"),
+                st.Cond(DEPROVISION, st.FALSE, "InProgress", f"Archiving to {archive.uri()}"),
+            ],
+            archive={"location": archive.uri()},
+        )
+        write(start)
+        current.update(start)
+        kopf.event(body, type="Normal", reason="Deprovisioning",
+                   message=f"Deprovisioning started; archiving to {archive.uri()}")
+
+    def report(step: int, message: str) -> None:
+        kopf.event(body, type="Normal", reason="Deprovisioning",
+                   message=f"Step {step}/{STEPS}: {message}")
+
+    started = datetime.now(UTC)
+    try:
+        with app.lock_for(uid):
+            Deprovisioner(ctx, app.resources, archive, report).run()
+    except Exception as exc:
+        reason, message = failure_of(exc)
+        log.warning("Deprovisioning %s/%s must be retried: %s", namespace, name, message)
+        failed = st.status_patch(
+            current, meta.get("generation"), phase=Phase.PENDING_DEPROVISION,
+            conditions=[
+                st.Cond(DEPROVISION, st.FALSE, reason, f"{message}; nothing holding data "
+                        "was removed without a verified archive; retrying"),
+            ],
+        )
+        if failed:
+            write(failed)
+        kopf.event(body, type="Warning", reason=reason, message=message)
+        raise kopf.TemporaryError(message, delay=engine.backoff(retry, app.settings)) from None
+
+    locations = {"location": archive.uri(), **archive.locations}
+    seconds = round((datetime.now(UTC) - started).total_seconds(), 1)
+    metrics.DEPROVISION_SECONDS.observe(seconds)
+    done = st.status_patch(
+        current, meta.get("generation"), phase=Phase.DEPROVISIONED,
+        conditions=[
+            st.Cond(st.READY, st.FALSE, "Deprovisioned", "Everything was archived and removed"),
+            st.Cond(DEPROVISION, st.TRUE, "Completed", f"Archived to {archive.uri()}"),
+        ],
+        archive=locations,
+    )
+    write(done)  # the last phase written before kopf removes the finalizer
+    where = ", ".join(f"{k} {v}" for k, v in archive.locations.items())
+    kopf.event(body, type="Normal", reason="Deprovisioned",
+               message=f"Archived and removed in {seconds}s; {where or 'nothing to archive'}")
+
+
+@kopf.on.startup()
+async def orphan_scans(memo: kopf.Memo, **_: Any) -> None:
+    """Start the periodic orphan scan (HLD 5.4) beside the handlers.
+
+    Not a per-object timer: it compares the whole account with every manifest. The first
+    scan runs a few minutes after start (so a restart loop cannot hammer AWS), then every
+    `orphan_scan_interval_seconds` (daily by default). Results go to the
+    `wpenv_orphaned_resources` gauge and to one log line per orphan.
+    """
+    app: App = memo.app
+    memo.orphan_task = asyncio.create_task(_scan_forever(app))
+
+
+async def _scan_forever(app: App) -> None:
+    interval = app.settings.orphan_scan_interval_seconds
+    await asyncio.sleep(min(interval, ORPHAN_SCAN_FIRST_DELAY))
+    api = kubernetes.client.CustomObjectsApi()
+    while True:
+        try:
+            await asyncio.to_thread(run_scan, app.settings, app.clients, api)
+        except Exception as exc:  # the next scan may work; never take the operator down
+            log.warning("orphan scan failed: %s", engine.classify(exc))
+        await asyncio.sleep(interval)
+
+
+@kopf.on.cleanup()
+async def stop_orphan_scans(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the scan task with the operator."""
+    task = getattr(memo, "orphan_task", None)
+    if task is not None:
+        task.cancel()
 
 
 @kopf.on.probe(id="ready")

@@ -33,3 +33,16 @@ def resource_recorder(namespace: str, name: str) -> Callable[[Mapping[str, Any]]
         )
 
     return record
+
+
+def status_writer(namespace: str, name: str) -> Callable[[Mapping[str, Any]], None]:
+    """A function that merges fields into the status at once (deprovisioning's progress)."""
+    api = kubernetes.client.CustomObjectsApi()
+
+    def write(fields: Mapping[str, Any]) -> None:
+        if fields:
+            api.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(fields)}
+            )
+
+    return write

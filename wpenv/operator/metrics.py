@@ -14,6 +14,11 @@ PROVISION_SECONDS = Histogram(
 )
 PROVISIONS_RUNNING = Gauge("wpenv_provisions_running", "Provisions holding a slot now.")
 PROVISIONS_QUEUED = Gauge("wpenv_provisions_queued", "Environments waiting for a slot.")
+DEPROVISION_SECONDS = Histogram(
+    "wpenv_deprovision_duration_seconds",
+    "Successful deprovisioning attempts: archive, verify, remove (HLD target: 600 s).",
+    buckets=(30, 60, 120, 300, 600, 900, 1800),
+)
 DRIFT_PASSES = Counter("wpenv_drift_passes_total", "Drift checks run.")
 DRIFT_CORRECTIONS = Counter(
     "wpenv_drift_corrections_total", "Resources the drift check found changed and repaired."
