@@ -21,7 +21,10 @@ ORPHAN_SCAN_SECONDS = 15
 def operator(platform: dict[str, str], local: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The operator as its own process, as it runs in production."""
     env = {**platform, "WPENV_DRIFT_INTERVAL_SECONDS": str(DRIFT_SECONDS),
-           "WPENV_ORPHAN_SCAN_INTERVAL_SECONDS": str(ORPHAN_SCAN_SECONDS)}
+           "WPENV_ORPHAN_SCAN_INTERVAL_SECONDS": str(ORPHAN_SCAN_SECONDS),
+           # The emulator has no pool quota and the suite makes many environments; the
+           # quota itself is tested with explicit settings in tests/integration.
+           "WPENV_USER_POOL_QUOTA": "1000"}
     proc = kube.start_operator(env, local / "operator.log", OPERATOR_HEALTH_PORT)
     try:
         yield proc
