@@ -34,6 +34,12 @@ OPERATOR_HEALTH_PORT = _BASE + 80
 SPARE_OPERATOR_HEALTH_PORT = _BASE + 180
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests last: their operator (session-scoped) watches every namespace, and
+    would start provisioning manifests that integration tests create only as data."""
+    items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
+
+
 @pytest.fixture(scope="session")
 def local() -> Path:
     """The test platform's state directory."""

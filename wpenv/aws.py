@@ -67,6 +67,9 @@ TRANSIENT_CODES = {
 }
 
 
+S3_READ_TIMEOUT = 600
+
+
 @dataclass
 class Clients:
     """One boto3 client per service, created lazily and reused (they are thread-safe)."""
@@ -83,6 +86,10 @@ class Clients:
             connect_timeout=5,
             read_timeout=30,
         )
+        # CompleteMultipartUpload of a large archive may take minutes before S3 answers
+        # (AWS documents it); a 30 s timeout would retry it while the first one still
+        # assembles the object.
+        self._long = self._config.merge(Config(read_timeout=S3_READ_TIMEOUT))
 
     def __getattr__(self, service: str) -> Any:
         """`clients.ecs`, `clients.elbv2`, `clients.cognito_idp`, ..."""
@@ -90,7 +97,8 @@ class Clients:
         if name not in SERVICES:
             raise AttributeError(service)
         if name not in self._made:
-            self._made[name] = self.session.client(name, config=self._config)
+            config = self._long if name == "s3" else self._config
+            self._made[name] = self.session.client(name, config=config)
         return self._made[name]
 
 
