@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,19 +27,17 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws
 from wpenv.archive import database as db_archive
-from wpenv.archive import files as files_archive
+from wpenv.archive.environment import archive_database_of, archive_files_of, put_manifest
 from wpenv.archive.manifest import (
     DATABASE,
     FILES,
     MANIFEST,
     USERS,
     Artefact,
-    DatabaseArtefact,
-    FilesArtefact,
     Manifest,
     artefact_key,
 )
-from wpenv.archive.s3stream import object_digest, parse_s3_uri, put_bytes, s3_uri
+from wpenv.archive.s3stream import object_digest, parse_s3_uri, s3_uri
 from wpenv.reconcilers.access_point import tenant_directory
 from wpenv.reconcilers.base import (
     MISSING,
@@ -102,8 +99,7 @@ def read_manifest(ctx: Context, archive: Archive) -> Manifest:
 def write_manifest(ctx: Context, archive: Archive) -> None:
     """Write manifest.json (one small put, encrypted like every other artefact)."""
     assert archive.manifest is not None
-    put_bytes(ctx.clients.s3, archive.bucket, archive.key(MANIFEST), archive.manifest.to_json(),
-              kms_key_id=ctx.settings.archive_kms_key_id)
+    put_manifest(ctx.clients.s3, archive.manifest, ctx.settings.archive_kms_key_id)
     archive.locations["manifest"] = archive.uri(MANIFEST)
 
 
@@ -181,27 +177,21 @@ class Deprovisioner:
         ctx, archive = self.ctx, self.archive
         name = ctx.names.database
         server = db_archive.master_server(ctx.settings, ctx.clients)
-        with closing(db_archive.open_connection(server)) as conn:
-            exists = db_archive.database_exists(conn, name)
-        entry = self.manifest.database
-        if not exists:
-            if entry is not None:
-                archive.locations["database"] = s3_uri(archive.bucket, entry.key)
+        artefact = archive_database_of(
+            server, ctx.clients.s3, name, bucket=archive.bucket, prefix=archive.prefix,
+            kms=ctx.settings.archive_kms_key_id,
+        )
+        if artefact is None:
             self.report(4, f"database {name} is already gone; nothing to dump")
         else:
-            dump = db_archive.dump_database(
-                server, name, ctx.clients.s3, archive.bucket, archive.key(DATABASE),
-                kms_key_id=ctx.settings.archive_kms_key_id,
-            )
-            self.report(4, f"database {name} dumped to {dump.object.uri} "
-                           f"({dump.object.size} bytes compressed)")
-            checks = db_archive.verify_dump(server, ctx.clients.s3, name, dump.object,
-                                            dump.tables)
+            self.report(4, f"database {name} dumped to {archive.uri(DATABASE)} "
+                           f"({artefact.size} bytes compressed)")
             self.report(5, "the dump restores into a scratch database with identical "
-                           f"checksums and row counts in all {len(checks)} tables")
-            self.manifest.database = DatabaseArtefact.from_dump(dump)
+                           f"checksums and row counts in all {len(artefact.tables)} tables")
+            self.manifest.database = artefact
             write_manifest(ctx, archive)  # the durable record, before anything is dropped
-            archive.locations["database"] = dump.object.uri
+        if self.manifest.database is not None:
+            archive.locations["database"] = archive.uri(DATABASE)
         self.delete(("Database",))
         self.report(6, f"database {name} and user {ctx.names.database_user} dropped")
 
@@ -209,21 +199,19 @@ class Deprovisioner:
         """Step 7: tar the tenant's directory to S3, read it back to verify, remove it."""
         ctx, archive = self.ctx, self.archive
         directory = tenant_directory(ctx)
-        entry = self.manifest.files
         if not directory.exists():
-            if entry is not None:
-                archive.locations["files"] = s3_uri(archive.bucket, entry.key)
+            if self.manifest.files is not None:
+                archive.locations["files"] = archive.uri(FILES)
             self.report(7, f"directory {directory} is already gone; nothing to archive")
             return
-        done = files_archive.archive_directory(
-            directory, ctx.clients.s3, archive.bucket, archive.key(FILES),
-            kms_key_id=ctx.settings.archive_kms_key_id,
+        files = archive_files_of(
+            ctx.clients.s3, directory, bucket=archive.bucket, prefix=archive.prefix,
+            kms=ctx.settings.archive_kms_key_id,
         )
-        files_archive.verify_archive(directory, ctx.clients.s3, done.object)
-        self.manifest.files = FilesArtefact.from_archive(done)
+        self.manifest.files = files
         write_manifest(ctx, archive)
-        archive.locations["files"] = done.object.uri
+        archive.locations["files"] = archive.uri(FILES)
         # Symlinks inside are removed, never followed (rmtree does not follow them).
         shutil.rmtree(directory)
-        self.report(7, f"{done.count} entries ({done.total_bytes} bytes) archived to "
-                       f"{done.object.uri}, verified, and removed from the file system")
+        self.report(7, f"{files.members} entries ({files.total_bytes} bytes) archived to "
+                       f"{archive.uri(FILES)}, verified, and removed from the file system")

@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from wpenv.api.models import GROUP, WordPressEnvironmentSpec
 from wpenv.settings import Settings
@@ -90,6 +91,12 @@ def names_for(namespace: str, name: str, tenant: str) -> Names:
         user_pool_domain=fit("wpenv-", tenant, 63, seed=f"{namespace}/{name}/{tenant}"),
         client_secret=f"wpenv/{tenant}/oidc-client",
     )
+
+
+def tenant_directory(settings: Settings, tenant: str) -> Path:
+    """Where the operator sees a tenant's root directory: `<efs mount>/tenants/<tenant>`."""
+    root = names_for("", "", tenant).access_point_root
+    return Path(settings.efs_mount_path) / root.lstrip("/")
 
 
 def tags_for(namespace: str, name: str, tenant: str, settings: Settings) -> dict[str, str]:

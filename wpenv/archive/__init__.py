@@ -15,12 +15,13 @@ from wpenv.archive.database import (
     table_checks,
     verify_dump,
 )
-from wpenv.archive.environment import archive_environment, tenant_directory
+from wpenv.archive.environment import archive_environment
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.files import FilesArchive, Member, archive_directory, verify_archive
 from wpenv.archive.manifest import Manifest
 from wpenv.archive.restore import ArchiveListing, RestoreResult, list_archives, restore
 from wpenv.archive.s3stream import ArchivedObject, S3Reader, S3Writer, iter_object
+from wpenv.plan import tenant_directory
 
 __all__ = [
     "ArchiveError",

@@ -27,7 +27,7 @@ from wpenv.archive.database import (
     open_connection,
     verify_dump,
 )
-from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
+from wpenv.archive.errors import ArchiveError
 from wpenv.archive.files import archive_directory, verify_archive
 from wpenv.archive.manifest import (
     DATABASE,
@@ -40,29 +40,49 @@ from wpenv.archive.manifest import (
     Manifest,
     artefact_key,
 )
-from wpenv.archive.s3stream import ArchivedObject, object_digest, put_bytes
-from wpenv.plan import archive_prefix, archive_timestamp, names_for
+from wpenv.archive.s3stream import ArchivedObject, put_bytes, require_object
+from wpenv.plan import archive_prefix, archive_timestamp, names_for, tenant_directory
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NO_BUCKET = "WPENV_ARCHIVE_BUCKET is not set: there is nowhere to archive to"
 NO_DATABASE = "database {name} did not exist; nothing to dump"
-UNREADABLE = "{uri} did not read back as written"
 
 
-def tenant_directory(settings: Settings, tenant: str) -> Path:
-    """Where the operator sees a tenant's root directory: `<efs_mount_path>/tenants/<tenant>`."""
-    root = names_for("", "", tenant).access_point_root
-    return Path(settings.efs_mount_path) / root.lstrip("/")
+def archive_database_of(
+    server: DatabaseServer, s3: Any, database: str, *, bucket: str, prefix: str, kms: str = ""
+) -> DatabaseArtefact | None:
+    """Dump `database` to `<prefix>/database.sql.gz` and prove the dump restores to it.
+
+    None when the database does not exist (nothing to keep). Raises ArchiveError /
+    ArchiveVerificationError; S3 and MySQL errors propagate.
+    """
+    with closing(open_connection(server)) as conn:
+        if not database_exists(conn, database):
+            return None
+    dump = dump_database(
+        server, database, s3, bucket, artefact_key(prefix, DATABASE), kms_key_id=kms
+    )
+    verify_dump(server, s3, database, dump.object, dump.tables)
+    return DatabaseArtefact.from_dump(dump)
 
 
-def _read_back(s3: Any, written: ArchivedObject) -> None:
-    """A small object must read back byte for byte (same size and sha256)."""
-    if object_digest(s3, written.bucket, written.key) != written:
-        raise ArchiveVerificationError(
-            "ArchiveChecksumMismatch", UNREADABLE.format(uri=written.uri)
-        )
+def archive_files_of(
+    s3: Any, directory: Path, *, bucket: str, prefix: str, kms: str = ""
+) -> FilesArtefact:
+    """Tar `directory` to `<prefix>/files.tar.gz` and prove the tar lists it, entry by entry."""
+    archive = archive_directory(directory, s3, bucket, artefact_key(prefix, FILES), kms_key_id=kms)
+    verify_archive(directory, s3, archive.object)
+    return FilesArtefact.from_archive(archive)
+
+
+def put_manifest(s3: Any, manifest: Manifest, kms: str = "") -> ArchivedObject:
+    """Write manifest.json at its prefix and read it back."""
+    key = artefact_key(manifest.prefix, MANIFEST)
+    written = put_bytes(s3, manifest.bucket, key, manifest.to_json(), kms_key_id=kms)
+    require_object(s3, written)
+    return written
 
 
 def archive_environment(
@@ -96,31 +116,22 @@ def archive_environment(
     notes: list[str] = []
     log.info("archiving %s/%s (tenant %s) to s3://%s/%s/", namespace, name, tenant, bucket, prefix)
 
-    with closing(open_connection(server)) as conn:
-        exists = database_exists(conn, names.database)
-    database: DatabaseArtefact | None = None
-    if exists:
-        dump = dump_database(
-            server, names.database, s3, bucket, artefact_key(prefix, DATABASE), kms_key_id=kms
-        )
-        verify_dump(server, s3, names.database, dump.object, dump.tables)
-        database = DatabaseArtefact.from_dump(dump)
-    else:
+    database = archive_database_of(
+        server, s3, names.database, bucket=bucket, prefix=prefix, kms=kms
+    )
+    if database is None:
         notes.append(NO_DATABASE.format(name=names.database))
         log.warning(notes[-1])
-
     directory = tenant_directory(settings, tenant)
-    archive = archive_directory(directory, s3, bucket, artefact_key(prefix, FILES), kms_key_id=kms)
-    verify_archive(directory, s3, archive.object)
-    files = FilesArtefact.from_archive(archive)
-    if archive.missing:
+    files = archive_files_of(s3, directory, bucket=bucket, prefix=prefix, kms=kms)
+    if files.source_missing:
         notes.append(f"directory {directory} did not exist; files.tar.gz is empty")
 
     users_artefact: Artefact | None = None
     if users is not None:
         body = json.dumps(users, indent=2, sort_keys=True, default=str).encode() + b"\n"
         written = put_bytes(s3, bucket, artefact_key(prefix, USERS), body, kms_key_id=kms)
-        _read_back(s3, written)
+        require_object(s3, written)
         users_artefact = Artefact.of(written)
 
     manifest = Manifest(
@@ -136,7 +147,6 @@ def archive_environment(
         users=users_artefact,
         notes=notes,
     )
-    key = artefact_key(prefix, MANIFEST)
-    _read_back(s3, put_bytes(s3, bucket, key, manifest.to_json(), kms_key_id=kms))
+    put_manifest(s3, manifest, kms)
     log.info("archived %s/%s: %s", namespace, name, dict(manifest.summary()))
     return manifest

@@ -44,12 +44,11 @@ from wpenv.archive.database import (
     table_checks,
     table_names,
 )
-from wpenv.archive.environment import tenant_directory
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.files import shown
 from wpenv.archive.manifest import DATABASE, FILES, MANIFEST, USERS, Artefact, Manifest
-from wpenv.archive.s3stream import ArchivedObject, S3Reader, object_digest, parse_s3_uri
-from wpenv.plan import Names, names_for
+from wpenv.archive.s3stream import ArchivedObject, S3Reader, parse_s3_uri, require_object
+from wpenv.plan import Names, names_for, tenant_directory
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,6 @@ NO_DIRECTORY = (
     "directory {path} does not exist: provision an environment with tenantId {tenant} first"
 )
 NOT_EMPTY_DIRECTORY = "directory {path} is not empty; pass --force to extract over it"
-OBJECT_DIFFERS = "{uri} is not the object the manifest describes (size or sha256 differs)"
 RESTORED_DIFFERS = "the restored database {database} does not match the archive: {problems}"
 CORRUPT = "{uri} could not be extracted ({detail})"
 
@@ -133,10 +131,7 @@ def read_manifest(s3: Any, location: ArchiveLocation) -> Manifest:
 
 def check_object(s3: Any, archived: ArchivedObject) -> None:
     """First pass: the object is exactly what the manifest says, before anything changes."""
-    if object_digest(s3, archived.bucket, archived.key) != archived:
-        raise ArchiveVerificationError(
-            "ArchiveChecksumMismatch", OBJECT_DIFFERS.format(uri=archived.uri)
-        )
+    require_object(s3, archived)
 
 
 def restore_database(

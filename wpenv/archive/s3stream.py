@@ -42,6 +42,7 @@ TOO_MANY_PARTS = "s3://{bucket}/{key}: more than {limit} parts; raise the part s
 CLOSED = "the S3 writer for s3://{bucket}/{key} is closed"
 SIZE_DIFFERS = "s3://{bucket}/{key} holds {actual} bytes; {expected} were written"
 SHA_DIFFERS = "s3://{bucket}/{key} read back with another sha256 than was written"
+NOT_AS_EXPECTED = "{uri} is not the object expected: its size or sha256 differs"
 CHECKSUM_FAILED = "s3://{bucket}/{key} failed S3's own checksum when read back"
 
 
@@ -398,6 +399,13 @@ def object_digest(s3: Any, bucket: str, key: str) -> ArchivedObject:
     reader = S3Reader(s3, bucket, key)
     reader.drain()
     return ArchivedObject(s3_uri(bucket, key), bucket, key, reader.size, reader.sha256)
+
+
+def require_object(s3: Any, archived: ArchivedObject) -> None:
+    """Read the object back and insist it is `archived` (size and sha256), byte for byte."""
+    if object_digest(s3, archived.bucket, archived.key) != archived:
+        raise ArchiveVerificationError("ArchiveChecksumMismatch", NOT_AS_EXPECTED.format(
+            uri=archived.uri))
 
 
 def put_bytes(

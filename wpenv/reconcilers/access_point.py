@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, plan
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers.base import MISSING, Context, Observation, PermanentError, tag_diff
 
@@ -54,7 +54,7 @@ def desired_access_point(ctx: Context) -> dict[str, Any]:
 
 def tenant_directory(ctx: Context) -> Path:
     """Where the operator sees the tenant's root directory: `<mount>/tenants/<tenant>`."""
-    return Path(ctx.settings.efs_mount_path) / ctx.names.access_point_root.lstrip("/")
+    return plan.tenant_directory(ctx.settings, ctx.names.tenant)
 
 
 def immutable_drift(ctx: Context, observed: dict[str, Any]) -> str:
