@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,58 +17,36 @@ import prometheus_client
 
 from wpenv import engine
 from wpenv.api.models import GROUP, PLURAL, VERSION, DeletionPolicy, Phase
-from wpenv.archive.errors import ArchiveError
 from wpenv.aws import Clients
 from wpenv.deprovision import STEPS, Archive, Deprovisioner
 from wpenv.operator import kube, metrics
 from wpenv.operator import status as st
+from wpenv.operator.app import App, observed_fields
+from wpenv.operator.decisions import (
+    DEPROVISION,
+    REPAIRS,
+    SUSPENDED_MESSAGE,
+    TENANT_IN_USE,
+    accept,
+    failure_of,
+    next_phase,
+    suspend_condition,
+    tenant_holder,
+    transitions,
+)
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.orphans import run_scan
-from wpenv.plan import TAG_RETAINED, archive_prefix, url_for
-from wpenv.reconcilers.base import Context, Resource
-from wpenv.reconcilers.listener_rule import listener_port
+from wpenv.plan import TAG_RETAINED, archive_prefix
 from wpenv.retain import retain
 from wpenv.settings import Settings
 
 FINALIZER = f"{GROUP}/finalizer"
-SUSPENDED = "Suspended"
-SUSPENDED_MESSAGE = "Scaled to zero as the spec asks (the listener rule is removed if configured)"
-TENANT_IN_USE = "TenantIdInUse"
-DEPROVISION = "Deprovision"
 ORPHAN_SCAN_FIRST_DELAY = 300.0
-# Engine Events that mean a pass changed something.
-REPAIRS = ("Created", "Updated", "Removed")
 # Read once at import: kopf needs the timer's interval when the handler is registered.
 DRIFT_INTERVAL = Settings().drift_interval_seconds
 PROVISION_TARGET_SECONDS = 15 * 60  # HLD 5.1
 QUEUE_POLL_SECONDS = 5.0
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class App:
-    """What every handler shares: settings, AWS clients, the provisioning slots."""
-
-    settings: Settings
-    clients: Clients
-    slots: ProvisionSlots
-    resources: list[Resource]
-    listener_ports: dict[str, int] = field(default_factory=dict)
-    locks: dict[str, threading.Lock] = field(default_factory=dict)
-    # (uid, condition type) -> reason last announced by an Event.
-    announced: dict[tuple[str, str], str] = field(default_factory=dict)
-    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
-
-    def lock_for(self, uid: str) -> threading.Lock:
-        """One lock per environment: the drift check never races a reconcile pass."""
-        with self._locks_guard:
-            return self.locks.setdefault(uid, threading.Lock())
-
-    def port_of(self, listener_arn: str) -> int:
-        """A listener's port, asked once: listeners of the shared ALB do not move."""
-        if listener_arn not in self.listener_ports:
-            self.listener_ports[listener_arn] = listener_port(self.clients, listener_arn)
-        return self.listener_ports[listener_arn]
 
 
 @kopf.on.startup()
@@ -100,25 +75,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     prometheus_client.start_http_server(config.metrics_port)
 
 
-def accept(status: dict[str, Any], generation: int | None) -> dict[str, Any]:
-    """A new manifest: record that it was seen and is waiting to be provisioned."""
-    if status.get("phase") not in (None, Phase.PENDING_PROVISIONING.value):
-        return {}
-    patch = st.status_patch(
-        status,
-        generation,
-        phase=Phase.PENDING_PROVISIONING,
-        conditions=[
-            st.Cond(
-                st.READY, st.FALSE, "PendingProvisioning", "Accepted; waiting to be provisioned"
-            )
-        ],
-    )
-    if patch and not (status.get("provisioning") or {}).get("queuedAt"):
-        patch["provisioning"] = {"queuedAt": st.now_rfc3339()}
-    return patch
-
-
 def _post(body: kopf.Body, events: list[engine.Event]) -> None:
     for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
@@ -134,92 +90,6 @@ def tenants(
     share (and fight over, and on deletion destroy) the same resources: the older one wins.
     """
     return {spec.get("tenantId"): (str(meta.get("creationTimestamp") or ""), namespace, name)}
-
-
-def tenant_holder(index: kopf.Index[Any, Any], tenant: str, me: tuple[str, str]) -> str | None:
-    """`namespace/name` of an older environment with the same tenant id, else None."""
-    try:
-        holders = sorted(index[tenant])
-    except KeyError:
-        return None
-    for _created, namespace, name in holders:
-        return None if (namespace, name) == me else f"{namespace}/{name}"
-    return None
-
-
-def suspend_condition(
-    spec_suspended: bool, was_active: bool, ready: bool, status: Mapping[str, Any]
-) -> st.Cond | None:
-    """The Suspended condition (HLD 4.2: suspend applies to an Active environment only)."""
-    if spec_suspended and not was_active:
-        return st.Cond(
-            SUSPENDED, st.FALSE, "Deferred",
-            "Suspend was asked for while provisioning; it is applied once the environment "
-            "is Active",
-        )
-    if spec_suspended:
-        if ready:
-            return st.Cond(SUSPENDED, st.TRUE, "Suspended", SUSPENDED_MESSAGE)
-        return st.Cond(SUSPENDED, st.FALSE, "Suspending", "Scaling the service to zero")
-    previous = st.find(status.get("conditions") or [], SUSPENDED)
-    if previous is None:
-        return None
-    if ready:
-        return st.Cond(SUSPENDED, st.FALSE, "Resumed", "Serving again")
-    return st.Cond(SUSPENDED, st.FALSE, "Resuming", "Starting the service's tasks again")
-
-
-def next_phase(
-    outcome: engine.Outcome, *, was_active: bool, suspended: bool, phase: str | None
-) -> Phase:
-    """The HLD state after a pass: Active/Suspended once converged, else where it was."""
-    if outcome.failure is not None and not was_active:
-        return Phase.FAILED
-    if outcome.ready and was_active:
-        return Phase.SUSPENDED if suspended else Phase.ACTIVE
-    if outcome.ready:
-        return Phase.ACTIVE  # a deferred suspend follows in the next pass
-    if was_active:
-        return Phase(phase) if phase in {p.value for p in Phase} else Phase.ACTIVE
-    return Phase.PROVISIONING
-
-
-def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str, Any]:
-    """Status fields that mirror what AWS reports (replicas, URL, selector)."""
-    fields: dict[str, Any] = {"selector": engine.selector(ctx)}
-    if "runningCount" in outcome.facts:
-        fields["replicas"] = outcome.facts["runningCount"]
-        fields["readyReplicas"] = outcome.facts.get("healthyTargets", 0)
-    if ctx.ids.get("listenerArn"):
-        fields["url"] = url_for(ctx.spec, app.settings, app.port_of(ctx.ids["listenerArn"]))
-    return fields
-
-
-def _transitions(
-    app: App, uid: str, status: Mapping[str, Any], conditions: list[st.Cond], ctx: Context
-) -> list[engine.Event]:
-    """Events for what just happened once: a rollback, a users export.
-
-    A rollback is announced when the Rollout condition turns RolledBack; the memory of what
-    was announced (besides the status, which a concurrent drift check may read stale)
-    keeps it to one Event.
-    """
-    events = []
-    for cond in conditions:
-        if cond.type != engine.ROLLOUT:
-            continue
-        previous = st.find(status.get("conditions") or [], engine.ROLLOUT) or {}
-        key = (uid, engine.ROLLOUT)
-        with app._locks_guard:
-            announced = app.announced.get(key)
-            app.announced[key] = cond.reason
-        if cond.reason == "RolledBack" and "RolledBack" not in (
-            previous.get("reason"), announced
-        ):
-            events.append(engine.Event("Warning", "RolledBack", cond.message))
-    for uri in ctx.exported:
-        events.append(engine.Event("Normal", "UsersExported", f"users and groups went to {uri}"))
-    return events
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -318,7 +188,7 @@ def reconcile(
         conditions.append(suspend)
     if outcome.ready and suspended and was_active:
         conditions.append(st.Cond(st.READY, st.TRUE, "Suspended", SUSPENDED_MESSAGE))
-    _post(body, outcome.events + _transitions(app, uid, current, conditions, ctx))
+    _post(body, outcome.events + transitions(app.said, uid, current, conditions, ctx))
 
     if outcome.ready and not was_active:
         finished = datetime.now(UTC)
@@ -409,7 +279,7 @@ def drift(
     reason = outcome.failure.reason if outcome.failure else None
     if warnings and ready_before.get("reason") != reason:
         _post(body, warnings)  # a persisting failure is reported once, not every pass
-    _post(body, _transitions(app, str(meta.get("uid")), current, conditions, ctx))
+    _post(body, transitions(app.said, str(meta.get("uid")), current, conditions, ctx))
     phase = next_phase(outcome, was_active=True, suspended=suspended, phase=current.get("phase"))
     changes = st.status_patch(
         current, generation, phase=phase, conditions=conditions,
@@ -417,14 +287,6 @@ def drift(
     )
     if changes:
         patch.status.update(changes)
-
-
-def failure_of(exc: BaseException) -> tuple[str, str]:
-    """(reason, message) of a failed deprovisioning attempt; never a secret or a trace."""
-    if isinstance(exc, ArchiveError):
-        return exc.reason, str(exc)
-    error = engine.classify(exc)
-    return error.reason, str(error)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -455,6 +317,7 @@ def on_delete(
     if holder is not None:
         kopf.event(body, type="Normal", reason="NothingToRemove",
                    message=f"tenantId {tenant} belongs to {holder}; this manifest owns nothing")
+        app.forget(uid)
         return
     ctx = engine.make_context(
         namespace, name, dict(spec),
@@ -471,6 +334,7 @@ def on_delete(
             f"{TAG_RETAINED}=true and left in place, with database {ctx.names.database} "
             "and the tenant's files",
         )
+        app.forget(uid)
         return
 
     write = kube.status_writer(namespace, name)
@@ -532,6 +396,7 @@ def on_delete(
     where = ", ".join(f"{k} {v}" for k, v in archive.locations.items())
     kopf.event(body, type="Normal", reason="Deprovisioned",
                message=f"Archived and removed in {seconds}s; {where or 'nothing to archive'}")
+    app.forget(uid)
 
 
 @kopf.on.startup()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wpenv.api.models import Phase
 from wpenv.operator import status as st
-from wpenv.operator.handlers import accept
+from wpenv.operator.decisions import accept
 
 
 def test_new_condition_gets_the_current_time() -> None:

@@ -1,10 +1,10 @@
-"""The handlers' pure decisions: phases, the Suspended condition, tenant ownership."""
+"""The handlers' decisions: phases, the Suspended condition, tenant ownership."""
 
 from __future__ import annotations
 
 from wpenv import engine
 from wpenv.api.models import Phase
-from wpenv.operator import handlers
+from wpenv.operator import decisions
 from wpenv.reconcilers.base import PermanentError
 
 
@@ -16,7 +16,7 @@ def _outcome(*, ready: bool = False, failed: bool = False) -> engine.Outcome:
 
 
 def test_next_phase_follows_the_hld_table() -> None:
-    phase = handlers.next_phase
+    phase = decisions.next_phase
     assert phase(_outcome(), was_active=False, suspended=False, phase=None) == Phase.PROVISIONING
     assert phase(_outcome(ready=True), was_active=False, suspended=False,
                  phase="Provisioning") == Phase.ACTIVE
@@ -37,7 +37,7 @@ def test_next_phase_follows_the_hld_table() -> None:
 
 
 def test_suspend_condition() -> None:
-    cond = handlers.suspend_condition
+    cond = decisions.suspend_condition
     deferred = cond(True, False, False, {})
     assert deferred is not None and deferred.reason == "Deferred"
     assert "once the environment is Active" in deferred.message
@@ -55,6 +55,16 @@ def test_suspend_condition() -> None:
 
 def test_the_older_environment_holds_the_tenant() -> None:
     index = {"acme": [("2026-11-27T10:00:01Z", "b", "shop"), ("2026-11-27T10:00:00Z", "a", "x")]}
-    assert handlers.tenant_holder(index, "acme", ("a", "x")) is None  # type: ignore[arg-type]
-    assert handlers.tenant_holder(index, "acme", ("b", "shop")) == "a/x"  # type: ignore[arg-type]
-    assert handlers.tenant_holder(index, "other", ("b", "shop")) is None  # type: ignore[arg-type]
+    assert decisions.tenant_holder(index, "acme", ("a", "x")) is None
+    assert decisions.tenant_holder(index, "acme", ("b", "shop")) == "a/x"
+    assert decisions.tenant_holder(index, "other", ("b", "shop")) is None
+
+
+def test_a_transition_is_announced_once_and_forgotten_with_the_environment() -> None:
+    said = decisions.Announcements()
+    assert said.first_time("u1", "Rollout", "RolledBack")
+    assert not said.first_time("u1", "Rollout", "RolledBack"), "a stale status says it again"
+    assert said.first_time("u2", "Rollout", "RolledBack"), "per environment"
+    assert said.first_time("u1", "Rollout", "Completed")
+    said.forget("u1")
+    assert said.first_time("u1", "Rollout", "Completed")

@@ -1,0 +1,60 @@
+"""What every handler shares, built once at start-up and kept in kopf's memo."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from wpenv import engine
+from wpenv.aws import Clients
+from wpenv.operator.decisions import Announcements
+from wpenv.operator.throttle import ProvisionSlots
+from wpenv.plan import url_for
+from wpenv.reconcilers.base import Context, Resource
+from wpenv.reconcilers.listener_rule import listener_port
+from wpenv.settings import Settings
+
+
+@dataclass
+class App:
+    """What every handler shares: settings, AWS clients, the provisioning slots."""
+
+    settings: Settings
+    clients: Clients
+    slots: ProvisionSlots
+    resources: list[Resource]
+    listener_ports: dict[str, int] = field(default_factory=dict)
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+    said: Announcements = field(default_factory=Announcements)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock_for(self, uid: str) -> threading.Lock:
+        """One lock per environment: the drift check never races a reconcile pass."""
+        with self._locks_guard:
+            return self.locks.setdefault(uid, threading.Lock())
+
+    def forget(self, uid: str) -> None:
+        """Drop what was kept for an environment that is gone (1,000s come and go)."""
+        with self._locks_guard:
+            self.locks.pop(uid, None)
+        self.said.forget(uid)
+        self.slots.release(uid)
+
+    def port_of(self, listener_arn: str) -> int:
+        """A listener's port, asked once: listeners of the shared ALB do not move."""
+        if listener_arn not in self.listener_ports:
+            self.listener_ports[listener_arn] = listener_port(self.clients, listener_arn)
+        return self.listener_ports[listener_arn]
+
+
+def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str, Any]:
+    """Status fields that mirror what AWS reports (replicas, URL, selector)."""
+    fields: dict[str, Any] = {"selector": engine.selector(ctx)}
+    if "runningCount" in outcome.facts:
+        fields["replicas"] = outcome.facts["runningCount"]
+        fields["readyReplicas"] = outcome.facts.get("healthyTargets", 0)
+    if ctx.ids.get("listenerArn"):
+        fields["url"] = url_for(ctx.spec, app.settings, app.port_of(ctx.ids["listenerArn"]))
+    return fields
+

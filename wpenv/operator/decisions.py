@@ -1,0 +1,149 @@
+"""The handlers' decisions, without I/O: phases, conditions, ownership, Events.
+
+Kept apart from the kopf adapters in `handlers` so each rule of the HLD's state table can
+be tested on its own (tests/unit/operator/test_decisions.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from wpenv import engine
+from wpenv.api.models import Phase
+from wpenv.archive.errors import ArchiveError
+from wpenv.operator import status as st
+from wpenv.reconcilers.base import Context
+
+SUSPENDED = "Suspended"
+SUSPENDED_MESSAGE = "Scaled to zero as the spec asks (the listener rule is removed if configured)"
+TENANT_IN_USE = "TenantIdInUse"
+DEPROVISION = "Deprovision"
+# Engine Events that mean a pass changed something.
+REPAIRS = ("Created", "Updated", "Removed")
+
+
+def accept(status: dict[str, Any], generation: int | None) -> dict[str, Any]:
+    """A new manifest: record that it was seen and is waiting to be provisioned."""
+    if status.get("phase") not in (None, Phase.PENDING_PROVISIONING.value):
+        return {}
+    patch = st.status_patch(
+        status,
+        generation,
+        phase=Phase.PENDING_PROVISIONING,
+        conditions=[
+            st.Cond(
+                st.READY, st.FALSE, "PendingProvisioning", "Accepted; waiting to be provisioned"
+            )
+        ],
+    )
+    if patch and not (status.get("provisioning") or {}).get("queuedAt"):
+        patch["provisioning"] = {"queuedAt": st.now_rfc3339()}
+    return patch
+
+
+def tenant_holder(index: Mapping[Any, Any], tenant: str, me: tuple[str, str]) -> str | None:
+    """`namespace/name` of an older environment with the same tenant id, else None.
+
+    `index` is kopf's `tenants` index: tenantId -> (creationTimestamp, namespace, name)s.
+    """
+    try:
+        holders = sorted(index[tenant])
+    except KeyError:
+        return None
+    for _created, namespace, name in holders:
+        return None if (namespace, name) == me else f"{namespace}/{name}"
+    return None
+
+
+def suspend_condition(
+    spec_suspended: bool, was_active: bool, ready: bool, status: Mapping[str, Any]
+) -> st.Cond | None:
+    """The Suspended condition (HLD 4.2: suspend applies to an Active environment only)."""
+    if spec_suspended and not was_active:
+        return st.Cond(
+            SUSPENDED, st.FALSE, "Deferred",
+            "Suspend was asked for while provisioning; it is applied once the environment "
+            "is Active",
+        )
+    if spec_suspended:
+        if ready:
+            return st.Cond(SUSPENDED, st.TRUE, "Suspended", SUSPENDED_MESSAGE)
+        return st.Cond(SUSPENDED, st.FALSE, "Suspending", "Scaling the service to zero")
+    previous = st.find(status.get("conditions") or [], SUSPENDED)
+    if previous is None:
+        return None
+    if ready:
+        return st.Cond(SUSPENDED, st.FALSE, "Resumed", "Serving again")
+    return st.Cond(SUSPENDED, st.FALSE, "Resuming", "Starting the service's tasks again")
+
+
+def next_phase(
+    outcome: engine.Outcome, *, was_active: bool, suspended: bool, phase: str | None
+) -> Phase:
+    """The HLD state after a pass: Active/Suspended once converged, else where it was."""
+    if outcome.failure is not None and not was_active:
+        return Phase.FAILED
+    if outcome.ready and was_active:
+        return Phase.SUSPENDED if suspended else Phase.ACTIVE
+    if outcome.ready:
+        return Phase.ACTIVE  # a deferred suspend follows in the next pass
+    if was_active:
+        return Phase(phase) if phase in {p.value for p in Phase} else Phase.ACTIVE
+    return Phase.PROVISIONING
+
+
+def failure_of(exc: BaseException) -> tuple[str, str]:
+    """(reason, message) of a failed deprovisioning attempt; never a secret or a trace."""
+    if isinstance(exc, ArchiveError):
+        return exc.reason, str(exc)
+    error = engine.classify(exc)
+    return error.reason, str(error)
+
+
+
+class Announcements:
+    """What was announced by an Event, per environment, so a transition is told once.
+
+    The status alone is not enough: a drift check may read it stale while a reconcile pass
+    has just reported the same transition.
+    """
+
+    def __init__(self) -> None:
+        self._said: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def first_time(self, uid: str, kind: str, reason: str) -> bool:
+        """Record `reason` for (uid, kind); True if it differs from the last one recorded."""
+        with self._lock:
+            before = self._said.get((uid, kind))
+            self._said[(uid, kind)] = reason
+        return before != reason
+
+    def forget(self, uid: str) -> None:
+        """Drop an environment that is gone."""
+        with self._lock:
+            for key in [k for k in self._said if k[0] == uid]:
+                self._said.pop(key)
+
+
+def transitions(
+    said: Announcements,
+    uid: str,
+    status: Mapping[str, Any],
+    conditions: list[st.Cond],
+    ctx: Context,
+) -> list[engine.Event]:
+    """Events for what just happened once: a rollback, a users export."""
+    events = []
+    for cond in conditions:
+        if cond.type != engine.ROLLOUT:
+            continue
+        previous = st.find(status.get("conditions") or [], engine.ROLLOUT) or {}
+        new = said.first_time(uid, engine.ROLLOUT, cond.reason)
+        if cond.reason == "RolledBack" and new and previous.get("reason") != "RolledBack":
+            events.append(engine.Event("Warning", "RolledBack", cond.message))
+    for uri in ctx.exported:
+        events.append(engine.Event("Normal", "UsersExported", f"users and groups went to {uri}"))
+    return events
