@@ -42,6 +42,7 @@ import boto3
 import pymysql
 import yaml
 
+from bench.platform import new_namespace, private_platform, running_operator
 from tests.platform import kube, stack
 
 # Ports of this benchmark's platform and operator (3xxx): away from every other platform on
@@ -652,49 +653,38 @@ def main() -> None:
     parser.add_argument("--files-mb", type=float, default=500.0,
                         help="files to write to the tenant's directory (MB)")
     args = parser.parse_args()
-    os.environ.update(PORTS)
-    stack.down(LOCAL)
-    proc = None
-    sampler = None
-    try:
-        env = stack.up(LOCAL)
-        os.environ.update(env)
-        kube.install_crd(env)
-        cluster = Cluster(env, f"bench-{uuid.uuid4().hex[:6]}")
-        kube.kubectl("create", "namespace", cluster.ns, env=env)
+    with private_platform(PORTS, LOCAL) as env:
+        cluster = Cluster(env, new_namespace(env))
         log_path = LOCAL / "operator.log"
         log_path.unlink(missing_ok=True)
-        proc = kube.start_operator(env, log_path, OPERATOR_HEALTH_PORT)
-        obj = provision(cluster)
-        db_size, files = fill(obj, int(args.db_mb * MB), int(args.files_mb * MB))
+        with running_operator(env, log_path, OPERATOR_HEALTH_PORT) as proc:
+            obj = provision(cluster)
+            db_size, files = fill(obj, int(args.db_mb * MB), int(args.files_mb * MB))
 
-        sampler = Sampler(proc.pid)
-        sampler.start()
-        time.sleep(3)  # the operator idle, and a few samples of it
-        baseline = sampler.read().rss
-        hwm_reset = reset_peak(proc.pid)
-        start, end, seconds = deprovision(cluster, sampler)
-        time.sleep(1)  # the last samples, and any child that is still exiting
-        hwm = kib(read_status(proc.pid).get("VmHWM")) if hwm_reset else None
-        after = sampler.read().rss
-        sampler.stop()
-        window = sampler.window(start, end + 1)
+            sampler = Sampler(proc.pid)
+            sampler.start()
+            try:
+                time.sleep(3)  # the operator idle, and a few samples of it
+                baseline = sampler.read().rss
+                hwm_reset = reset_peak(proc.pid)
+                start, end, seconds = deprovision(cluster, sampler)
+                time.sleep(1)  # the last samples, and any child that is still exiting
+                hwm = kib(read_status(proc.pid).get("VmHWM")) if hwm_reset else None
+                after = sampler.read().rss
+            finally:
+                sampler.stop()
+            window = sampler.window(start, end + 1)
 
-        events, final = final_event(cluster)
-        archive = archive_objects(os.environ.get("WPENV_ARCHIVE_BUCKET", ""), final, cluster.ns)
-        report(db_size=db_size, files=files, seconds=seconds, baseline=baseline, window=window,
-               hwm=hwm, after=after, events=events, final=final, archive=archive,
-               sql=sql_size(log_path))
-        if window:
-            rss = [s.rss for s in window]
-            print(f"(operator RSS during deprovisioning: median {mib_kib(statistics.median(rss))})")
-    finally:
-        if sampler is not None:
-            sampler.stop()
-        if proc is not None:
-            kube.stop_operator(proc)
-        stack.down(LOCAL)
-
+            events, final = final_event(cluster)
+            bucket = os.environ.get("WPENV_ARCHIVE_BUCKET", "")
+            archive = archive_objects(bucket, final, cluster.ns)
+            report(db_size=db_size, files=files, seconds=seconds, baseline=baseline,
+                   window=window, hwm=hwm, after=after, events=events, final=final,
+                   archive=archive, sql=sql_size(log_path))
+            if window:
+                rss = [s.rss for s in window]
+                print("(operator RSS during deprovisioning: "
+                      f"median {mib_kib(statistics.median(rss))})")
 
 if __name__ == "__main__":
     main()

@@ -23,16 +23,15 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from bench.platform import new_namespace, private_platform, running_operator
 from tests.platform import kube, stack
 from tests.platform.journal import Entry, matching, read_journal, reads, writes
 from wpenv.plan import names_for
@@ -236,24 +235,13 @@ def main() -> None:
     parser.add_argument("--drift-passes", type=int, default=3,
                         help="whole drift intervals in the idle window")
     args = parser.parse_args()
-    os.environ.update(PORTS)
-    stack.down(LOCAL)
-    proc = None
-    try:
-        env = stack.up(LOCAL)
-        os.environ.update(env)
-        kube.install_crd(env)
-        bench = Bench(env, f"bench-{uuid.uuid4().hex[:6]}")
-        kube.kubectl("create", "namespace", bench.ns, env=env)
+    with private_platform(PORTS, LOCAL) as env:
+        bench = Bench(env, new_namespace(env))
         operator_env = {**env, "WPENV_DRIFT_INTERVAL_SECONDS": str(args.drift_interval)}
-        proc = kube.start_operator(operator_env, LOCAL / "operator.log", OPERATOR_HEALTH_PORT)
-        envs = provision(bench, args.count)
-        print_latencies(latencies(bench, envs))
-        drift_cost(bench, envs, args.drift_interval, args.drift_passes)
-    finally:
-        if proc is not None:
-            kube.stop_operator(proc)
-        stack.down(LOCAL)
+        with running_operator(operator_env, LOCAL / "operator.log", OPERATOR_HEALTH_PORT):
+            envs = provision(bench, args.count)
+            print_latencies(latencies(bench, envs))
+            drift_cost(bench, envs, args.drift_interval, args.drift_passes)
 
 
 if __name__ == "__main__":

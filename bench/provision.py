@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import statistics
 import time
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 import boto3
 import yaml
 
+from bench.platform import new_namespace, private_platform, running_operator
 from tests.platform import kube, stack
 from wpenv import engine
 from wpenv.aws import Clients
@@ -63,10 +63,8 @@ def count_calls() -> dict[str, int]:
 
 def through_operator(env: dict[str, str], local: Path, count: int) -> None:
     """Apply `count` manifests at once; time each to Ready as kubectl sees it."""
-    ns = f"bench-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns, env=env)
-    proc = kube.start_operator(env, local / "operator-bench.log", 27080)
-    try:
+    ns = new_namespace(env)
+    with running_operator(env, local / "operator-bench.log", 27080):
         docs = [{"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
                  "metadata": {"name": f"env{i}"},
                  "spec": {"tenantId": f"{ns}-{i}"}} for i in range(count)]
@@ -86,8 +84,6 @@ def through_operator(env: dict[str, str], local: Path, count: int) -> None:
         print(f"{count} environment(s) applied at once: {len(times)} Active; "
               f"first {times[0]:.1f}s, median {statistics.median(times):.1f}s, "
               f"last {times[-1]:.1f}s")
-    finally:
-        kube.stop_operator(proc)
 
 
 def main() -> None:
@@ -96,17 +92,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20)
     args = parser.parse_args()
     local = stack.REPO / ".local" / "bench"
-    os.environ.update(PORTS)
-    stack.down(local)
-    try:
-        env = stack.up(local)
-        os.environ.update(env)
-        kube.install_crd(env)
+    with private_platform(PORTS, local) as env:
         count_calls()
         through_operator(env, local, 1)
         through_operator(env, local, args.count)
-    finally:
-        stack.down(local)
 
 
 if __name__ == "__main__":

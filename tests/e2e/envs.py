@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import yaml
 
 from tests.platform import kube
+from wpenv.plan import TAG_ENVIRONMENT
 
 Obj = dict[str, Any]
 
@@ -47,6 +49,13 @@ def wait_ready(env: dict[str, str], namespace: str, name: str, timeout: int = 18
     """`kubectl wait --for=condition=Ready`."""
     kube.kubectl("wait", f"wpenv/{name}", "-n", namespace, "--for=condition=Ready",
                  f"--timeout={timeout}s", env=env, timeout=timeout + 10)
+
+
+def provision(env: dict[str, str], namespace: str, name: str, **spec: Any) -> Obj:
+    """Apply, wait for Ready and get: an environment to start a test from."""
+    apply(env, namespace, name, **spec)
+    wait_ready(env, namespace, name)
+    return get(env, namespace, name)
 
 
 def wait_for(
@@ -83,3 +92,21 @@ def events(env: dict[str, str], namespace: str, name: str) -> list[dict[str, Any
                        f"involvedObject.name={name}", "-o", "json", env=env).stdout
     items: list[dict[str, Any]] = json.loads(out)["items"]
     return items
+
+
+def tagged(key: str, value: str) -> list[str]:
+    """ARNs of every resource carrying the tag `key=value`, as the tagging API lists them."""
+    found = boto3.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": key, "Values": [value]}]
+    )
+    return [str(m["ResourceARN"]) for m in found["ResourceTagMappingList"]]
+
+
+def tagged_resources(namespace: str, name: str, *, ecs: bool = False) -> list[str]:
+    """ARNs of the environment's tagged resources; without ECS's unless `ecs`.
+
+    ECS keeps deleted services and task definitions as INACTIVE (with their tags) for a
+    while, as AWS does, so "nothing left" checks leave them out and look at ECS directly.
+    """
+    arns = tagged(TAG_ENVIRONMENT, f"{namespace}.{name}")
+    return arns if ecs else [arn for arn in arns if ":ecs:" not in arn]

@@ -24,6 +24,7 @@ import pytest
 
 from tests.e2e import envs
 from tests.platform import faults, kube
+from wpenv.plan import TAG_RETAINED
 
 pytestmark = pytest.mark.e2e
 
@@ -81,14 +82,6 @@ def _write_files(tenant: str) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
 
 
-def _tagged(namespace: str, name: str) -> list[str]:
-    tags = [{"Key": "wpenv.bbws.io/environment", "Values": [f"{namespace}.{name}"]}]
-    found = boto3.client("resourcegroupstaggingapi").get_resources(TagFilters=tags)
-    # ECS keeps deleted services and task definitions as INACTIVE for a while, as AWS does.
-    return [m["ResourceARN"] for m in found["ResourceTagMappingList"]
-            if ":ecs:" not in m["ResourceARN"]]
-
-
 def _gone(platform: dict[str, str], namespace: str, name: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -110,9 +103,7 @@ def test_delete_archives_verifies_and_removes_everything(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
     tenant = envs.tenant()
-    envs.apply(platform, namespace, "gone", tenantId=tenant)
-    envs.wait_ready(platform, namespace, "gone")
-    obj = envs.get(platform, namespace, "gone")
+    obj = envs.provision(platform, namespace, "gone", tenantId=tenant)
     checks = _write_rows(obj)
     files = _write_files(tenant)
     database = obj["status"]["resources"]["databaseName"]
@@ -168,7 +159,7 @@ def test_delete_archives_verifies_and_removes_everything(
     assert archived == files
 
     # Nothing of the tenant remains but the archives.
-    assert _tagged(namespace, "gone") == []
+    assert envs.tagged_resources(namespace, "gone") == []
     conn = _master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",
@@ -198,9 +189,7 @@ def test_a_corrupt_archive_drops_nothing_and_is_retried(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
     tenant = envs.tenant()
-    envs.apply(platform, namespace, "safe", tenantId=tenant)
-    envs.wait_ready(platform, namespace, "safe")
-    obj = envs.get(platform, namespace, "safe")
+    obj = envs.provision(platform, namespace, "safe", tenantId=tenant)
     checks = _write_rows(obj)
     database = obj["status"]["resources"]["databaseName"]
     endpoint = os.environ["AWS_ENDPOINT_URL"]
@@ -235,17 +224,13 @@ def test_retain_leaves_everything_in_place_tagged(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
     tenant = envs.tenant()
-    envs.apply(platform, namespace, "keep", tenantId=tenant, deletionPolicy="Retain")
-    envs.wait_ready(platform, namespace, "keep")
-    obj = envs.get(platform, namespace, "keep")
-    ids = obj["status"]["resources"]
-    before = sorted(_tagged(namespace, "keep"))
+    ids = envs.provision(platform, namespace, "keep", tenantId=tenant,
+                         deletionPolicy="Retain")["status"]["resources"]
+    before = sorted(envs.tagged_resources(namespace, "keep"))
     kube.kubectl("delete", "wpenv", "keep", "-n", namespace, "--wait=false", env=platform)
     _gone(platform, namespace, "keep")
-    assert sorted(_tagged(namespace, "keep")) == before
-    tags = [{"Key": "wpenv.bbws.io/retained", "Values": ["true"]}]
-    retained = {m["ResourceARN"] for m in boto3.client("resourcegroupstaggingapi").get_resources(
-        TagFilters=tags)["ResourceTagMappingList"]}
+    assert sorted(envs.tagged_resources(namespace, "keep")) == before
+    retained = set(envs.tagged(TAG_RETAINED, "true"))
     assert ids["targetGroupArn"] in retained and ids["dbSecretArn"] in retained
     service = boto3.client("ecs").describe_services(
         cluster=os.environ["WPENV_CLUSTER_NAME"], services=[ids["serviceArn"]])["services"][0]
@@ -269,7 +254,7 @@ def test_delete_while_provisioning_stops_and_cleans_up(
     kube.kubectl("delete", "wpenv", "early", "-n", namespace, "--wait=false", env=platform)
     _gone(platform, namespace, "early")
     time.sleep(1)
-    assert _tagged(namespace, "early") == []
+    assert envs.tagged_resources(namespace, "early") == []
     conn = _master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",
@@ -281,16 +266,15 @@ def test_delete_after_pieces_were_removed_by_hand(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
     tenant = envs.tenant()
-    envs.apply(platform, namespace, "partial", tenantId=tenant, suspended=False)
-    envs.wait_ready(platform, namespace, "partial")
-    ids = envs.get(platform, namespace, "partial")["status"]["resources"]
+    ids = envs.provision(platform, namespace, "partial", tenantId=tenant,
+                         suspended=False)["status"]["resources"]
     elbv2 = boto3.client("elbv2")
     elbv2.delete_rule(RuleArn=ids["listenerRuleArn"])
     boto3.client("secretsmanager").delete_secret(SecretId=ids["dbSecretArn"],
                                                  ForceDeleteWithoutRecovery=True)
     kube.kubectl("delete", "wpenv", "partial", "-n", namespace, "--wait=false", env=platform)
     _gone(platform, namespace, "partial")
-    assert _tagged(namespace, "partial") == []
+    assert envs.tagged_resources(namespace, "partial") == []
     conn = _master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",
@@ -311,4 +295,4 @@ def test_delete_from_suspended_and_from_failed(
         kube.kubectl("delete", "wpenv", name, "-n", namespace, "--wait=false", env=platform)
     for name in ("asleep", "broken"):
         _gone(platform, namespace, name)
-        assert _tagged(namespace, name) == [], name
+        assert envs.tagged_resources(namespace, name) == [], name

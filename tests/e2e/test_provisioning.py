@@ -29,9 +29,7 @@ def test_apply_to_active_with_every_resource_in_place(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
     tenant = envs.tenant()
-    envs.apply(platform, namespace, "shop", tenantId=tenant, replicas=2)
-    envs.wait_ready(platform, namespace, "shop")
-    obj = envs.get(platform, namespace, "shop")
+    obj = envs.provision(platform, namespace, "shop", tenantId=tenant, replicas=2)
     status = obj["status"]
     assert status["phase"] == "Active"
     assert status["replicas"] == 2
@@ -122,10 +120,7 @@ def test_operator_killed_mid_provision_converges_with_one_of_each(
         operator.send_signal(signal.SIGCONT)
         kube.stop_operator(victim)
     envs.wait_ready(platform, namespace, "crash")
-    tags = [{"Key": "wpenv.bbws.io/environment", "Values": [f"{namespace}.crash"]}]
-    tagged = boto3.client("resourcegroupstaggingapi").get_resources(TagFilters=tags)
-    arns = [m["ResourceARN"] for m in tagged["ResourceTagMappingList"]]
-    kinds = sorted(_kind_of(arn) for arn in arns)
+    kinds = sorted(_kind_of(arn) for arn in envs.tagged_resources(namespace, "crash", ecs=True))
     assert len(kinds) == len(set(kinds)), f"duplicates: {kinds}"
     ecs = boto3.client("ecs")
     services = ecs.list_services(cluster=os.environ["WPENV_CLUSTER_NAME"])["serviceArns"]
@@ -151,10 +146,7 @@ def test_failed_provision_rolls_back_and_a_spec_change_provisions_again(
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     assert ready["reason"] == "DeploymentFailed"
-    tags = [{"Key": "wpenv.bbws.io/environment", "Values": [f"{namespace}.bad"]}]
-    tagged = boto3.client("resourcegroupstaggingapi").get_resources(TagFilters=tags)
-    left = [m["ResourceARN"] for m in tagged["ResourceTagMappingList"]
-            if ":ecs:" not in m["ResourceARN"]]
+    left = envs.tagged_resources(namespace, "bad")
     assert left == [], "a failed provision must leave nothing behind"
 
     envs.apply(platform, namespace, "bad", tenantId=tenant, image="wordpress:6.8-apache")

@@ -17,6 +17,8 @@ import pytest
 from wpenv.aws import SERVICES, Clients
 from wpenv.engine import make_context
 from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.database import Database
+from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.settings import Settings
 
 MakeCtx = Callable[..., Context]
@@ -46,6 +48,30 @@ def make_ctx(settings: Settings, clients: Clients) -> MakeCtx:
         )
 
     return build
+
+
+@pytest.fixture
+def provisioned(make_ctx: MakeCtx) -> Iterator[MakeCtx]:
+    """Tenants with their database secret and (unless create=False) database and user.
+
+    The real steps, in the engine's order, so the password is the one in the secret; the
+    tests of the database step and of restoring an archive both start here. All removed
+    after the test.
+    """
+    made: list[Context] = []
+
+    def build(tenant: str | None = None, *, create: bool = True) -> Context:
+        ctx = make_ctx(tenant)
+        DatabaseSecret().create(ctx)
+        if create:
+            Database().create(ctx)
+        made.append(ctx)
+        return ctx
+
+    yield build
+    for ctx in made:
+        Database().delete(ctx)
+        DatabaseSecret().delete(ctx)
 
 
 # Operation name prefixes that only read; everything else counts as a write.

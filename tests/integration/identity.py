@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from tests.integration.conftest import MakeCtx
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.client_secret import ClientSecret
@@ -55,6 +59,22 @@ def tear_down(ctx: Context) -> None:
     ctx.ids.pop("userPoolId", None)
     while our_pools(ctx):  # pools a test left with a lost record
         UserPool().delete(ctx)
+
+
+def tenant_fixture(upto: int) -> Any:
+    """A `ctx` fixture: a fresh tenant with its first `upto` identity pieces, all removed after.
+
+    A factory, so each step's tests start from the pieces it needs and no further.
+    """
+
+    @pytest.fixture
+    def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
+        context = make_ctx()
+        build(context, upto=upto)
+        yield context
+        tear_down(context)
+
+    return ctx
 
 
 def read_secret(ctx: Context, arn: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import closing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from wpenv.orphans.model import Item
 from wpenv.plan import sql_identifier
@@ -53,61 +53,48 @@ def _run(settings: Settings, clients: Any, sql: str) -> None:
         cursor.execute(sql)  # no args: pymysql leaves a literal % alone
 
 
-class Databases:
-    """Tenant databases (`wp_<tenant>`)."""
+class _ByName:
+    """Server objects that are the operator's by their `wp_...` name alone.
 
-    name = "Database"
+    Databases and users differ only in their statements, so each gives those and this
+    lists, re-checks and drops them the same way.
+    """
 
-    def find(self, settings: Settings, clients: Any) -> Iterator[Item]:
-        """Every `wp_...` schema; tenant derived from the name (refined by the scan)."""
-        names = _rows(
-            settings, clients,
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
-            (LIKE_WP,),
-        )
-        for name in sorted(names):
-            if TENANT_NAME.fullmatch(name):
-                yield Item(self.name, name, "", name.removeprefix("wp_").replace("_", "-"))
-
-    def refresh(self, item: Item, settings: Settings, clients: Any) -> Item | None:
-        """The item if the database still exists."""
-        found = _rows(
-            settings, clients,
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
-            (item.id,),
-        )
-        return item if found else None
-
-    def delete(self, item: Item, settings: Settings, clients: Any) -> None:
-        """DROP DATABASE IF EXISTS (cleanup archives it first)."""
-        _run(settings, clients, f"DROP DATABASE IF EXISTS {sql_identifier(item.id)}")
-
-
-class DatabaseUsers:
-    """Tenant MySQL users (`wp_<tenant>`@'%')."""
-
-    name = "DatabaseUser"
+    name: str
+    list_sql: ClassVar[str]  # every name LIKE %s
+    exists_sql: ClassVar[str]  # the name = %s, if it still exists
+    drop_sql: ClassVar[str]  # {} is the quoted name
 
     def find(self, settings: Settings, clients: Any) -> Iterator[Item]:
-        """Every `wp_...`@'%' user."""
-        names = _rows(
-            settings, clients,
-            "SELECT User FROM mysql.user WHERE Host = %s AND User LIKE %s",
-            ("%", LIKE_WP),
-        )
+        """Every `wp_...` name; tenant derived from the name (refined by the scan)."""
+        names = _rows(settings, clients, self.list_sql, (LIKE_WP,))
         for name in sorted(set(names)):
             if TENANT_NAME.fullmatch(name):
                 yield Item(self.name, name, "", name.removeprefix("wp_").replace("_", "-"))
 
     def refresh(self, item: Item, settings: Settings, clients: Any) -> Item | None:
-        """The item if the user still exists."""
-        found = _rows(
-            settings, clients,
-            "SELECT User FROM mysql.user WHERE Host = %s AND User = %s",
-            ("%", item.id),
-        )
-        return item if found else None
+        """The item if it still exists."""
+        return item if _rows(settings, clients, self.exists_sql, (item.id,)) else None
 
     def delete(self, item: Item, settings: Settings, clients: Any) -> None:
-        """DROP USER IF EXISTS: nobody can log in to the database any more."""
-        _run(settings, clients, f"DROP USER IF EXISTS {sql_identifier(item.id)}@'%'")
+        """Drop it, tolerating that it is gone already."""
+        _run(settings, clients, self.drop_sql.format(sql_identifier(item.id)))
+
+
+class Databases(_ByName):
+    """Tenant databases (`wp_<tenant>`); cleanup archives one before it is dropped."""
+
+    name = "Database"
+    list_sql = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s"
+    exists_sql = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
+    drop_sql = "DROP DATABASE IF EXISTS {}"
+
+
+class DatabaseUsers(_ByName):
+    """Tenant MySQL users (`wp_<tenant>`@'%'); once dropped nobody can log in any more."""
+
+    name = "DatabaseUser"
+    # `%%`: a literal % once pymysql fills in the argument.
+    list_sql = "SELECT User FROM mysql.user WHERE Host = '%%' AND User LIKE %s"
+    exists_sql = "SELECT User FROM mysql.user WHERE Host = '%%' AND User = %s"
+    drop_sql = "DROP USER IF EXISTS {}@'%'"  # run without args: a literal %

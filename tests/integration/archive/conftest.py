@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.platform.faults import clear_faults
 from wpenv.archive.database import DatabaseServer, master_server, open_connection
@@ -70,6 +71,15 @@ def faults(platform: dict[str, str]) -> Iterator[str]:
     clear_faults(endpoint)
     yield endpoint
     clear_faults(endpoint)
+
+
+def object_missing(s3: Any, bucket: str, key: str) -> bool:
+    """Whether S3 answers "no such object" (any other error is raised, not taken as absence)."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] in ("404", "NoSuchKey")
+    return False
 
 
 def fill_sample(master: DatabaseServer, database: str, definer: str | None = None) -> None:

@@ -8,16 +8,22 @@ import time
 import tracemalloc
 import uuid
 import zlib
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from tests.integration.archive.conftest import MakeDatabase, Sql, scratch_databases
+from tests.integration.archive.conftest import (
+    MakeDatabase,
+    Sql,
+    object_missing,
+    scratch_databases,
+)
 from tests.platform.faults import corrupt_s3_uploads
 from wpenv.archive.database import (
+    DatabaseDump,
     DatabaseServer,
     TableCheck,
     dump_database,
@@ -31,21 +37,36 @@ from wpenv.archive.s3stream import MIB, PART_SIZE, iter_object
 
 pytestmark = pytest.mark.e2e
 
+DumpSample = Callable[..., tuple[str, DatabaseDump]]
+
+
+@pytest.fixture
+def key(prefix: str) -> str:
+    """Where this test's dump goes."""
+    return f"{prefix}/database.sql.gz"
+
+
+@pytest.fixture
+def dump_sample(
+    master: DatabaseServer, make_database: MakeDatabase, s3: Any, bucket: str, key: str
+) -> DumpSample:
+    """Make a database (make_database's options) and dump it to `key`; returns both."""
+
+    def run(**options: Any) -> tuple[str, DatabaseDump]:
+        database = make_database(**options)
+        return database, dump_database(master, database, s3, bucket, key)
+
+    return run
+
 
 def _dump_text(s3: Any, bucket: str, key: str) -> str:
     return zlib.decompress(b"".join(iter_object(s3, bucket, key)), 31).decode("utf-8")
 
 
 def test_dump_then_verify_round_trips_every_kind_of_table(
-    master: DatabaseServer,
-    make_database: MakeDatabase,
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    sql: Sql,
+    master: DatabaseServer, dump_sample: DumpSample, s3: Any, bucket: str, key: str, sql: Sql
 ) -> None:
-    database = make_database(definer=f"'{master.user}'@'%'")
-    dump = dump_database(master, database, s3, bucket, f"{prefix}/database.sql.gz")
+    database, dump = dump_sample(definer=f"'{master.user}'@'%'")
 
     assert set(dump.tables) == {
         "wp_posts",
@@ -57,11 +78,11 @@ def test_dump_then_verify_round_trips_every_kind_of_table(
     }
     assert dump.tables["wp_empty"] == TableCheck(rows=0, checksum=0)
     assert dump.tables["wp_posts"].rows == 50 and dump.tables["wp_blobs"].rows == 4
-    head = s3.head_object(Bucket=bucket, Key=f"{prefix}/database.sql.gz")
+    head = s3.head_object(Bucket=bucket, Key=key)
     assert head["ServerSideEncryption"] == "AES256"
     assert head["ContentLength"] == dump.object.size
 
-    text = _dump_text(s3, bucket, f"{prefix}/database.sql.gz")
+    text = _dump_text(s3, bucket, key)
     lines = text.splitlines()
     # Loadable into any database: no CREATE DATABASE, no USE of the original name.
     assert not [line for line in lines if line.upper().startswith(("CREATE DATABASE", "USE "))]
@@ -78,7 +99,7 @@ def test_password_is_never_in_argv_or_environment(
     make_database: MakeDatabase,
     s3: Any,
     bucket: str,
-    prefix: str,
+    key: str,
     sql: Sql,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -97,7 +118,7 @@ def test_password_is_never_in_argv_or_environment(
             return real_popen(argv, *args, **kwargs)
 
         monkeypatch.setattr(subprocess, "Popen", spy)
-        dump = dump_database(server, database, s3, bucket, f"{prefix}/database.sql.gz")
+        dump = dump_database(server, database, s3, bucket, key)
         verify_dump(server, s3, database, dump.object)
     finally:
         sql(f"DROP USER IF EXISTS '{user}'@'%'")
@@ -111,43 +132,31 @@ def test_password_is_never_in_argv_or_environment(
 
 
 def test_a_wrong_password_fails_without_showing_it(
-    master: DatabaseServer, make_database: MakeDatabase, s3: Any, bucket: str, prefix: str
+    master: DatabaseServer, make_database: MakeDatabase, s3: Any, bucket: str, key: str
 ) -> None:
     database = make_database(fill=False)
     wrong = replace(master, password="Not-The-Password-0123456789")
-    key = f"{prefix}/database.sql.gz"
     with pytest.raises(ArchiveError) as caught:
         dump_database(wrong, database, s3, bucket, key)
     assert caught.value.reason == "DatabaseDumpFailed"
     assert "1045" in str(caught.value)  # access denied
     assert wrong.password not in str(caught.value) and master.password not in str(caught.value)
-    with pytest.raises(ClientError):
-        s3.head_object(Bucket=bucket, Key=key)
+    assert object_missing(s3, bucket, key)
 
 
 def test_a_missing_database_fails_and_leaves_no_object(
-    master: DatabaseServer, s3: Any, bucket: str, prefix: str
+    master: DatabaseServer, s3: Any, bucket: str, key: str
 ) -> None:
-    key = f"{prefix}/database.sql.gz"
     with pytest.raises(ArchiveError, match="dumping database wp_nope_"):
         dump_database(master, f"wp_nope_{uuid.uuid4().hex[:8]}", s3, bucket, key)
-    with pytest.raises(ClientError):
-        s3.head_object(Bucket=bucket, Key=key)
+    assert object_missing(s3, bucket, key)
 
 
 def test_verify_fails_on_a_corrupted_upload_and_drops_the_scratch_database(
-    master: DatabaseServer,
-    make_database: MakeDatabase,
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    faults: str,
-    sql: Sql,
+    master: DatabaseServer, dump_sample: DumpSample, s3: Any, key: str, faults: str, sql: Sql
 ) -> None:
-    database = make_database()
-    key = f"{prefix}/database.sql.gz"
     corrupt_s3_uploads(faults, key_suffix=key)
-    dump = dump_database(master, database, s3, bucket, key)
+    database, dump = dump_sample()
     with pytest.raises(ArchiveVerificationError) as caught:
         verify_dump(master, s3, database, dump.object, dump.tables)
     assert caught.value.reason in {
@@ -159,15 +168,9 @@ def test_verify_fails_on_a_corrupted_upload_and_drops_the_scratch_database(
 
 
 def test_verify_fails_when_a_row_changed_after_the_dump(
-    master: DatabaseServer,
-    make_database: MakeDatabase,
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    sql: Sql,
+    master: DatabaseServer, dump_sample: DumpSample, s3: Any, sql: Sql
 ) -> None:
-    database = make_database()
-    dump = dump_database(master, database, s3, bucket, f"{prefix}/database.sql.gz")
+    database, dump = dump_sample()
     sql(
         "UPDATE wp_options SET option_value = 'http://y/' WHERE option_name = 'siteurl'",
         database=database,
@@ -178,15 +181,9 @@ def test_verify_fails_when_a_row_changed_after_the_dump(
 
 
 def test_verify_fails_on_an_added_table_and_a_deleted_row(
-    master: DatabaseServer,
-    make_database: MakeDatabase,
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    sql: Sql,
+    master: DatabaseServer, dump_sample: DumpSample, s3: Any, sql: Sql
 ) -> None:
-    database = make_database()
-    dump = dump_database(master, database, s3, bucket, f"{prefix}/database.sql.gz")
+    database, dump = dump_sample()
     sql("CREATE TABLE wp_late (id INT)", database=database)
     sql("DELETE FROM wp_posts WHERE ID = 3", database=database)
     with pytest.raises(ArchiveVerificationError) as caught:
@@ -201,7 +198,7 @@ def test_a_large_dump_is_multipart_and_memory_stays_bounded(
     make_database: MakeDatabase,
     s3: Any,
     bucket: str,
-    prefix: str,
+    key: str,
     sql: Sql,
 ) -> None:
     database = make_database(fill=False)
@@ -211,7 +208,6 @@ def test_a_large_dump_is_multipart_and_memory_stays_bounded(
     with closing(open_connection(master, database)) as conn, conn.cursor() as cursor:
         for number in range(raw // row):
             cursor.execute("INSERT INTO wp_media VALUES (%s, %s)", (number, os.urandom(row)))
-    key = f"{prefix}/database.sql.gz"
     started = time.monotonic()
     tracemalloc.start()
     try:

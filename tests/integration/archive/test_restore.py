@@ -35,8 +35,6 @@ from wpenv.archive.files import scan_members
 from wpenv.archive.manifest import Manifest
 from wpenv.aws import Clients
 from wpenv.reconcilers.base import Context
-from wpenv.reconcilers.database import Database
-from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -48,23 +46,20 @@ Provision = Callable[[], Context]
 
 
 @pytest.fixture
-def provision(make_ctx: MakeCtx, settings: Settings) -> Iterator[Provision]:
+def provision(provisioned: MakeCtx, settings: Settings) -> Iterator[Provision]:
     """New environments' data stores: secret, database and user, directory; removed after."""
-    made: list[Context] = []
+    made: list[Path] = []
 
     def build() -> Context:
-        ctx = make_ctx()
-        DatabaseSecret().create(ctx)
-        Database().create(ctx)
-        tenant_directory(settings, ctx.names.tenant).mkdir(mode=0o750, parents=True)
-        made.append(ctx)
+        ctx = provisioned()
+        directory = tenant_directory(settings, ctx.names.tenant)
+        directory.mkdir(mode=0o750, parents=True)
+        made.append(directory)
         return ctx
 
     yield build
-    for ctx in made:
-        Database().delete(ctx)
-        DatabaseSecret().delete(ctx)
-        shutil.rmtree(tenant_directory(settings, ctx.names.tenant), ignore_errors=True)
+    for directory in made:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
+from tests.integration.archive.conftest import object_missing
 from tests.platform.faults import corrupt_s3_uploads, fault_state
 from wpenv.archive.errors import ArchiveVerificationError
 from wpenv.archive.s3stream import (
@@ -23,14 +23,6 @@ from wpenv.archive.s3stream import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def _missing(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        return exc.response["Error"]["Code"] in ("404", "NoSuchKey")
-    return False
 
 
 def test_small_object_is_one_put_with_sse_and_reads_back(s3: Any, bucket: str, prefix: str) -> None:
@@ -119,7 +111,7 @@ def test_an_error_aborts_the_upload_and_leaves_nothing(s3: Any, bucket: str, pre
         fail_halfway()
     uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
     assert [u for u in uploads if u["Key"] == key] == []
-    assert _missing(s3, bucket, key)
+    assert object_missing(s3, bucket, key)
     with pytest.raises(ValueError, match="closed"):
         writer.write(b"more")
 

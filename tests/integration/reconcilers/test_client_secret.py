@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from tests.integration.conftest import MakeCtx
-from tests.integration.identity import build, read_secret, tear_down
+from tests.integration.identity import read_secret, tenant_fixture
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.client_secret import ClientSecret
 from wpenv.reconcilers.user_pool_client import UserPoolClient
@@ -31,13 +30,7 @@ def _count(ctx: Context) -> int:
     return sum(1 for page in pages for s in page["SecretList"] if s["Name"] == name)
 
 
-@pytest.fixture
-def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
-    """A fresh tenant with pool, groups, domain and client; everything removed afterwards."""
-    context = make_ctx()
-    build(context, upto=4)
-    yield context
-    tear_down(context)
+ctx = tenant_fixture(upto=4)  # a fresh tenant with pool, groups, domain and client
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:

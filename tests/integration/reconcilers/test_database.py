@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -45,25 +45,6 @@ def _sql(admin: Admin, sql: str, *args: Any) -> list[tuple[Any, ...]]:
             return list(cursor.fetchall())
     finally:
         conn.close()
-
-
-@pytest.fixture
-def provisioned(make_ctx: MakeCtx) -> Iterator[Callable[..., Context]]:
-    """Tenants with their secret made (the step before); both removed after the test."""
-    made: list[Context] = []
-
-    def build(tenant: str | None = None, *, create: bool = True) -> Context:
-        ctx = make_ctx(tenant)
-        DatabaseSecret().create(ctx)
-        if create:
-            Database().create(ctx)
-        made.append(ctx)
-        return ctx
-
-    yield build
-    for ctx in made:
-        Database().delete(ctx)
-        DatabaseSecret().delete(ctx)
 
 
 def _login(ctx: Context, clients: Clients, database: str | None = None) -> Any:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import MakeCtx
-from tests.integration.identity import build, tear_down
+from tests.integration.identity import tenant_fixture
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.listener_rule import listener_port
 from wpenv.reconcilers.user_pool_client import UserPoolClient
@@ -32,13 +31,7 @@ def _clients(ctx: Context) -> list[str]:
     return [c["ClientId"] for c in found["UserPoolClients"]]
 
 
-@pytest.fixture
-def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
-    """A fresh tenant with its user pool; everything removed afterwards."""
-    context = make_ctx()
-    build(context, upto=1)
-    yield context
-    tear_down(context)
+ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:

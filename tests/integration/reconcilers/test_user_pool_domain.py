@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.integration.conftest import MakeCtx
-from tests.integration.identity import build, domain_owner, tear_down
+from tests.integration.identity import domain_owner, tenant_fixture
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers.base import Context, PermanentError
 from wpenv.reconcilers.user_pool_domain import UserPoolDomain
@@ -15,13 +13,7 @@ from wpenv.reconcilers.user_pool_domain import UserPoolDomain
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
-    """A fresh tenant with its user pool; everything removed afterwards."""
-    context = make_ctx()
-    build(context, upto=1)
-    yield context
-    tear_down(context)
+ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:

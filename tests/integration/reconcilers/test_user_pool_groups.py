@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import MakeCtx
-from tests.integration.identity import build, tear_down
+from tests.integration.identity import tenant_fixture
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.user_pool_groups import UserPoolGroups
 
@@ -26,13 +25,7 @@ def _with(make_ctx: MakeCtx, ctx: Context, **identity: Any) -> Context:
     return other
 
 
-@pytest.fixture
-def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
-    """A fresh tenant with its user pool; everything removed afterwards."""
-    context = make_ctx()
-    build(context, upto=1)
-    yield context
-    tear_down(context)
+ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wpenv.reconcilers import client_secret as cs
+from wpenv.reconcilers import secret_store as store
 
 
 def test_value_holds_the_client_id_and_secret_under_the_keys_ecs_reads() -> None:
@@ -11,5 +12,6 @@ def test_value_holds_the_client_id_and_secret_under_the_keys_ecs_reads() -> None
 
 
 def test_messages_have_no_room_for_a_value() -> None:
-    for message in (cs.STALE_VALUE, cs.STALE_UNKNOWN, cs.STALE_TAGS, cs.SCHEDULED):
+    shared = (store.STALE_TAGS, store.SCHEDULED, store.DELETION_PENDING)
+    for message in (cs.STALE_VALUE, cs.STALE_UNKNOWN, *shared):
         assert "{value" not in message and "{secret" not in message

@@ -74,11 +74,16 @@ def test_rotation_matches_only_the_configured_lambda_and_period() -> None:
     assert not ds.rotation_matches(None, on)
 
 
-def test_missing_tags_lists_absent_and_changed_tags() -> None:
+def test_tag_problems_name_absent_and_changed_tags() -> None:
     ctx = _ctx()
+    secret = ds.DatabaseSecret()
     complete = {"Tags": [*ctx.tag_list, {"Key": "extra", "Value": "kept"}]}
-    assert ds.missing_tags(ctx, complete) == {}
+    assert secret.tag_problems(ctx, complete) == []
     first = next(iter(ctx.tags))
     changed = {"Tags": [{**t, "Value": "other"} if t["Key"] == first else t for t in ctx.tag_list]}
-    assert ds.missing_tags(ctx, changed) == {first: ctx.tags[first]}
-    assert ds.missing_tags(ctx, {}) == ctx.tags
+    assert secret.tag_problems(ctx, changed) == [
+        f"secret {ctx.names.db_secret} lacks tags {[first]}"
+    ]
+    assert secret.tag_problems(ctx, {}) == [
+        f"secret {ctx.names.db_secret} lacks tags {sorted(ctx.tags)}"
+    ]
