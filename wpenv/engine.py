@@ -134,6 +134,8 @@ class Outcome:
     ready: bool = False
     # Transient trouble or still converging: come back after this many seconds.
     retry_after: float | None = None
+    # The pass stopped on transient trouble (not merely waiting for a rollout).
+    troubled: bool = False
     # Permanent trouble: what a person must fix. Set only after rollback (if any) finished.
     failure: PermanentError | None = None
     facts: dict[str, Any] = field(default_factory=dict)
@@ -271,6 +273,7 @@ def _fail(
     error = classify(exc)
     if isinstance(error, TransientError):
         log.info("Transient trouble with %s: %s", resource.kind, error)
+        out.troubled = True
         out.conditions.append(Cond(resource.group, FALSE, error.reason, str(error)))
         out.conditions.append(Cond(READY, FALSE, error.reason, f"{resource.kind}: {error}"))
         out.retry_after = backoff(attempt, ctx.settings)

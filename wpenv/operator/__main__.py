@@ -6,21 +6,17 @@ starts and the liveness and metrics endpoints come from the same Settings class.
 
 from __future__ import annotations
 
-import logging
 import os
 
 import kopf
 
-from wpenv.operator import handlers  # noqa: F401  (registers the handlers)
+from wpenv.operator import handlers, logs  # handlers: importing registers them
 from wpenv.settings import Settings
 
 
 def main() -> None:
     """Validate settings, then hand the event loop to kopf."""
-    logging.basicConfig(
-        level=os.environ.get("WPENV_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(os.environ.get("WPENV_LOG_LEVEL", "INFO"), handlers.ROUTINE_REQUEUES)
     settings = Settings()
     namespaces = [n for n in os.environ.get("WPENV_NAMESPACES", "").split(",") if n]
     kopf.run(

@@ -27,6 +27,10 @@ class App:
     listener_ports: dict[str, int] = field(default_factory=dict)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     said: Announcements = field(default_factory=Announcements)
+    # Consecutive troubled passes per environment: the backoff exponent. Not kopf's
+    # `retry`, which also counts every routine poll of a rollout and would make the
+    # first hiccup after a long rollout wait minutes.
+    streaks: dict[str, int] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lock_for(self, uid: str) -> threading.Lock:
@@ -34,10 +38,18 @@ class App:
         with self._locks_guard:
             return self.locks.setdefault(uid, threading.Lock())
 
+    def streak(self, uid: str, outcome: engine.Outcome | None = None) -> int:
+        """Troubled passes in a row so far; with `outcome`, count it in (or reset) first."""
+        with self._locks_guard:
+            if outcome is not None:
+                self.streaks[uid] = self.streaks.get(uid, 0) + 1 if outcome.troubled else 0
+            return self.streaks.get(uid, 0)
+
     def forget(self, uid: str) -> None:
         """Drop what was kept for an environment that is gone (1,000s come and go)."""
         with self._locks_guard:
             self.locks.pop(uid, None)
+            self.streaks.pop(uid, None)
         self.said.forget(uid)
         self.slots.release(uid)
 

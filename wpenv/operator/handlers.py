@@ -45,6 +45,11 @@ ORPHAN_SCAN_FIRST_DELAY = 300.0
 # Read once at import: kopf needs the timer's interval when the handler is registered.
 DRIFT_INTERVAL = Settings().drift_interval_seconds
 PROVISION_TARGET_SECONDS = 15 * 60  # HLD 5.1
+# Requeues that are how a pass waits for AWS, not failures (see operator.logs).
+CONVERGING = "Converging"
+QUEUED = "Queued for a provisioning slot"
+DEFERRED_SUSPEND = "Applying the deferred suspend"
+ROUTINE_REQUEUES = (CONVERGING, QUEUED, DEFERRED_SUSPEND)
 QUEUE_POLL_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
@@ -102,7 +107,6 @@ def reconcile(
     spec: kopf.Spec,
     status: kopf.Status,
     patch: kopf.Patch,
-    retry: int,
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
@@ -155,7 +159,7 @@ def reconcile(
         )
         patch.status.update({**first, **waiting})
         metrics.PROVISIONS_QUEUED.set(len(app.slots._waiting))
-        raise kopf.TemporaryError("Queued for a provisioning slot", delay=QUEUE_POLL_SECONDS)
+        raise kopf.TemporaryError(QUEUED, delay=QUEUE_POLL_SECONDS)
     metrics.PROVISIONS_RUNNING.set(app.slots.in_use)
 
     times = dict(current.get("provisioning") or {})
@@ -175,7 +179,10 @@ def reconcile(
         record=kube.resource_recorder(namespace, name),
     )
     with app.lock_for(uid):
-        outcome = engine.converge(ctx, app.resources, attempt=retry, may_roll_back=not was_active)
+        outcome = engine.converge(
+            ctx, app.resources, attempt=app.streak(uid), may_roll_back=not was_active
+        )
+    app.streak(uid, outcome)
 
     suspended = bool(spec.get("suspended"))
     new_phase = next_phase(outcome, was_active=was_active, suspended=suspended, phase=phase)
@@ -215,9 +222,9 @@ def reconcile(
         # Active environment) is the next chance.
         raise kopf.PermanentError(str(outcome.failure))
     if outcome.retry_after is not None:
-        raise kopf.TemporaryError("Converging", delay=outcome.retry_after)
+        raise kopf.TemporaryError(CONVERGING, delay=outcome.retry_after)
     if deferred and outcome.ready:
-        raise kopf.TemporaryError("Applying the deferred suspend", delay=0.1)
+        raise kopf.TemporaryError(DEFERRED_SUSPEND, delay=0.1)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)

@@ -1,0 +1,37 @@
+"""What the operator keeps per environment between passes."""
+
+from __future__ import annotations
+
+from wpenv import engine
+from wpenv.operator.app import App
+from wpenv.operator.throttle import ProvisionSlots
+from wpenv.settings import Settings
+
+
+def _app() -> App:
+    settings = Settings()
+    return App(settings=settings, clients=None, slots=ProvisionSlots(2),  # type: ignore[arg-type]
+               resources=[])
+
+
+def test_backoff_counts_troubled_passes_not_routine_polls() -> None:
+    app = _app()
+    polling = engine.Outcome(retry_after=engine.POLL_SECONDS)
+    troubled = engine.Outcome(retry_after=5, troubled=True)
+    for _ in range(30):  # a long rollout: the exponent stays at zero
+        app.streak("u", polling)
+    assert app.streak("u") == 0
+    app.streak("u", troubled)
+    app.streak("u", troubled)
+    assert app.streak("u") == 2
+    app.streak("u", engine.Outcome(ready=True))
+    assert app.streak("u") == 0
+
+
+def test_forget_drops_everything_kept_for_an_environment() -> None:
+    app = _app()
+    app.lock_for("u")
+    app.streak("u", engine.Outcome(troubled=True))
+    assert app.slots.acquire("u")
+    app.forget("u")
+    assert "u" not in app.locks and app.streak("u") == 0 and app.slots.in_use == 0
