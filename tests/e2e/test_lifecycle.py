@@ -207,3 +207,25 @@ def test_drift_is_repaired_and_an_idle_check_writes_nothing(
     message = next(e["message"] for e in envs.events(platform, namespace, shop)
                    if e["reason"] == "DriftCorrected")
     assert "ListenerRule" in message or "Service" in message
+
+
+def test_a_change_reverted_before_it_settled_is_still_reconciled(
+    platform: dict[str, str], namespace: str, shop: str
+) -> None:
+    """Suspend, then resume while the suspend is still converging.
+
+    kopf sees the resumed spec as equal to the last one it finished (not suspended) and
+    drops the unfinished handler; the catch-up timer must notice and reconcile it.
+    """
+    envs.patch(platform, namespace, shop, {"suspended": True})
+    obj = envs.wait_for(platform, namespace, shop, lambda o: _service(o)["desiredCount"] == 0,
+                        what="the scale-down under way")
+    envs.patch(platform, namespace, shop, {"suspended": False})
+    obj = envs.wait_for(
+        platform, namespace, shop,
+        lambda o: _service(o)["desiredCount"] == 2 and _active()(o)
+        and o["status"]["observedGeneration"] == o["metadata"]["generation"],
+        timeout=120, what="the resume reconciled",
+    )
+    assert obj["status"]["readyReplicas"] == 2
+    assert len(_rules_to(obj["status"]["resources"]["targetGroupArn"])) == 1

@@ -6,12 +6,14 @@ be tested on its own (tests/unit/operator/test_decisions.py).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from wpenv import engine
-from wpenv.api.models import Phase
+from wpenv.api.models import GROUP, Phase
 from wpenv.archive.errors import ArchiveError
 from wpenv.operator import status as st
 from wpenv.reconcilers.base import Context
@@ -20,6 +22,8 @@ SUSPENDED = "Suspended"
 SUSPENDED_MESSAGE = "Scaled to zero as the spec asks (the listener rule is removed if configured)"
 TENANT_IN_USE = "TenantIdInUse"
 DEPROVISION = "Deprovision"
+# kopf's progress records of the reconcile handler (AnnotationsProgressStorage, our prefix).
+PROGRESS_PREFIX = f"{GROUP}/reconcile"
 # Engine Events that mean a pass changed something.
 REPAIRS = ("Created", "Updated", "Removed")
 
@@ -147,3 +151,46 @@ def transitions(
     for uri in ctx.exported:
         events.append(engine.Event("Normal", "UsersExported", f"users and groups went to {uri}"))
     return events
+
+
+def _stamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def unhandled(
+    annotations: Mapping[str, str],
+    status: Mapping[str, Any],
+    generation: int | None,
+    *,
+    created: str | None,
+    now: datetime,
+    grace: float,
+) -> bool:
+    """Whether a spec generation has waited longer than `grace` with no handler on it.
+
+    kopf compares a new spec with the last one it *finished* handling: a change that
+    reverts an unfinished one (suspend, then resume before the suspend settled) looks like
+    no change at all, the unfinished handler is dropped, and nothing would reconcile the
+    spec until it changes again. The progress records kopf keeps in our annotations say
+    when a handler last ran or is due; none recent means nobody is on it.
+    """
+    if generation is None or status.get("observedGeneration") == generation:
+        return False
+    moments = [_stamp(created)]
+    for key, value in annotations.items():
+        if not key.startswith(PROGRESS_PREFIX):
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            moments += [_stamp(record.get("started")), _stamp(record.get("delayed"))]
+    latest = max((m for m in moments if m is not None), default=None)
+    return latest is None or (now - latest).total_seconds() > grace

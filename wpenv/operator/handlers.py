@@ -7,6 +7,7 @@ into a status patch, Events and a requeue. Policy lives in wpenv.engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from wpenv.operator.decisions import (
     suspend_condition,
     tenant_holder,
     transitions,
+    unhandled,
 )
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.orphans import run_scan
@@ -42,6 +44,8 @@ from wpenv.settings import Settings
 
 FINALIZER = f"{GROUP}/finalizer"
 ORPHAN_SCAN_FIRST_DELAY = 300.0
+# How long a spec generation may wait with no handler on it before `catch_up` takes it.
+CATCH_UP_SECONDS = 15.0
 # Read once at import: kopf needs the timer's interval when the handler is registered.
 DRIFT_INTERVAL = Settings().drift_interval_seconds
 PROVISION_TARGET_SECONDS = 15 * 60  # HLD 5.1
@@ -225,6 +229,41 @@ def reconcile(
         raise kopf.TemporaryError(CONVERGING, delay=outcome.retry_after)
     if deferred and outcome.ready:
         raise kopf.TemporaryError(DEFERRED_SUSPEND, delay=0.1)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=CATCH_UP_SECONDS, initial_delay=CATCH_UP_SECONDS)
+async def catch_up(
+    *,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    """Reconcile a spec generation that no handler is working on (see `unhandled`).
+
+    Cheap when there is nothing to do (no API call, no thread): it only compares the
+    generation with the status and kopf's progress records.
+    """
+    app: App = memo.app
+    if meta.get("deletionTimestamp") or app.lock_for(str(meta.get("uid"))).locked():
+        return
+    stuck = unhandled(
+        meta.get("annotations") or {}, dict(status), meta.get("generation"),
+        created=meta.get("creationTimestamp"), now=datetime.now(UTC), grace=CATCH_UP_SECONDS,
+    )
+    if not stuck:
+        return
+    log.info("Generation %s of %s/%s has no handler on it; reconciling it now",
+             meta.get("generation"), meta.get("namespace"), meta.get("name"))
+    # A requeue or a failure: the status says why; the next tick or spec change comes back.
+    with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+        await asyncio.to_thread(
+            reconcile, body=body, meta=meta, spec=spec, status=status, patch=patch, memo=memo,
+            **kwargs,
+        )
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)

@@ -14,19 +14,25 @@ from collections.abc import Iterable
 import kopf
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ROUTINE_SUCCESS = ("Timer 'drift' succeeded.", "Timer 'catch_up' succeeded.",
+                   "Indexer 'tenants' succeeded.")
 
 
 class RoutineRequeues(logging.Filter):
-    """Turn kopf's "failed temporarily: <routine reason>" ERRORs into INFO records."""
+    """Turn kopf's "failed temporarily: <routine reason>" ERRORs into INFO records, and
+    its "Timer/Indexer ... succeeded" lines (one per object per tick) into DEBUG ones."""
 
     def __init__(self, reasons: Iterable[str]) -> None:
         super().__init__()
         self.endings = tuple(f"failed temporarily: {reason}" for reason in reasons)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record; only lower the level of routine requeues."""
-        if record.levelno == logging.ERROR and record.getMessage().endswith(self.endings):
+        """Keep every record; only lower the level of routine ones."""
+        message = record.getMessage()
+        if record.levelno == logging.ERROR and message.endswith(self.endings):
             record.levelno, record.levelname = logging.INFO, "INFO"
+        elif record.levelno == logging.INFO and message.endswith(ROUTINE_SUCCESS):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
 
 

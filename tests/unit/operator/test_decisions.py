@@ -68,3 +68,24 @@ def test_a_transition_is_announced_once_and_forgotten_with_the_environment() -> 
     assert said.first_time("u1", "Rollout", "Completed")
     said.forget("u1")
     assert said.first_time("u1", "Rollout", "Completed")
+
+
+def test_a_generation_nobody_handles_is_noticed_after_the_grace() -> None:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    now = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    ago = lambda s: (now - timedelta(seconds=s)).isoformat()  # noqa: E731
+    unhandled = decisions.unhandled
+    observed = {"observedGeneration": 3}
+    created = ago(3600)
+    assert not unhandled({}, observed, 3, created=created, now=now, grace=15)
+    # A handler was due 2 s ago (kopf sleeps, then runs it): not stuck.
+    busy = {"bbws.io/reconcile.spec": f'{{"started": "{ago(60)}", "delayed": "{ago(2)}"}}'}
+    assert not unhandled(busy, observed, 4, created=created, now=now, grace=15)
+    # Due a minute ago and never run: kopf dropped it (a reverted change).
+    dropped = {"bbws.io/reconcile.spec": f'{{"started": "{ago(90)}", "delayed": "{ago(60)}"}}'}
+    assert unhandled(dropped, observed, 4, created=created, now=now, grace=15)
+    # No record at all for a new generation: stuck once the grace passed.
+    assert unhandled({"other/key": "x"}, observed, 4, created=created, now=now, grace=15)
+    # A brand-new object gets the grace from its creation.
+    assert not unhandled({}, {}, 1, created=ago(5), now=now, grace=15)
