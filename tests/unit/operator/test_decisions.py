@@ -74,7 +74,10 @@ def test_a_generation_nobody_handles_is_noticed_after_the_grace() -> None:
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     now = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
-    ago = lambda s: (now - timedelta(seconds=s)).isoformat()  # noqa: E731
+
+    def ago(seconds: float) -> str:
+        return (now - timedelta(seconds=seconds)).isoformat()
+
     unhandled = decisions.unhandled
     observed = {"observedGeneration": 3}
     created = ago(3600)
