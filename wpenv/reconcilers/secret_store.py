@@ -163,11 +163,13 @@ class StoredSecret:
         return described
 
     def delete(self, ctx: Context) -> None:
-        """Delete at once, without a recovery window, so the name can be re-created."""
+        """Delete at once, without a recovery window, so the name can be re-created.
+
+        Both the recorded ARN and the name: after a secret was deleted by hand and made
+        again (drift repair), the record may name the old one while the new one lives.
+        """
         name = self.secret_name(ctx)
-        for secret_id in (ctx.ids.get(self.id_key), name):
-            if not secret_id:
-                continue
+        for secret_id in dict.fromkeys(i for i in (ctx.ids.get(self.id_key), name) if i):
             try:
                 ctx.clients.secretsmanager.delete_secret(
                     SecretId=str(secret_id), ForceDeleteWithoutRecovery=True
@@ -175,9 +177,8 @@ class StoredSecret:
             except ClientError as exc:
                 if not aws.is_not_found(exc, NOT_FOUND):
                     raise
-                continue  # the recorded one is gone: one of our name may still exist
-            log.info("deleted secret %s", name)
-            return
+                continue  # already gone
+            log.info("deleted secret %s (%s)", name, secret_id)
 
     def _deletion_pending(self, ctx: Context) -> TransientError:
         return TransientError(

@@ -226,3 +226,21 @@ def test_rotation_is_configured_when_a_lambda_is_set(
         assert secret.observe(ctx).up_to_date
     finally:
         secret.delete(ctx)
+
+
+def test_delete_removes_the_live_secret_when_the_record_names_an_older_one(
+    ctx: Context, clients: Clients
+) -> None:
+    """Deleted by hand and made again by a drift pass: the status may still name the old."""
+    resource = DatabaseSecret()
+    resource.create(ctx)
+    old = ctx.ids["dbSecretArn"]
+    clients.secretsmanager.delete_secret(SecretId=old, ForceDeleteWithoutRecovery=True)
+    ctx.ids.pop("dbSecretArn")
+    resource.create(ctx)
+    assert ctx.ids["dbSecretArn"] != old
+    ctx.ids["dbSecretArn"] = old  # the stale record
+    resource.delete(ctx)
+    assert not resource.observe(ctx).exists
+    names = [s["Name"] for s in clients.secretsmanager.list_secrets()["SecretList"]]
+    assert ctx.names.db_secret not in names
