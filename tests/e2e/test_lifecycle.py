@@ -60,10 +60,10 @@ def test_suspend_then_resume(platform: dict[str, str], namespace: str, shop: str
     assert len(_rules_to(target_group)) == 1
 
     envs.patch(platform, namespace, shop, {"suspended": True})
-    obj = envs.wait_for(platform, namespace, shop, lambda o: envs.phase(o) == "Suspended",
-                        what="phase Suspended")
+    obj = envs.wait_for(platform, namespace, shop,
+                        lambda o: envs.phase(o) == "Suspended" and o["status"]["replicas"] == 0,
+                        what="phase Suspended with no task running")
     assert _service(obj)["desiredCount"] == 0
-    assert obj["status"]["replicas"] == 0
     assert _rules_to(target_group) == [], "the rule goes while suspended (the default)"
     assert "listenerRuleArn" not in obj["status"]["resources"]
     assert envs.condition(obj, "Suspended")["status"] == "True"

@@ -163,6 +163,30 @@ def _stamp(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _progress(annotations: Mapping[str, str]) -> list[dict[str, Any]]:
+    """kopf's progress records of the reconcile handler (one per cause it ran for)."""
+    records = []
+    for key, value in annotations.items():
+        if not key.startswith(PROGRESS_PREFIX):
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def handler_in_progress(annotations: Mapping[str, str]) -> bool:
+    """Whether kopf has a reconcile handler under way (started, neither done nor failed).
+
+    The drift check stays away meanwhile: two writers with snapshots of one status would
+    undo each other's fields (a pass that saw two tasks after one that saw none).
+    """
+    return any(not (r.get("success") or r.get("failure")) for r in _progress(annotations))
+
+
 def unhandled(
     annotations: Mapping[str, str],
     status: Mapping[str, Any],
@@ -183,14 +207,7 @@ def unhandled(
     if generation is None or status.get("observedGeneration") == generation:
         return False
     moments = [_stamp(created)]
-    for key, value in annotations.items():
-        if not key.startswith(PROGRESS_PREFIX):
-            continue
-        try:
-            record = json.loads(value)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            moments += [_stamp(record.get("started")), _stamp(record.get("delayed"))]
+    for record in _progress(annotations):
+        moments += [_stamp(record.get("started")), _stamp(record.get("delayed"))]
     latest = max((m for m in moments if m is not None), default=None)
     return latest is None or (now - latest).total_seconds() > grace

@@ -30,6 +30,7 @@ from wpenv.operator.decisions import (
     TENANT_IN_USE,
     accept,
     failure_of,
+    handler_in_progress,
     next_phase,
     suspend_condition,
     tenant_holder,
@@ -290,6 +291,8 @@ def drift(
         return
     if current.get("observedGeneration") != generation:
         return
+    if handler_in_progress(meta.get("annotations") or {}):
+        return  # the handler owns the status until it is done (catch_up covers a stuck one)
     lock = app.lock_for(str(meta.get("uid")))
     if not lock.acquire(blocking=False):
         return

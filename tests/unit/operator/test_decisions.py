@@ -92,3 +92,11 @@ def test_a_generation_nobody_handles_is_noticed_after_the_grace() -> None:
     assert unhandled({"other/key": "x"}, observed, 4, created=created, now=now, grace=15)
     # A brand-new object gets the grace from its creation.
     assert not unhandled({}, {}, 1, created=ago(5), now=now, grace=15)
+
+
+def test_a_handler_under_way_is_told_from_a_finished_one() -> None:
+    running = {"bbws.io/reconcile.spec": '{"started": "2026-11-27T16:00:00+00:00"}'}
+    assert decisions.handler_in_progress(running)
+    done = {"bbws.io/reconcile": '{"started": "2026-11-27T16:00:00+00:00", "success": true}'}
+    assert not decisions.handler_in_progress(done)
+    assert not decisions.handler_in_progress({"bbws.io/kopf-managed": "yes"})
