@@ -24,6 +24,8 @@ TENANT_IN_USE = "TenantIdInUse"
 DEPROVISION = "Deprovision"
 # kopf's progress records of the reconcile handler (AnnotationsProgressStorage, our prefix).
 PROGRESS_PREFIX = f"{GROUP}/reconcile"
+# Phases a pass may be missing in (provisioning has its own handler and queue).
+SETTLED = (Phase.ACTIVE.value, Phase.SUSPENDED.value, Phase.PROVISIONING.value)
 # Engine Events that mean a pass changed something.
 REPAIRS = ("Created", "Updated", "Removed")
 
@@ -178,13 +180,19 @@ def _progress(annotations: Mapping[str, str]) -> list[dict[str, Any]]:
     return records
 
 
-def handler_in_progress(annotations: Mapping[str, str]) -> bool:
-    """Whether kopf has a reconcile handler under way (started, neither done nor failed).
+def live_handler(annotations: Mapping[str, str], *, now: datetime, grace: float) -> bool:
+    """Whether kopf has a reconcile handler under way: not done, and active or due lately.
 
-    The drift check stays away meanwhile: two writers with snapshots of one status would
-    undo each other's fields (a pass that saw two tasks after one that saw none).
+    A record kopf abandoned (see `unhandled`) stays in the annotations; one that has not
+    run nor been due for `grace` seconds is not "under way" any more.
     """
-    return any(not (r.get("success") or r.get("failure")) for r in _progress(annotations))
+    for record in _progress(annotations):
+        if record.get("success") or record.get("failure"):
+            continue
+        moments = [m for m in (_stamp(record.get("started")), _stamp(record.get("delayed"))) if m]
+        if moments and (now - max(moments)).total_seconds() <= grace:
+            return True
+    return False
 
 
 def unhandled(
@@ -196,18 +204,23 @@ def unhandled(
     now: datetime,
     grace: float,
 ) -> bool:
-    """Whether a spec generation has waited longer than `grace` with no handler on it.
+    """Whether the environment needs a pass that no handler will make.
 
     kopf compares a new spec with the last one it *finished* handling: a change that
     reverts an unfinished one (suspend, then resume before the suspend settled) looks like
     no change at all, the unfinished handler is dropped, and nothing would reconcile the
-    spec until it changes again. The progress records kopf keeps in our annotations say
-    when a handler last ran or is due; none recent means nobody is on it.
+    spec until it changes again. Likewise nothing polls a service the drift check scaled
+    back until it is ready. So: a generation not yet observed, or a Ready condition still
+    Progressing, with no live handler (`live_handler`) and older than `grace`.
     """
-    if generation is None or status.get("observedGeneration") == generation:
+    if generation is None:
         return False
-    moments = [_stamp(created)]
-    for record in _progress(annotations):
-        moments += [_stamp(record.get("started")), _stamp(record.get("delayed"))]
-    latest = max((m for m in moments if m is not None), default=None)
-    return latest is None or (now - latest).total_seconds() > grace
+    ready = st.find(status.get("conditions") or [], st.READY) or {}
+    behind = status.get("observedGeneration") != generation
+    converging = ready.get("reason") == "Progressing" and status.get("phase") in SETTLED
+    if not (behind or converging):
+        return False
+    born = _stamp(created)
+    if born is not None and (now - born).total_seconds() <= grace:
+        return False
+    return not live_handler(annotations, now=now, grace=grace)

@@ -30,7 +30,7 @@ from wpenv.operator.decisions import (
     TENANT_IN_USE,
     accept,
     failure_of,
-    handler_in_progress,
+    live_handler,
     next_phase,
     suspend_condition,
     tenant_holder,
@@ -243,7 +243,7 @@ async def catch_up(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    """Reconcile a spec generation that no handler is working on (see `unhandled`).
+    """Make the pass that no handler will make (see `unhandled`).
 
     Cheap when there is nothing to do (no API call, no thread): it only compares the
     generation with the status and kopf's progress records.
@@ -291,7 +291,7 @@ def drift(
         return
     if current.get("observedGeneration") != generation:
         return
-    if handler_in_progress(meta.get("annotations") or {}):
+    if live_handler(meta.get("annotations") or {}, now=datetime.now(UTC), grace=CATCH_UP_SECONDS):
         return  # the handler owns the status until it is done (catch_up covers a stuck one)
     lock = app.lock_for(str(meta.get("uid")))
     if not lock.acquire(blocking=False):

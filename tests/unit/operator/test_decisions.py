@@ -70,7 +70,7 @@ def test_a_transition_is_announced_once_and_forgotten_with_the_environment() -> 
     assert said.first_time("u1", "Rollout", "Completed")
 
 
-def test_a_generation_nobody_handles_is_noticed_after_the_grace() -> None:
+def test_a_pass_nobody_will_make_is_noticed_after_the_grace() -> None:
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     now = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
@@ -79,24 +79,38 @@ def test_a_generation_nobody_handles_is_noticed_after_the_grace() -> None:
         return (now - timedelta(seconds=seconds)).isoformat()
 
     unhandled = decisions.unhandled
-    observed = {"observedGeneration": 3}
+    ready = {"type": "Ready", "status": "True", "reason": "Active"}
+    converging = {"type": "Ready", "status": "False", "reason": "Progressing"}
+    settled = {"observedGeneration": 3, "phase": "Active", "conditions": [ready]}
     created = ago(3600)
-    assert not unhandled({}, observed, 3, created=created, now=now, grace=15)
+    assert not unhandled({}, settled, 3, created=created, now=now, grace=15)
     # A handler was due 2 s ago (kopf sleeps, then runs it): not stuck.
     busy = {"bbws.io/reconcile.spec": f'{{"started": "{ago(60)}", "delayed": "{ago(2)}"}}'}
-    assert not unhandled(busy, observed, 4, created=created, now=now, grace=15)
+    assert not unhandled(busy, settled, 4, created=created, now=now, grace=15)
     # Due a minute ago and never run: kopf dropped it (a reverted change).
     dropped = {"bbws.io/reconcile.spec": f'{{"started": "{ago(90)}", "delayed": "{ago(60)}"}}'}
-    assert unhandled(dropped, observed, 4, created=created, now=now, grace=15)
+    assert unhandled(dropped, settled, 4, created=created, now=now, grace=15)
+    # Observed, but still converging with nobody polling (after a dropped handler).
+    polling = {**settled, "conditions": [converging]}
+    assert unhandled(dropped, polling, 3, created=created, now=now, grace=15)
+    assert not unhandled(busy, polling, 3, created=created, now=now, grace=15)
     # No record at all for a new generation: stuck once the grace passed.
-    assert unhandled({"other/key": "x"}, observed, 4, created=created, now=now, grace=15)
+    assert unhandled({"other/key": "x"}, settled, 4, created=created, now=now, grace=15)
     # A brand-new object gets the grace from its creation.
     assert not unhandled({}, {}, 1, created=ago(5), now=now, grace=15)
+    # Failed waits for a person.
+    failed = {"observedGeneration": 3, "phase": "Failed", "conditions": [converging]}
+    assert not unhandled(dropped, failed, 3, created=created, now=now, grace=15)
 
 
-def test_a_handler_under_way_is_told_from_a_finished_one() -> None:
+def test_a_handler_under_way_is_told_from_a_finished_or_abandoned_one() -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    now = datetime(2026, 11, 27, 16, 0, 5, tzinfo=UTC)
     running = {"bbws.io/reconcile.spec": '{"started": "2026-11-27T16:00:00+00:00"}'}
-    assert decisions.handler_in_progress(running)
+    assert decisions.live_handler(running, now=now, grace=15)
     done = {"bbws.io/reconcile": '{"started": "2026-11-27T16:00:00+00:00", "success": true}'}
-    assert not decisions.handler_in_progress(done)
-    assert not decisions.handler_in_progress({"bbws.io/kopf-managed": "yes"})
+    assert not decisions.live_handler(done, now=now, grace=15)
+    assert not decisions.live_handler({"bbws.io/kopf-managed": "yes"}, now=now, grace=15)
+    abandoned = {"bbws.io/reconcile.spec": '{"started": "2026-11-27T15:00:00+00:00"}'}
+    assert not decisions.live_handler(abandoned, now=now, grace=15)
