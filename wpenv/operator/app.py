@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wpenv import engine
 from wpenv.aws import Clients
+from wpenv.operator import kube
 from wpenv.operator.decisions import Announcements
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.plan import url_for
@@ -37,6 +39,18 @@ class App:
         """One lock per environment: the drift check never races a reconcile pass."""
         with self._locks_guard:
             return self.locks.setdefault(uid, threading.Lock())
+
+    def context(
+        self, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> Context:
+        """The engine's Context for one pass, recording new ids in the status at once."""
+        return engine.make_context(
+            namespace, name, spec,
+            settings=self.settings,
+            clients=self.clients,
+            ids=status.get("resources") or {},
+            record=kube.resource_recorder(namespace, name),
+        )
 
     def streak(self, uid: str, outcome: engine.Outcome | None = None) -> int:
         """Troubled passes in a row so far; with `outcome`, count it in (or reset) first."""

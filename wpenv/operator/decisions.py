@@ -85,6 +85,22 @@ def suspend_condition(
     return st.Cond(SUSPENDED, st.FALSE, "Resuming", "Starting the service's tasks again")
 
 
+def pass_conditions(
+    outcome: engine.Outcome, *, suspended: bool, was_active: bool, status: Mapping[str, Any]
+) -> list[st.Cond]:
+    """A pass's conditions plus Rollout and Suspended; Ready says Suspended once it is."""
+    conditions = list(outcome.conditions)
+    rollout = engine.rollout_condition(outcome.facts)
+    if rollout is not None:
+        conditions.append(rollout)
+    suspend = suspend_condition(suspended, was_active, outcome.ready, status)
+    if suspend is not None:
+        conditions.append(suspend)
+    if outcome.ready and suspended and was_active:
+        conditions.append(st.Cond(st.READY, st.TRUE, "Suspended", SUSPENDED_MESSAGE))
+    return conditions
+
+
 def next_phase(
     outcome: engine.Outcome, *, was_active: bool, suspended: bool, phase: str | None
 ) -> Phase:

@@ -26,13 +26,12 @@ from wpenv.operator.app import App, observed_fields
 from wpenv.operator.decisions import (
     DEPROVISION,
     REPAIRS,
-    SUSPENDED_MESSAGE,
     TENANT_IN_USE,
     accept,
     failure_of,
     live_handler,
     next_phase,
-    suspend_condition,
+    pass_conditions,
     tenant_holder,
     transitions,
     unhandled,
@@ -176,13 +175,7 @@ def reconcile(
     deferred = bool(wanted.get("suspended")) and not was_active
     if deferred:
         wanted["suspended"] = False  # provision serving first, suspend once Active
-    ctx = engine.make_context(
-        namespace, name, wanted,
-        settings=app.settings,
-        clients=app.clients,
-        ids=current.get("resources") or {},
-        record=kube.resource_recorder(namespace, name),
-    )
+    ctx = app.context(namespace, name, wanted, current)
     with app.lock_for(uid):
         outcome = engine.converge(
             ctx, app.resources, attempt=app.streak(uid), may_roll_back=not was_active
@@ -191,15 +184,8 @@ def reconcile(
 
     suspended = bool(spec.get("suspended"))
     new_phase = next_phase(outcome, was_active=was_active, suspended=suspended, phase=phase)
-    conditions = list(outcome.conditions)
-    rollout = engine.rollout_condition(outcome.facts)
-    if rollout is not None:
-        conditions.append(rollout)
-    suspend = suspend_condition(suspended, was_active, outcome.ready, current)
-    if suspend is not None:
-        conditions.append(suspend)
-    if outcome.ready and suspended and was_active:
-        conditions.append(st.Cond(st.READY, st.TRUE, "Suspended", SUSPENDED_MESSAGE))
+    conditions = pass_conditions(outcome, suspended=suspended, was_active=was_active,
+                                 status=current)
     _post(body, outcome.events + transitions(app.said, uid, current, conditions, ctx))
 
     if outcome.ready and not was_active:
@@ -297,13 +283,7 @@ def drift(
     if not lock.acquire(blocking=False):
         return
     try:
-        ctx = engine.make_context(
-            meta["namespace"], meta["name"], dict(spec),
-            settings=app.settings,
-            clients=app.clients,
-            ids=current.get("resources") or {},
-            record=kube.resource_recorder(meta["namespace"], meta["name"]),
-        )
+        ctx = app.context(meta["namespace"], meta["name"], dict(spec), current)
         outcome = engine.converge(ctx, app.resources, may_roll_back=False)
     finally:
         lock.release()
@@ -314,15 +294,7 @@ def drift(
         kopf.event(body, type="Normal", reason="DriftCorrected", message="; ".join(repairs))
         log.info("Drift corrected in %s/%s: %s", meta["namespace"], meta["name"], repairs)
     suspended = bool(spec.get("suspended"))
-    conditions = list(outcome.conditions)
-    rollout = engine.rollout_condition(outcome.facts)
-    if rollout is not None:
-        conditions.append(rollout)
-    suspend = suspend_condition(suspended, True, outcome.ready, current)
-    if suspend is not None:
-        conditions.append(suspend)
-    if outcome.ready and suspended:
-        conditions.append(st.Cond(st.READY, st.TRUE, "Suspended", SUSPENDED_MESSAGE))
+    conditions = pass_conditions(outcome, suspended=suspended, was_active=True, status=current)
     warnings = [e for e in outcome.events if e.type == "Warning"]
     ready_before = st.find(current.get("conditions") or [], st.READY) or {}
     reason = outcome.failure.reason if outcome.failure else None
@@ -368,13 +340,7 @@ def on_delete(
                    message=f"tenantId {tenant} belongs to {holder}; this manifest owns nothing")
         app.forget(uid)
         return
-    ctx = engine.make_context(
-        namespace, name, dict(spec),
-        settings=app.settings,
-        clients=app.clients,
-        ids=current.get("resources") or {},
-        record=kube.resource_recorder(namespace, name),
-    )
+    ctx = app.context(namespace, name, dict(spec), current)
     if ctx.spec.deletion_policy == DeletionPolicy.RETAIN.value:
         tagged = retain(ctx)
         kopf.event(

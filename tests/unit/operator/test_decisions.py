@@ -114,3 +114,14 @@ def test_a_handler_under_way_is_told_from_a_finished_or_abandoned_one() -> None:
     assert not decisions.live_handler({"bbws.io/kopf-managed": "yes"}, now=now, grace=15)
     abandoned = {"bbws.io/reconcile.spec": '{"started": "2026-11-27T15:00:00+00:00"}'}
     assert not decisions.live_handler(abandoned, now=now, grace=15)
+
+
+def test_pass_conditions_add_rollout_and_suspended() -> None:
+    outcome = engine.Outcome(ready=True, facts={"rolloutState": "COMPLETED", "serving": "x:1"})
+    conds = decisions.pass_conditions(outcome, suspended=True, was_active=True, status={})
+    assert [(c.type, c.reason) for c in conds] == [
+        ("Rollout", "Completed"), ("Suspended", "Suspended"), ("Ready", "Suspended")
+    ]
+    first = decisions.pass_conditions(outcome, suspended=True, was_active=False, status={})
+    assert [(c.type, c.reason) for c in first] == [("Rollout", "Completed"),
+                                                   ("Suspended", "Deferred")]
