@@ -18,7 +18,7 @@ import pymysql
 
 from wpenv import aws
 from wpenv.api.models import Phase, ResourceIds, parse_spec
-from wpenv.operator.status import FALSE, READY, TRUE, Cond
+from wpenv.conditions import FALSE, READY, TRUE, Cond
 from wpenv.plan import TAG_TENANT, names_for, tags_for
 from wpenv.reconcilers.base import (
     Context,

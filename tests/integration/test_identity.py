@@ -19,7 +19,7 @@ from tests.integration.conftest import MakeCtx, aws_calls, writes
 from tests.integration.identity import domain_owner, our_pools, read_secret, tear_down
 from tests.integration.test_engine import leftovers
 from wpenv import engine
-from wpenv.operator.status import FALSE, TRUE
+from wpenv.conditions import FALSE, TRUE
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.user_pool import list_pools
 

@@ -9,16 +9,14 @@ the way the engine already does.
 
 from __future__ import annotations
 
+from wpenv.errors import TransientError
 
-class ArchiveError(Exception):
+
+class ArchiveError(TransientError):
     """Archiving (or restoring) did not complete; nothing may be deleted on its strength.
 
-    `reason` is a CamelCase word for a condition, like the engine's errors have.
+    Transient: the finalizer tries again with backoff, and a person can look meanwhile.
     """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class ArchiveVerificationError(ArchiveError):

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from wpenv import conditions as st
 from wpenv import engine
 from wpenv.api.models import GROUP, Phase
-from wpenv.archive.errors import ArchiveError
-from wpenv.operator import status as st
 from wpenv.reconcilers.base import Context
 
 SUSPENDED = "Suspended"
@@ -118,8 +117,6 @@ def next_phase(
 
 def failure_of(exc: BaseException) -> tuple[str, str]:
     """(reason, message) of a failed deprovisioning attempt; never a secret or a trace."""
-    if isinstance(exc, ArchiveError):
-        return exc.reason, str(exc)
     error = engine.classify(exc)
     return error.reason, str(error)
 

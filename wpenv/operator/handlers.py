@@ -16,12 +16,12 @@ import kopf
 import kubernetes
 import prometheus_client
 
-from wpenv import engine
+from wpenv import conditions as st
+from wpenv import engine, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION, DeletionPolicy, Phase
 from wpenv.aws import Clients
 from wpenv.deprovision import STEPS, Archive, Deprovisioner
-from wpenv.operator import kube, metrics
-from wpenv.operator import status as st
+from wpenv.operator import kube
 from wpenv.operator.app import App, observed_fields
 from wpenv.operator.decisions import (
     DEPROVISION,

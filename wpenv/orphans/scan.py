@@ -17,9 +17,8 @@ from typing import Any
 import pymysql
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
-from wpenv.operator import metrics
 from wpenv.orphans.kinds import (
     AccessPoints,
     Kind,

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wpenv.api.models import WordPressEnvironmentSpec
+from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import Names
 from wpenv.settings import Settings
+
+__all__ = ["PermanentError", "TransientError"]
 
 
 @dataclass
@@ -42,25 +45,6 @@ def tag_diff(wanted: Mapping[str, str], described: Mapping[str, Any]) -> dict[st
     """
     have = {t["Key"]: t.get("Value") for t in described.get("Tags") or []}
     return {k: v for k, v in wanted.items() if have.get(k) != v}
-
-
-class TransientError(Exception):
-    """Worth another pass later (throttled, not reachable, not ready yet).
-
-    `reason` is a CamelCase word for the condition; the message must never hold a secret.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class PermanentError(Exception):
-    """Will not succeed until a person changes something: roll back and report Failed."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from wpenv import conditions as st
 from wpenv.api.models import Phase
-from wpenv.operator import status as st
 from wpenv.operator.decisions import accept
 
 
