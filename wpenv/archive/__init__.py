@@ -8,10 +8,8 @@ are usable on their own; `python -m wpenv.archive` lists and restores archives.
 
 from wpenv.archive.database import (
     DatabaseDump,
-    DatabaseServer,
     TableCheck,
     dump_database,
-    master_server,
     table_checks,
     verify_dump,
 )
@@ -21,6 +19,7 @@ from wpenv.archive.files import FilesArchive, Member, archive_directory, verify_
 from wpenv.archive.manifest import Manifest
 from wpenv.archive.restore import ArchiveListing, RestoreResult, list_archives, restore
 from wpenv.archive.s3stream import ArchivedObject, S3Reader, S3Writer, iter_object
+from wpenv.mysql import DatabaseServer, master_server
 from wpenv.plan import tenant_directory
 
 __all__ = [

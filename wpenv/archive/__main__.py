@@ -27,10 +27,10 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 from pymysql import MySQLError
 
-from wpenv.archive.errors import ArchiveError
 from wpenv.archive.restore import list_archives, restore
 from wpenv.archive.s3stream import parse_s3_uri
 from wpenv.aws import Clients
+from wpenv.errors import OperatorError
 from wpenv.settings import Settings
 
 log = logging.getLogger("wpenv.archive")
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             files=not args.database_only,
             force=args.force,
         )
-    except ArchiveError as exc:
+    except OperatorError as exc:  # ArchiveError, or no master secret (wpenv.mysql)
         print(f"error ({exc.reason}): {exc}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError, MySQLError) as exc:

@@ -9,12 +9,12 @@ that inflates to gigabytes (corrupt or hostile) still arrives in small pieces.
 
 from __future__ import annotations
 
-import io
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from wpenv.archive.errors import ArchiveVerificationError
+from wpenv.archive.pipes import WriteOnly
 
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header and trailer (CRC32, length) only
 LEVEL = 6
@@ -33,7 +33,7 @@ class Sink(Protocol):
         ...
 
 
-class GzipWriter:
+class GzipWriter(WriteOnly):
     """A write-only file that gzips what it is given into `sink`; `close` ends the stream.
 
     Closing does not close the sink: the caller owns it (an S3Writer completes its object
@@ -63,20 +63,9 @@ class GzipWriter:
             self._closed = True
             self._sink.write(self._compressor.flush())
 
-    def flush(self) -> None:
-        """Nothing: a full flush would only make the stream larger."""
-
     def tell(self) -> int:
         """Uncompressed bytes written so far."""
         return self._size
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        """Unsupported, like any pipe."""
-        raise io.UnsupportedOperation("GzipWriter is not seekable")
-
-    def read(self, size: int = -1) -> bytes:
-        """Unsupported: write-only."""
-        raise io.UnsupportedOperation("GzipWriter is write-only")
 
     @property
     def size(self) -> int:

@@ -50,7 +50,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -59,15 +59,14 @@ import pymysql
 from wpenv.archive.compression import GzipWriter, gunzip
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
+from wpenv.mysql import DatabaseServer
+
+# Re-exported: wpenv.deprovision (and hooks) call it as db_archive.master_server.
+from wpenv.mysql import master_server as master_server  # noqa: PLC0414
 from wpenv.plan import sql_identifier
-from wpenv.reconcilers.db_secret import MASTER_UNSET, read_credentials
-from wpenv.settings import Settings
 
 if TYPE_CHECKING:
-    from pymysql.connections import Connection
-    from pymysql.cursors import Cursor
-
-    MySQLConnection = Connection[Cursor]
+    from wpenv.mysql import MySQLConnection
 
 log = logging.getLogger(__name__)
 
@@ -115,51 +114,12 @@ EVENT_NOT_DISABLED = "an event in the dump could not be switched off for verific
 LINE_TOO_LONG = "a statement with a DEFINER clause is longer than {limit} bytes"
 
 
-# --- where the server is -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatabaseServer:
-    """Host, port and login for the MySQL clients; the password never shows in a repr."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-
-
-def server_from_secret(clients: Any, secret_id: str) -> DatabaseServer:
-    """The login in a Secrets Manager secret of RDS's shape (host, port, username, password)."""
-    value = read_credentials(clients, secret_id)
-    return DatabaseServer(
-        host=str(value["host"]),
-        port=int(value["port"]),
-        user=str(value["username"]),
-        password=str(value["password"]),
-    )
-
-
-def master_server(settings: Settings, clients: Any) -> DatabaseServer:
-    """The shared server's master login, from the secret the operator already uses."""
-    if not settings.db_master_secret_arn:
-        raise ArchiveError("MasterSecretMissing", MASTER_UNSET)
-    return server_from_secret(clients, settings.db_master_secret_arn)
+# --- the connection -----------------------------------------------------------------------
 
 
 def open_connection(server: DatabaseServer, database: str | None = None) -> MySQLConnection:
-    """A pymysql connection with a long read timeout (checksums of big tables are slow)."""
-    return pymysql.connect(
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        password=server.password,
-        database=database,
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=QUERY_TIMEOUT,
-        write_timeout=QUERY_TIMEOUT,
-        charset="utf8mb4",
-        autocommit=True,
-    )
+    """A connection with a long read timeout (checksums of big tables are slow)."""
+    return server.connect(database, connect_timeout=CONNECT_TIMEOUT, io_timeout=QUERY_TIMEOUT)
 
 
 # --- table checks --------------------------------------------------------------------------
@@ -398,6 +358,49 @@ class _Drain(threading.Thread):
         return text
 
 
+@dataclass
+class ClientRun:
+    """One run of a client program: `proc` inside the block, its outcome after it."""
+
+    proc: subprocess.Popen[bytes]
+    returncode: int = -1  # set once the block is left without an exception
+    stderr: str = ""  # the tail of what it said, the password blanked out
+
+
+@contextlib.contextmanager
+def run_client(
+    server: DatabaseServer,
+    program: str,
+    options: Iterable[str],
+    database: str,
+    *,
+    stdin: int,
+    stdout: int,
+) -> Iterator[ClientRun]:
+    """Run a client program on `database`, logged in through a temporary option file.
+
+    The option file is the first argument (see the module's notes on secrets). Stderr is
+    drained by a thread, so the child cannot block on a full pipe; an exception in the
+    block kills the child, and leaving the block normally waits for it.
+    """
+    with option_file(server) as path:
+        argv = [program, f"--defaults-file={path}", *options, database]
+        with subprocess.Popen(  # noqa: S603 (no shell; the password is not in argv)
+            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=child_env()
+        ) as proc:
+            assert proc.stderr is not None
+            drain = _Drain(proc.stderr)
+            drain.start()
+            run = ClientRun(proc)
+            try:
+                yield run
+            except BaseException:
+                proc.kill()
+                raise
+            run.returncode = proc.wait()
+        run.stderr = drain.text([server.password])
+
+
 def dump_problem(returncode: int, stderr: str) -> str:
     """Why a dump failed, or '' when it did not: a non-zero exit or an error on stderr.
 
@@ -559,34 +562,24 @@ def dump_database(
     """
     sql_identifier(database)  # refuse a name the client could read as an option
     program = find_program(DUMP_PROGRAMS)
-    with (
-        option_file(server) as options,
-        S3Writer(
-            s3, bucket, key, kms_key_id=kms_key_id, part_size=part_size, content_type=GZIP
-        ) as writer,
-    ):
-        argv = [program, f"--defaults-file={options}", *dump_options(program), database]
+    with S3Writer(
+        s3, bucket, key, kms_key_id=kms_key_id, part_size=part_size, content_type=GZIP
+    ) as writer:
         gz = GzipWriter(writer)
-        with subprocess.Popen(  # noqa: S603 (no shell; the password is not in argv)
-            argv,
+        with run_client(
+            server,
+            program,
+            dump_options(program),
+            database,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=child_env(),
-        ) as proc:
-            assert proc.stdout is not None and proc.stderr is not None
-            stderr = _Drain(proc.stderr)
-            stderr.start()
-            try:
-                fd = proc.stdout.fileno()
-                while chunk := os.read(fd, PIPE_CHUNK):
-                    gz.write(chunk)
-                gz.close()
-            except BaseException:
-                proc.kill()
-                raise
-            returncode = proc.wait()
-        problem = dump_problem(returncode, stderr.text([server.password]))
+        ) as run:
+            assert run.proc.stdout is not None
+            fd = run.proc.stdout.fileno()
+            while chunk := os.read(fd, PIPE_CHUNK):
+                gz.write(chunk)
+            gz.close()
+        problem = dump_problem(run.returncode, run.stderr)
         if problem:
             raise ArchiveError(
                 "DatabaseDumpFailed", DUMP_FAILED.format(database=database, detail=problem)
@@ -615,37 +608,31 @@ def load_sql(server: DatabaseServer, database: str, chunks: Iterable[bytes]) -> 
     """
     sql_identifier(database)
     program = find_program(CLIENT_PROGRAMS)
-    with option_file(server) as options:
-        argv = [program, f"--defaults-file={options}", *LOAD_OPTIONS, database]
-        with subprocess.Popen(  # noqa: S603 (no shell; the password is not in argv)
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=child_env(),
-        ) as proc:
-            assert proc.stdin is not None and proc.stderr is not None
-            stderr = _Drain(proc.stderr)
-            stderr.start()
-            broken = False
-            try:
-                for chunk in chunks:
-                    try:
-                        proc.stdin.write(chunk)
-                    except BrokenPipeError:  # the client stopped: its stderr says why
-                        broken = True
-                        break
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-            except BaseException:
-                proc.kill()
-                raise
-            returncode = proc.wait()
-        if returncode != 0 or broken:
-            detail = load_problem(returncode, stderr.text([server.password]))
-            raise ArchiveVerificationError(
-                "DatabaseLoadFailed", LOAD_FAILED.format(database=database, detail=detail)
-            )
+    with run_client(
+        server, program, LOAD_OPTIONS, database, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    ) as run:
+        assert run.proc.stdin is not None
+        broken = _write_all(run.proc.stdin, chunks)
+    if run.returncode != 0 or broken:
+        detail = load_problem(run.returncode, run.stderr)
+        raise ArchiveVerificationError(
+            "DatabaseLoadFailed", LOAD_FAILED.format(database=database, detail=detail)
+        )
+
+
+def _write_all(stdin: IO[bytes], chunks: Iterable[bytes]) -> bool:
+    """Write every chunk to a client and close its input; True if it stopped reading first
+    (then its stderr says why)."""
+    broken = False
+    for chunk in chunks:
+        try:
+            stdin.write(chunk)
+        except BrokenPipeError:
+            broken = True
+            break
+    with contextlib.suppress(BrokenPipeError):
+        stdin.close()
+    return broken
 
 
 def load_archive(
@@ -657,13 +644,10 @@ def load_archive(
     disable_events: bool = False,
 ) -> None:
     """Stream an archived dump from S3 into `database`, then insist on its size and sha256."""
-    reader = S3Reader(s3, archived.bucket, archived.key)
-    try:
+    with S3Reader(s3, archived.bucket, archived.key) as reader:
         rewriter = DefinerRewriter(disable_events=disable_events)
         load_sql(server, database, rewriter.filter(gunzip(reader.chunks(), archived.uri)))
         reader.check(archived)
-    finally:
-        reader.close()
 
 
 def verify_dump(

@@ -19,14 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wpenv.archive.database import (
-    DatabaseServer,
-    database_exists,
-    dump_database,
-    master_server,
-    open_connection,
-    verify_dump,
-)
+from wpenv.archive.database import database_exists, dump_database, open_connection, verify_dump
 from wpenv.archive.errors import ArchiveError
 from wpenv.archive.files import archive_directory, verify_archive
 from wpenv.archive.manifest import (
@@ -41,6 +34,7 @@ from wpenv.archive.manifest import (
     artefact_key,
 )
 from wpenv.archive.s3stream import ArchivedObject, put_bytes, require_object
+from wpenv.mysql import DatabaseServer, master_server
 from wpenv.plan import archive_prefix, archive_timestamp, names_for, tenant_directory
 from wpenv.settings import Settings
 
@@ -77,12 +71,32 @@ def archive_files_of(
     return FilesArtefact.from_archive(archive)
 
 
+def _put_checked(s3: Any, bucket: str, key: str, body: bytes, kms: str) -> ArchivedObject:
+    """Write a small object and read it back: it counts only once S3 returns it intact."""
+    written = put_bytes(s3, bucket, key, body, kms_key_id=kms)
+    require_object(s3, written)
+    return written
+
+
+def put_users(
+    s3: Any, users: Any, *, bucket: str, prefix: str, kms: str = ""
+) -> Artefact | None:
+    """Write `users` (the Cognito export, any JSON-serialisable value) as users.json.
+
+    None, and nothing written, when there is no export.
+    """
+    if users is None:
+        return None
+    body = json.dumps(users, indent=2, sort_keys=True, default=str).encode() + b"\n"
+    written = _put_checked(s3, bucket, artefact_key(prefix, USERS), body, kms)
+    artefact: Artefact = Artefact.of(written)
+    return artefact
+
+
 def put_manifest(s3: Any, manifest: Manifest, kms: str = "") -> ArchivedObject:
     """Write manifest.json at its prefix and read it back."""
     key = artefact_key(manifest.prefix, MANIFEST)
-    written = put_bytes(s3, manifest.bucket, key, manifest.to_json(), kms_key_id=kms)
-    require_object(s3, written)
-    return written
+    return _put_checked(s3, manifest.bucket, key, manifest.to_json(), kms)
 
 
 def archive_environment(
@@ -106,8 +120,7 @@ def archive_environment(
     """
     if not settings.archive_bucket:
         raise ArchiveError("ArchiveBucketUnset", NO_BUCKET)
-    bucket = settings.archive_bucket
-    kms = settings.archive_kms_key_id
+    bucket, kms = settings.archive_bucket, settings.archive_kms_key_id
     moment = now or datetime.now(UTC)
     prefix = archive_prefix(settings, namespace, name, moment)
     names = names_for(namespace, name, tenant)
@@ -126,13 +139,7 @@ def archive_environment(
     files = archive_files_of(s3, directory, bucket=bucket, prefix=prefix, kms=kms)
     if files.source_missing:
         notes.append(f"directory {directory} did not exist; files.tar.gz is empty")
-
-    users_artefact: Artefact | None = None
-    if users is not None:
-        body = json.dumps(users, indent=2, sort_keys=True, default=str).encode() + b"\n"
-        written = put_bytes(s3, bucket, artefact_key(prefix, USERS), body, kms_key_id=kms)
-        require_object(s3, written)
-        users_artefact = Artefact.of(written)
+    users_artefact = put_users(s3, users, bucket=bucket, prefix=prefix, kms=kms)
 
     manifest = Manifest(
         namespace=namespace,

@@ -19,6 +19,7 @@ an ordinary .tar.gz that `tar xzf` and tarfile's "r|gz" read.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -208,21 +209,31 @@ def compare_members(expected: list[Member], actual: list[Member]) -> list[str]:
     return problems
 
 
-def read_members(s3: Any, archived: ArchivedObject) -> list[Member]:
-    """The entries of an archived tar.gz, read streaming; size and sha256 are checked too."""
-    reader = S3Reader(s3, archived.bucket, archived.key)
-    try:
+@contextlib.contextmanager
+def archived_tar(
+    s3: Any, archived: ArchivedObject, corrupt: str = CORRUPT
+) -> Iterator[tarfile.TarFile]:
+    """An archived tar.gz opened for one streaming pass (listing it, or extracting it).
+
+    A stream tar or gzip cannot read raises ArchiveVerificationError("ArchiveCorrupt")
+    with `corrupt` ({uri}, {detail}); leaving the block normally reads the rest and checks
+    size and sha256 against `archived`, so a pass that ends cleanly read the whole object.
+    """
+    with S3Reader(s3, archived.bucket, archived.key) as reader:
         try:
             with tarfile.open(fileobj=reader, mode="r|gz") as tar:
-                members = [member_of(info) for info in tar]
+                yield tar
         except (tarfile.TarError, zlib.error, EOFError) as exc:
             raise ArchiveVerificationError(
-                "ArchiveCorrupt", CORRUPT.format(uri=archived.uri, detail=exc)
+                "ArchiveCorrupt", corrupt.format(uri=archived.uri, detail=exc)
             ) from None
         reader.check(archived)
-    finally:
-        reader.close()
-    return members
+
+
+def read_members(s3: Any, archived: ArchivedObject) -> list[Member]:
+    """The entries of an archived tar.gz, read streaming; size and sha256 are checked too."""
+    with archived_tar(s3, archived) as tar:
+        return [member_of(info) for info in tar]
 
 
 def verify_archive(path: Path, s3: Any, archived: ArchivedObject) -> list[Member]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import tarfile
-import zlib
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,23 +30,21 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws
 from wpenv.archive.database import (
-    DatabaseServer,
     TableCheck,
     compare_checks,
     create_database,
     database_charset,
     database_exists,
     load_archive,
-    master_server,
     open_connection,
-    server_from_secret,
     table_checks,
     table_names,
 )
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
-from wpenv.archive.files import shown
+from wpenv.archive.files import archived_tar, shown
 from wpenv.archive.manifest import DATABASE, FILES, MANIFEST, USERS, Artefact, Manifest
-from wpenv.archive.s3stream import ArchivedObject, S3Reader, parse_s3_uri, require_object
+from wpenv.archive.s3stream import ArchivedObject, parse_s3_uri, require_object
+from wpenv.mysql import DatabaseServer, master_server, server_from_secret
 from wpenv.plan import Names, names_for, tenant_directory
 from wpenv.settings import Settings
 
@@ -120,7 +117,7 @@ def read_manifest(s3: Any, location: ArchiveLocation) -> Manifest:
         finally:
             body.close()
     except ClientError as exc:
-        if aws.is_not_found(exc):
+        if aws.error_code(exc) in ("NoSuchKey", "404"):
             raise ArchiveError("ManifestMissing", NO_MANIFEST.format(uri=location.uri)) from None
         raise
     try:
@@ -166,7 +163,7 @@ def restore_database(
     try:
         tenant = server_from_secret(clients, names.db_secret)
     except ClientError as exc:
-        if aws.is_not_found(exc):
+        if aws.error_code(exc) == "ResourceNotFoundException":
             raise ArchiveError(
                 "RestoreTargetMissing",
                 MISSING_LOGIN.format(secret=names.db_secret, tenant=names.tenant),
@@ -239,22 +236,11 @@ def restore_files(
     check_object(s3, archived)
     uid = names.posix_uid if os.geteuid() == 0 else None
     skipped: list[str] = []
-    reader = S3Reader(s3, archived.bucket, archived.key)
-    entries = 0
-    try:
-        try:
-            with tarfile.open(fileobj=reader, mode="r|gz") as tar:
-                keep = _extraction_filter(uid, skipped)
-                # The "data" filter (inside keep) makes extraction safe.
-                tar.extractall(target, filter=keep, numeric_owner=True)  # noqa: S202
-                entries = len(tar.getmembers()) - len(skipped)
-        except (tarfile.TarError, zlib.error, EOFError) as exc:
-            raise ArchiveVerificationError(
-                "ArchiveCorrupt", CORRUPT.format(uri=archived.uri, detail=exc)
-            ) from None
-        reader.check(archived)
-    finally:
-        reader.close()
+    with archived_tar(s3, archived, CORRUPT) as tar:
+        keep = _extraction_filter(uid, skipped)
+        # The "data" filter (inside keep) makes extraction safe.
+        tar.extractall(target, filter=keep, numeric_owner=True)  # noqa: S202
+        entries = len(tar.getmembers()) - len(skipped)
     log.info(
         "restored %s into %s (%d entries, %d skipped)", archived.uri, target, entries, len(skipped)
     )

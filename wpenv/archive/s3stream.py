@@ -13,16 +13,15 @@ encryption arguments; S3 applies them to every part.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
+from wpenv.archive.pipes import ReadOnly, WriteOnly
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ def encryption_args(kms_key_id: str = "") -> dict[str, str]:
     return {"ServerSideEncryption": "AES256"}
 
 
-class S3Writer:
+class S3Writer(WriteOnly):
     """A write-only binary file whose bytes become one S3 object when it is closed.
 
     Full parts are uploaded as they fill (multipart upload); an object smaller than one
@@ -114,19 +113,7 @@ class S3Writer:
         self._closed = False
         self._result: ArchivedObject | None = None
 
-    # --- the file interface (what tarfile, gzip and shutil call) ---------------------------
-
-    def writable(self) -> bool:
-        """Always: this is a sink."""
-        return True
-
-    def readable(self) -> bool:
-        """Never."""
-        return False
-
-    def seekable(self) -> bool:
-        """Never: parts already uploaded cannot be rewritten."""
-        return False
+    # --- the file interface (what tarfile, gzip and shutil call; the rest is WriteOnly's) ---
 
     @property
     def closed(self) -> bool:
@@ -136,17 +123,6 @@ class S3Writer:
     def tell(self) -> int:
         """Bytes written so far."""
         return self._size
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        """Unsupported, like any pipe."""
-        raise io.UnsupportedOperation("S3Writer is not seekable")
-
-    def read(self, size: int = -1) -> bytes:
-        """Unsupported: write-only."""
-        raise io.UnsupportedOperation("S3Writer is write-only")
-
-    def flush(self) -> None:
-        """Nothing to do: S3 has no partial objects, parts go up when full."""
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Buffer `data`, uploading each part as soon as it is full; returns len(data)."""
@@ -211,20 +187,6 @@ class S3Writer:
         else:
             log.info("aborted the upload of s3://%s/%s", self.bucket, self.key)
 
-    def __enter__(self) -> S3Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
     # --- results ---------------------------------------------------------------------------
 
     @property
@@ -281,11 +243,12 @@ def iter_object(s3: Any, bucket: str, key: str, chunk_size: int = READ_CHUNK) ->
         body.close()
 
 
-class S3Reader:
+class S3Reader(ReadOnly):
     """A read-only binary file over one S3 object that hashes what it hands out.
 
     `read(n)` serves tarfile's stream mode; `chunks()` the SQL loader. `check(expected)`
-    reads what is left and compares size and sha256 with what the writer recorded.
+    reads what is left and compares size and sha256 with what the writer recorded. As a
+    context manager it releases the connection when the block ends, however it ends.
     """
 
     def __init__(self, s3: Any, bucket: str, key: str, *, chunk_size: int = READ_CHUNK) -> None:
@@ -331,29 +294,9 @@ class S3Reader:
         self._offset = min(start + size, len(self._pending))
         return self._pending[start : self._offset]
 
-    def readable(self) -> bool:
-        """Always."""
-        return True
-
-    def writable(self) -> bool:
-        """Never."""
-        return False
-
-    def seekable(self) -> bool:
-        """Never."""
-        return False
-
     def tell(self) -> int:
         """Bytes handed out so far."""
         return self._size - (len(self._pending) - self._offset)
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        """Unsupported."""
-        raise io.UnsupportedOperation("S3Reader is not seekable")
-
-    def write(self, data: bytes) -> int:
-        """Unsupported: read-only."""
-        raise io.UnsupportedOperation("S3Reader is read-only")
 
     def close(self) -> None:
         """Release the connection (reading stops; the digest stays partial)."""
@@ -396,8 +339,8 @@ class S3Reader:
 
 def object_digest(s3: Any, bucket: str, key: str) -> ArchivedObject:
     """Read an object once, streaming, and describe it (size, sha256) without keeping it."""
-    reader = S3Reader(s3, bucket, key)
-    reader.drain()
+    with S3Reader(s3, bucket, key) as reader:
+        reader.drain()
     return ArchivedObject(s3_uri(bucket, key), bucket, key, reader.size, reader.sha256)
 
 

@@ -18,8 +18,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.platform.faults import clear_faults
-from wpenv.archive.database import DatabaseServer, master_server, open_connection
+from wpenv.archive.database import open_connection
 from wpenv.aws import Clients
+from wpenv.mysql import DatabaseServer, master_server
 from wpenv.settings import Settings
 
 Sql = Callable[..., list[tuple[Any, ...]]]

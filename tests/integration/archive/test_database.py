@@ -24,7 +24,6 @@ from tests.integration.archive.conftest import (
 from tests.platform.faults import corrupt_s3_uploads
 from wpenv.archive.database import (
     DatabaseDump,
-    DatabaseServer,
     TableCheck,
     dump_database,
     open_connection,
@@ -34,6 +33,7 @@ from wpenv.archive.database import (
 )
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import MIB, PART_SIZE, iter_object
+from wpenv.mysql import DatabaseServer
 
 pytestmark = pytest.mark.e2e
 

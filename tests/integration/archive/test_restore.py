@@ -24,16 +24,12 @@ from tests.integration.archive.conftest import Sql, fill_directory, fill_sample,
 from tests.integration.conftest import MakeCtx
 from tests.platform.faults import corrupt_s3_uploads
 from wpenv.archive import archive_environment, tenant_directory
-from wpenv.archive.database import (
-    DatabaseServer,
-    open_connection,
-    scratch_database_name,
-    table_checks,
-)
+from wpenv.archive.database import open_connection, scratch_database_name, table_checks
 from wpenv.archive.errors import ArchiveVerificationError
 from wpenv.archive.files import scan_members
 from wpenv.archive.manifest import Manifest
 from wpenv.aws import Clients
+from wpenv.mysql import DatabaseServer
 from wpenv.reconcilers.base import Context
 from wpenv.settings import Settings
 

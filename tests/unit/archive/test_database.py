@@ -9,8 +9,9 @@ import stat
 import pytest
 
 from wpenv.archive import database as db
-from wpenv.archive.database import DatabaseServer, DefinerRewriter, TableCheck
+from wpenv.archive.database import DefinerRewriter, TableCheck
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
+from wpenv.mysql import DatabaseServer
 from wpenv.plan import sql_identifier
 
 SERVER = DatabaseServer("db.example", 3306, "admin", 'p"a\\ss#w\nrd')
