@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wpenv import engine
+from wpenv import engine, kube
 from wpenv.aws import Clients
-from wpenv.operator import kube
 from wpenv.operator.decisions import Announcements
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.plan import url_for
@@ -77,9 +76,9 @@ class App:
 def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str, Any]:
     """Status fields that mirror what AWS reports (replicas, URL, selector)."""
     fields: dict[str, Any] = {"selector": engine.selector(ctx)}
-    if "runningCount" in outcome.facts:
-        fields["replicas"] = outcome.facts["runningCount"]
-        fields["readyReplicas"] = outcome.facts.get("healthyTargets", 0)
+    if outcome.facts is not None:
+        fields["replicas"] = outcome.facts.running
+        fields["readyReplicas"] = outcome.facts.healthy
     if ctx.ids.get("listenerArn"):
         fields["url"] = url_for(ctx.spec, app.settings, app.port_of(ctx.ids["listenerArn"]))
     return fields

@@ -15,7 +15,6 @@ from typing import Any
 from wpenv import conditions as st
 from wpenv import engine
 from wpenv.api.models import GROUP, Phase
-from wpenv.reconcilers.base import Context
 
 SUSPENDED = "Suspended"
 SUSPENDED_MESSAGE = "Scaled to zero as the spec asks (the listener rule is removed if configured)"
@@ -152,9 +151,8 @@ def transitions(
     uid: str,
     status: Mapping[str, Any],
     conditions: list[st.Cond],
-    ctx: Context,
 ) -> list[engine.Event]:
-    """Events for what just happened once: a rollback, a users export."""
+    """Events for what just happened once: a rollback the circuit breaker made."""
     events = []
     for cond in conditions:
         if cond.type != engine.ROLLOUT:
@@ -163,8 +161,6 @@ def transitions(
         new = said.first_time(uid, engine.ROLLOUT, cond.reason)
         if cond.reason == "RolledBack" and new and previous.get("reason") != "RolledBack":
             events.append(engine.Event("Warning", "RolledBack", cond.message))
-    for uri in ctx.exported:
-        events.append(engine.Event("Normal", "UsersExported", f"users and groups went to {uri}"))
     return events
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from wpenv import engine
 from wpenv.api.models import Phase
 from wpenv.operator import decisions
-from wpenv.reconcilers.base import PermanentError
+from wpenv.reconcilers.base import Facts, PermanentError
 
 
 def _outcome(*, ready: bool = False, failed: bool = False) -> engine.Outcome:
@@ -117,7 +117,7 @@ def test_a_handler_under_way_is_told_from_a_finished_or_abandoned_one() -> None:
 
 
 def test_pass_conditions_add_rollout_and_suspended() -> None:
-    outcome = engine.Outcome(ready=True, facts={"rolloutState": "COMPLETED", "serving": "x:1"})
+    outcome = engine.Outcome(ready=True, facts=Facts(rollout_state="COMPLETED", serving="x:1"))
     conds = decisions.pass_conditions(outcome, suspended=True, was_active=True, status={})
     assert [(c.type, c.reason) for c in conds] == [
         ("Rollout", "Completed"), ("Suspended", "Suspended"), ("Ready", "Suspended")

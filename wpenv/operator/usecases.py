@@ -1,0 +1,458 @@
+"""What each kopf handler does, as functions that return a Result and never call kopf.
+
+A handler reads its event into an `Env`, calls one function here and applies the Result
+(`handlers._apply`). Kept apart from kopf so each path (queued, tenant in use, provisioned,
+drift repaired, archived...) can be tested directly (tests/unit/operator/test_usecases.py);
+the pure rules they build on are in `decisions`. Each call into the layers below (the
+pass's Context, the converge pass, deprovisioning, retain, the orphan scan) stands in one
+place here, so a change of those layers has one call site to adapt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes
+
+from wpenv import conditions as st
+from wpenv import engine, metrics
+from wpenv.api.models import DeletionPolicy, Phase
+from wpenv.deprovision import STEPS, Archive, Deprovisioner
+from wpenv.operator.app import App, observed_fields
+from wpenv.operator.decisions import (
+    DEPROVISION,
+    REPAIRS,
+    TENANT_IN_USE,
+    accept,
+    failure_of,
+    live_handler,
+    next_phase,
+    pass_conditions,
+    tenant_holder,
+    transitions,
+    unhandled,
+)
+from wpenv.operator.result import GiveUp, Requeue, Result, Retry
+from wpenv.orphans import run_scan
+from wpenv.plan import TAG_RETAINED, archive_prefix
+from wpenv.reconcilers.base import Context
+from wpenv.retain import retain
+
+ORPHAN_SCAN_FIRST_DELAY = 300.0
+# How long a spec generation may wait with no handler on it before `catch_up` takes it.
+CATCH_UP_SECONDS = 15.0
+PROVISION_TARGET_SECONDS = 15 * 60  # HLD 5.1
+# Requeues that are how a pass waits for AWS, not failures (see operator.logs).
+CONVERGING = "Converging"
+QUEUED = "Queued for a provisioning slot"
+DEFERRED_SUSPEND = "Applying the deferred suspend"
+ROUTINE_REQUEUES = (CONVERGING, QUEUED, DEFERRED_SUSPEND)
+QUEUE_POLL_SECONDS = 5.0
+# The handlers' logger: its name is part of every line, as it was before these moved here.
+log = logging.getLogger("wpenv.operator.handlers")
+
+# Post an Event at once / merge fields into the status at once: progress that cannot wait
+# for the end of a long call (a provision's start, each deprovisioning step).
+Post = Callable[[engine.Event], None]
+Write = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Env:
+    """One environment as a kopf event shows it: all a use case reads from the event."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    created: str | None = None
+    deleting: bool = False
+
+    @classmethod
+    def of(
+        cls, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> Env:
+        """Copy what the use cases need out of kopf's views of the object."""
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=str(meta.get("uid")),
+            generation=meta.get("generation"),
+            spec=dict(spec),
+            status=dict(status),
+            annotations=dict(meta.get("annotations") or {}),
+            created=meta.get("creationTimestamp"),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    @property
+    def tenant(self) -> str:
+        """The spec's tenantId, which names every AWS and MySQL resource."""
+        return str(self.spec.get("tenantId"))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name), as the tenants index holds it."""
+        return self.namespace, self.name
+
+
+def _context(app: App, env: Env, spec: Mapping[str, Any] | None = None) -> Context:
+    """The pass's Context: the one place a use case builds one."""
+    return app.context(env.namespace, env.name, env.spec if spec is None else spec, env.status)
+
+
+def _converge(app: App, ctx: Context, *, attempt: int, may_roll_back: bool) -> engine.Outcome:
+    """One converge pass: the one place a use case runs one."""
+    return engine.converge(ctx, app.resources, attempt=attempt, may_roll_back=may_roll_back)
+
+
+# --- create, spec change, resume -----------------------------------------------------------
+
+
+def reconcile(app: App, env: Env, tenants: Mapping[Any, Any], post: Post) -> Result:
+    """Converge the environment toward its spec; requeue until it is Active or Failed.
+
+    `tenants` is kopf's index (see `decisions.tenant_holder`); `post` announces the start
+    of a provision at once, since the pass that follows takes a while.
+    """
+    status = env.status
+    if status.get("phase") == Phase.FAILED.value and status.get("observedGeneration") == (
+        env.generation
+    ):
+        return Result()  # Failed stays Failed until someone changes the spec.
+    first = accept(dict(status), env.generation)
+    current = {**status, **first}
+    was_active = bool((current.get("provisioning") or {}).get("finishedAt"))
+    holder = None if was_active else tenant_holder(tenants, env.tenant, env.key)
+    if holder is not None:
+        return _tenant_in_use(env, current, first, holder)
+    if not was_active and not app.slots.acquire(env.uid):
+        return _queued(app, env, current, first)
+    metrics.PROVISIONS_RUNNING.set(app.slots.in_use)
+    return _pass(app, env, current, first, was_active=was_active, post=post)
+
+
+def _tenant_in_use(
+    env: Env, current: Mapping[str, Any], first: Mapping[str, Any], holder: str
+) -> Result:
+    """Failed for good: another, older manifest holds this tenant id."""
+    message = (
+        f"tenantId {env.tenant} belongs to {holder}; each tenant has one "
+        "environment (its AWS resources and database are named after the tenant)"
+    )
+    failed = st.status_patch(
+        current, env.generation, phase=Phase.FAILED,
+        conditions=[st.Cond(st.READY, st.FALSE, TENANT_IN_USE, message)],
+    )
+    return Result(
+        status={**first, **failed},
+        events=(engine.Event("Warning", TENANT_IN_USE, message),),
+        requeue=GiveUp(message),
+    )
+
+
+def _queued(app: App, env: Env, current: Mapping[str, Any], first: Mapping[str, Any]) -> Result:
+    """Wait for a provisioning slot, saying our place in the queue."""
+    place = app.slots.position(env.uid)
+    message = (
+        f"Waiting for a provisioning slot: {app.slots.in_use} of "
+        f"{app.slots.limit} in use, number {place} in the queue"
+    )
+    waiting = st.status_patch(
+        current, env.generation, phase=Phase.PENDING_PROVISIONING,
+        conditions=[st.Cond(st.READY, st.FALSE, "Queued", message)],
+    )
+    metrics.PROVISIONS_QUEUED.set(len(app.slots._waiting))
+    return Result(status={**first, **waiting}, requeue=Retry(QUEUED, QUEUE_POLL_SECONDS))
+
+
+def _pass(
+    app: App,
+    env: Env,
+    current: Mapping[str, Any],
+    first: Mapping[str, Any],
+    *,
+    was_active: bool,
+    post: Post,
+) -> Result:
+    """One converge pass holding a slot (or Active), and what it means for the status."""
+    times = dict(current.get("provisioning") or {})
+    if not was_active and not times.get("startedAt"):
+        times["startedAt"] = st.now_rfc3339()
+        post(engine.Event("Normal", "Provisioning", "Provisioning started"))
+    wanted = dict(env.spec)
+    deferred = bool(wanted.get("suspended")) and not was_active
+    if deferred:
+        wanted["suspended"] = False  # provision serving first, suspend once Active
+    ctx = _context(app, env, wanted)
+    with app.lock_for(env.uid):
+        outcome = _converge(app, ctx, attempt=app.streak(env.uid), may_roll_back=not was_active)
+    app.streak(env.uid, outcome)
+    fields = observed_fields(app, ctx, outcome)
+
+    suspended = bool(env.spec.get("suspended"))
+    phase = next_phase(outcome, was_active=was_active, suspended=suspended,
+                       phase=env.status.get("phase"))
+    conditions = pass_conditions(outcome, suspended=suspended, was_active=was_active,
+                                 status=current)
+    events = [*outcome.events, *transitions(app.said, env.uid, current, conditions)]
+    if outcome.ready and not was_active:
+        times, active = _finished(times)
+        events.append(active)
+    changes = st.status_patch(
+        current, env.generation, phase=phase, conditions=conditions, **fields,
+        provisioning=times,
+    )
+    if phase not in (Phase.PROVISIONING, Phase.PENDING_PROVISIONING):
+        app.slots.release(env.uid)
+    result = "ready" if outcome.ready else "failed" if outcome.failure else "progressing"
+    metrics.PASSES.labels(result).inc()
+    return Result(status={**first, **changes}, events=tuple(events),
+                  requeue=_requeue(outcome, deferred=deferred))
+
+
+def _finished(times: Mapping[str, Any]) -> tuple[dict[str, Any], engine.Event]:
+    """The provision's timings once Active (HLD 5.1's target), and its Active Event."""
+    finished = datetime.now(UTC)
+    started = datetime.fromisoformat(times["startedAt"].replace("Z", "+00:00"))
+    seconds = round((finished - started).total_seconds(), 1)
+    metrics.PROVISION_SECONDS.observe(seconds)
+    done = {
+        **times,
+        "finishedAt": st.now_rfc3339(),
+        "durationSeconds": seconds,
+        "withinTarget": seconds < PROVISION_TARGET_SECONDS,
+    }
+    return done, engine.Event("Normal", "Active", f"Active after {seconds}s")
+
+
+def _requeue(outcome: engine.Outcome, *, deferred: bool) -> Requeue:
+    """When the reconcile handler comes back after this pass, if at all."""
+    if outcome.failure is not None:
+        # Nothing more this generation can do: a changed spec (or the drift check of an
+        # Active environment) is the next chance.
+        return GiveUp(str(outcome.failure))
+    if outcome.retry_after is not None:
+        return Retry(CONVERGING, outcome.retry_after)
+    if deferred and outcome.ready:
+        return Retry(DEFERRED_SUSPEND, 0.1)
+    return None
+
+
+# --- the catch-up and drift timers ---------------------------------------------------------
+
+
+async def catch_up(app: App, env: Env, tenants: Mapping[Any, Any], post: Post) -> Result:
+    """Make the pass that no handler will make (see `decisions.unhandled`).
+
+    Cheap when there is nothing to do (no API call, no thread): it only compares the
+    generation with the status and kopf's progress records.
+    """
+    if env.deleting or app.lock_for(env.uid).locked():
+        return Result()
+    stuck = unhandled(
+        env.annotations, env.status, env.generation,
+        created=env.created, now=datetime.now(UTC), grace=CATCH_UP_SECONDS,
+    )
+    if not stuck:
+        return Result()
+    log.info("Generation %s of %s/%s has no handler on it; reconciling it now",
+             env.generation, env.namespace, env.name)
+    return await asyncio.to_thread(reconcile, app, env, tenants, post)
+
+
+def drift(app: App, env: Env) -> Result:
+    """Repair what someone changed by hand; an idle pass makes no write at all.
+
+    Runs only for a settled environment (Active or Suspended, status for the current
+    generation, not being deleted) and never while a change is being reconciled.
+    """
+    settled = env.status.get("phase") in (Phase.ACTIVE.value, Phase.SUSPENDED.value)
+    if not settled or env.deleting:
+        return Result()
+    if env.status.get("observedGeneration") != env.generation:
+        return Result()
+    if live_handler(env.annotations, now=datetime.now(UTC), grace=CATCH_UP_SECONDS):
+        return Result()  # the handler owns the status until it is done (catch_up: a stuck one)
+    lock = app.lock_for(env.uid)
+    if not lock.acquire(blocking=False):
+        return Result()
+    try:
+        ctx = _context(app, env)
+        outcome = _converge(app, ctx, attempt=0, may_roll_back=False)
+    finally:
+        lock.release()
+    metrics.DRIFT_PASSES.inc()
+    return _drift_checked(app, env, ctx, outcome)
+
+
+def _drift_checked(app: App, env: Env, ctx: Context, outcome: engine.Outcome) -> Result:
+    """A drift pass's status and Events: repairs, and a failure only when it is new."""
+    fields = observed_fields(app, ctx, outcome)
+    events: list[engine.Event] = []
+    repairs = [e.message for e in outcome.events if e.reason in REPAIRS]
+    if repairs:
+        metrics.DRIFT_CORRECTIONS.inc(len(repairs))
+        events.append(engine.Event("Normal", "DriftCorrected", "; ".join(repairs)))
+        log.info("Drift corrected in %s/%s: %s", env.namespace, env.name, repairs)
+    status = env.status
+    suspended = bool(env.spec.get("suspended"))
+    conditions = pass_conditions(outcome, suspended=suspended, was_active=True, status=status)
+    warnings = [e for e in outcome.events if e.type == "Warning"]
+    ready_before = st.find(status.get("conditions") or [], st.READY) or {}
+    reason = outcome.failure.reason if outcome.failure else None
+    if warnings and ready_before.get("reason") != reason:
+        events += warnings  # a persisting failure is reported once, not every pass
+    events += transitions(app.said, env.uid, status, conditions)
+    phase = next_phase(outcome, was_active=True, suspended=suspended, phase=status.get("phase"))
+    changes = st.status_patch(status, env.generation, phase=phase, conditions=conditions,
+                              **fields)
+    return Result(status=changes, events=tuple(events))
+
+
+# --- deletion ------------------------------------------------------------------------------
+
+
+def delete(
+    app: App, env: Env, tenants: Mapping[Any, Any], *, retry: int, post: Post, write: Write
+) -> Result:
+    """The finalizer: archive and verify, then remove everything (or retain it all).
+
+    No requeue releases the finalizer; a Retry keeps the object in PendingDeprovision and
+    comes back with backoff, having removed nothing that holds data unless its archive was
+    verified. `post` and `write` report each step at once: deprovisioning takes minutes.
+    """
+    app.slots.release(env.uid)
+    holder = tenant_holder(tenants, env.tenant, env.key)
+    if holder is not None:
+        app.forget(env.uid)
+        message = f"tenantId {env.tenant} belongs to {holder}; this manifest owns nothing"
+        return Result(events=(engine.Event("Normal", "NothingToRemove", message),))
+    ctx = _context(app, env)
+    if ctx.spec.deletion_policy == DeletionPolicy.RETAIN.value:
+        tagged = retain(ctx, app.resources)
+        app.forget(env.uid)
+        message = (
+            f"deletionPolicy Retain: {len(tagged)} AWS resources tagged "
+            f"{TAG_RETAINED}=true and left in place, with database {ctx.names.database} "
+            "and the tenant's files"
+        )
+        return Result(events=(engine.Event("Normal", "Retained", message),))
+    return _deprovision(app, env, ctx, retry=retry, post=post, write=write)
+
+
+def _deprovision(
+    app: App, env: Env, ctx: Context, *, retry: int, post: Post, write: Write
+) -> Result:
+    """One attempt at the eight steps, resuming the archive an earlier attempt began."""
+    current = dict(env.status)
+    location = (current.get("archive") or {}).get("location")
+    if location:
+        prefix = location.removeprefix(f"s3://{app.settings.archive_bucket}/").rstrip("/")
+    else:
+        prefix = archive_prefix(app.settings, env.namespace, env.name, datetime.now(UTC))
+    archive = Archive(bucket=app.settings.archive_bucket, prefix=prefix)
+    if current.get("phase") != Phase.PENDING_DEPROVISION.value or not location:
+        current.update(_begin(env, archive, post=post, write=write))
+
+    def report(step: int, message: str) -> None:
+        post(engine.Event("Normal", "Deprovisioning", f"Step {step}/{STEPS}: {message}"))
+
+    started = datetime.now(UTC)
+    try:
+        with app.lock_for(env.uid):
+            Deprovisioner(ctx, app.resources, archive, report).run()
+    except Exception as exc:
+        return _not_yet(app, env, current, exc, retry=retry, write=write)
+    return _deprovisioned(app, env, current, archive, started, write=write)
+
+
+def _begin(env: Env, archive: Archive, *, post: Post, write: Write) -> dict[str, Any]:
+    """Show PendingDeprovision and where the archive goes, before the first step."""
+    start = st.status_patch(
+        env.status, env.generation, phase=Phase.PENDING_DEPROVISION,
+        conditions=[
+            st.Cond(st.READY, st.FALSE, "Deprovisioning", "Archiving, then removing"),
+            st.Cond(DEPROVISION, st.FALSE, "InProgress", f"Archiving to {archive.uri()}"),
+        ],
+        archive={"location": archive.uri()},
+    )
+    write(start)
+    post(engine.Event("Normal", "Deprovisioning",
+                      f"Deprovisioning started; archiving to {archive.uri()}"))
+    return start
+
+
+def _not_yet(
+    app: App, env: Env, current: Mapping[str, Any], exc: Exception, *, retry: int, write: Write
+) -> Result:
+    """A failed attempt: say what failed in the Deprovision condition and retry later."""
+    reason, message = failure_of(exc)
+    log.warning("Deprovisioning %s/%s must be retried: %s", env.namespace, env.name, message)
+    failed = st.status_patch(
+        current, env.generation, phase=Phase.PENDING_DEPROVISION,
+        conditions=[
+            st.Cond(DEPROVISION, st.FALSE, reason, f"{message}; nothing holding data "
+                    "was removed without a verified archive; retrying"),
+        ],
+    )
+    if failed:
+        write(failed)
+    return Result(events=(engine.Event("Warning", reason, message),),
+                  requeue=Retry(message, engine.backoff(retry, app.settings)))
+
+
+def _deprovisioned(
+    app: App,
+    env: Env,
+    current: Mapping[str, Any],
+    archive: Archive,
+    started: datetime,
+    *,
+    write: Write,
+) -> Result:
+    """Everything archived and removed: Deprovisioned is the last phase written."""
+    locations = {"location": archive.uri(), **archive.locations}
+    seconds = round((datetime.now(UTC) - started).total_seconds(), 1)
+    metrics.DEPROVISION_SECONDS.observe(seconds)
+    done = st.status_patch(
+        current, env.generation, phase=Phase.DEPROVISIONED,
+        conditions=[
+            st.Cond(st.READY, st.FALSE, "Deprovisioned", "Everything was archived and removed"),
+            st.Cond(DEPROVISION, st.TRUE, "Completed", f"Archived to {archive.uri()}"),
+        ],
+        archive=locations,
+    )
+    write(done)  # the last phase written before kopf removes the finalizer
+    where = ", ".join(f"{k} {v}" for k, v in archive.locations.items())
+    app.forget(env.uid)
+    message = f"Archived and removed in {seconds}s; {where or 'nothing to archive'}"
+    return Result(events=(engine.Event("Normal", "Deprovisioned", message),))
+
+
+# --- the orphan scan -----------------------------------------------------------------------
+
+
+async def scan_orphans(app: App) -> None:
+    """Scan for orphans (HLD 5.4) a few minutes after start, then every interval, forever.
+
+    The first scan waits so that a restart loop cannot hammer AWS; a failed scan is logged
+    and never takes the operator down (the next one may work).
+    """
+    interval = app.settings.orphan_scan_interval_seconds
+    await asyncio.sleep(min(interval, ORPHAN_SCAN_FIRST_DELAY))
+    api = kubernetes.client.CustomObjectsApi()
+    while True:
+        try:
+            await asyncio.to_thread(run_scan, app.settings, app.clients, api)
+        except Exception as exc:
+            log.warning("orphan scan failed: %s", engine.classify(exc))
+        await asyncio.sleep(interval)
