@@ -35,6 +35,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 from tests.platform.faults import Faults
+from tests.platform.fidelity import faithful
 from tests.platform.journal import Journal, journaled
 from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
 
@@ -84,7 +85,9 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
         target=simulator.run, args=(stop, period), name="simulator", daemon=True
     )
     app = with_health(
-        faults.wsgi(journaled(DomainDispatcherApplication(create_backend_app), Journal())),
+        faults.wsgi(
+            journaled(faithful(DomainDispatcherApplication(create_backend_app)), Journal())
+        ),
         lambda: health(simulator, sim_thread, period),
     )
     # Bound here, in the main thread, so a taken port fails the process at once (moto's
