@@ -39,6 +39,7 @@ test: deps lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## crd: regenerate crds/ from the pydantic models
 crd: $(STAMP)

@@ -118,8 +118,3 @@ def is_transient(exc: BaseException) -> bool:
         return error_code(exc) in TRANSIENT_CODES or status >= 500 or status == 429
     return isinstance(exc, BotoCoreError)
 
-
-def is_not_found(exc: BaseException, *codes: str) -> bool:
-    """Whether a ClientError says the thing is gone (for tolerant deletes and observes)."""
-    code = error_code(exc)
-    return bool(code) and (code in codes or "NotFound" in code or code.startswith("NoSuch"))

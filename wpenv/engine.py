@@ -18,15 +18,17 @@ import pymysql
 
 from wpenv import aws
 from wpenv.api.models import Phase, ResourceIds, parse_spec
+from wpenv.archive.hooks import Everyday, Hooks, Note
 from wpenv.conditions import FALSE, READY, TRUE, Cond
 from wpenv.plan import TAG_TENANT, names_for, tags_for
+from wpenv.reconcilers import registry
 from wpenv.reconcilers.base import (
     Context,
+    Facts,
     Observation,
     PermanentError,
     Resource,
     TransientError,
-    is_wanted,
 )
 from wpenv.settings import Settings
 
@@ -35,58 +37,16 @@ log = logging.getLogger(__name__)
 # Condition types in the order `kubectl describe` shows them.
 GROUPS = ("Identity", "Storage", "Network", "Permissions", "Database", "Compute", "Routing")
 
+# What a kind that holds data runs before it may be deleted (`Resource.archive` names it):
+# it archives and verifies, or raises, and then nothing is deleted. Unless told otherwise,
+# a pass archives what holds data to a fresh prefix (rollback, identity switched off).
+EVERYDAY: Hooks = Everyday().hooks()
+NO_HOOK = "{kind} holds the tenant's data and no {hook!r} archive step is configured"
+
 
 def default_resources() -> list[Resource]:
-    """The resources of one environment, in creation order (rollback runs it backwards).
-
-    The HLD orders: access point, database, secret, task definition, service, ALB. Two
-    deliberate differences, both invisible from outside:
-    - the secret precedes the database: the password is born in Secrets Manager, so a crash
-      between the two steps never leaves a MySQL user whose password nobody knows;
-    - the target group and rule precede the service: ECS refuses a service whose target
-      group is not yet attached to a load balancer.
-    The security group and task role come first among their peers because the service and
-    the task definition name them.
-
-    The Cognito pieces (HLD 3.3: pool, groups, domain, app client, client secret) come
-    before everything else, a third difference: a user pool is the one resource with a
-    small account quota (HLD 8), and an environment that waits for a free pool must not hold
-    half-built resources meanwhile; and the task definition names the client secret.
-    Switching identity off removes them after the task definition dropped its SSO settings.
-    """
-    from wpenv.reconcilers.access_point import AccessPoint  # noqa: PLC0415
-    from wpenv.reconcilers.autoscaling import Autoscaling  # noqa: PLC0415
-    from wpenv.reconcilers.client_secret import ClientSecret  # noqa: PLC0415
-    from wpenv.reconcilers.database import Database  # noqa: PLC0415
-    from wpenv.reconcilers.db_secret import DatabaseSecret  # noqa: PLC0415
-    from wpenv.reconcilers.listener_rule import ListenerRule  # noqa: PLC0415
-    from wpenv.reconcilers.security_group import SecurityGroup  # noqa: PLC0415
-    from wpenv.reconcilers.service import Service  # noqa: PLC0415
-    from wpenv.reconcilers.target_group import TargetGroup  # noqa: PLC0415
-    from wpenv.reconcilers.task_definition import TaskDefinition  # noqa: PLC0415
-    from wpenv.reconcilers.task_role import TaskRole  # noqa: PLC0415
-    from wpenv.reconcilers.user_pool import UserPool  # noqa: PLC0415
-    from wpenv.reconcilers.user_pool_client import UserPoolClient  # noqa: PLC0415
-    from wpenv.reconcilers.user_pool_domain import UserPoolDomain  # noqa: PLC0415
-    from wpenv.reconcilers.user_pool_groups import UserPoolGroups  # noqa: PLC0415
-
-    return [
-        UserPool(),
-        UserPoolGroups(),
-        UserPoolDomain(),
-        UserPoolClient(),
-        ClientSecret(),
-        AccessPoint(),
-        SecurityGroup(),
-        TaskRole(),
-        DatabaseSecret(),
-        Database(),
-        TaskDefinition(),
-        TargetGroup(),
-        ListenerRule(),
-        Service(),
-        Autoscaling(),
-    ]
+    """Every kind, in creation order (see wpenv.reconcilers.registry)."""
+    return registry.kinds()
 
 
 def make_context(
@@ -138,7 +98,7 @@ class Outcome:
     troubled: bool = False
     # Permanent trouble: what a person must fix. Set only after rollback (if any) finished.
     failure: PermanentError | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts | None = None
 
 
 def classify(exc: BaseException) -> TransientError | PermanentError:
@@ -166,6 +126,38 @@ def backoff(attempt: int, settings: Settings) -> float:
 POLL_SECONDS = 3.0
 # status.resources keys, derived from the model so a rollback clears every one of them.
 RESOURCE_KEYS = tuple(f.alias or n for n, f in ResourceIds.model_fields.items())
+WAITING = "{kind} waits for {needs}"
+Seen = dict[str, Observation]
+
+
+def _require(resource: Resource, seen: Seen) -> None:
+    """The engine's check of declared dependencies before anything is created."""
+    missing = [need for need in resource.needs if need in seen and not seen[need].exists]
+    if missing:
+        raise TransientError(
+            "WaitingForDependencies", WAITING.format(kind=resource.kind, needs=", ".join(missing))
+        )
+
+
+def step(ctx: Context, resource: Resource, seen: Seen, out: Outcome) -> Observation:
+    """Observe one resource, then create or update it when it differs; what it is now."""
+    observed = resource.observe(ctx)
+    if not observed.exists:
+        _require(resource, seen)
+        resource.create(ctx, observed)
+        out.events.append(Event("Normal", "Created", f"{resource.kind} created"))
+        observed = resource.observe(ctx)
+    elif not observed.up_to_date:
+        resource.update(ctx, observed)
+        out.events.append(Event("Normal", "Updated", f"{resource.kind} updated"))
+        observed = resource.observe(ctx)
+    ctx.remember(observed.ids)
+    if observed.facts is not None and observed.facts.rollout_state == "FAILED":
+        # A first deployment that failed has nothing to roll back to: waiting will not
+        # help, so it is permanent (a failed update is rolled back by ECS and reported by
+        # the service module instead).
+        raise PermanentError("DeploymentFailed", observed.detail or "rollout failed")
+    return observed
 
 
 def converge(
@@ -174,62 +166,57 @@ def converge(
     *,
     attempt: int = 0,
     may_roll_back: bool = True,
+    hooks: Hooks | None = None,
 ) -> Outcome:
     """One level-based pass: observe each resource in order, create or update what differs.
 
-    Resources the spec does not want (`is_wanted`) are removed after the others converged,
-    newest first: a suspended service is scaled to zero before its rule goes, a task
-    definition drops the SSO settings before the Cognito pieces go.
+    Resources the spec does not want (`Resource.wanted`) are removed after the others
+    converged, by the same teardown as everything else (newest first, archive hooks
+    first): a suspended service is scaled to zero before its rule goes, a task definition
+    drops the SSO settings before the Cognito pieces go.
 
     On a permanent error during first provisioning (`may_roll_back`), everything this
-    environment owns is deleted in reverse order before Failed is reported, so a failed
-    provision leaves nothing behind. An environment that was Active is never torn down by
-    a failed change: it keeps serving and reports the problem.
+    environment owns is torn down before Failed is reported, so a failed provision leaves
+    nothing behind. An environment that was Active is never torn down by a failed change:
+    it keeps serving and reports the problem.
     """
     out = Outcome()
-    by_group: dict[str, list[tuple[str, Observation]]] = {}
+    seen: Seen = {}
     unwanted: list[Resource] = []
     for index, resource in enumerate(resources):
         try:
-            if not is_wanted(resource, ctx):
+            if not resource.wanted(ctx):
                 unwanted.append(resource)
                 continue
-            observed = resource.observe(ctx)
-            if not observed.exists:
-                resource.create(ctx)
-                out.events.append(Event("Normal", "Created", f"{resource.kind} created"))
-                observed = resource.observe(ctx)
-            elif not observed.up_to_date:
-                resource.update(ctx, observed)
-                out.events.append(Event("Normal", "Updated", f"{resource.kind} updated"))
-                observed = resource.observe(ctx)
-            ctx.remember(observed.ids)
-            if observed.facts.get("rolloutState") == "FAILED":
-                # A first deployment that failed has nothing to roll back to: waiting will
-                # not help, so it is permanent (a failed update is rolled back by ECS and
-                # reported by the service module instead).
-                raise PermanentError("DeploymentFailed", observed.detail or "rollout failed")
+            seen[resource.kind] = step(ctx, resource, seen, out)
         except Exception as exc:
             _fail(ctx, out, resource, exc, created=resources[: index + 1], attempt=attempt,
-                  may_roll_back=may_roll_back)
+                  may_roll_back=may_roll_back, hooks=hooks)
             return out
-        by_group.setdefault(resource.group, []).append((resource.kind, observed))
-        out.facts.update(observed.facts)
+        out.facts = seen[resource.kind].facts or out.facts
+    def switched_off(resource: Resource, observed: Observation, note: Note | None) -> None:
+        seen[resource.kind] = ABSENT
+        _tell(out, note)
+        if observed.exists:
+            out.events.append(
+                Event("Normal", "Removed", f"{resource.kind} removed: the spec turns it off")
+            )
 
-    for resource in reversed(unwanted):
-        try:
-            observed = resource.observe(ctx)
-            if observed.exists:
-                resource.delete(ctx)
-                ctx.forget(observed.ids)
-                out.events.append(
-                    Event("Normal", "Removed", f"{resource.kind} removed: the spec turns it off")
-                )
-        except Exception as exc:
-            _fail(ctx, out, resource, exc, created=(), attempt=attempt, may_roll_back=False)
-            return out
-        by_group.setdefault(resource.group, []).append((resource.kind, ABSENT))
+    try:
+        tear_down(ctx, unwanted, hooks, switched_off)
+    except TeardownError as exc:
+        _fail(ctx, out, exc.resource, exc.cause, created=(), attempt=attempt,
+              may_roll_back=False, hooks=hooks)
+        return out
+    _summarise(out, [(r, seen[r.kind]) for r in resources if r.kind in seen])
+    return out
 
+
+def _summarise(out: Outcome, observed: Sequence[tuple[Resource, Observation]]) -> None:
+    """One condition per resource group, and Ready, from what the pass observed."""
+    by_group: dict[str, list[tuple[str, Observation]]] = {}
+    for resource, obs in observed:
+        by_group.setdefault(resource.group, []).append((resource.kind, obs))
     pending = []
     for group, items in by_group.items():
         waiting = [f"{kind}: {obs.detail or 'not ready'}" for kind, obs in items if not obs.ready]
@@ -252,11 +239,69 @@ def converge(
     else:
         out.conditions.append(Cond(READY, FALSE, "Progressing", "; ".join(pending)))
         out.retry_after = POLL_SECONDS
-    return out
 
 
 # A resource the spec switched off and that is gone: nothing to wait for.
 ABSENT = Observation(exists=False, up_to_date=True, ready=True)
+
+
+class TeardownError(Exception):
+    """A teardown stopped at `resource`; what is left is deleted by the next attempt."""
+
+    def __init__(self, resource: Resource, cause: Exception) -> None:
+        super().__init__(f"{resource.kind}: {cause}")
+        self.resource = resource
+        self.cause = cause
+
+
+Removed = Callable[[Resource, Observation, Note | None], None]
+
+
+def _tell(out: Outcome, note: Note | None) -> None:
+    if note is not None:
+        out.events.append(Event("Normal", note.reason, note.message))
+
+
+def tear_down(
+    ctx: Context,
+    resources: Sequence[Resource],
+    hooks: Hooks | None = None,
+    on_removed: Removed | None = None,
+) -> list[str]:
+    """The one teardown: newest first, each kind's archive hook before its delete.
+
+    Rollback, removing what the spec switched off, deprovisioning and the orphan cleanup
+    all come here, so the deletion order is the creation order reversed, everywhere. A
+    kind that holds data (`Resource.archive`) is deleted only after its hook returned; the
+    hook is asked even when the kind looks gone, because the data (a directory, a
+    database) can outlive it. What observe did not find is not deleted (a kind may find a
+    remnant that does not count as existing, e.g. a secret scheduled for deletion, and gets
+    it to delete). Raises TeardownError; the kinds of what existed otherwise.
+    """
+    hooks = EVERYDAY if hooks is None else hooks
+    removed = []
+    for resource in reversed(resources):
+        note = None
+        try:
+            observed = resource.observe(ctx)
+            if resource.archive:
+                hook = hooks.get(resource.archive)
+                if hook is None:
+                    raise PermanentError(
+                        "ArchiveStepMissing", NO_HOOK.format(kind=resource.kind,
+                                                             hook=resource.archive)
+                    )
+                note = hook(ctx, resource, observed)
+            if observed.exists or observed.found is not None:
+                resource.delete(ctx, observed)
+        except Exception as exc:
+            raise TeardownError(resource, exc) from exc
+        ctx.forget(resource.ids)
+        if observed.exists:
+            removed.append(resource.kind)
+        if on_removed is not None:
+            on_removed(resource, observed, note)
+    return removed
 
 
 def _fail(
@@ -268,6 +313,7 @@ def _fail(
     created: Sequence[Resource],
     attempt: int,
     may_roll_back: bool,
+    hooks: Hooks | None,
 ) -> None:
     """Record a failed step: retry later, or roll back (first provisioning) and report."""
     error = classify(exc)
@@ -280,7 +326,7 @@ def _fail(
         return
     log.warning("Permanent failure at %s: %s", resource.kind, error)
     out.events.append(Event("Warning", error.reason, f"{resource.kind}: {error}"))
-    if may_roll_back and not roll_back(ctx, created, out):
+    if may_roll_back and not roll_back(ctx, created, out, hooks):
         out.retry_after = backoff(attempt, ctx.settings)
         out.conditions.append(Cond(READY, FALSE, "RollingBack", f"{resource.kind}: {error}"))
         return
@@ -289,17 +335,22 @@ def _fail(
     out.conditions.append(Cond(READY, FALSE, error.reason, str(out.failure)))
 
 
-def roll_back(ctx: Context, created: Sequence[Resource], out: Outcome) -> bool:
-    """Delete, newest first, everything the environment owns; False if it must be retried."""
-    for resource in reversed(created):
-        try:
-            resource.delete(ctx)
-        except Exception as exc:
-            error = classify(exc)
-            log.warning("Rollback of %s must be retried: %s", resource.kind, error)
-            out.events.append(Event("Warning", "RollbackRetrying", f"{resource.kind}: {error}"))
-            return False
+def roll_back(
+    ctx: Context, created: Sequence[Resource], out: Outcome, hooks: Hooks | None = None
+) -> bool:
+    """Tear down everything the environment owns; False if it must be retried."""
+
+    def rolled_back(resource: Resource, observed: Observation, note: Note | None) -> None:
+        _tell(out, note)
         out.events.append(Event("Normal", "RolledBack", f"{resource.kind} removed"))
+
+    try:
+        tear_down(ctx, created, hooks, rolled_back)
+    except TeardownError as exc:
+        error = classify(exc.cause)
+        log.warning("Rollback of %s must be retried: %s", exc.resource.kind, error)
+        out.events.append(Event("Warning", "RollbackRetrying", f"{exc.resource.kind}: {error}"))
+        return False
     for key in list(ctx.ids):
         ctx.ids.pop(key)
     ctx.record(dict.fromkeys(RESOURCE_KEYS))
@@ -314,32 +365,31 @@ def _revision(arn: object) -> str:
     return str(arn).rpartition("/")[2] or str(arn)
 
 
-def rollout_condition(facts: Mapping[str, Any]) -> Cond | None:
+def rollout_condition(facts: Facts | None) -> Cond | None:
     """The Rollout condition from the service's facts; None before a service exists.
 
     A revision the circuit breaker rolled back is reported as RolledBack while the previous
     revision keeps serving (Ready stays True): the update the user asked for did not
     happen, and Argo CD shows the environment Degraded until the spec changes.
     """
-    if "rolloutState" not in facts:
+    if facts is None or not facts.rollout_state:
         return None
-    serving = _revision(facts.get("serving"))
-    if facts.get("rolledBackFrom"):
+    serving = _revision(facts.serving)
+    if facts.rolled_back_from:
         return Cond(
             ROLLOUT,
             FALSE,
             "RolledBack",
-            f"{_revision(facts['rolledBackFrom'])} failed to start and ECS rolled back; "
+            f"{_revision(facts.rolled_back_from)} failed to start and ECS rolled back; "
             f"{serving} keeps serving. Change the spec (e.g. the image) to try again",
         )
-    state = facts.get("rolloutState")
-    if state == "COMPLETED":
+    if facts.rollout_state == "COMPLETED":
         return Cond(ROLLOUT, TRUE, "Completed", f"{serving} is rolled out")
-    if state == "FAILED":
+    if facts.rollout_state == "FAILED":
         return Cond(ROLLOUT, FALSE, "Failed", f"the deployment of {serving} failed")
-    running, desired = facts.get("runningCount", 0), facts.get("desiredCount", 0)
     return Cond(
-        ROLLOUT, FALSE, "InProgress", f"rolling out {serving}: {running}/{desired} tasks running"
+        ROLLOUT, FALSE, "InProgress",
+        f"rolling out {serving}: {facts.running}/{facts.desired} tasks running",
     )
 
 
@@ -360,4 +410,5 @@ __all__ = [
     "make_context",
     "roll_back",
     "rollout_condition",
+    "tear_down",
 ]

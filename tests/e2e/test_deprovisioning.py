@@ -24,6 +24,7 @@ import pytest
 
 from tests.e2e import envs
 from tests.platform import faults, kube
+from wpenv.deprovision import STEPS
 from wpenv.plan import TAG_RETAINED
 
 pytestmark = pytest.mark.e2e
@@ -119,8 +120,14 @@ def test_delete_archives_verifies_and_removes_everything(
 
     events = envs.events(platform, namespace, "gone")
     steps = [e["message"] for e in events if e["reason"] == "Deprovisioning"]
-    for step in range(1, 9):
-        assert any(m.startswith(f"Step {step}/8") for m in steps), (step, steps)
+    for step in range(1, STEPS + 1):
+        assert any(m.startswith(f"Step {step}/{STEPS}: ") for m in steps), (step, steps)
+    # Each archive is made (and verified) within the step that then removes its kind.
+    for kind, archived in (("Database", "dumped to"), ("AccessPoint", "archived to"),
+                           ("UserPool", "users and groups exported to")):
+        removed = next(m for m in steps if m.endswith(f": {kind} removed"))
+        number = removed.partition(":")[0]
+        assert any(m.startswith(f"{number}: ") and archived in m for m in steps), (kind, steps)
     final = next(e["message"] for e in events if e["reason"] == "Deprovisioned")
     assert "s3://" in final and "database.sql.gz" in final and "files.tar.gz" in final
     assert "users.json" in final

@@ -62,16 +62,18 @@ def provisioned(make_ctx: MakeCtx) -> Iterator[MakeCtx]:
 
     def build(tenant: str | None = None, *, create: bool = True) -> Context:
         ctx = make_ctx(tenant)
-        DatabaseSecret().create(ctx)
+        secret = DatabaseSecret()
+        secret.create(ctx, secret.observe(ctx))
         if create:
-            Database().create(ctx)
+            database = Database()
+            database.create(ctx, database.observe(ctx))
         made.append(ctx)
         return ctx
 
     yield build
     for ctx in made:
-        Database().delete(ctx)
-        DatabaseSecret().delete(ctx)
+        Database().ensure_absent(ctx)
+        DatabaseSecret().ensure_absent(ctx)
 
 
 # Operation name prefixes that only read; everything else counts as a write.

@@ -48,17 +48,18 @@ def build(ctx: Context, upto: int = len(IDENTITY)) -> None:
     """Create the first `upto` identity pieces, in the engine's order."""
     for kind in IDENTITY[:upto]:
         resource = kind()
-        if not resource.observe(ctx).exists:
-            resource.create(ctx)
+        observed = resource.observe(ctx)
+        if not observed.exists:
+            resource.create(ctx, observed)
 
 
 def tear_down(ctx: Context) -> None:
     """Remove every identity piece of the tenant (rollback order), whatever a test did."""
     for kind in reversed(IDENTITY):
-        kind().delete(ctx)
+        kind().ensure_absent(ctx)
     ctx.ids.pop("userPoolId", None)
     while our_pools(ctx):  # pools a test left with a lost record
-        UserPool().delete(ctx)
+        UserPool().ensure_absent(ctx)
 
 
 def tenant_fixture(upto: int) -> Any:

@@ -18,13 +18,13 @@ import pytest
 from tests.integration.conftest import MakeCtx, aws_calls, writes
 from tests.integration.identity import domain_owner, our_pools
 from wpenv import engine
-from wpenv.reconcilers.base import Context, Observation, PermanentError
+from wpenv.reconcilers.base import Context, Observation, PermanentError, Resource
 
 pytestmark = pytest.mark.e2e
 STEPS = len(engine.default_resources())
 
 
-class Poison:
+class Poison(Resource):
     """A step that always fails permanently, as a quota or validation error would."""
 
     kind = "Poison"
@@ -33,13 +33,13 @@ class Poison:
     def observe(self, ctx: Context) -> Observation:
         return Observation(exists=False, up_to_date=False, ready=False)
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         raise PermanentError("InjectedFailure", "injected for the test")
 
     def update(self, ctx: Context, observed: Observation) -> None:
         raise AssertionError("never called")
 
-    def delete(self, ctx: Context) -> None:
+    def delete(self, ctx: Context, observed: Observation) -> None:
         return None
 
 

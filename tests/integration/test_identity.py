@@ -194,7 +194,8 @@ def test_identity_off_exports_and_removes_it_on_builds_it_anew(
     assert len(removed) == 5, outcome.events
     assert _condition(outcome, "Identity").status == TRUE
     # The users went to the archive bucket first.
-    (uri,) = off.exported
+    (exported,) = [e.message for e in outcome.events if e.reason == "UsersExported"]
+    uri = exported.rpartition(" ")[2]
     bucket, key = uri.removeprefix("s3://").split("/", 1)
     assert bucket == off.settings.archive_bucket and key.endswith("/users.json")
     document = json.loads(off.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read())

@@ -37,8 +37,17 @@ from wpenv.settings import Settings
 pytestmark = pytest.mark.e2e
 
 Found = set[tuple[str, str]]
-EVERYTHING = frozenset(DELETION_ORDER)
+# Kinds that go with another one: deleted with it, so their listing is always empty.
+WITH_ANOTHER = frozenset({"UserPoolGroups", "UserPoolDomain", "UserPoolClient", "Autoscaling"})
+# The kinds the scan lists, in deletion order: one item each per environment.
+LISTED = tuple(kind for kind in DELETION_ORDER if kind not in WITH_ANOTHER)
+EVERYTHING = frozenset(LISTED)
 CONTAINER = "wordpress"
+# What AWS answers for each kind's "no such resource", exactly.
+NOT_FOUND = frozenset({
+    "InvalidGroup.NotFound", "NoSuchEntity", "RuleNotFound", "TargetGroupNotFound",
+    "AccessPointNotFound", "ResourceNotFoundException",
+})
 
 
 def tenant_id() -> str:
@@ -127,7 +136,7 @@ class World:
                 GroupName=names.security_group, Description="orphan test", VpcId=settings.vpc_id,
                 TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list}],
             )["GroupId"])
-        if "Role" in kinds:
+        if "TaskRole" in kinds:
             trust = {"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
                 "Action": "sts:AssumeRole",
@@ -142,19 +151,25 @@ class World:
                 RoleName=names.task_role, PolicyName="wpenv-tenant",
                 PolicyDocument=json.dumps(policy),
             )
-            env.made["Role"] = names.task_role
-        if "Secret" in kinds:
-            env.made["Secret"] = str(c.secretsmanager.create_secret(
+            env.made["TaskRole"] = names.task_role
+        if "DatabaseSecret" in kinds:
+            env.made["DatabaseSecret"] = str(c.secretsmanager.create_secret(
                 Name=names.db_secret, SecretString=json.dumps({"dbname": names.database}),
                 Tags=tag_list,
             )["ARN"])
+        if "ClientSecret" in kinds:
+            env.made["ClientSecret"] = str(c.secretsmanager.create_secret(
+                Name=names.client_secret, SecretString=json.dumps({"client_id": "x"}),
+                Tags=tag_list,
+            )["ARN"])
         if "Database" in kinds:
+            # One item: the database and its user share the `wp_...` name of a short tenant.
+            assert names.database == names.database_user
             self.sql(f"CREATE DATABASE {sql_identifier(names.database)}")
             self.sql(f"CREATE USER {sql_identifier(names.database_user)}@'%%' IDENTIFIED BY %s",
                      uuid.uuid4().hex)
             self.sql(f"CREATE TABLE {sql_identifier(names.database)}.wp_posts (id INT)")
             env.made["Database"] = names.database
-            env.made["DatabaseUser"] = names.database_user
         if "TaskDefinition" in kinds:
             for image in ("wordpress:6.7-apache", "wordpress:6.8-apache"):  # two revisions
                 c.ecs.register_task_definition(
@@ -243,29 +258,30 @@ class World:
         """Tag the security group and the secret retained, as deletionPolicy Retain does."""
         tag = [{"Key": TAG_RETAINED, "Value": "true"}]
         self.clients.ec2.create_tags(Resources=[env.made["SecurityGroup"]], Tags=tag)
-        self.clients.secretsmanager.tag_resource(SecretId=env.made["Secret"], Tags=tag)
+        self.clients.secretsmanager.tag_resource(SecretId=env.made["DatabaseSecret"], Tags=tag)
+
+    def schema(self, name: str) -> tuple[bool, bool]:
+        """(the database exists, the user exists), asked of MySQL directly."""
+        database = self.sql("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                            name)
+        user = self.sql("SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'", name)
+        return bool(database), bool(user)
 
     def exists(self, kind: str, rid: str) -> bool:
         """Whether a resource still exists, asked of AWS or MySQL directly."""
         c = self.clients
         calls: dict[str, Callable[[], Any]] = {
             "SecurityGroup": lambda: c.ec2.describe_security_groups(GroupIds=[rid]),
-            "Role": lambda: c.iam.get_role(RoleName=rid),
+            "TaskRole": lambda: c.iam.get_role(RoleName=rid),
             "ListenerRule": lambda: c.elbv2.describe_rules(RuleArns=[rid]),
             "TargetGroup": lambda: c.elbv2.describe_target_groups(TargetGroupArns=[rid]),
             "AccessPoint": lambda: c.efs.describe_access_points(AccessPointId=rid),
             "UserPool": lambda: c.cognito_idp.describe_user_pool(UserPoolId=rid),
         }
-        if kind == "Database":
-            return bool(self.sql(
-                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", rid
-            ))
-        if kind == "DatabaseUser":
-            return bool(self.sql(
-                "SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'", rid
-            ))
-        if kind == "Secret":
-            return not c.secretsmanager.describe_secret(SecretId=rid).get("DeletedDate")
+        if kind == "Database":  # the database and its user, both
+            return all(self.schema(rid))
+        if kind in ("DatabaseSecret", "ClientSecret"):
+            calls[kind] = lambda: c.secretsmanager.describe_secret(SecretId=rid)
         if kind == "TaskDefinition":  # any revision left, ACTIVE or INACTIVE
             return any(
                 c.ecs.list_task_definitions(familyPrefix=rid, status=status)["taskDefinitionArns"]
@@ -275,31 +291,25 @@ class World:
             found = c.ecs.describe_services(cluster=self.settings.cluster_name, services=[rid])
             return any(s.get("status") == "ACTIVE" for s in found["services"])
         try:
-            calls[kind]()
+            found = calls[kind]()
         except ClientError as exc:
-            if aws.is_not_found(exc, "RuleNotFound", "TargetGroupNotFound"):
+            if aws.error_code(exc) in NOT_FOUND:
                 return False
             raise
-        return True
+        return not (isinstance(found, dict) and found.get("DeletedDate"))
 
     def teardown(self) -> None:
+        """Manifests, then whatever each kind still lists of what was made, in deletion order."""
         for namespace, name in self.manifests:
             with contextlib.suppress(Exception):
                 self.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        kinds = all_kinds()
-        for env in self.envs:
-            for kind in DELETION_ORDER:
-                if kind not in env.made:
-                    continue
-                item = Item(kind, env.made[kind], env.environment, env.tenant)
-                with contextlib.suppress(Exception):
-                    fresh = kinds[kind].refresh(item, self.settings, self.clients)
-                    if fresh is not None:
-                        kinds[kind].delete(fresh, self.settings, self.clients)
+        made = {(kind, rid) for env in self.envs for kind, rid in env.made.items()}
+        for name, kind in all_kinds().items():
             with contextlib.suppress(Exception):
-                self.clients.secretsmanager.delete_secret(
-                    SecretId=env.made["Secret"], ForceDeleteWithoutRecovery=True
-                )
+                for found in list(kind.managed(self.clients, self.settings)):
+                    if (name, found.id) in made:
+                        with contextlib.suppress(Exception):
+                            kind.remove_tolerant(self.clients, self.settings, found.found)
 
 
 @pytest.fixture(scope="session")
@@ -337,7 +347,7 @@ def test_scan_reports_orphans_and_retained_but_not_what_a_manifest_owns(
     world.manifest(namespace, "owned", owned.tenant)
     kept = world.provision(
         f"kept-{uuid.uuid4().hex[:6]}", "shop", tenant_id(),
-        {"AccessPoint", "SecurityGroup", "Secret", "Database"},
+        {"AccessPoint", "SecurityGroup", "DatabaseSecret", "Database"},
     )
     world.tag_retained(kept)
     # The manifest was deleted and re-created under the same name for another tenant:
@@ -358,16 +368,22 @@ def test_scan_reports_orphans_and_retained_but_not_what_a_manifest_owns(
     assert of(result.owned, *mine) == owned.found
     items = [i for i in result.orphans if i.tenant == gone.tenant]
     assert {i.environment for i in items} == {gone.environment}  # databases included
+    # The database and its user are one item, which `remove` drops together.
+    (database,) = (i for i in items if i.kind == "Database")
+    assert (database.found.database, database.found.user) == (gone.made["Database"],) * 2
+    assert not any(i.kind in ("Secret", "Role", "DatabaseUser") for i in result.orphans)
     (family,) = (i for i in items if i.kind == "TaskDefinition")
     assert len(family.details["revisions"]) == 2
     (pool,) = (i for i in items if i.kind == "UserPool")
     assert pool.details["domain"] == gone.details["UserPool"]["domain"]
 
-    for kind in DELETION_ORDER:
+    for kind in LISTED:
         count = sum(1 for item in items if item.kind == kind)
         value = REGISTRY.get_sample_value("wpenv_orphaned_resources", {"kind": kind})
         assert count == 1, kind
         assert value is not None and value >= count, kind  # other tests' orphans count too
+    for kind in WITH_ANOTHER:  # listed with the kind they go with: never on their own
+        assert REGISTRY.get_sample_value("wpenv_orphaned_resources", {"kind": kind}) == 0, kind
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert f"orphaned SecurityGroup {gone.made['SecurityGroup']}" in logged
     assert f"orphaned Database {gone.made['Database']}" in logged
@@ -381,7 +397,8 @@ def test_cleanup_dry_run_changes_nothing_and_execute_removes_only_orphans(
     owned = world.provision(namespace, "owned", tenant_id())
     world.manifest(namespace, "owned", owned.tenant)
     kept = world.provision(
-        f"kept-{uuid.uuid4().hex[:6]}", "shop", tenant_id(), {"SecurityGroup", "Secret", "Database"}
+        f"kept-{uuid.uuid4().hex[:6]}", "shop", tenant_id(),
+        {"SecurityGroup", "DatabaseSecret", "Database"},
     )
     world.tag_retained(kept)
     mine = (gone.tenant, owned.tenant, kept.tenant)
@@ -392,17 +409,19 @@ def test_cleanup_dry_run_changes_nothing_and_execute_removes_only_orphans(
     assert of(chosen, *mine) == gone.found  # the database joined its environment
 
     dry = cleanup(chosen, *args)
-    assert [a.item.kind for a in dry] == list(DELETION_ORDER)
+    assert [a.item.kind for a in dry] == list(LISTED)
     needing = {a.item.kind for a in dry if a.outcome == WOULD_ARCHIVE}
     assert needing == {"UserPool", "Database", "AccessPoint"}  # the pool has a user
     again = scan(*args)
     for found in ("orphans", "retained", "owned"):
         assert of(getattr(again, found), *mine) == of(getattr(before, found), *mine), found
     assert all(world.exists(kind, rid) for kind, rid in gone.found)
+    pool = world.clients.cognito_idp.describe_user_pool(UserPoolId=gone.made["UserPool"])
+    assert pool["UserPool"]["DeletionProtection"] == "ACTIVE"
 
     # For real: the data is archived (and verified) by the default archiver, then deleted.
     done = cleanup(chosen, *args, execute=True)
-    assert {a.item.kind: a.outcome for a in done} == dict.fromkeys(DELETION_ORDER, DELETED), [
+    assert {a.item.kind: a.outcome for a in done} == dict.fromkeys(LISTED, DELETED), [
         a.line() for a in done
     ]
     s3 = world.clients.s3
@@ -417,6 +436,12 @@ def test_cleanup_dry_run_changes_nothing_and_execute_removes_only_orphans(
             manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{key}manifest.json")[
                 "Body"].read())
             assert manifest["tenantId"] == gone.tenant
+    # Gone for good: the database and its user both, the secrets without a recovery window.
+    assert world.schema(gone.made["Database"]) == (False, False)
+    for kind in ("DatabaseSecret", "ClientSecret"):
+        with pytest.raises(ClientError) as raised:
+            world.clients.secretsmanager.describe_secret(SecretId=gone.made[kind])
+        assert aws.error_code(raised.value) == "ResourceNotFoundException", kind
     after = scan(*args)
     assert after.complete, after.errors
     assert of(after.orphans + after.retained + after.owned, gone.tenant) == set()
@@ -435,14 +460,16 @@ def test_cleanup_checks_ownership_and_existence_again_before_each_delete(
     world: World, namespace: str
 ) -> None:
     late = world.provision(namespace, "late", tenant_id(), {"SecurityGroup"})
-    vanished = world.provision(f"gone-{uuid.uuid4().hex[:6]}", "x", tenant_id(), {"Secret"})
+    vanished = world.provision(
+        f"gone-{uuid.uuid4().hex[:6]}", "x", tenant_id(), {"DatabaseSecret"}
+    )
     args = (world.settings, world.clients, world.api)
     items = select(scan(*args).orphans, tenants=[late.tenant, vanished.tenant])
     assert of(items, late.tenant, vanished.tenant) == late.found | vanished.found
 
     world.manifest(namespace, "late", late.tenant)  # created after the scan
     world.clients.secretsmanager.delete_secret(  # deleted by someone else after the scan
-        SecretId=vanished.made["Secret"], ForceDeleteWithoutRecovery=True
+        SecretId=vanished.made["DatabaseSecret"], ForceDeleteWithoutRecovery=True
     )
     actions = {a.item.tenant: a.outcome for a in cleanup(items, *args, execute=True)}
     assert actions == {late.tenant: OWNED, vanished.tenant: GONE}
@@ -451,7 +478,7 @@ def test_cleanup_checks_ownership_and_existence_again_before_each_delete(
 
 def test_cli_report_and_cleanup(world: World) -> None:
     gone = world.provision(
-        f"gone-{uuid.uuid4().hex[:6]}", "shop", tenant_id(), {"SecurityGroup", "Secret"}
+        f"gone-{uuid.uuid4().hex[:6]}", "shop", tenant_id(), {"SecurityGroup", "DatabaseSecret"}
     )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -472,7 +499,7 @@ def test_cli_report_and_cleanup(world: World) -> None:
     dry = run("cleanup", "--environment", gone.environment)
     assert dry.returncode == 0, dry.stderr
     assert f"would-delete: SecurityGroup {gone.made['SecurityGroup']}" in dry.stdout
-    assert f"would-delete: Secret {gone.made['Secret']}" in dry.stdout
+    assert f"would-delete: DatabaseSecret {gone.made['DatabaseSecret']}" in dry.stdout
     assert world.exists("SecurityGroup", gone.made["SecurityGroup"])
 
     done = run("cleanup", "--environment", gone.environment, "--execute", "--json")
@@ -482,7 +509,7 @@ def test_cli_report_and_cleanup(world: World) -> None:
         (kind, rid, DELETED) for kind, rid in gone.found
     }
     assert not world.exists("SecurityGroup", gone.made["SecurityGroup"])
-    # The secret waits out its recovery window: a mistake can still be undone.
-    assert world.clients.secretsmanager.describe_secret(SecretId=gone.made["Secret"])[
-        "DeletedDate"
-    ]
+    # The secret is force-deleted (no recovery window): its name is free again at once.
+    with pytest.raises(ClientError) as raised:
+        world.clients.secretsmanager.describe_secret(SecretId=gone.made["DatabaseSecret"])
+    assert aws.error_code(raised.value) == "ResourceNotFoundException"

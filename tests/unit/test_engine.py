@@ -12,7 +12,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from wpenv import engine
-from wpenv.reconcilers.base import Context, Observation, PermanentError, TransientError
+from wpenv.reconcilers.base import (
+    Context,
+    Facts,
+    Observation,
+    PermanentError,
+    Resource,
+    TransientError,
+)
 from wpenv.settings import Settings
 
 
@@ -21,13 +28,17 @@ class Journal:
     calls: list[str] = field(default_factory=list)
 
 
-class FakeResource:
+class FakeResource(Resource):
     """Exists once created; can be told to fail on create."""
 
     def __init__(self, kind: str, journal: Journal, fail: BaseException | None = None,
-                 group: str = "Storage") -> None:
-        self.kind = kind
-        self.group = group
+                 group: str = "Storage", needs: tuple[str, ...] = (),
+                 archive: str | None = None) -> None:
+        self.kind = kind  # type: ignore[misc]
+        self.group = group  # type: ignore[misc]
+        self.ids = (f"{kind}Id",)  # type: ignore[misc]
+        self.needs = needs  # type: ignore[misc]
+        self.archive = archive  # type: ignore[misc]
         self.journal = journal
         self.fail = fail
         self.exists = False
@@ -37,7 +48,7 @@ class FakeResource:
         return Observation(exists=self.exists, up_to_date=not self.stale,
                            ids={f"{self.kind}Id": "x"} if self.exists else {})
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         self.journal.calls.append(f"create {self.kind}")
         if self.fail is not None:
             raise self.fail
@@ -47,7 +58,7 @@ class FakeResource:
         self.journal.calls.append(f"update {self.kind}")
         self.stale = False
 
-    def delete(self, ctx: Context) -> None:
+    def delete(self, ctx: Context, observed: Observation) -> None:
         self.journal.calls.append(f"delete {self.kind}")
         self.exists = False
 
@@ -91,8 +102,7 @@ def test_permanent_failure_rolls_back_in_reverse_and_reports_failed() -> None:
     out = engine.converge(ctx, resources)
     assert out.failure is not None
     assert out.failure.reason == "Bad"
-    assert journal.calls == ["create a", "create b", "create c",
-                             "delete c", "delete b", "delete a"]
+    assert journal.calls == ["create a", "create b", "create c", "delete b", "delete a"]
     assert not any(r.exists for r in resources)
     assert ctx.ids == {}
     assert recorded[-1]["securityGroupId"] is None  # status ids cleared after rollback
@@ -176,14 +186,52 @@ def test_unwanted_resources_are_removed_after_the_others_newest_first() -> None:
 
 def test_rollout_condition_follows_the_service_facts() -> None:
     arn = "arn:aws:ecs:us-east-1:123:task-definition/wpenv-acme:{}"
-    assert engine.rollout_condition({}) is None
-    done = engine.rollout_condition({"rolloutState": "COMPLETED", "serving": arn.format(3)})
+    assert engine.rollout_condition(None) is None
+    assert engine.rollout_condition(Facts()) is None
+    done = engine.rollout_condition(Facts(rollout_state="COMPLETED", serving=arn.format(3)))
     assert done is not None and (done.status, done.reason) == ("True", "Completed")
     assert "wpenv-acme:3" in done.message
-    moving = engine.rollout_condition({"rolloutState": "IN_PROGRESS", "serving": arn.format(4),
-                                       "runningCount": 1, "desiredCount": 2})
+    moving = engine.rollout_condition(Facts(rollout_state="IN_PROGRESS", serving=arn.format(4),
+                                            running=1, desired=2))
     assert moving is not None and moving.reason == "InProgress" and "1/2" in moving.message
-    back = engine.rollout_condition({"rolloutState": "COMPLETED", "serving": arn.format(3),
-                                     "rolledBackFrom": arn.format(5)})
+    back = engine.rollout_condition(Facts(rollout_state="COMPLETED", serving=arn.format(3),
+                                          rolled_back_from=arn.format(5)))
     assert back is not None and (back.status, back.reason) == ("False", "RolledBack")
     assert "wpenv-acme:5 failed" in back.message and "wpenv-acme:3 keeps serving" in back.message
+
+
+def test_the_dependency_check_waits_for_a_missing_need() -> None:
+    journal = Journal()
+    a = FakeResource("a", journal)
+    b = FakeResource("b", journal, needs=("a",))
+    seen = {"a": Observation(exists=False)}
+    with pytest.raises(TransientError, match="b waits for a"):
+        engine.step(_ctx(), b, seen, engine.Outcome())
+    assert journal.calls == []
+    assert not a.exists
+
+
+def test_teardown_runs_the_archive_hook_before_the_delete_and_stops_when_it_fails() -> None:
+    journal = Journal()
+    data = FakeResource("data", journal, archive="database")
+    other = FakeResource("other", journal)
+    ctx = _ctx()
+    engine.converge(ctx, [data, other], hooks={"database": lambda *_: None})
+    journal.calls.clear()
+
+    def archived(c: Context, r: Resource, o: Observation) -> None:
+        journal.calls.append(f"archive {r.kind}")
+
+    def broken(c: Context, r: Resource, o: Observation) -> None:
+        raise TransientError("ArchiveCorrupt", "the dump does not restore")
+
+    with pytest.raises(engine.TeardownError) as failed:
+        engine.tear_down(ctx, [data, other], {"database": broken})
+    assert failed.value.resource is data
+    assert journal.calls == ["delete other"] and data.exists, "nothing holding data goes"
+    journal.calls.clear()
+    removed = engine.tear_down(ctx, [data, other], {"database": archived})
+    assert journal.calls == ["archive data", "delete data"], "what is gone is not deleted again"
+    assert removed == ["data"]
+    with pytest.raises(engine.TeardownError, match="no 'database' archive step"):
+        engine.tear_down(ctx, [FakeResource("more", journal, archive="database")], {})

@@ -16,27 +16,38 @@ from wpenv.orphans.cleanup import (
     WOULD_SKIP,
     cleanup,
     preview,
+    refreshed,
     remove,
 )
 from wpenv.orphans.model import (
     DELETION_ORDER,
+    NEEDS_ARCHIVE,
+    UNTAGGED,
     Item,
     Owners,
     ScanResult,
     classify,
     deletion_order,
+    item_of,
     mysql_names,
     mysql_tenant,
     needs_archive,
     owners_from,
     report_lines,
     select,
-    tag_dict,
-    tagged_item,
 )
-from wpenv.orphans.mysql import TENANT_NAME
 from wpenv.orphans.scan import all_kinds, safe_error
-from wpenv.plan import TAG_RETAINED, names_for, tags_for
+from wpenv.plan import (
+    TAG_ENVIRONMENT,
+    TAG_MANAGED_BY,
+    TAG_RETAINED,
+    TAG_TENANT,
+    names_for,
+    tags_for,
+)
+from wpenv.reconcilers import registry
+from wpenv.reconcilers.base import Found, Resource, tag_dict
+from wpenv.reconcilers.database import TENANT_NAME, Schema, drop_sql
 from wpenv.settings import Settings
 
 SETTINGS = Settings(operator_name="wpenv-operator", archive_bucket="arch", listener_arns=[])
@@ -47,19 +58,37 @@ def manifest(namespace: str, name: str, tenant: str | None) -> dict[str, Any]:
     return {"metadata": {"namespace": namespace, "name": name}, "spec": spec}
 
 
+# A tenant id long enough that its MySQL user name is cut and hashed (not its database's).
+LONG = "a-very-long-tenant-id-of-32-char"
+
+
 def item(kind: str, rid: str, env: str = "ns.a", tenant: str = "acme", **kw: Any) -> Item:
     return Item(kind, rid, env, tenant, **kw)
 
 
-def test_tagged_item_reads_our_tags_and_ignores_everyone_elses() -> None:
+def test_item_of_reads_our_tags_and_ignores_everyone_elses() -> None:
     tags = tags_for("ns", "a", "acme", SETTINGS)
-    found = tagged_item("SecurityGroup", "sg-1", tags, "wpenv-operator", name="wpenv-acme")
+    group = {"GroupId": "sg-1"}
+    found = item_of(
+        "SecurityGroup", Found("sg-1", group, tags, {"name": "wpenv-acme"}), "wpenv-operator"
+    )
     assert found == Item("SecurityGroup", "sg-1", "ns.a", "acme", retained=False)
     assert found is not None and found.details == {"name": "wpenv-acme"}
-    assert tagged_item("SecurityGroup", "sg-1", tags, "another-operator") is None
-    assert tagged_item("SecurityGroup", "sg-1", {"wpenv.bbws.io/shared": "true"}, "x") is None
-    kept = tagged_item("Secret", "arn", {**tags, TAG_RETAINED: "True"}, "wpenv-operator")
+    assert found.found is group  # what the kind's `remove` takes, passed through
+    assert "found" not in found.as_dict()  # never reported
+    assert item_of("SecurityGroup", Found("sg-1", group, tags), "another-operator") is None
+    shared = Found("sg-1", group, {"wpenv.bbws.io/shared": "true"})
+    assert item_of("SecurityGroup", shared, "x") is None
+    retained = Found("arn", {}, {**tags, TAG_RETAINED: "True"})
+    kept = item_of("DatabaseSecret", retained, "wpenv-operator")
     assert kept is not None and kept.retained
+
+
+def test_item_of_takes_a_database_by_its_name_alone() -> None:
+    schema = Schema("wp_acme", "wp_acme")
+    found = item_of("Database", Found("wp_acme", schema), "wpenv-operator")
+    assert found == Item("Database", "wp_acme", "", "")  # tenant: worked out by the scan
+    assert found is not None and found.found == schema
 
 
 def test_tag_dict_reads_both_spellings() -> None:
@@ -91,14 +120,20 @@ def test_owners_from_manifests() -> None:
         # No environment tag: owned when any manifest has its tenant.
         (item("SecurityGroup", "sg-6", env=""), True),
         (item("SecurityGroup", "sg-7", env="", tenant="nobody"), False),
+        # One Database item stands for a database and its user (same `wp_...` name).
         (item("Database", "wp_acme", env=""), True),
         (item("Database", "wp_gone", env="", tenant="gone"), False),
-        (item("DatabaseUser", "wp_acme", env=""), True),
-        (item("DatabaseUser", "wp_gone", env="", tenant="gone"), False),
+        # A long tenant's user has a cut name of its own: owned by that name too.
+        (item("Database", names_for("", "", LONG).database, env="", tenant=LONG), True),
+        (item("Database", names_for("", "", LONG).database_user, env="", tenant=LONG), True),
+        (item("Database", names_for("", "", LONG + "x").database_user, env="", tenant=""),
+         False),
     ],
 )
 def test_ownership(found: Item, owned: bool) -> None:
-    owners = owners_from([manifest("ns", "a", "acme"), manifest("other", "b", None)])
+    owners = owners_from(
+        [manifest("ns", "a", "acme"), manifest("other", "b", None), manifest("ns", "l", LONG)]
+    )
     assert owners.owns(found) is owned
 
 
@@ -107,13 +142,13 @@ def test_classify_splits_owned_retained_and_orphans() -> None:
     items = [
         item("SecurityGroup", "sg-owned"),
         item("SecurityGroup", "sg-orphan", env="ns.gone", tenant="gone"),
-        item("Secret", "arn-orphan", env="ns.gone", tenant="gone"),
+        item("DatabaseSecret", "arn-orphan", env="ns.gone", tenant="gone"),
         item("SecurityGroup", "sg-kept", env="ns.kept", tenant="kept", retained=True),
         # An owned resource tagged retained stays owned (a re-created manifest adopted it).
-        item("Secret", "arn-owned-kept", retained=True),
+        item("ClientSecret", "arn-owned-kept", retained=True),
         Item("Database", "wp_gone", "", "gone"),
         Item("Database", "wp_kept", "", "kept"),
-        Item("DatabaseUser", "wp_acme", "", "acme"),
+        Item("Database", "wp_acme", "", "acme"),
         Item("Database", "wp_stray", "", "stray"),
     ]
     owned, retained, orphans = classify(items, owners)
@@ -123,8 +158,8 @@ def test_classify_splits_owned_retained_and_orphans() -> None:
         ("SecurityGroup", "sg-kept", "ns.kept"),
     ]
     assert [(i.kind, i.id, i.environment) for i in orphans] == [
-        ("Secret", "arn-orphan", "ns.gone"),
         ("Database", "wp_gone", "ns.gone"),  # takes its tenant's only orphan environment
+        ("DatabaseSecret", "arn-orphan", "ns.gone"),
         ("SecurityGroup", "sg-orphan", "ns.gone"),
         ("Database", "wp_stray", ""),  # no tagged resource of its tenant: no environment
     ]
@@ -157,20 +192,35 @@ def test_deletion_order_follows_dependencies_per_environment() -> None:
         ("ListenerRule", "TargetGroup"),
         ("Service", "TargetGroup"),
         ("Service", "TaskDefinition"),
-        ("Service", "Role"),
-        ("DatabaseUser", "Database"),
+        ("Service", "TaskRole"),
+        ("Service", "DatabaseSecret"),
+        ("Service", "ClientSecret"),
         ("Service", "AccessPoint"),
+        ("UserPoolClient", "UserPool"),
     ]:
         assert position[before] < position[after]
-    assert DELETION_ORDER[-1] == "SecurityGroup"
+    # The security group goes after everything that runs tasks (their ENIs keep it in use).
+    for compute in ("Autoscaling", "Service", "ListenerRule", "TargetGroup", "TaskDefinition"):
+        assert position[compute] < position["SecurityGroup"], compute
+    # The user is dropped before its database (one Database item removes both).
+    assert [sql.split()[1] for sql in drop_sql("wp_acme", "wp_acme")] == ["USER", "DATABASE"]
+
+
+def test_kinds_come_from_the_registry() -> None:
+    assert tuple(kind.kind for kind in reversed(registry.KINDS)) == DELETION_ORDER
+    assert {"UserPool", "AccessPoint", "Database"} == NEEDS_ARCHIVE
+    assert {"Database"} == UNTAGGED
+    assert not {"Secret", "Role", "DatabaseUser"} & set(DELETION_ORDER)
 
 
 def test_every_kind_has_a_finder_in_deletion_order() -> None:
-    assert tuple(all_kinds()) == DELETION_ORDER
+    kinds = all_kinds()
+    assert tuple(kinds) == DELETION_ORDER
+    assert all(resource.kind == name for name, resource in kinds.items())
 
 
 def test_select_filters() -> None:
-    items = [item("SecurityGroup", "1"), item("Secret", "2", env="ns.b", tenant="b")]
+    items = [item("SecurityGroup", "1"), item("DatabaseSecret", "2", env="ns.b", tenant="b")]
     assert select(items) == items
     assert select(items, environments=["ns.b"]) == [items[1]]
     assert select(items, kinds=["SecurityGroup"]) == [items[0]]
@@ -182,10 +232,14 @@ def test_report_lines() -> None:
         item("SecurityGroup", "sg-1"),
         item("TaskDefinition", "wpenv-acme", details={"revisions": ["r1", "r2"]}),
         Item("Database", "wp_x", "", "x", retained=True),
+        Item("Database", "wp_u", "", "u", details={"database": False, "user": True}),
+        Item("Database", "wp_d", "", "d", details={"database": True, "user": False}),
     ])
     assert lines == [
         "TaskDefinition wpenv-acme (environment ns.a, tenant acme, 2 revision(s))",
         "SecurityGroup sg-1 (environment ns.a, tenant acme)",
+        "Database wp_d (environment -, tenant d, no user)",
+        "Database wp_u (environment -, tenant u, user only)",
         "Database wp_x (environment -, tenant x) [retained]",
     ]
 
@@ -210,8 +264,10 @@ def test_counts_fill_zeros_and_leave_out_kinds_not_scanned() -> None:
         errors={"UserPool": "AccessDenied: no"},
     )
     counts = result.counts()
-    assert counts["SecurityGroup"] == 2 and counts["Secret"] == 0
+    assert counts["SecurityGroup"] == 2 and counts["DatabaseSecret"] == 0
+    assert counts["ClientSecret"] == 0 and counts["Database"] == 0
     assert "UserPool" not in counts
+    assert set(counts) == set(DELETION_ORDER) - {"UserPool"}
     assert not result.complete
     assert result.as_dict()["orphans"][0]["id"] == "1"
 
@@ -239,8 +295,8 @@ def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:
     assert [(a.item.id, a.outcome) for a in actions] == [
         ("rule-1", WOULD_DELETE),
         ("wp_acme", WOULD_ARCHIVE),
-        ("fsap-1", WOULD_ARCHIVE),
         ("sg-1", WOULD_DELETE),
+        ("fsap-1", WOULD_ARCHIVE),
         ("sg-anon", WOULD_SKIP),
     ]
     assert "by hand" in actions[4].message
@@ -250,7 +306,7 @@ def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:
         raise AssertionError("a dry run archives nothing")
 
     with_archiver = cleanup(orphans, SETTINGS, None, None, archiver=archiver)
-    assert [a.outcome for a in with_archiver][1:3] == [WOULD_ARCHIVE, WOULD_ARCHIVE]
+    assert [a.outcome for a in with_archiver][1::2] == [WOULD_ARCHIVE, WOULD_ARCHIVE]
     # Without any archiver, data is skipped with a message that says what to archive.
     bare = [preview(o, SETTINGS, None) for o in orphans[1:3]]
     assert [a.outcome for a in bare] == [WOULD_SKIP, WOULD_SKIP]
@@ -259,11 +315,66 @@ def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:
     assert "tenants/acme into s3://arch/archives/" in bare[0].message
 
 
+class Recording(Resource):
+    """A kind whose `refresh` records what cleanup asked and answers with `answer` tags."""
+
+    kind = "TaskDefinition"
+
+    def __init__(self, answer: dict[str, str] | None) -> None:
+        self.answer = answer
+        self.asked: list[Found] = []
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        self.asked.append(item)
+        if self.answer is None:
+            return None
+        return Found(item.id, item.found, self.answer, {"revisions": ["r2"]})
+
+
+def test_refresh_is_told_what_the_scan_saw() -> None:
+    family = object()
+    scanned = Item("TaskDefinition", "wpenv-acme", "ns.a", "acme", details={"revisions": ["r1"]},
+                   found=family)
+    kind = Recording(tags_for("ns", "a", "acme", SETTINGS))
+    fresh = refreshed(kind, scanned, SETTINGS, None)
+    (asked,) = kind.asked
+    # The owner tags the scan read: a task definition family keeps only revisions still
+    # tagged for that owner, so empty tags would make every family look gone.
+    assert asked.id == "wpenv-acme" and asked.found is family
+    assert (asked.tags[TAG_ENVIRONMENT], asked.tags[TAG_TENANT]) == ("ns.a", "acme")
+    assert asked.tags[TAG_MANAGED_BY] == "wpenv-operator" and TAG_RETAINED not in asked.tags
+    assert asked.details == {"revisions": ["r1"]}
+    assert fresh == scanned and fresh is not None and fresh.details == {"revisions": ["r2"]}
+    # Retained since the scan, gone, or no longer the operator's.
+    kind.answer = {**tags_for("ns", "a", "acme", SETTINGS), TAG_RETAINED: "true"}
+    assert (now := refreshed(kind, scanned, SETTINGS, None)) is not None and now.retained
+    kind.answer = None
+    assert refreshed(kind, scanned, SETTINGS, None) is None
+    kind.answer = {TAG_MANAGED_BY: "another-operator"}
+    assert refreshed(kind, scanned, SETTINGS, None) is None
+
+
+def test_a_database_keeps_the_environment_the_scan_gave_it() -> None:
+    class Databases(Resource):
+        kind = "Database"
+
+        def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+            assert item.tags == {}  # MySQL has no tags to compare
+            return Found(item.id, Schema(None, item.id), {}, {"database": False, "user": True})
+
+    scanned = Item("Database", "wp_acme", "ns.a", "acme", retained=True,
+                   found=Schema("wp_acme", "wp_acme"))
+    fresh = refreshed(Databases(), scanned, SETTINGS, None)
+    assert fresh is not None
+    assert (fresh.environment, fresh.tenant, fresh.retained) == ("ns.a", "acme", True)
+    assert fresh.found == Schema(None, "wp_acme")  # what `remove` drops now: the user only
+
+
 def test_execute_skips_data_without_an_archiver_before_reading_anything() -> None:
     database = Item("Database", "wp_acme", "ns.a", "acme")
     action = remove(database, SETTINGS, None, None, None)
     assert action.outcome == SKIPPED and action.message.startswith("needs archiving: use ")
-    anonymous = remove(Item("Secret", "arn", "", ""), SETTINGS, None, None, None)
+    anonymous = remove(Item("DatabaseSecret", "arn", "", ""), SETTINGS, None, None, None)
     assert anonymous.outcome == SKIPPED
 
 
@@ -273,15 +384,20 @@ def test_data_holding_kinds_need_archiving() -> None:
     assert needs_archive(item("UserPool", "p", details={"users": 3}))
     assert needs_archive(item("UserPool", "p"))  # count unknown: assume users
     assert not needs_archive(item("UserPool", "p", details={"users": 0}))
-    assert not needs_archive(item("Secret", "arn"))
+    assert not needs_archive(item("DatabaseSecret", "arn"))
+    assert not needs_archive(item("ClientSecret", "arn"))
+    assert not needs_archive(item("TaskRole", "wpenv-acme"))
 
 
 def test_cli_arguments() -> None:
     args = parser().parse_args(
-        ["cleanup", "--environment", "ns.a", "--kind", "Secret", "--kind", "Role", "--execute"]
+        ["cleanup", "--environment", "ns.a", "--kind", "DatabaseSecret", "--kind", "TaskRole",
+         "--execute"]
     )
-    assert args.execute and args.environment == ["ns.a"] and args.kind == ["Secret", "Role"]
+    assert args.execute and args.environment == ["ns.a"]
+    assert args.kind == ["DatabaseSecret", "TaskRole"]
     assert not parser().parse_args(["cleanup"]).execute  # a dry run unless told
     assert parser().parse_args(["report", "--json"]).json
-    with pytest.raises(SystemExit):
-        parser().parse_args(["cleanup", "--kind", "Bucket"])
+    for unknown in ("Bucket", "Secret", "DatabaseUser"):  # the old names are gone
+        with pytest.raises(SystemExit):
+            parser().parse_args(["cleanup", "--kind", unknown])

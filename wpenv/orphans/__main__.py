@@ -34,7 +34,7 @@ def kube_api() -> Any:
     """A CustomObjectsApi with in-cluster credentials or the KUBECONFIG file."""
     import kubernetes  # noqa: PLC0415  (slow to import; only the CLI needs it here)
 
-    from wpenv.operator.kube import load_config  # noqa: PLC0415
+    from wpenv.kube import load_config  # noqa: PLC0415
 
     load_config()
     return kubernetes.client.CustomObjectsApi()

@@ -14,10 +14,11 @@ from typing import Any
 
 from wpenv.archive.environment import archive_environment
 from wpenv.archive.errors import ArchiveError
+from wpenv.archive.hooks import put_users
+from wpenv.archive.users import export_document
 from wpenv.engine import make_context
 from wpenv.orphans.model import Item
 from wpenv.plan import archive_prefix
-from wpenv.reconcilers.user_pool import export_users
 from wpenv.settings import Settings
 
 NOTHING = "{kind} {id} holds no data this archiver knows how to keep"
@@ -43,10 +44,7 @@ def archive_orphan(item: Item, settings: Settings, clients: Any) -> str:
     if item.kind == "UserPool":
         ctx = make_context(namespace, name, {"tenantId": item.tenant, "identity": {}},
                            settings=settings, clients=clients)
-        ctx.archive_key_prefix = archive_prefix(settings, namespace, name, datetime.now(UTC))
+        prefix = archive_prefix(settings, namespace, name, datetime.now(UTC))
         described = clients.cognito_idp.describe_user_pool(UserPoolId=item.id)["UserPool"]
-        uri = export_users(ctx, described)
-        if uri is None:  # cannot happen with a prefix set; keep the type honest
-            raise ArchiveError("UsersNotExported", NOTHING.format(kind=item.kind, id=item.id))
-        return uri
+        return put_users(ctx, prefix, export_document(clients, ctx, described))
     raise ArchiveError("NothingToArchive", NOTHING.format(kind=item.kind, id=item.id))

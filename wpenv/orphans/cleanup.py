@@ -1,26 +1,30 @@
 """Removing orphans: a dry run by default, deletes only with `execute=True`.
 
-Before each delete the manifests are listed again and the resource is read again: a
-WordPressEnvironment created since the scan, or a retained tag added since, saves the
-resource; one already gone counts as done. Items are deleted per environment in
-DELETION_ORDER, so nothing goes while something else still uses it. One failure does not
-stop the others; it is reported, and the next scan finds what is left.
+Before each delete the manifests are listed again and the resource is read again (the
+kind's `refresh`): a WordPressEnvironment created since the scan, or a retained tag added
+since, saves the resource; one already gone counts as done. Items are deleted per
+environment in DELETION_ORDER (the registry's creation order reversed), each with its
+kind's own `remove_tolerant`, so nothing goes while something else still uses it. One
+failure does not stop the others; it is reported, and the next scan finds what is left.
 
 Data is archived before it is deleted (HLD 5.4): a database, an access point (whose
 directory holds the tenant's files) and a user pool with users go only after `archiver`
-has put a verified copy in the archive bucket. Until wpenv.archive is wired into
-`default_archiver`, they are skipped with "needs archiving".
+(by default `wpenv.orphans.archiver`) has put a verified copy in the archive bucket; with
+no archiver they are skipped with "needs archiving".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from wpenv.orphans.model import Item, deletion_order, describe, needs_archive
+from wpenv.orphans.model import UNTAGGED, Item, deletion_order, describe, item_of, needs_archive
 from wpenv.orphans.scan import all_kinds, list_owners, safe_error
+from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_RETAINED, TAG_TENANT
+from wpenv.reconcilers.base import Found, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,7 +128,7 @@ def remove(
     # Listing the manifests may fail: then nothing is deleted (the exception propagates).
     owners = list_owners(kube_api)
     try:
-        fresh = kind.refresh(item, settings, clients)
+        fresh = refreshed(kind, item, settings, clients)
         if fresh is None:
             return Action(item, GONE, "already gone")
         if owners.owns(fresh) or owners.owns(item):
@@ -138,13 +142,42 @@ def remove(
             location = archiver(fresh, settings, clients)
             log.info("archived %s to %s", describe(fresh), location)
             message = f"archived to {location}"
-        kind.delete(fresh, settings, clients)
+        kind.remove_tolerant(clients, settings, fresh.found)
     except Exception as exc:  # one failure must not stop the other deletions
         error = safe_error(exc)
         log.warning("could not delete %s: %s", describe(item), error)
         return Action(item, FAILED, error)
     log.info("deleted orphaned %s", describe(fresh))
     return Action(item, DELETED, message)
+
+
+def scanned_tags(item: Item, operator: str) -> dict[str, str]:
+    """The owner tags the scan read off `item`, as a kind's `refresh` compares them.
+
+    A task definition family is one item per owner: its refresh keeps only the revisions
+    still tagged for the owner the scan saw, so it must be told who that was.
+    """
+    tags = {TAG_MANAGED_BY: operator}
+    if item.environment:
+        tags[TAG_ENVIRONMENT] = item.environment
+    if item.tenant:
+        tags[TAG_TENANT] = item.tenant
+    if item.retained:
+        tags[TAG_RETAINED] = "true"
+    return tags
+
+
+def refreshed(kind: Resource, item: Item, settings: Settings, clients: Any) -> Item | None:
+    """The item as it is now (None: gone, or no longer the operator's)."""
+    tags = {} if kind.kind in UNTAGGED else scanned_tags(item, settings.operator_name)
+    found = kind.refresh(clients, settings, Found(item.id, item.found, tags, item.details))
+    if found is None:
+        return None
+    fresh = item_of(kind.kind, found, settings.operator_name)
+    if fresh is None or kind.kind not in UNTAGGED:
+        return fresh
+    return dataclasses.replace(fresh, environment=item.environment, tenant=item.tenant,
+                               retained=item.retained)
 
 
 def cleanup(

@@ -27,30 +27,20 @@ from wpenv.plan import (
     TAG_TENANT,
     names_for,
 )
+from wpenv.reconcilers import registry
+from wpenv.reconcilers.base import Found
 
-# Every kind, in the order cleanup deletes them within one environment: nothing is deleted
-# while something later in the list still depends on it. The rule goes before its target
-# group (ResourceInUse otherwise), the service before its task definitions, target group,
-# secret, access point, role and security group (tasks use all of them), the database user
-# before its database, the security group last (task ENIs keep it in use until they go).
-DELETION_ORDER = (
-    "ListenerRule",
-    "Service",
-    "TargetGroup",
-    "TaskDefinition",
-    "UserPool",
-    "Secret",
-    "DatabaseUser",
-    "Database",
-    "AccessPoint",
-    "Role",
-    "SecurityGroup",
-)
+# Every kind, in the order cleanup deletes them within one environment: the registry's
+# creation order reversed, as every teardown has it. The service goes before its task
+# definitions, rule, target group, secrets, access point, role and security group (tasks use
+# all of them), the rule before its target group, the security group late (task ENIs keep
+# it in use until they go).
+DELETION_ORDER = tuple(kind.kind for kind in reversed(registry.KINDS))
 # Kinds that hold a tenant's data: archived to S3 (and verified) before they are deleted.
 # A user pool holds the tenant's user directory; one that reports no users holds nothing.
-NEEDS_ARCHIVE = frozenset({"Database", "AccessPoint", "UserPool"})
+NEEDS_ARCHIVE = frozenset(kind.kind for kind in registry.KINDS if kind.archive)
 # Kinds found by name on the MySQL server rather than by tag.
-UNTAGGED = frozenset({"Database", "DatabaseUser"})
+UNTAGGED = frozenset({"Database"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +53,8 @@ class Item:
     tenant: str  # from the tag (or derived from a MySQL name); "" when unknown
     retained: bool = False  # tagged retained=true: left behind on purpose
     details: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # What the kind's `remove` takes (the same shape its observe finds); never reported.
+    found: Any = field(default=None, compare=False, hash=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (`report --json`): names and ARNs only, never a secret."""
@@ -83,30 +75,24 @@ def needs_archive(item: Item) -> bool:
     return item.kind in NEEDS_ARCHIVE
 
 
-def tagged_item(
-    kind: str, resource_id: str, tags: Mapping[str, str], operator: str, **details: Any
-) -> Item | None:
-    """An Item from a resource's tags; None unless `operator` manages it (managed-by tag)."""
-    if tags.get(TAG_MANAGED_BY) != operator:
+def item_of(kind: str, found: Found, operator: str) -> Item | None:
+    """An Item from what a kind's listing found; None unless `operator` manages it.
+
+    Tagged kinds must carry the managed-by tag; the database kind has no tags and is the
+    operator's by its `wp_` name alone (its tenant is worked out by the scan).
+    """
+    tags = found.tags
+    if kind not in UNTAGGED and tags.get(TAG_MANAGED_BY) != operator:
         return None
     return Item(
         kind=kind,
-        id=resource_id,
+        id=found.id,
         environment=tags.get(TAG_ENVIRONMENT, ""),
         tenant=tags.get(TAG_TENANT, ""),
         retained=tags.get(TAG_RETAINED, "").lower() == "true",
-        details=details,
+        details=dict(found.details),
+        found=found.found,
     )
-
-
-def tag_dict(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
-    """AWS tag lists (`Key`/`Value`, or ECS's `key`/`value`) as one dict."""
-    found: dict[str, str] = {}
-    for tag in tags or []:
-        key = tag.get("Key", tag.get("key"))
-        if key is not None:
-            found[str(key)] = str(tag.get("Value", tag.get("value", "")))
-    return found
 
 
 @dataclass(frozen=True)
@@ -122,9 +108,7 @@ class Owners:
     def owns(self, item: Item) -> bool:
         """Whether an existing manifest owns `item` (the conservative rules above)."""
         if item.kind == "Database":
-            return item.id in self.databases
-        if item.kind == "DatabaseUser":
-            return item.id in self.database_users
+            return item.id in self.databases or item.id in self.database_users
         if not item.environment:
             return not item.tenant or item.tenant in self.tenants
         tenants = self.environments.get(item.environment)
@@ -281,6 +265,10 @@ def describe(item: Item) -> str:
         extra = f", domain {item.details['domain']}"
     elif item.kind == "AccessPoint" and item.details.get("rootPath"):
         extra = f", root {item.details['rootPath']}"
+    elif item.kind == "Database" and item.details.get("database") is False:
+        extra = ", user only"  # one item is a database and its user: say what is left
+    elif item.kind == "Database" and item.details.get("user") is False:
+        extra = ", no user"
     return (
         f"{item.kind} {item.id} (environment {item.environment or '-'}, "
         f"tenant {item.tenant or '-'}{extra})"

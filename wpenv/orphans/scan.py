@@ -19,31 +19,20 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
-from wpenv.orphans.kinds import (
-    AccessPoints,
-    Kind,
-    ListenerRules,
-    Roles,
-    Secrets,
-    SecurityGroups,
-    Services,
-    TargetGroups,
-    TaskDefinitions,
-    UserPools,
-)
 from wpenv.orphans.model import (
-    DELETION_ORDER,
     UNTAGGED,
     Item,
     Owners,
     ScanResult,
     classify,
     describe,
+    item_of,
     mysql_names,
     mysql_tenant,
     owners_from,
 )
-from wpenv.orphans.mysql import Databases, DatabaseUsers
+from wpenv.reconcilers import registry
+from wpenv.reconcilers.base import Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,23 +40,17 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 500
 
 
-def all_kinds() -> dict[str, Kind]:
-    """Every kind the scan knows, by name, in DELETION_ORDER."""
-    kinds: list[Kind] = [
-        ListenerRules(),
-        Services(),
-        TargetGroups(),
-        TaskDefinitions(),
-        UserPools(),
-        Secrets(),
-        DatabaseUsers(),
-        Databases(),
-        AccessPoints(),
-        Roles(),
-        SecurityGroups(),
-    ]
-    by_name = {kind.name: kind for kind in kinds}
-    return {name: by_name[name] for name in DELETION_ORDER}
+def all_kinds() -> dict[str, Resource]:
+    """Every kind, by name, in the order cleanup deletes them (the registry reversed)."""
+    return {kind.kind: kind for kind in reversed(registry.KINDS)}
+
+
+def listing(kind: Resource, settings: Settings, clients: Any) -> Iterator[Item]:
+    """The kind's managed instances that `settings.operator_name` manages, as Items."""
+    for found in kind.managed(clients, settings):
+        item = item_of(kind.kind, found, settings.operator_name)
+        if item is not None:
+            yield item
 
 
 def list_environments(kube_api: Any) -> Iterator[dict[str, Any]]:
@@ -111,7 +94,7 @@ def scan(settings: Settings, clients: Any, kube_api: Any) -> ScanResult:
     errors: dict[str, str] = {}
     for name, kind in all_kinds().items():
         try:
-            found.extend(kind.find(settings, clients))
+            found.extend(listing(kind, settings, clients))
         except Exception as exc:  # one service down must not hide the others
             errors[name] = safe_error(exc)
             log.warning("orphan scan: could not list %s: %s", name, errors[name])

@@ -5,7 +5,13 @@ tenant's own POSIX user, so one tenant cannot see another's files. It cannot be 
 in AWS; a root path or POSIX user that differs from the plan is reported and refused
 (`AccessPointImmutable`), never fixed by re-creating it: a tenant's root directory must not
 move silently. Neither AWS (client tokens only guard one request) nor moto (never) adopts
-an existing access point on create, so it is looked up by recorded id, then by tags.
+an existing access point on create, so it is looked up by recorded id, then by tags, and
+create checks first unless its observation found one. Duplicates (made by hand, or by a
+crash between create and record) are all found, and all deleted with the environment.
+
+The tenant's directory below the access point holds the tenant's files: the kind makes it
+but never removes it. Deleting is preceded by the "files" archive hook (`archive`), which
+archives, verifies and then removes the directory.
 """
 
 from __future__ import annotations
@@ -13,14 +19,25 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws, plan
-from wpenv.plan import TAG_ENVIRONMENT
-from wpenv.reconcilers.base import MISSING, Context, Observation, PermanentError, tag_diff
+from wpenv import plan
+from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY
+from wpenv.reconcilers.base import (
+    Context,
+    Found,
+    Observation,
+    PermanentError,
+    Resource,
+    tag_dict,
+    tag_diff,
+    tag_list,
+)
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -83,39 +100,17 @@ def missing_tags(ctx: Context, observed: dict[str, Any]) -> dict[str, str]:
 
 def _is_ours(ctx: Context, access_point: dict[str, Any]) -> bool:
     """Our environment tag and Name tag, on the shared file system, not being deleted."""
-    tags = {t["Key"]: t.get("Value") for t in access_point.get("Tags") or []}
+    tags = tag_dict(access_point.get("Tags"))
     return (
         access_point.get("FileSystemId") == ctx.settings.file_system_id
-        and access_point.get("LifeCycleState") not in GONE_STATES
+        and not _going(access_point)
         and tags.get(TAG_ENVIRONMENT) == ctx.tags[TAG_ENVIRONMENT]
         and tags.get("Name") == ctx.names.access_point
     )
 
 
-def find_access_points(ctx: Context) -> list[dict[str, Any]]:
-    """Every access point of this environment: the recorded one first, then by tags."""
-    efs = ctx.clients.efs
-    found: list[dict[str, Any]] = []
-    recorded = ctx.ids.get("accessPointId")
-    if recorded:
-        try:
-            found = efs.describe_access_points(AccessPointId=recorded)["AccessPoints"]
-        except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        found = [ap for ap in found if ap.get("LifeCycleState") not in GONE_STATES]
-    seen = {ap["AccessPointId"] for ap in found}
-    kwargs: dict[str, Any] = {"FileSystemId": ctx.settings.file_system_id}
-    while True:
-        page = efs.describe_access_points(**kwargs)
-        for ap in page.get("AccessPoints", []):
-            if ap["AccessPointId"] not in seen and _is_ours(ctx, ap):
-                found.append(ap)
-                seen.add(ap["AccessPointId"])
-        token = page.get("NextToken")
-        if not token:
-            return [dict(ap) for ap in found]
-        kwargs["NextToken"] = token
+def _going(access_point: dict[str, Any]) -> bool:
+    return access_point.get("LifeCycleState") in GONE_STATES
 
 
 def _ids(access_point: dict[str, Any]) -> dict[str, str]:
@@ -125,11 +120,19 @@ def _ids(access_point: dict[str, Any]) -> dict[str, str]:
     }
 
 
-class AccessPoint:
-    """EFS access point of one tenant (condition group "Storage")."""
+class AccessPoint(Resource):
+    """EFS access point of one tenant (condition group "Storage").
+
+    What observe finds (`Observation.found`) is a list: every access point of this
+    environment, the recorded one (or the oldest found) first; `remove` deletes them all.
+    """
 
     kind = "AccessPoint"
     group = "Storage"
+    ids = ("accessPointId", "accessPointArn")
+    gone = frozenset({NOT_FOUND})
+    archive = "files"
+    retainable = True
 
     def __init__(self, chown: bool | None = None) -> None:
         """`chown`: give the tenant's directory to its POSIX user (default: when root).
@@ -139,11 +142,29 @@ class AccessPoint:
         """
         self._chown = os.geteuid() == 0 if chown is None else chown
 
-    def observe(self, ctx: Context) -> Observation:
-        """Find it; stale when root, POSIX user or our tags differ, or the directory is gone."""
-        found = find_access_points(ctx)
-        if not found:
-            return MISSING
+    def find(self, ctx: Context) -> list[dict[str, Any]] | None:
+        """Every access point of this environment: the recorded one first, then by tags."""
+        found: list[dict[str, Any]] = self.found_by_id(ctx) or []
+        seen = {ap["AccessPointId"] for ap in found}
+        found += [ap for ap in self.find_by_name(ctx) if ap["AccessPointId"] not in seen]
+        return found or None
+
+    def find_by_id(self, ctx: Context, recorded: str) -> list[dict[str, Any]]:
+        """The recorded access point, unless it is being deleted."""
+        answer = ctx.clients.efs.describe_access_points(AccessPointId=recorded)
+        return [dict(ap) for ap in answer["AccessPoints"] if not _going(ap)]
+
+    def find_by_name(self, ctx: Context) -> list[dict[str, Any]]:
+        """Access points on the shared file system with our environment and Name tags."""
+        pages = ctx.clients.efs.get_paginator("describe_access_points").paginate(
+            FileSystemId=ctx.settings.file_system_id
+        )
+        return [
+            dict(ap) for page in pages for ap in page.get("AccessPoints", []) if _is_ours(ctx, ap)
+        ]
+
+    def inspect(self, ctx: Context, found: list[dict[str, Any]]) -> Observation:
+        """Stale when root, POSIX user or our tags differ, or the directory is gone."""
         ap = found[0]
         drift = immutable_drift(ctx, ap)
         tags = missing_tags(ctx, ap)
@@ -160,23 +181,22 @@ class AccessPoint:
             ids=_ids(ap),
             ready=ap.get("LifeCycleState", "available") == "available",
             detail=detail,
-            facts={
-                "fileSystemId": ap.get("FileSystemId"),
-                "rootPath": (ap.get("RootDirectory") or {}).get("Path"),
-                "posixUid": (ap.get("PosixUser") or {}).get("Uid"),
-                "lifeCycleState": ap.get("LifeCycleState"),
-                "duplicates": len(found) - 1,
-            },
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
-        """Create (or adopt) the access point, record it, then make the tenant's directory."""
-        found = find_access_points(ctx)
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Create (or adopt) the access point, record it, then make the tenant's directory.
+
+        Neither AWS nor moto refuses a second access point with the same tags, so create
+        checks first when the observation found none (it may be stale: a pass we do not
+        remember may have made one since).
+        """
+        found = observed.found or self.find(ctx)
         if found:
             ap = found[0]
             log.info("adopting access point %s for %s", ap["AccessPointId"], ctx.names.tenant)
         else:
-            # A fresh token per call: the lookup above is what makes create idempotent; a
+            # A fresh token per call: the lookup is what makes create idempotent; a
             # deterministic token could collide with an access point deleted earlier.
             ap = ctx.clients.efs.create_access_point(
                 ClientToken=str(uuid.uuid4()), **desired_access_point(ctx)
@@ -203,28 +223,63 @@ class AccessPoint:
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Restore tags and the directory; a different root or POSIX user is permanent."""
-        found = find_access_points(ctx)
-        if not found:
-            return
-        ap = found[0]
+        ap = observed.found[0]
         drift = immutable_drift(ctx, ap)
         if drift:
             raise PermanentError(IMMUTABLE, drift)
         tags = missing_tags(ctx, ap)
         if tags:
-            ctx.clients.efs.tag_resource(
-                ResourceId=ap["AccessPointId"],
-                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-            )
+            self._tag(ctx.clients, str(ap["AccessPointId"]), tags)
         ctx.remember(_ids(ap))
         self.ensure_directory(ctx)
 
-    def delete(self, ctx: Context) -> None:
-        """Delete every access point of this environment; the directory stays (archived)."""
-        for ap in find_access_points(ctx):
+    @staticmethod
+    def _tag(clients: Any, access_point_id: str, tags: Mapping[str, str]) -> None:
+        clients.efs.tag_resource(ResourceId=access_point_id, Tags=tag_list(tags))
+
+    def remove(self, clients: Any, settings: Settings, found: list[dict[str, Any]]) -> None:
+        """Delete every access point found; the directory below stays (the archive hook's)."""
+        for ap in found:
             try:
-                ctx.clients.efs.delete_access_point(AccessPointId=ap["AccessPointId"])
+                clients.efs.delete_access_point(AccessPointId=ap["AccessPointId"])
             except ClientError as exc:
-                if not aws.is_not_found(exc, NOT_FOUND):
+                if not self.is_gone(exc):  # one gone must not keep the others
                     raise
-            log.info("deleted access point %s of %s", ap["AccessPointId"], ctx.names.tenant)
+            log.info("deleted access point %s", ap["AccessPointId"])
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """TagResource on the recorded access point."""
+        self._tag(ctx.clients, recorded, tags)
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every access point of the shared file system with our managed-by tag."""
+        if not settings.file_system_id:
+            return
+        paginator = clients.efs.get_paginator("describe_access_points")
+        for page in paginator.paginate(FileSystemId=settings.file_system_id):
+            for ap in page.get("AccessPoints", []):
+                found = self._found(dict(ap))
+                if found is not None and found.tags.get(TAG_MANAGED_BY) == settings.operator_name:
+                    yield found
+
+    @staticmethod
+    def _found(ap: dict[str, Any]) -> Found | None:
+        """One access point as the scan reports it (in the list shape `remove` takes)."""
+        if _going(ap):
+            return None
+        details = {
+            "arn": ap.get("AccessPointArn"),
+            "fileSystemId": ap.get("FileSystemId"),
+            "rootPath": (ap.get("RootDirectory") or {}).get("Path"),
+        }
+        return Found(str(ap["AccessPointId"]), [ap], tag_dict(ap.get("Tags")), details)
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The access point with its current tags; None when gone or going."""
+        try:
+            found = clients.efs.describe_access_points(AccessPointId=item.id)["AccessPoints"]
+        except ClientError as exc:
+            if self.is_gone(exc):
+                return None
+            raise
+        return self._found(dict(found[0])) if found else None

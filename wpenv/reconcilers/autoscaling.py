@@ -15,7 +15,8 @@ removes unwanted resources after the wanted ones converged, so the service reach
 moment before the target goes; a task the scaler might start in that moment is stopped on
 the next pass.
 Delete removes the policy explicitly before the target: AWS would remove it with the
-target, moto does not.
+target, moto does not. The scaler has no orphan listing of its own: the Service's `remove`
+drops the scalable target of a service it deletes.
 
 Tags go on the target when it is registered (`Tags`; later changes would need
 TagResource). They are not compared afterwards: moto accepts `Tags` but neither stores
@@ -27,12 +28,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError
+from wpenv.reconcilers.base import Context, Observation, Resource, TransientError
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ NOT_SUSPENDED = {
     "DynamicScalingOutSuspended": False,
     "ScheduledScalingSuspended": False,
 }
-GONE_CODES = ("ObjectNotFoundException",)
+GONE_CODES = frozenset({"ObjectNotFoundException"})
 WAITING = "WaitingForDependencies"
 WAITING_FOR_SERVICE = "the scaler needs the service recorded first"
 STALE = "scaler {have}; the plan wants {want}"
@@ -141,18 +144,38 @@ def _describe(summary: dict[str, Any] | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in summary.items())
 
 
-class Autoscaling:
+@dataclass(frozen=True)
+class Scaler:
+    """The registered scalable target as described, and our policy on it (None: absent)."""
+
+    target: dict[str, Any]
+    policy: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> dict[str, str]:
+        """The target's identity, as every Application Auto Scaling call takes it."""
+        return {
+            "ServiceNamespace": str(self.target.get("ServiceNamespace", NAMESPACE)),
+            "ResourceId": str(self.target["ResourceId"]),
+            "ScalableDimension": str(self.target.get("ScalableDimension", DIMENSION)),
+        }
+
+
+class Autoscaling(Resource):
     """Scalable target and CPU policy of one tenant's service (condition group "Compute")."""
 
     kind = "Autoscaling"
     group = "Compute"
+    ids = ("scalableTarget",)
+    gone = GONE_CODES
+    needs = ("Service",)
 
     def wanted(self, ctx: Context) -> bool:
         """Only with `spec.autoscaling`, and never while suspended (see the module doc)."""
         return ctx.spec.autoscaling is not None and not ctx.spec.suspended
 
-    def _find(self, ctx: Context) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """(target, policy) as described, each None when absent.
+    def find(self, ctx: Context) -> Scaler | None:
+        """The target and our policy, as described; None without a target.
 
         The policy is only looked for when the target exists: AWS refuses a policy without
         its target and deletes the policies with it, so an idle environment without
@@ -164,7 +187,7 @@ class Autoscaling:
         )["ScalableTargets"]
         target = next((t for t in targets if t.get("ResourceId") == resource_id(ctx)), None)
         if target is None:
-            return None, None
+            return None
         policies = client.describe_scaling_policies(
             **_key(ctx), PolicyNames=[policy_name(ctx)]
         )["ScalingPolicies"]
@@ -178,18 +201,15 @@ class Autoscaling:
             ),
             None,
         )
-        return dict(target), (dict(policy) if policy is not None else None)
+        return Scaler(dict(target), dict(policy) if policy is not None else None)
 
-    def observe(self, ctx: Context) -> Observation:
+    def inspect(self, ctx: Context, found: Scaler) -> Observation:
         """Exists when the target is registered; up to date on bounds and the policy."""
-        target, policy = self._find(ctx)
-        if target is None:
-            return MISSING
-        ids = {"scalableTarget": str(target.get("ScalableTargetARN") or resource_id(ctx))}
+        ids = {"scalableTarget": str(found.target.get("ScalableTargetARN") or resource_id(ctx))}
         if not self.wanted(ctx):  # about to be removed: nothing to compare against
-            return Observation(exists=True, up_to_date=True, ids=ids)
-        have_target, want_target = target_shape(target), target_shape(desired_target(ctx))
-        have_policy, want_policy = policy_shape(policy), policy_shape(desired_policy(ctx))
+            return Observation(exists=True, up_to_date=True, ids=ids, found=found)
+        have_target, want_target = target_shape(found.target), target_shape(desired_target(ctx))
+        have_policy, want_policy = policy_shape(found.policy), policy_shape(desired_policy(ctx))
         up_to_date = have_target == want_target and have_policy == want_policy
         detail = ""
         if not up_to_date:
@@ -197,25 +217,28 @@ class Autoscaling:
                 have=f"{have_target}, {_describe(have_policy)}",
                 want=f"{want_target}, {_describe(want_policy)}",
             )
-        return Observation(exists=True, up_to_date=up_to_date, ids=ids, detail=detail)
+        return Observation(exists=True, up_to_date=up_to_date, ids=ids, detail=detail,
+                           found=found)
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         """Register the target (tagged) and put the policy; adopts what already exists."""
         if not ctx.ids.get("serviceArn"):
             # Registering for a service that does not exist is a ValidationException,
             # which would read as permanent; the service simply is not there yet.
             raise TransientError(WAITING, WAITING_FOR_SERVICE)
-        self._apply(ctx, tag=True)
+        self._apply(ctx, observed.found, tag=True)
         log.info("registered scaler for %s", ctx.names.service)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Re-register the target and/or re-put the policy, whichever differs."""
-        self._apply(ctx, tag=False)
+        self._apply(ctx, observed.found, tag=False)
         log.info("updated scaler for %s", ctx.names.service)
 
-    def _apply(self, ctx: Context, *, tag: bool) -> None:
+    def _apply(self, ctx: Context, found: Scaler | None, *, tag: bool) -> None:
+        """Both calls are upserts: write only what differs from what observe found."""
         client = ctx.clients.application_autoscaling
-        target, policy = self._find(ctx)
+        target = found.target if found is not None else None
+        policy = found.policy if found is not None else None
         want_target = desired_target(ctx)
         arn = target.get("ScalableTargetARN") if target is not None else None
         if target is None or target_shape(target) != target_shape(want_target):
@@ -227,15 +250,14 @@ class Autoscaling:
         if policy_shape(policy) != policy_shape(want_policy):
             client.put_scaling_policy(**want_policy)
 
-    def delete(self, ctx: Context) -> None:
+    def remove(self, clients: Any, settings: Settings, found: Scaler) -> None:
         """Delete the policy, then deregister the target; "already gone" is success."""
-        client = ctx.clients.application_autoscaling
-        target, policy = self._find(ctx)
-        if policy is not None:
-            _tolerate_gone(client.delete_scaling_policy, **_key(ctx), PolicyName=policy_name(ctx))
-        if target is not None:
-            _tolerate_gone(client.deregister_scalable_target, **_key(ctx))
-            log.info("deregistered scaler for %s", ctx.names.service)
+        client = clients.application_autoscaling
+        if found.policy is not None:
+            _tolerate_gone(client.delete_scaling_policy, **found.key,
+                           PolicyName=str(found.policy["PolicyName"]))
+        _tolerate_gone(client.deregister_scalable_target, **found.key)
+        log.info("deregistered scaler %s", found.key["ResourceId"])
 
 
 def _tolerate_gone(call: Callable[..., Any], **kwargs: Any) -> None:
@@ -243,5 +265,5 @@ def _tolerate_gone(call: Callable[..., Any], **kwargs: Any) -> None:
     try:
         call(**kwargs)
     except ClientError as exc:
-        if not aws.is_not_found(exc, *GONE_CODES):
+        if aws.error_code(exc) not in GONE_CODES:
             raise

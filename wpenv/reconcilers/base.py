@@ -1,23 +1,70 @@
-"""The one interface every managed resource implements, and what it is given.
+"""What every resource kind declares, and the shared work its base class does once.
 
 Modelled on Crossplane's managed-resource reconciler: `observe` never changes anything and
 answers "does it exist, is it up to date"; `create` tolerates "already exists"; `delete`
-tolerates "already gone". A resource module never decides policy (order, retries,
-rollback): the engine does.
+tolerates "already gone". A kind never decides policy (order, retries, rollback, archiving):
+the engine does, reading the declarations below from `wpenv.reconcilers.registry`.
+
+A kind declares, as class attributes:
+- `kind`, `group`: its name in Events and the condition type it reports under;
+- `ids`: the status.resources keys it records, the first being the one it is found by;
+- `gone`: the exact AWS (or MySQL) error codes that mean "it is not there" — never a
+  substring match, so a `TargetGroupNotFound` raised while deleting a rule is not "rule gone";
+- `needs`: the kinds that must come before it in the creation order (checked by the registry);
+- `archive`: the before-delete hook (`users`, `database`, `files`) that must succeed before
+  it may be deleted, for a kind that holds the tenant's data;
+- `retainable`: whether deletionPolicy Retain tags it (the kinds that carry tags);
+- `goes_with`: the kind whose delete removes this one too, when its own delete is nothing
+  (the Cognito groups go with their pool, after the pool's archive hook read the members).
+
+and implements, on what observe found (`Observation.found`), never looking it up again:
+- `find_by_id` / `find_by_name`: the base's `find` tries the recorded id, then the name;
+- `inspect`: the Observation of a found resource (compare with the spec);
+- `create`, `update`, `delete` (`remove` is the part that needs no spec, which the orphan
+  cleanup calls too); `tag` for Retain;
+- `managed` / `refresh`: every instance the operator manages, for the orphan scan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
+from botocore.exceptions import ClientError
+
+from wpenv import aws
 from wpenv.api.models import WordPressEnvironmentSpec
 from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import Names
 from wpenv.settings import Settings
 
-__all__ = ["PermanentError", "TransientError"]
+__all__ = [
+    "MISSING",
+    "Context",
+    "Facts",
+    "Found",
+    "Observation",
+    "PermanentError",
+    "Resource",
+    "TransientError",
+    "tag_dict",
+    "tag_diff",
+    "tag_list",
+]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the status reports about the running service (never secrets)."""
+
+    running: int = 0
+    desired: int = 0
+    healthy: int = 0
+    # ECS's rolloutState of the primary deployment (IN_PROGRESS, COMPLETED, FAILED).
+    rollout_state: str = ""
+    serving: str = ""  # the task definition ARN that serves
+    rolled_back_from: str = ""  # a revision the circuit breaker rolled back
 
 
 @dataclass
@@ -31,8 +78,11 @@ class Observation:
     # False while the resource exists but is not yet serving (e.g. a rollout in progress).
     ready: bool = True
     detail: str = ""
-    # Facts other resources or the status need (e.g. running counts); never secrets.
-    facts: dict[str, Any] = field(default_factory=dict)
+    # What observe found (the described AWS object, or the kind's own record of it), so
+    # create, update and delete act on it without looking it up again.
+    found: Any = None
+    # The service's counts and rollout, for the status; None for every other kind.
+    facts: Facts | None = None
 
 
 MISSING = Observation(exists=False, up_to_date=False, ready=False)
@@ -47,6 +97,21 @@ def tag_diff(wanted: Mapping[str, str], described: Mapping[str, Any]) -> dict[st
     return {k: v for k, v in wanted.items() if have.get(k) != v}
 
 
+def tag_dict(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
+    """AWS tag lists (`Key`/`Value`, or ECS's `key`/`value`) as one dict."""
+    found: dict[str, str] = {}
+    for tag in tags or []:
+        key = tag.get("Key", tag.get("key"))
+        if key is not None:
+            found[str(key)] = str(tag.get("Value", tag.get("value", "")))
+    return found
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """Tags in the Key/Value list form most AWS APIs take."""
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
 @dataclass
 class Context:
     """Everything a resource needs to act on one environment; built per pass."""
@@ -57,14 +122,9 @@ class Context:
     names: Names
     tags: dict[str, str]
     settings: Settings
-    clients: Any  # wpenv.aws.Clients; Any keeps reconcilers free of an import cycle
+    clients: Any  # wpenv.aws.Clients
     ids: dict[str, Any]  # status.resources as last recorded, updated as we go
     record: Callable[[Mapping[str, Any]], None] = lambda _ids: None
-    # Where a delete exports data before it is lost (deprovisioning sets one prefix for the
-    # whole archive); None lets each export pick a fresh timestamped prefix of its own.
-    archive_key_prefix: str | None = None
-    # S3 URIs of what deletes exported during this pass, for the caller's Event and status.
-    exported: list[str] = field(default_factory=list)
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop identifiers of a resource that was removed, in the status too."""
@@ -83,42 +143,124 @@ class Context:
 
     @property
     def tag_list(self) -> list[dict[str, str]]:
-        """Tags in the Key/Value list form most AWS APIs take."""
-        return [{"Key": k, "Value": v} for k, v in self.tags.items()]
+        """This environment's tags in the Key/Value list form."""
+        return tag_list(self.tags)
 
 
-class Resource(Protocol):
-    """One external resource; the engine calls these four and nothing else.
+@dataclass(frozen=True)
+class Found:
+    """One instance a kind's `managed` listing found: what `remove` takes, and its tags."""
 
-    A resource that the spec can switch off (the listener rule while suspended, the
-    Cognito pieces without identity) also defines `wanted(ctx) -> bool`; see `is_wanted`.
-    """
+    id: str  # ARN, AWS id or name, as the report shows it
+    found: Any  # what `remove` and `refresh` take (the same shape observe finds)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)  # for the report; no secret
 
-    kind: str  # short name used in Events, e.g. "AccessPoint"
-    group: str  # condition type it reports under, e.g. "Storage"
+
+class Resource:
+    """The base of every kind: declarations, find-by-id-then-name, tolerant deletes."""
+
+    kind: ClassVar[str]
+    group: ClassVar[str]
+    ids: ClassVar[tuple[str, ...]] = ()
+    gone: ClassVar[frozenset[str]] = frozenset()
+    needs: ClassVar[tuple[str, ...]] = ()
+    archive: ClassVar[str | None] = None
+    retainable: ClassVar[bool] = False
+    goes_with: ClassVar[str | None] = None
+
+    # -- the spec --------------------------------------------------------------------
+    def wanted(self, ctx: Context) -> bool:
+        """Whether the spec wants it now (the rule while suspended, Cognito without identity)."""
+        return True
+
+    # -- finding ---------------------------------------------------------------------
+    def is_gone(self, exc: BaseException) -> bool:
+        """Whether `exc` says the resource is not there, by this kind's exact codes."""
+        return isinstance(exc, ClientError) and aws.error_code(exc) in self.gone
+
+    def recorded(self, ctx: Context) -> str | None:
+        """The identifier recorded in the status, if any."""
+        value = ctx.ids.get(self.ids[0]) if self.ids else None
+        return str(value) if value else None
+
+    def find(self, ctx: Context) -> Any | None:
+        """By recorded id, then by deterministic name or tag; None when neither finds it."""
+        found = self.found_by_id(ctx)
+        return found if found is not None else self.find_by_name(ctx)
+
+    def found_by_id(self, ctx: Context) -> Any | None:
+        """`find_by_id` of the recorded id, with this kind's "gone" codes meaning None."""
+        recorded = self.recorded(ctx)
+        if not recorded:
+            return None
+        try:
+            return self.find_by_id(ctx, recorded)
+        except ClientError as exc:
+            if not self.is_gone(exc):
+                raise
+            return None
+
+    def find_by_id(self, ctx: Context, recorded: str) -> Any | None:
+        """The resource the status recorded, if it is still there (and still ours)."""
+        return None
+
+    def find_by_name(self, ctx: Context) -> Any | None:
+        """The resource found by its deterministic name or tags, for a lost status."""
+        return None
 
     def observe(self, ctx: Context) -> Observation:
         """Read-only: does it exist, is it as the spec wants, is it ready."""
-        ...
+        found = self.find(ctx)
+        return MISSING if found is None else self.inspect(ctx, found)
 
-    def create(self, ctx: Context) -> None:
-        """Create it; if it already exists, adopt it. Records ids via ctx.remember."""
-        ...
+    def inspect(self, ctx: Context, found: Any) -> Observation:
+        """The Observation of a resource that exists (compares it with the spec)."""
+        raise NotImplementedError
+
+    # -- changing --------------------------------------------------------------------
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Create it; if it already exists (a pass we do not remember), adopt it."""
+        raise NotImplementedError
 
     def update(self, ctx: Context, observed: Observation) -> None:
-        """Bring an existing resource in line with the spec."""
-        ...
+        """Bring the existing resource (`observed.found`) in line with the spec."""
+        raise NotImplementedError
 
-    def delete(self, ctx: Context) -> None:
-        """Remove it; "already gone" is success."""
-        ...
+    def delete(self, ctx: Context, observed: Observation) -> None:
+        """Remove what observe found; "already gone" is success."""
+        if observed.found is not None:
+            self.remove_tolerant(ctx.clients, ctx.settings, observed.found)
 
+    def remove(self, clients: Any, settings: Settings, found: Any) -> None:
+        """Delete `found` (and what only it uses); needs no spec, so orphans use it too."""
+        raise NotImplementedError
 
-def is_wanted(resource: Resource, ctx: Context) -> bool:
-    """Whether the spec wants `resource` to exist; resources without `wanted` always are.
+    def remove_tolerant(self, clients: Any, settings: Settings, found: Any) -> None:
+        """`remove`, with this kind's "already gone" codes meaning success."""
+        try:
+            self.remove(clients, settings, found)
+        except ClientError as exc:
+            if not self.is_gone(exc):
+                raise
 
-    Optional rather than part of the protocol: most resources exist for as long as the
-    environment does, and a one-line `return True` in each would only be noise.
-    """
-    wanted: Callable[[Context], bool] | None = getattr(resource, "wanted", None)
-    return True if wanted is None else bool(wanted(ctx))
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """Add `tags` to the recorded resource (deletionPolicy Retain)."""
+        raise NotImplementedError
+
+    # -- the orphan scan -------------------------------------------------------------
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every instance that carries the operator's managed-by tag (or name)."""
+        return iter(())
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The instance as it is now, right before cleanup deletes it (None: gone)."""
+        return None
+
+    # -- helpers for the engine and tests ------------------------------------------------
+    def ensure_absent(self, ctx: Context) -> bool:
+        """Observe, then delete what exists and forget its ids; whether anything existed."""
+        observed = self.observe(ctx)
+        self.delete(ctx, observed)
+        ctx.forget(self.ids)
+        return observed.exists

@@ -7,9 +7,9 @@ The comparison happens in memory only: no value reaches a log line, an Observati
 Event, the status or an exception message.
 
 Rotation is manual (HLD 6.2): replace the client, and this step and the task definition
-follow. Finding, restoring, re-tagging and the forced deletion (so a switch of identity off
-and on can re-create the same name at once) are `secret_store`'s, shared with the database
-secret.
+follow. Finding, restoring, re-tagging, the forced deletion (so a switch of identity off
+and on can re-create the same name at once) and the orphan listing (only names shaped like
+`wpenv/<tenant>/oidc-client`) are `secret_store`'s, shared with the database secret.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wpenv import aws
+from wpenv.plan import Names
 from wpenv.reconcilers import identity
 from wpenv.reconcilers.base import Context, Observation, TransientError
 from wpenv.reconcilers.secret_store import NOT_FOUND, StoredSecret
@@ -50,7 +51,7 @@ def _current(ctx: Context, arn: str) -> Any:
     except ValueError:
         return None
     except ClientError as exc:
-        if aws.is_not_found(exc, NOT_FOUND):
+        if aws.error_code(exc) == NOT_FOUND:
             return None  # no current version yet
         raise
 
@@ -65,49 +66,52 @@ class ClientSecret(StoredSecret):
 
     kind = "ClientSecret"
     group = "Identity"
-    id_key = "clientSecretArn"
+    ids = ("clientSecretArn",)
+    needs = ("UserPoolClient",)
     description = DESCRIPTION
 
-    def secret_name(self, ctx: Context) -> str:
+    @staticmethod
+    def name_of(names: Names) -> str:
         """`wpenv/<tenant>/oidc-client`: found again by it when no ARN is recorded."""
-        return ctx.names.client_secret
+        return names.client_secret
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""
         return identity.enabled(ctx)
 
-    def inspect(
-        self, ctx: Context, arn: str, described: Mapping[str, Any]
-    ) -> tuple[list[str], dict[str, Any]]:
+    def value_problems(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> list[str]:
         """Stale when the value is not the client's current id and secret."""
         name = ctx.names.client_secret
         client = _client(ctx)
-        problems = []
         if client is None:
-            problems.append(STALE_UNKNOWN.format(name=name))
-        elif _current(ctx, arn) != desired_value(client):
-            problems.append(STALE_VALUE.format(name=name))
-        return problems, {"clientSecretName": name}
+            return [STALE_UNKNOWN.format(name=name)]
+        if _current(ctx, arn) != desired_value(client):
+            return [STALE_VALUE.format(name=name)]
+        return []
 
-    def create(self, ctx: Context) -> None:
-        """Create the secret from the client; adopt (or restore) one of the same name."""
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Create the secret from the client; adopt (or restore) the one observe found."""
         client = _client(ctx)
         if client is None:
             raise TransientError("WaitingForDependencies", WAITING)
         self.create_or_adopt(
             ctx,
+            observed,
             lambda: json.dumps(desired_value(client)),
-            lambda found: self._converge(ctx, self.take_over(ctx, found), client),
+            lambda found: self._converge(ctx, found, client),
         )
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Rewrite the value from the client and restore our tags."""
-        self.create(ctx)
+        self.create(ctx, observed)
 
-    def _converge(self, ctx: Context, arn: str, client: Mapping[str, Any]) -> None:
+    def _converge(
+        self, ctx: Context, described: Mapping[str, Any], client: Mapping[str, Any]
+    ) -> None:
+        arn = self.take_over(ctx, described)
         wanted = desired_value(client)
         if _current(ctx, arn) != wanted:
             sm = ctx.clients.secretsmanager
             sm.put_secret_value(SecretId=arn, SecretString=json.dumps(wanted))
             log.info("wrote the app client's credentials to secret %s", ctx.names.client_secret)
-        self.repair_tags(ctx, arn)
+        self.repair_tags(ctx, arn, described)

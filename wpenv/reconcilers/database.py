@@ -5,12 +5,13 @@ password is born in Secrets Manager and this step only reads it from there (the 
 recorded as `dbSecretArn`), so a crash between the two steps never leaves a MySQL user whose
 password nobody knows. Until the secret is recorded it waits (`WaitingForSecret`).
 
-The operator logs in with the shared RDS master credentials from the secret named by
-`db_master_secret_arn` (its only source: MYSQL_* variables are not read). Identifiers go
-through `sql_identifier`; the password is always a query parameter, never SQL text. The
-user gets ALL on its own database and nothing else; the database name in the GRANT has its
-`_` escaped, because GRANT treats `_` as a wildcard and `wp_a_b`.* would also match tenant
-"aab"'s `wp_aab`. Whether the secret's password still logs in is checked by logging in.
+The operator logs in through `wpenv.mysql` with the shared RDS master credentials from
+the secret named by `db_master_secret_arn` (its only source: MYSQL_* variables are not
+read). Identifiers go through `sql_identifier`; the password is always a query parameter,
+never SQL text. The user gets ALL on its own database and nothing else; the database name
+in the GRANT has its `_` escaped, because GRANT treats `_` as a wildcard and `wp_a_b`.*
+would also match tenant "aab"'s `wp_aab`. Whether the secret's password still logs in is
+checked by logging in.
 """
 
 from __future__ import annotations
@@ -19,40 +20,44 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pymysql
 from botocore.exceptions import ClientError
 from pymysql.cursors import Cursor
 
-from wpenv import aws
+from wpenv import aws, mysql
+from wpenv.mysql import (
+    connect,
+    error_code,
+    is_unreachable,
+    reachable,
+    read_credentials,
+    server_unreachable,
+)
 from wpenv.plan import sql_identifier
 from wpenv.reconcilers.base import (
-    MISSING,
     Context,
+    Found,
     Observation,
     PermanentError,
+    Resource,
     TransientError,
 )
-from wpenv.reconcilers.db_secret import MASTER_UNSET, read_credentials
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:  # pymysql's Connection is generic only in its stubs
-    from pymysql.connections import Connection
+if TYPE_CHECKING:
+    from wpenv.mysql import MySQLConnection
 
-    MySQLConnection = Connection[Cursor]
     Connect = Callable[[str, int, str, str, str | None], MySQLConnection]
-    MasterConnect = Callable[[Context], MySQLConnection]
+    MasterConnect = Callable[[Settings, Any], MySQLConnection]
 
-CONNECT_TIMEOUT = 5
-IO_TIMEOUT = 30
-# Can't connect, server gone away, lost connection, too many connections.
-UNREACHABLE_CODES = frozenset({2003, 2006, 2013, 1040})
 # Access denied (user/password, database), unknown database, host not allowed.
 LOGIN_REFUSED_CODES = frozenset({1044, 1045, 1049, 1130, 1698})
 
-UNREACHABLE = "the shared database server did not answer; trying again later"
 NOT_RECORDED = "the database secret is not recorded yet; the DatabaseSecret step makes it"
 RECORDED_GONE = "the recorded database secret is gone; the DatabaseSecret step re-creates it"
 NO_CREDENTIAL = "the database secret holds no password"
@@ -61,6 +66,14 @@ STALE_DATABASE = "database {name} does not exist"
 STALE_USER = "user {name} does not exist"
 STALE_GRANTS = "user {name} has other privileges than ALL on its own database"
 STALE_LOGIN = "the secret's password does not log in as {name}"
+
+SCHEMA_EXISTS = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
+USER_EXISTS = "SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'"
+LIST_SCHEMAS = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s"
+LIST_USERS = "SELECT User FROM mysql.user WHERE Host = '%%' AND User LIKE %s"
+LIKE_WP = "wp\\_%"  # LIKE pattern: `_` is a wildcard unless escaped
+# wp_ + a DNS label with "_" for "-" (plus, for users, a cut name's `_<8 hex>` suffix).
+TENANT_NAME = re.compile(r"^wp_[a-z0-9](?:[a-z0-9_]{0,62}[a-z0-9])?$")
 
 _GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?P<target>\S+) TO (?P<rest>.+)$")
 
@@ -107,11 +120,11 @@ def revoke_sql(ctx: Context) -> str:
     return f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account(ctx.names.database_user)}"
 
 
-def drop_sql(ctx: Context) -> list[str]:
+def drop_sql(database: str | None, user: str | None) -> list[str]:
     """User first, so nothing can write to the database while it is dropped."""
     return [
-        f"DROP USER IF EXISTS {account(ctx.names.database_user)}",
-        f"DROP DATABASE IF EXISTS {sql_identifier(ctx.names.database)}",
+        *([f"DROP USER IF EXISTS {account(user)}"] if user else []),
+        *([f"DROP DATABASE IF EXISTS {sql_identifier(database)}"] if database else []),
     ]
 
 
@@ -135,50 +148,6 @@ def parse_grants(lines: Sequence[str]) -> set[tuple[str, str, bool]]:
     return parsed
 
 
-def connect(
-    host: str, port: int, user: str, password: str, database: str | None = None
-) -> MySQLConnection:
-    """A pymysql connection with short timeouts and autocommit (DDL commits anyway)."""
-    return pymysql.connect(
-        host=host,
-        port=port,
-        user=user,
-        password=password,
-        database=database,
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=IO_TIMEOUT,
-        write_timeout=IO_TIMEOUT,
-        charset="utf8mb4",
-        autocommit=True,
-    )
-
-
-def master_connection(ctx: Context) -> MySQLConnection:
-    """Log in to the shared server with the RDS master secret's credentials."""
-    if not ctx.settings.db_master_secret_arn:
-        raise TransientError("MasterSecretMissing", MASTER_UNSET)
-    master = read_credentials(ctx.clients, ctx.settings.db_master_secret_arn)
-    return connect(
-        str(master["host"]), int(master["port"]), str(master["username"]), str(master["password"])
-    )
-
-
-def _code(exc: BaseException) -> int | None:
-    args = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-@contextmanager
-def reachable() -> Iterator[None]:
-    """Turn "cannot reach the server" into TransientError; other errors propagate."""
-    try:
-        yield
-    except pymysql.err.OperationalError as exc:
-        if _code(exc) in UNREACHABLE_CODES:
-            raise TransientError("DatabaseUnreachable", UNREACHABLE) from exc
-        raise
-
-
 def _with_password(cursor: Cursor, sql: str, password: str, what: str) -> None:
     """Run a statement whose parameter is the password; a refusal names only the code.
 
@@ -187,48 +156,72 @@ def _with_password(cursor: Cursor, sql: str, password: str, what: str) -> None:
     try:
         cursor.execute(sql, (password,))
     except pymysql.MySQLError as exc:
-        code = _code(exc)
-        if code in UNREACHABLE_CODES:
-            raise TransientError("DatabaseUnreachable", UNREACHABLE) from None
+        if is_unreachable(exc):
+            raise server_unreachable() from None
         raise PermanentError(
-            "DatabaseRefused", STATEMENT_FAILED.format(what=what, code=code)
+            "DatabaseRefused", STATEMENT_FAILED.format(what=what, code=error_code(exc))
         ) from None
 
 
-def _state(cursor: Cursor, ctx: Context) -> tuple[bool, bool, bool]:
-    """(database exists, user exists, grants are exactly ours), read with the master."""
-    cursor.execute(
-        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (ctx.names.database,)
-    )
+@dataclass(frozen=True)
+class Schema:
+    """What the shared server holds of one tenant: names of what exists, and its state."""
+
+    database: str | None  # the database's name when it exists
+    user: str | None  # the user's name when it exists
+    grants: bool = False  # the user's privileges are exactly ALL on its own database
+    login: bool = False  # the secret's password logs in as the user
+
+    @property
+    def name(self) -> str:
+        """The name the orphan report shows (the database's, else the user's)."""
+        return str(self.database or self.user)
+
+
+def _state(cursor: Cursor, ctx: Context) -> Schema | None:
+    """The tenant's database and user as the master sees them; None when neither exists."""
+    cursor.execute(SCHEMA_EXISTS, (ctx.names.database,))
     database = cursor.fetchone() is not None
-    cursor.execute(
-        "SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'", (ctx.names.database_user,)
-    )
+    cursor.execute(USER_EXISTS, (ctx.names.database_user,))
     user = cursor.fetchone() is not None
+    if not (database or user):
+        return None
     grants = False
     if user:
         cursor.execute(f"SHOW GRANTS FOR {account(ctx.names.database_user)}", ())
         lines = [str(row[0]) for row in cursor.fetchall()]
         grants = parse_grants(lines) == desired_grants(ctx)
-    return database, user, grants
+    return Schema(ctx.names.database if database else None,
+                  ctx.names.database_user if user else None, grants)
 
 
-class Database:
+class Database(Resource):
     """MySQL database and user of one tenant on the shared server (condition "Database")."""
 
     kind = "Database"
     group = "Database"
+    ids = ("databaseName", "databaseUser")
+    # Unknown database; DROP USER of a user that is not there. DROP ... IF EXISTS makes
+    # neither happen, but a hand-dropped database between two statements may.
+    gone = frozenset({"1049", "1396"})
+    needs = ("DatabaseSecret",)
+    archive = "database"
 
     def __init__(
-        self, master: MasterConnect = master_connection, connect: Connect = connect
+        self, master: MasterConnect = mysql.master_connection, connect: Connect = connect
     ) -> None:
         """`master`: opens a master connection per call; `connect`: logs in as the tenant."""
         self._master = master
         self._connect = connect
 
+    def is_gone(self, exc: BaseException) -> bool:
+        """MySQL's own error numbers, exactly."""
+        return isinstance(exc, pymysql.MySQLError) and str(error_code(exc)) in self.gone
+
     @contextmanager
-    def _cursor(self, ctx: Context) -> Iterator[Cursor]:
-        with reachable(), closing(self._master(ctx)) as conn, conn.cursor() as cursor:
+    def _cursor(self, settings: Settings, clients: Any) -> Iterator[Cursor]:
+        with reachable(), closing(self._master(settings, clients)) as conn, \
+                conn.cursor() as cursor:
             yield cursor
 
     def _credentials(self, ctx: Context) -> dict[str, Any] | None:
@@ -239,8 +232,9 @@ class Database:
         try:
             return read_credentials(ctx.clients, str(arn))
         except ClientError as exc:
-            if aws.is_not_found(exc) or aws.error_code(exc) == "InvalidRequestException":
-                return None  # gone, or scheduled for deletion
+            # gone, or scheduled for deletion
+            if aws.error_code(exc) in ("ResourceNotFoundException", "InvalidRequestException"):
+                return None
             raise
 
     def _password(self, ctx: Context) -> str:
@@ -269,71 +263,71 @@ class Database:
                     ctx.names.database,
                 )
         except pymysql.err.OperationalError as exc:
-            if _code(exc) in LOGIN_REFUSED_CODES:
+            if error_code(exc) in LOGIN_REFUSED_CODES:
                 return False
             raise
         conn.close()
         return True
 
-    def observe(self, ctx: Context) -> Observation:
+    def find(self, ctx: Context) -> Schema | None:
+        """Names are the tenant's, so the master's view is the lookup (no recorded id needed)."""
+        with self._cursor(ctx.settings, ctx.clients) as cursor:
+            return _state(cursor, ctx)
+
+    def inspect(self, ctx: Context, found: Schema) -> Observation:
         """Database, user, exact grants, and a login with the secret's password."""
-        with self._cursor(ctx) as cursor:
-            database, user, grants = _state(cursor, ctx)
-        if not database and not user:
-            return MISSING
         creds = self._credentials(ctx)
-        login = creds is not None and database and user and self._logs_in(ctx, creds)
+        both = bool(found.database and found.user)
+        login = creds is not None and both and self._logs_in(ctx, creds)
         problems = []
-        if not database:
+        if not found.database:
             problems.append(STALE_DATABASE.format(name=ctx.names.database))
-        if not user:
+        if not found.user:
             problems.append(STALE_USER.format(name=ctx.names.database_user))
-        elif not grants:
+        elif not found.grants:
             problems.append(STALE_GRANTS.format(name=ctx.names.database_user))
         if creds is None:
             problems.append(RECORDED_GONE if ctx.ids.get("dbSecretArn") else NOT_RECORDED)
-        elif database and user and not login:
+        elif both and not login:
             problems.append(STALE_LOGIN.format(name=ctx.names.database_user))
         return Observation(
             exists=True,
             up_to_date=not problems,
             ids={"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user},
             detail="; ".join(problems),
-            facts={
-                "databaseExists": database,
-                "databaseUserExists": user,
-                "databaseGrantsExact": grants,
-                "databaseLoginOk": bool(login),
-            },
+            found=replace(found, login=bool(login)),
         )
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         """Create (or adopt) database and user with the secret's password, then grant."""
         password = self._password(ctx)
-        with self._cursor(ctx) as cursor:
+        with self._cursor(ctx.settings, ctx.clients) as cursor:
             cursor.execute(create_database_sql(ctx), ())
             ctx.remember({"databaseName": ctx.names.database})
-            _, existed, grants = _state(cursor, ctx)
+            # Read again inside the same connection: a stale observation must not hide a
+            # user an earlier pass made (its password would then stay unknown).
+            state = _state(cursor, ctx)
+            existed = state is not None and state.user is not None
             _with_password(cursor, create_user_sql(ctx), password, "CREATE USER")
             ctx.remember({"databaseUser": ctx.names.database_user})
             if existed:  # adopted: its password is unknown, set the secret's
                 _with_password(cursor, alter_user_sql(ctx), password, "ALTER USER")
-            self._fix_grants(cursor, ctx, reset=existed and not grants)
+            self._fix_grants(cursor, ctx, reset=existed and not (state and state.grants))
         log.info("created database %s and its user", ctx.names.database)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Re-create what is missing, reset the password and the grants where they differ."""
+        found: Schema = observed.found
         password = self._password(ctx)
-        with self._cursor(ctx) as cursor:
-            database, user, grants = _state(cursor, ctx)
-            if not database:
+        with self._cursor(ctx.settings, ctx.clients) as cursor:
+            if not found.database:
                 cursor.execute(create_database_sql(ctx), ())
-            if not user:
+            if not found.user:
                 _with_password(cursor, create_user_sql(ctx), password, "CREATE USER")
-            elif not observed.facts.get("databaseLoginOk"):
+            elif not found.login:
                 _with_password(cursor, alter_user_sql(ctx), password, "ALTER USER")
-            if not grants:
-                self._fix_grants(cursor, ctx, reset=user)
+            if not found.grants:
+                self._fix_grants(cursor, ctx, reset=found.user is not None)
         ctx.remember({"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user})
         log.info("repaired database %s and its user", ctx.names.database)
 
@@ -343,9 +337,35 @@ class Database:
             cursor.execute(revoke_sql(ctx), ())
         cursor.execute(grant_sql(ctx), ())
 
-    def delete(self, ctx: Context) -> None:
+    def remove(self, clients: Any, settings: Settings, found: Schema) -> None:
         """Drop user and database; archiving first is the engine's job, not this one's."""
-        with self._cursor(ctx) as cursor:
-            for sql in drop_sql(ctx):
+        with self._cursor(settings, clients) as cursor:
+            for sql in drop_sql(found.database, found.user):
                 cursor.execute(sql, ())
-        log.info("dropped database %s and its user", ctx.names.database)
+        log.info("dropped database and user %s", found.name)
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every `wp_...` database and user: the operator's by name (MySQL has no tags)."""
+        with self._cursor(settings, clients) as cursor:
+            cursor.execute(LIST_SCHEMAS, (LIKE_WP,))
+            databases = {str(row[0]) for row in cursor.fetchall()}
+            cursor.execute(LIST_USERS, (LIKE_WP,))
+            users = {str(row[0]) for row in cursor.fetchall()}
+        for name in sorted(databases | users):
+            if TENANT_NAME.fullmatch(name):
+                schema = Schema(name if name in databases else None,
+                                name if name in users else None)
+                yield Found(name, schema, {}, {"database": schema.database is not None,
+                                               "user": schema.user is not None})
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """What of the item still exists."""
+        with self._cursor(settings, clients) as cursor:
+            cursor.execute(SCHEMA_EXISTS, (item.id,))
+            database = cursor.fetchone() is not None
+            cursor.execute(USER_EXISTS, (item.id,))
+            user = cursor.fetchone() is not None
+        if not (database or user):
+            return None
+        schema = Schema(item.id if database else None, item.id if user else None)
+        return Found(item.id, schema, {}, {"database": database, "user": user})

@@ -10,8 +10,9 @@ only the connection fields (host, port, username, dbname) are compared and rewri
 The value has the shape AWS's MySQL rotation functions expect, so when
 `db_rotation_lambda_arn` is set rotation is switched on (every 30 days). It is switched on
 without an immediate rotation: the MySQL user does not exist yet when the secret is created,
-and the rotation function would fail to log in. Finding, restoring, re-tagging and the
-forced deletion are `secret_store`'s, shared with the client secret.
+and the rotation function would fail to log in. Finding, restoring, re-tagging, the
+forced deletion and the orphan listing (only names shaped like `wpenv/<tenant>/database`)
+are `secret_store`'s, shared with the client secret.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from wpenv.mysql import MASTER_UNSET, read_credentials
+from wpenv.plan import Names
 from wpenv.reconcilers.base import Context, Observation, TransientError
 from wpenv.reconcilers.secret_store import StoredSecret
 
@@ -36,19 +39,6 @@ STALE_FIELDS = "secret {name} has other {fields} than the plan"
 STALE_NO_CREDENTIAL = "secret {name} holds no password"
 STALE_ROTATION = "secret {name} has rotation {actual}, the settings want {wanted}"
 UNREADABLE = "secret {name} does not hold a JSON object"
-MASTER_UNSET = "WPENV_DB_MASTER_SECRET_ARN is not set: the shared database is unknown"
-
-
-def read_credentials(clients: Any, arn: str) -> dict[str, Any]:
-    """The JSON object in a secret's current value (a tenant's or the RDS master's).
-
-    The database step uses it for both; the result holds a password, so never log it.
-    """
-    value = clients.secretsmanager.get_secret_value(SecretId=arn).get("SecretString") or "{}"
-    parsed = json.loads(value)
-    if not isinstance(parsed, dict):
-        raise ValueError(UNREADABLE.format(name=arn))
-    return parsed
 
 
 def master_endpoint(ctx: Context) -> dict[str, Any]:
@@ -126,16 +116,15 @@ class DatabaseSecret(StoredSecret):
 
     kind = "DatabaseSecret"
     group = "Database"
-    id_key = "dbSecretArn"
+    ids = ("dbSecretArn",)
     description = DESCRIPTION
 
-    def secret_name(self, ctx: Context) -> str:
+    @staticmethod
+    def name_of(names: Names) -> str:
         """`wpenv/<tenant>/database`: found again by it when no ARN is recorded."""
-        return ctx.names.db_secret
+        return names.db_secret
 
-    def inspect(
-        self, ctx: Context, arn: str, described: Mapping[str, Any]
-    ) -> tuple[list[str], dict[str, Any]]:
+    def value_problems(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> list[str]:
         """Stale when host/port/username/dbname, a password or rotation differ.
 
         The password is only checked for presence, never compared or reported.
@@ -161,22 +150,16 @@ class DatabaseSecret(StoredSecret):
                     wanted="on" if rotation else "off",
                 )
             )
-        facts = {
-            "dbSecretName": name,
-            "dbHost": (value or {}).get("host"),
-            "dbPort": (value or {}).get("port"),
-            "dbRotationEnabled": bool(described.get("RotationEnabled")),
-        }
-        return problems, facts
+        return problems
 
-    def create(self, ctx: Context) -> None:
-        """Create the secret with a new password; adopt (or restore) one of the same name."""
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Create the secret with a new password; adopt (or restore) the one observe found."""
 
         def value() -> str:
             fields = desired_fields(ctx, master_endpoint(ctx))
             return json.dumps({**fields, "password": new_password()})
 
-        arn = self.create_or_adopt(ctx, value, lambda found: self._adopt(ctx, found))
+        arn = self.create_or_adopt(ctx, observed, value, lambda found: self._adopt(ctx, found))
         if arn is not None:
             self._ensure_rotation(ctx, arn, {})  # a new secret rotates only once told to
 
@@ -184,15 +167,14 @@ class DatabaseSecret(StoredSecret):
         """Take over an existing secret of our name: restore it if deleted, then update it."""
         if not described.get("DeletedDate"):
             log.info("adopting secret %s", ctx.names.db_secret)
-        self._converge(ctx, self.take_over(ctx, described))
+        self._converge(ctx, described)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Rewrite the connection fields (keeping the password), tags and rotation."""
-        described = self.find(ctx)
-        if described is not None:
-            self._converge(ctx, self.take_over(ctx, described))
+        self._converge(ctx, observed.found)
 
-    def _converge(self, ctx: Context, arn: str) -> None:
+    def _converge(self, ctx: Context, described: Mapping[str, Any]) -> None:
+        arn = self.take_over(ctx, described)
         value = _value(ctx, arn) or {}
         wanted = desired_fields(ctx, master_endpoint(ctx))
         if field_differences(wanted, value) or not value.get("password"):
@@ -201,7 +183,8 @@ class DatabaseSecret(StoredSecret):
             sm = ctx.clients.secretsmanager
             sm.put_secret_value(SecretId=arn, SecretString=json.dumps(fresh))
             log.info("rewrote the connection fields of secret %s", ctx.names.db_secret)
-        self._ensure_rotation(ctx, arn, self.repair_tags(ctx, arn))
+        self.repair_tags(ctx, arn, described)
+        self._ensure_rotation(ctx, arn, described)
 
     def _ensure_rotation(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> None:
         """Switch rotation on or off as the settings say, without rotating right now."""

@@ -13,6 +13,8 @@ from wpenv.plan import url_for
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.listener_rule import listener_port
 
+# DescribeListeners' code for a listener that is gone (exact: never a substring match).
+LISTENER_GONE = "ListenerNotFound"
 # The ids the identity steps record, in creation order; the task definition needs them all.
 IDENTITY_IDS = ("userPoolId", "userPoolClientId", "userPoolDomain", "clientSecretArn")
 
@@ -39,6 +41,6 @@ def tenant_url(ctx: Context) -> str:
         except LookupError:
             pass  # a vanished listener: routing repairs it, the URL follows next pass
         except ClientError as exc:
-            if not aws.is_not_found(exc):
+            if aws.error_code(exc) != LISTENER_GONE:
                 raise
     return url_for(ctx.spec, ctx.settings, port)

@@ -7,32 +7,39 @@ of listeners and a new rule goes to the first one with room, at the smallest fre
 
 Finding an existing rule does not depend on the status: the recorded ARN first, then the
 rule in the pool that forwards to the tenant's target group (unique per tenant), then the
-rule carrying the tenant's tags.
+rule carrying the tenant's tags. ALB happily holds two rules with the same conditions, so
+create relies on that lookup (the observation it is given) rather than on an error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.plan import TAG_ENVIRONMENT, TAG_TENANT, path_prefix
+from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_TENANT, path_prefix
 from wpenv.reconcilers.base import (
-    MISSING,
     Context,
+    Found,
     Observation,
     PermanentError,
+    Resource,
     TransientError,
 )
-from wpenv.reconcilers.target_group import find_target_group
+from wpenv.reconcilers.target_group import TargetGroup, add_elb_tags, elb_tags
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RULE_NOT_FOUND = "RuleNotFound"
+# A rule whose listener is gone went with it. TargetGroupNotFound is deliberately absent:
+# the rule's target group being gone says nothing about the rule.
+LISTENER_NOT_FOUND = "ListenerNotFound"
+GONE = frozenset({RULE_NOT_FOUND, LISTENER_NOT_FOUND})
 LISTENER_POOL_FULL = (
     "every listener in the pool holds {limit} rules (the per-listener quota); add a listener "
     "to the pool (WPENV_LISTENER_ARNS) or raise the quota and rules_per_listener"
@@ -40,7 +47,6 @@ LISTENER_POOL_FULL = (
 NO_LISTENER_POOL = "no listener pool is configured: set WPENV_LISTENER_ARNS"
 WAITING_FOR_TARGET_GROUP = "the tenant's target group is not recorded yet"
 NO_SUCH_LISTENER = "listener {arn} was not found"
-TAGS_PER_CALL = 20  # DescribeTags accepts at most 20 ARNs
 
 
 def desired_conditions(ctx: Context) -> list[dict[str, Any]]:
@@ -124,18 +130,28 @@ def listener_of(rule_arn: str) -> str:
 
 
 @dataclass
-class Found:
-    """One existing rule and where it lives."""
+class PoolRule:
+    """One existing rule and where it lives: what observe and the orphan scan find.
+
+    `target_group_arn` is the tenant's target group as observe knew it (recorded, or found
+    by name), to compare the rule's forward target with; None from the orphan scan.
+    """
 
     rule: dict[str, Any]
     listener_arn: str
+    target_group_arn: str | None = None
+
+    @property
+    def arn(self) -> str:
+        """The rule's ARN."""
+        return str(self.rule["RuleArn"])
 
     @property
     def ids(self) -> dict[str, Any]:
         """The ResourceIds keys this resource records."""
         return {
             "listenerArn": self.listener_arn,
-            "listenerRuleArn": self.rule["RuleArn"],
+            "listenerRuleArn": self.arn,
             "rulePriority": int(self.rule["Priority"]),
         }
 
@@ -146,22 +162,22 @@ class PoolState:
 
     rules: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
 
-    def all_rules(self) -> Iterator[Found]:
+    def all_rules(self) -> Iterator[PoolRule]:
         """Every non-default rule with its listener."""
         for listener_arn, rules in self.rules:
             for rule in rules:
-                yield Found(rule, listener_arn)
+                yield PoolRule(rule, listener_arn)
 
     def slots(self) -> list[tuple[str, list[int]]]:
         """The input of `pick_slot`."""
         return [(arn, [int(r["Priority"]) for r in rules]) for arn, rules in self.rules]
 
 
-def read_pool(ctx: Context) -> PoolState:
+def read_pool(clients: Any, settings: Settings) -> PoolState:
     """Every listener's non-default rules (paginated: a listener can hold 100)."""
-    paginator = ctx.clients.elbv2.get_paginator("describe_rules")
+    paginator = clients.elbv2.get_paginator("describe_rules")
     state = PoolState()
-    for listener_arn in ctx.settings.listener_arns:
+    for listener_arn in settings.listener_arns:
         rules = [
             dict(rule)
             for page in paginator.paginate(ListenerArn=listener_arn)
@@ -172,78 +188,89 @@ def read_pool(ctx: Context) -> PoolState:
     return state
 
 
-def _tenant_tagged(ctx: Context, pool: PoolState) -> Found | None:
+def _tenant_tagged(ctx: Context, pool: PoolState) -> PoolRule | None:
     """The pool rule carrying this environment's tags (last resort after a lost status)."""
-    candidates = {found.rule["RuleArn"]: found for found in pool.all_rules()}
-    arns = list(candidates)
+    candidates = {found.arn: found for found in pool.all_rules()}
     wanted = {TAG_ENVIRONMENT: ctx.tags[TAG_ENVIRONMENT], TAG_TENANT: ctx.tags[TAG_TENANT]}
-    for start in range(0, len(arns), TAGS_PER_CALL):
-        batch = arns[start : start + TAGS_PER_CALL]
-        described = ctx.clients.elbv2.describe_tags(ResourceArns=batch)["TagDescriptions"]
-        for description in described:
-            tags = {tag["Key"]: tag.get("Value", "") for tag in description.get("Tags", [])}
-            if all(tags.get(key) == value for key, value in wanted.items()):
-                return candidates[description["ResourceArn"]]
+    for arn, tags in elb_tags(ctx.clients, list(candidates)).items():
+        if all(tags.get(key) == value for key, value in wanted.items()):
+            return candidates[arn]
     return None
 
 
-def _target_group_arn(ctx: Context, lookup: bool) -> str | None:
+def target_group_arn(ctx: Context, lookup: bool) -> str | None:
     """The tenant's target group ARN: as recorded, or (read-only) looked up by name."""
     arn = ctx.ids.get("targetGroupArn")
     if arn or not lookup:
         return str(arn) if arn else None
-    found = find_target_group(ctx)
+    found = TargetGroup().find_by_name(ctx)
     return str(found["TargetGroupArn"]) if found else None
 
 
-def find_rule(ctx: Context, target_group_arn: str | None) -> Found | None:
+def find_rule(ctx: Context, target_group: str | None) -> PoolRule | None:
     """Our rule: by recorded ARN, else the pool rule forwarding to our target group, else tags."""
     rule_arn = ctx.ids.get("listenerRuleArn")
     if rule_arn:
         try:
             rules = ctx.clients.elbv2.describe_rules(RuleArns=[rule_arn])["Rules"]
         except ClientError as exc:
-            if not aws.is_not_found(exc, RULE_NOT_FOUND):
+            if aws.error_code(exc) not in GONE:
                 raise
         else:
             if rules:
-                return Found(dict(rules[0]), listener_of(str(rule_arn)))
-    pool = read_pool(ctx)
-    if target_group_arn:
-        for found in pool.all_rules():
-            if target_group_arn in forward_targets(found.rule.get("Actions", [])):
-                return found
-    return _tenant_tagged(ctx, pool)
+                return PoolRule(dict(rules[0]), listener_of(str(rule_arn)), target_group)
+    return in_pool(ctx, read_pool(ctx.clients, ctx.settings), target_group)
+
+
+def in_pool(ctx: Context, pool: PoolState, target_group: str | None) -> PoolRule | None:
+    """Our rule in a pool already read: the one forwarding to our target group, else tags."""
+    found: PoolRule | None = None
+    if target_group:
+        found = next(
+            (r for r in pool.all_rules()
+             if target_group in forward_targets(r.rule.get("Actions", []))),
+            None,
+        )
+    found = found or _tenant_tagged(ctx, pool)
+    if found is not None:
+        found.target_group_arn = target_group
+    return found
 
 
 def _required_target_group(ctx: Context) -> str:
-    arn = _target_group_arn(ctx, lookup=False)
+    arn = target_group_arn(ctx, lookup=False)
     if not arn:
         raise TransientError("WaitingForTargetGroup", WAITING_FOR_TARGET_GROUP)
     return arn
 
 
-class ListenerRule:
+class ListenerRule(Resource):
     """The tenant's rule on the shared listener pool (condition group "Routing")."""
 
     kind = "ListenerRule"
     group = "Routing"
+    ids = ("listenerRuleArn", "listenerArn", "rulePriority")
+    gone = GONE
+    needs = ("TargetGroup",)
+    retainable = True
 
     def wanted(self, ctx: Context) -> bool:
         """No rule while suspended (when the spec says so): the listener's default answers."""
         return not (ctx.spec.suspended and ctx.spec.routing.remove_rule_when_suspended)
 
-    def observe(self, ctx: Context) -> Observation:
-        """Find the rule; up to date when its conditions and forward target match."""
-        target_group_arn = _target_group_arn(ctx, lookup=True)
-        found = find_rule(ctx, target_group_arn)
-        if found is None:
-            return MISSING
+    def find(self, ctx: Context) -> PoolRule | None:
+        """By recorded ARN, then through the pool; knows the target group to compare with."""
+        return find_rule(ctx, target_group_arn(ctx, lookup=True))
+
+    def inspect(self, ctx: Context, found: PoolRule) -> Observation:
+        """Up to date when its conditions and forward target match."""
         conditions_match = condition_sets(found.rule.get("Conditions", [])) == condition_sets(
             desired_conditions(ctx)
         )
         targets = forward_targets(found.rule.get("Actions", []))
-        target_matches = target_group_arn is not None and targets == {target_group_arn}
+        target_matches = found.target_group_arn is not None and targets == {
+            found.target_group_arn
+        }
         stale = [
             what
             for what, ok in (("conditions", conditions_match), ("forward target", target_matches))
@@ -255,56 +282,77 @@ class ListenerRule:
             ids=found.ids,
             ready=True,
             detail=f"rule differs: {', '.join(stale)}" if stale else "",
-            facts={
-                "listenerArn": found.listener_arn,
-                "priority": int(found.rule["Priority"]),
-                "pathPrefix": path_prefix(ctx.spec),
-            },
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
-        """Adopt our rule if it exists, else create it in the first listener with room."""
-        target_group_arn = _required_target_group(ctx)
-        found = find_rule(ctx, target_group_arn)
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Adopt our rule if it exists, else create it in the first listener with room.
+
+        ALB accepts a second rule with the same conditions, so this checks first: the
+        pool it reads to choose a slot is searched for our rule, which costs no more calls.
+        """
+        target_group = _required_target_group(ctx)
+        if observed.found is not None:
+            ctx.remember(observed.found.ids)
+            return
+        pool = read_pool(ctx.clients, ctx.settings)
+        found = in_pool(ctx, pool, target_group)
         if found is not None:
             ctx.remember(found.ids)
             return
-        listener_arn, priority = pick_slot(read_pool(ctx).slots(), ctx.settings.rules_per_listener)
+        listener_arn, priority = pick_slot(pool.slots(), ctx.settings.rules_per_listener)
         # PriorityInUse (a concurrent provision took the slot) propagates: transient.
         created = ctx.clients.elbv2.create_rule(
             ListenerArn=listener_arn,
             Priority=priority,
             Conditions=desired_conditions(ctx),
-            Actions=desired_actions(target_group_arn),
+            Actions=desired_actions(target_group),
             Tags=ctx.tag_list,
         )["Rules"][0]
-        ctx.remember(Found(dict(created), listener_arn).ids)
+        ctx.remember(PoolRule(dict(created), listener_arn).ids)
         log.info("created listener rule %s priority %d", created["RuleArn"], priority)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Put the conditions and the forward target back to the spec's."""
-        target_group_arn = _required_target_group(ctx)
-        rule_arn = observed.ids.get("listenerRuleArn")
-        if not rule_arn:
-            found = find_rule(ctx, target_group_arn)
-            if found is None:
-                return
-            rule_arn = found.rule["RuleArn"]
+        target_group = _required_target_group(ctx)
+        found: PoolRule = observed.found
         ctx.clients.elbv2.modify_rule(
-            RuleArn=rule_arn,
+            RuleArn=found.arn,
             Conditions=desired_conditions(ctx),
-            Actions=desired_actions(target_group_arn),
+            Actions=desired_actions(target_group),
         )
-        ctx.remember(observed.ids)
+        ctx.remember(found.ids)
 
-    def delete(self, ctx: Context) -> None:
-        """Delete the rule; already gone is success."""
-        found = find_rule(ctx, _target_group_arn(ctx, lookup=True))
-        if found is None:
-            return
+    def remove(self, clients: Any, settings: Settings, found: PoolRule) -> None:
+        """DeleteRule (only RuleNotFound or ListenerNotFound mean it is gone)."""
+        clients.elbv2.delete_rule(RuleArn=found.arn)
+        log.info("deleted listener rule %s", found.arn)
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """AddTags on the recorded rule."""
+        add_elb_tags(ctx.clients, recorded, tags)
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every non-default rule of the pool's listeners with our managed-by tag."""
+        for listener_arn, rules in read_pool(clients, settings).rules:
+            by_arn = {str(rule["RuleArn"]): rule for rule in rules}
+            for arn, tags in elb_tags(clients, list(by_arn)).items():
+                if tags.get(TAG_MANAGED_BY) == settings.operator_name:
+                    yield self._found(PoolRule(by_arn[arn], listener_arn), tags)
+
+    @staticmethod
+    def _found(rule: PoolRule, tags: Mapping[str, str]) -> Found:
+        return Found(rule.arn, rule, dict(tags), {"listenerArn": rule.listener_arn})
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The rule with its current tags; None when it is gone."""
         try:
-            ctx.clients.elbv2.delete_rule(RuleArn=found.rule["RuleArn"])
+            rules = clients.elbv2.describe_rules(RuleArns=[item.id])["Rules"]
+            tags = elb_tags(clients, [item.id]).get(item.id, {}) if rules else {}
         except ClientError as exc:
-            if not aws.is_not_found(exc, RULE_NOT_FOUND):
-                raise
-        log.info("deleted listener rule %s", found.rule["RuleArn"])
+            if self.is_gone(exc):
+                return None
+            raise
+        if not rules:
+            return None
+        return self._found(PoolRule(dict(rules[0]), listener_of(item.id)), tags)

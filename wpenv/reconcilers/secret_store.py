@@ -2,94 +2,113 @@
 
 The database secret and the client secret differ in their value (and rotation) only; how
 each is found again (recorded ARN, else deterministic name), restored when found scheduled
-for deletion, re-tagged and deleted without a recovery window is one piece of code, so a
+for deletion, re-tagged, deleted and listed for the orphan scan is one piece of code, so a
 fix to any of it reaches both. Nothing here reads or logs a secret's value.
+
+Deletion is always forced (ForceDeleteWithoutRecovery), by the reconciler and by the orphan
+cleanup alike (both call `remove`): a rollback or a re-provision must be able to create the
+same name again at once, which a secret in its recovery window prevents; and a recovery
+window would keep nothing of worth, since the value only unlocks the database user or the
+app client it was made for, and those go with the environment. A secret found scheduled for
+deletion (by a person, or an older operator) is restored by create instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError, tag_diff
+from wpenv.plan import TAG_MANAGED_BY, Names, names_for
+from wpenv.reconcilers.base import (
+    Context,
+    Found,
+    Observation,
+    Resource,
+    TransientError,
+    tag_dict,
+    tag_diff,
+    tag_list,
+)
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "ResourceNotFoundException"
 EXISTS = "ResourceExistsException"
 INVALID_REQUEST = "InvalidRequestException"
+# Stands for the tenant id in a name pattern; tenant ids are lower-case DNS labels.
+TENANT_MARK = "TENANT"
 
 STALE_TAGS = "secret {name} lacks tags {keys}"
 SCHEDULED = "secret {name} is scheduled for deletion; the next create restores it"
 DELETION_PENDING = "secret {name} is still being deleted; trying again shortly"
 
 
-def describe(ctx: Context, secret_id: str) -> dict[str, Any] | None:
+def describe(clients: Any, secret_id: str) -> dict[str, Any] | None:
     """DescribeSecret by ARN or name, or None when there is no such secret."""
     try:
-        return dict(ctx.clients.secretsmanager.describe_secret(SecretId=secret_id))
+        return dict(clients.secretsmanager.describe_secret(SecretId=secret_id))
     except ClientError as exc:
-        if aws.is_not_found(exc, NOT_FOUND):
+        if aws.error_code(exc) == NOT_FOUND:
             return None
         raise
 
 
-class StoredSecret:
-    """Base of a reconciler for one tenant secret; subclasses own its value and policy.
+def name_pattern(name_of: Callable[[Names], str]) -> tuple[str, re.Pattern[str]]:
+    """(the fixed prefix, a pattern of every name) of a secret named by `name_of` (pure)."""
+    prefix, _, suffix = name_of(names_for("", "", TENANT_MARK)).partition(TENANT_MARK)
+    return prefix, re.compile(re.escape(prefix) + r"[^/]+" + re.escape(suffix))
 
-    Deletion is forced (no recovery window) so a rollback or a deprovision can re-create
-    the same name at once; a secret found scheduled for deletion (an older rollback, a
-    person) is restored instead of failing the create.
-    """
 
-    id_key: ClassVar[str]  # where status.resources records the ARN, e.g. "dbSecretArn"
+class StoredSecret(Resource):
+    """Base of a kind for one tenant secret; subclasses own its value and policy."""
+
+    gone = frozenset({NOT_FOUND})
+    retainable = True
     description: ClassVar[str]  # formatted with the environment's namespace and name
 
+    @staticmethod
+    def name_of(names: Names) -> str:
+        """The deterministic name among an environment's names."""
+        raise NotImplementedError
+
     def secret_name(self, ctx: Context) -> str:
-        """The deterministic name (from ctx.names)."""
+        """This environment's secret name."""
+        return self.name_of(ctx.names)
+
+    def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
+        """DescribeSecret of the recorded ARN, if it still bears our name (may be deleted)."""
+        found = dict(ctx.clients.secretsmanager.describe_secret(SecretId=recorded))
+        return found if found.get("Name") == self.secret_name(ctx) else None
+
+    def find_by_name(self, ctx: Context) -> dict[str, Any] | None:
+        """DescribeSecret of the deterministic name (may be scheduled for deletion)."""
+        return describe(ctx.clients, self.secret_name(ctx))
+
+    def value_problems(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> list[str]:
+        """What is wrong with the live secret's value (and settings); never a secret in it."""
         raise NotImplementedError
 
-    def find(self, ctx: Context) -> dict[str, Any] | None:
-        """DescribeSecret of the recorded ARN, else of the deterministic name (may be deleted)."""
+    def inspect(self, ctx: Context, found: dict[str, Any]) -> Observation:
+        """Stale when `value_problems` finds any or our tags are missing; absent while deleted."""
         name = self.secret_name(ctx)
-        recorded = ctx.ids.get(self.id_key)
-        if recorded:
-            found = describe(ctx, str(recorded))
-            if found is not None and found.get("Name") == name:
-                return found
-        return describe(ctx, name)
-
-    def inspect(
-        self, ctx: Context, arn: str, described: Mapping[str, Any]
-    ) -> tuple[list[str], dict[str, Any]]:
-        """What is wrong with the live secret's value (and settings), and facts to report.
-
-        Never a secret in either: problems and facts reach the status and Events.
-        """
-        raise NotImplementedError
-
-    def observe(self, ctx: Context) -> Observation:
-        """Stale when `inspect` finds problems or our tags are missing."""
-        described = self.find(ctx)
-        if described is None:
-            return MISSING
-        name = self.secret_name(ctx)
-        if described.get("DeletedDate"):
+        if found.get("DeletedDate"):
             detail = SCHEDULED.format(name=name)
-            return Observation(exists=False, up_to_date=False, ready=False, detail=detail)
-        arn = str(described["ARN"])
-        problems, facts = self.inspect(ctx, arn, described)
-        problems += self.tag_problems(ctx, described)
+            return Observation(exists=False, up_to_date=False, ready=False, detail=detail,
+                               found=found)
+        arn = str(found["ARN"])
+        problems = self.value_problems(ctx, arn, found) + self.tag_problems(ctx, found)
         return Observation(
             exists=True,
             up_to_date=not problems,
-            ids={self.id_key: arn},
+            ids={self.ids[0]: arn},
             detail="; ".join(problems),
-            facts=facts,
+            found=found,
         )
 
     def tag_problems(self, ctx: Context, described: Mapping[str, Any]) -> list[str]:
@@ -102,17 +121,18 @@ class StoredSecret:
     def create_or_adopt(
         self,
         ctx: Context,
+        observed: Observation,
         value: Callable[[], str],
         adopt: Callable[[Mapping[str, Any]], None],
     ) -> str | None:
-        """Create the secret holding `value()`, or hand one of our name to `adopt`.
+        """Create the secret holding `value()`, or hand the one observe found to `adopt`.
 
         Returns the new secret's ARN, or None when an existing one was adopted. `value` is
-        called only when creating, after the lookup (it may do I/O; it holds the secret).
+        called only when creating (it may do I/O; it holds the secret). Names are unique, so
+        a secret made meanwhile shows as ResourceExistsException and is adopted then.
         """
-        described = self.find(ctx)
-        if described is not None:
-            adopt(described)
+        if observed.found is not None:
+            adopt(observed.found)
             return None
         name = self.secret_name(ctx)
         try:
@@ -125,7 +145,7 @@ class StoredSecret:
         except ClientError as exc:
             code = aws.error_code(exc)
             if code == EXISTS:  # created meanwhile (or moto's answer for a deleted name)
-                again = self.find(ctx)
+                again = self.find_by_name(ctx)
                 if again is not None:
                     adopt(again)
                     return None
@@ -134,7 +154,7 @@ class StoredSecret:
                 raise self._deletion_pending(ctx) from exc
             raise
         arn = str(created["ARN"])
-        ctx.remember({self.id_key: arn})
+        ctx.remember({self.ids[0]: arn})
         log.info("created secret %s", name)
         return arn
 
@@ -150,35 +170,67 @@ class StoredSecret:
                 raise
             log.info("restored secret %s, which was scheduled for deletion",
                      self.secret_name(ctx))
-        ctx.remember({self.id_key: arn})
+        ctx.remember({self.ids[0]: arn})
         return arn
 
-    def repair_tags(self, ctx: Context, arn: str) -> dict[str, Any]:
-        """Put back our tags the secret lacks; returns its fresh description."""
-        sm = ctx.clients.secretsmanager
-        described = dict(sm.describe_secret(SecretId=arn))
+    def repair_tags(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> None:
+        """Put back our tags that the described secret lacks."""
         tags = tag_diff(ctx.tags, described)
         if tags:
-            sm.tag_resource(SecretId=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
-        return described
+            ctx.clients.secretsmanager.tag_resource(SecretId=arn, Tags=tag_list(tags))
 
-    def delete(self, ctx: Context) -> None:
-        """Delete at once, without a recovery window, so the name can be re-created.
+    def remove(self, clients: Any, settings: Settings, found: Mapping[str, Any]) -> None:
+        """DeleteSecret of the ARN found, forced (see the module docstring for why).
 
-        Both the recorded ARN and the name: after a secret was deleted by hand and made
-        again (drift repair), the record may name the old one while the new one lives.
+        "Already scheduled for deletion" (InvalidRequestException) counts as gone for this
+        call only; ResourceNotFoundException is the kind's `gone`.
         """
-        name = self.secret_name(ctx)
-        for secret_id in dict.fromkeys(i for i in (ctx.ids.get(self.id_key), name) if i):
-            try:
-                ctx.clients.secretsmanager.delete_secret(
-                    SecretId=str(secret_id), ForceDeleteWithoutRecovery=True
-                )
-            except ClientError as exc:
-                if not aws.is_not_found(exc, NOT_FOUND):
-                    raise
-                continue  # already gone
-            log.info("deleted secret %s (%s)", name, secret_id)
+        arn = str(found["ARN"])
+        try:
+            clients.secretsmanager.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        except ClientError as exc:
+            if aws.error_code(exc) != INVALID_REQUEST:
+                raise
+            log.info("secret %s is already being deleted", found.get("Name") or arn)
+            return
+        log.info("deleted secret %s", found.get("Name") or arn)
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """TagResource on the recorded secret."""
+        ctx.clients.secretsmanager.tag_resource(SecretId=recorded, Tags=tag_list(tags))
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """This kind's secrets with our managed-by tag, not scheduled for deletion.
+
+        The name prefix and the tag key filter server-side (prefix matches); the name
+        pattern keeps out the other kind's secrets, so no secret is listed twice.
+        """
+        prefix, pattern = name_pattern(self.name_of)
+        pages = clients.secretsmanager.get_paginator("list_secrets").paginate(
+            Filters=[
+                {"Key": "name", "Values": [prefix]},
+                {"Key": "tag-key", "Values": [TAG_MANAGED_BY]},
+            ]
+        )
+        for page in pages:
+            for secret in page.get("SecretList", []):
+                found = self._found(dict(secret))
+                if found is not None and pattern.fullmatch(str(secret.get("Name"))) and (
+                    found.tags.get(TAG_MANAGED_BY) == settings.operator_name
+                ):
+                    yield found
+
+    @staticmethod
+    def _found(secret: dict[str, Any]) -> Found | None:
+        if secret.get("DeletedDate"):
+            return None
+        return Found(str(secret["ARN"]), secret, tag_dict(secret.get("Tags")),
+                     {"name": secret.get("Name")})
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The secret with its current tags; None when gone or scheduled for deletion."""
+        described = describe(clients, item.id)
+        return None if described is None else self._found(described)
 
     def _deletion_pending(self, ctx: Context) -> TransientError:
         return TransientError(

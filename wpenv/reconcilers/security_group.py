@@ -12,12 +12,23 @@ then by VPC + name; create adopts a group that already exists.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.reconcilers.base import MISSING, Context, Observation, tag_diff
+from wpenv.plan import TAG_MANAGED_BY
+from wpenv.reconcilers.base import (
+    Context,
+    Found,
+    Observation,
+    Resource,
+    tag_dict,
+    tag_diff,
+    tag_list,
+)
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -96,40 +107,36 @@ def missing_tags(ctx: Context, group: dict[str, Any]) -> dict[str, str]:
     return tag_diff(ctx.tags, group)
 
 
-def find_security_group(ctx: Context) -> dict[str, Any] | None:
-    """The tenant's group: by recorded id, then by name in the shared VPC."""
-    ec2 = ctx.clients.ec2
-    recorded = ctx.ids.get("securityGroupId")
-    if recorded:
-        try:
-            groups = ec2.describe_security_groups(GroupIds=[recorded])["SecurityGroups"]
-        except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        else:
-            for group in groups:
-                if group.get("VpcId") == ctx.settings.vpc_id:
-                    return dict(group)
-    groups = ec2.describe_security_groups(
-        Filters=[
-            {"Name": "vpc-id", "Values": [ctx.settings.vpc_id]},
-            {"Name": "group-name", "Values": [ctx.names.security_group]},
-        ]
-    )["SecurityGroups"]
-    return dict(groups[0]) if groups else None
+def _in_vpc(groups: list[dict[str, Any]], vpc_id: str) -> dict[str, Any] | None:
+    return next((dict(g) for g in groups if g.get("VpcId") == vpc_id), None)
 
 
-class SecurityGroup:
+class SecurityGroup(Resource):
     """Security group of one tenant's tasks (condition group "Network")."""
 
     kind = "SecurityGroup"
     group = "Network"
+    ids = ("securityGroupId",)
+    gone = frozenset({NOT_FOUND})
+    retainable = True
 
-    def observe(self, ctx: Context) -> Observation:
-        """Find the group; stale when its ingress is not exactly ours or tags are missing."""
-        found = find_security_group(ctx)
-        if found is None:
-            return MISSING
+    def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
+        """The recorded group, if it is still in the shared VPC."""
+        groups = ctx.clients.ec2.describe_security_groups(GroupIds=[recorded])["SecurityGroups"]
+        return _in_vpc(groups, ctx.settings.vpc_id)
+
+    def find_by_name(self, ctx: Context) -> dict[str, Any] | None:
+        """Group names are unique per VPC."""
+        groups = ctx.clients.ec2.describe_security_groups(
+            Filters=[
+                {"Name": "vpc-id", "Values": [ctx.settings.vpc_id]},
+                {"Name": "group-name", "Values": [ctx.names.security_group]},
+            ]
+        )["SecurityGroups"]
+        return dict(groups[0]) if groups else None
+
+    def inspect(self, ctx: Context, found: dict[str, Any]) -> Observation:
+        """Stale when its ingress is not exactly ours or tags are missing."""
         extra, missing = rule_differences(ctx, found)
         tags = missing_tags(ctx, found)
         detail = ""
@@ -142,41 +149,33 @@ class SecurityGroup:
             up_to_date=not (extra or missing or tags),
             ids={"securityGroupId": str(found["GroupId"])},
             detail=detail,
-            facts={"vpcId": found.get("VpcId"), "groupName": found.get("GroupName")},
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         """Create (or adopt) the group, record its id, then grant the ALB's ingress."""
-        ec2 = ctx.clients.ec2
-        group = find_security_group(ctx)
-        if group is None:
-            try:
-                group_id = ec2.create_security_group(
-                    GroupName=ctx.names.security_group,
-                    Description=DESCRIPTION.format(tenant=ctx.names.tenant),
-                    VpcId=ctx.settings.vpc_id,
-                    TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}],
-                )["GroupId"]
-                log.info("created security group %s for %s", group_id, ctx.names.tenant)
-            except ClientError as exc:
-                if aws.error_code(exc) != DUPLICATE:
-                    raise
-                group = find_security_group(ctx)  # created by a pass we do not remember
-                if group is None:
-                    raise
-                group_id = group["GroupId"]
+        try:
+            group_id = ctx.clients.ec2.create_security_group(
+                GroupName=ctx.names.security_group,
+                Description=DESCRIPTION.format(tenant=ctx.names.tenant),
+                VpcId=ctx.settings.vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}],
+            )["GroupId"]
+        except ClientError as exc:
+            if aws.error_code(exc) != DUPLICATE:
+                raise
+            group = self.find_by_name(ctx)  # created by a pass we do not remember
+            if group is None:
+                raise
         else:
-            group_id = group["GroupId"]
-        ctx.remember({"securityGroupId": str(group_id)})
-        self._converge(ctx, group or {"GroupId": group_id, "Tags": ctx.tag_list})
+            log.info("created security group %s for %s", group_id, ctx.names.tenant)
+            group = {"GroupId": group_id, "Tags": ctx.tag_list}
+        ctx.remember({"securityGroupId": str(group["GroupId"])})
+        self._converge(ctx, group)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Revoke unexpected ingress, authorize the missing rule, restore our tags."""
-        group = find_security_group(ctx)
-        if group is None:
-            return
-        ctx.remember({"securityGroupId": str(group["GroupId"])})
-        self._converge(ctx, group)
+        self._converge(ctx, observed.found)
 
     def _converge(self, ctx: Context, group: dict[str, Any]) -> None:
         ec2 = ctx.clients.ec2
@@ -201,18 +200,42 @@ class SecurityGroup:
                     raise
         tags = missing_tags(ctx, group)
         if tags:
-            ec2.create_tags(
-                Resources=[group_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
-            )
+            self._tag(ctx.clients, group_id, tags)
 
-    def delete(self, ctx: Context) -> None:
-        """Delete the group; DependencyViolation (tasks' ENIs still attached) propagates."""
-        group = find_security_group(ctx)
-        if group is None:
-            return
+    @staticmethod
+    def _tag(clients: Any, group_id: str, tags: Mapping[str, str]) -> None:
+        clients.ec2.create_tags(Resources=[group_id], Tags=tag_list(tags))
+
+    def remove(self, clients: Any, settings: Settings, found: dict[str, Any]) -> None:
+        """DeleteSecurityGroup; DependencyViolation (ENIs still attached) propagates."""
+        clients.ec2.delete_security_group(GroupId=found["GroupId"])
+        log.info("deleted security group %s", found["GroupId"])
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """CreateTags on the recorded group."""
+        self._tag(ctx.clients, recorded, tags)
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every group with our managed-by tag (a tag filter does the work server-side)."""
+        pages = clients.ec2.get_paginator("describe_security_groups").paginate(
+            Filters=[{"Name": f"tag:{TAG_MANAGED_BY}", "Values": [settings.operator_name]}]
+        )
+        for page in pages:
+            yield from (self._found(group) for group in page.get("SecurityGroups", []))
+
+    @staticmethod
+    def _found(group: dict[str, Any]) -> Found:
+        return Found(
+            str(group["GroupId"]), dict(group), tag_dict(group.get("Tags")),
+            {"name": group.get("GroupName"), "vpcId": group.get("VpcId")},
+        )
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The group with its current tags; None when gone."""
         try:
-            ctx.clients.ec2.delete_security_group(GroupId=group["GroupId"])
+            groups = clients.ec2.describe_security_groups(GroupIds=[item.id])["SecurityGroups"]
         except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        log.info("deleted security group %s of %s", group["GroupId"], ctx.names.tenant)
+            if self.is_gone(exc):
+                return None
+            raise
+        return self._found(dict(groups[0])) if groups else None

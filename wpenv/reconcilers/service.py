@@ -4,18 +4,24 @@ The service is what makes an environment serve, so it is ready only when ECS say
 three ways: the running count reached the desired count, the PRIMARY deployment's rollout
 COMPLETED, and the ALB sees as many healthy targets. Deployments use the circuit breaker
 with rollback (HLD 4): a revision whose tasks never start is rolled back by ECS itself;
-observe reports that (`rolledBack`, and `rolledBackFrom` when the revision that failed
-is the one the spec wants) and counts the service as settled: it serves the previous
-revision, and deploying the very revision that failed again cannot help; only a new spec
-can. The status says so in its Rollout condition instead of retrying forever. To tell a
+observe reports that (`Facts.rolled_back_from`, when the revision that failed is the one
+the spec wants) and counts the service as settled: it serves the previous revision, and
+deploying the very revision that failed again cannot help; only a new spec can. The
+status says so in its Rollout condition instead of retrying forever. To tell a
 rollback from a service that simply has not been updated yet, every deployment we ask
 for is written to a service tag.
+
+What observe finds is the described service (DescribeServices, with tags), in any status:
+a DRAINING one (deleted a moment ago) does not exist for the engine but keeps create from
+making a new one too early. `remove` also drops the service's scalable target, so the
+orphan cleanup leaves no scaler pointing at nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +29,17 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws
 from wpenv.api.models import GROUP
+from wpenv.plan import TAG_MANAGED_BY
 from wpenv.reconcilers.base import (
-    MISSING,
     Context,
+    Facts,
+    Found,
     Observation,
+    Resource,
     TransientError,
+    tag_dict,
 )
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +59,16 @@ STALE = "service runs {current} with {count} tasks; the plan wants {wanted} with
 TAG_REQUESTED = f"wpenv.{GROUP}/task-definition"
 PLATFORM_VERSION = "1.4.0"  # EFS volumes need Fargate platform 1.4.0 or later (HLD 8)
 GRACE_SECONDS = 120
-GONE_CODES = ("ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException")
+GONE_CODES = frozenset(
+    {"ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException"}
+)
+# CreateService for a name that is taken, with another client token.
+NOT_IDEMPOTENT = "InvalidParameterException"
+TARGET_GROUP_GONE = "TargetGroupNotFound"
+SCALER_GONE = "ObjectNotFoundException"
+SERVICES_PER_CALL = 10  # DescribeServices takes at most ten
+SCALING_NAMESPACE = "ecs"
+ACTIVE = "ACTIVE"
 
 
 def _require(ctx: Context, *keys: str) -> list[str]:
@@ -152,125 +172,145 @@ def rollout_of(service: dict[str, Any]) -> Rollout:
     return Rollout(state, requested if requested and requested != current else None)
 
 
-def find_service(ctx: Context) -> dict[str, Any] | None:
-    """The tenant's service in any status (recorded ARN first, then its name), or None."""
-    ecs = ctx.clients.ecs
-    refs = [ctx.ids.get("serviceArn"), ctx.names.service]
-    found: dict[str, Any] | None = None
-    for ref in dict.fromkeys(r for r in refs if r):
-        try:
-            page = ecs.describe_services(
-                cluster=ctx.settings.cluster_name, services=[ref], include=["TAGS"]
-            )
-        except ClientError as exc:
-            if aws.is_not_found(exc, *GONE_CODES):
-                return None
-            raise
-        for service in page.get("services", []):
-            if service.get("status") == "ACTIVE":
-                return dict(service)
-            found = found or dict(service)
-    return found
-
-
-def healthy_targets(ctx: Context, service: dict[str, Any]) -> int:
+def healthy_targets(clients: Any, service: dict[str, Any], recorded: str | None) -> int:
     """Healthy targets in the target group the service registers its tasks in."""
     groups = [lb.get("targetGroupArn") for lb in service.get("loadBalancers") or []]
-    arn = next((g for g in groups if g), None) or ctx.ids.get("targetGroupArn")
+    arn = next((g for g in groups if g), None) or recorded
     if not arn:
         return 0
     try:
-        found = ctx.clients.elbv2.describe_target_health(TargetGroupArn=arn)
+        found = clients.elbv2.describe_target_health(TargetGroupArn=arn)
     except ClientError as exc:
-        if aws.is_not_found(exc):
+        if aws.error_code(exc) == TARGET_GROUP_GONE:
             return 0
         raise
     states = [d.get("TargetHealth", {}).get("State") for d in found["TargetHealthDescriptions"]]
     return states.count("healthy")
 
 
-class Service:
+def _active(service: dict[str, Any] | None) -> bool:
+    return service is not None and service.get("status") == ACTIVE
+
+
+def scaler_id(cluster: str, service_name: str) -> str:
+    """Application Auto Scaling's name for a service: `service/<cluster>/<name>`."""
+    return f"service/{cluster}/{service_name}"
+
+
+def _cluster(service: dict[str, Any], settings: Settings) -> str:
+    """The cluster name of a described service (its ARN's tail), else the shared one."""
+    return str(service.get("clusterArn") or settings.cluster_name).rpartition("/")[2]
+
+
+def _service_name(service: dict[str, Any]) -> str:
+    return str(service.get("serviceName") or str(service["serviceArn"]).rpartition("/")[2])
+
+
+class Service(Resource):
     """ECS service of one tenant (condition group "Compute")."""
 
     kind = "Service"
     group = "Compute"
+    ids = ("serviceArn",)
+    gone = GONE_CODES
+    needs = ("TaskDefinition", "TargetGroup", "ListenerRule", "SecurityGroup")
+    retainable = True
 
-    def observe(self, ctx: Context) -> Observation:
+    def _describe(self, clients: Any, cluster: str, refs: Sequence[str]) -> list[dict[str, Any]]:
+        """Described services with tags, in any status (missing ones are left out)."""
+        page = clients.ecs.describe_services(cluster=cluster, services=list(refs),
+                                             include=["TAGS"])
+        return [dict(s) for s in page.get("services", [])]
+
+    def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
+        """The recorded service if it is ACTIVE (a DRAINING one: look by name too)."""
+        found = self._describe(ctx.clients, ctx.settings.cluster_name, [recorded])
+        return next((s for s in found if _active(s)), None)
+
+    def find_by_name(self, ctx: Context) -> dict[str, Any] | None:
+        """The service of the tenant's name: the ACTIVE one, else one still draining."""
+        try:
+            found = self._describe(ctx.clients, ctx.settings.cluster_name, [ctx.names.service])
+        except ClientError as exc:
+            if self.is_gone(exc):
+                return None
+            raise
+        return next((s for s in found if _active(s)), found[0] if found else None)
+
+    def inspect(self, ctx: Context, found: dict[str, Any]) -> Observation:
         """Exists when ACTIVE; up to date on task definition and desired count only.
 
         Deployment configuration and grace period are not compared: moto drops them on
         create, and they never change after it.
         """
-        service = find_service(ctx)
-        if service is None or service.get("status") != "ACTIVE":
-            return MISSING
-        current = service.get("taskDefinition")
-        running = int(service.get("runningCount", 0))
-        desired = int(service.get("desiredCount", 0))
-        rollout = rollout_of(service)
-        healthy = healthy_targets(ctx, service)
+        if not _active(found):  # not ACTIVE: gone for the engine (create waits while it drains)
+            return Observation(exists=False, up_to_date=False, ready=False, found=found)
+        current = found.get("taskDefinition")
+        desired = int(found.get("desiredCount", 0))
+        rollout = rollout_of(found)
         wanted = ctx.ids.get("taskDefinitionArn")
         # The wanted revision failed and ECS went back: settled until the spec changes.
         stuck = rollout.failed is not None and rollout.failed == wanted and current != wanted
+        facts = Facts(
+            running=int(found.get("runningCount", 0)),
+            desired=desired,
+            healthy=healthy_targets(ctx.clients, found, ctx.ids.get("targetGroupArn")),
+            rollout_state=rollout.state or "",
+            serving=str(current or ""),
+            rolled_back_from=str(wanted) if stuck else "",
+        )
         up_to_date = (current == wanted or stuck) and count_matches(ctx, desired)
         ready = (
-            running == desired
+            facts.running == desired
             and rollout.state == "COMPLETED"
-            and (desired == 0 or healthy >= desired)
+            and (desired == 0 or facts.healthy >= desired)
         )
-        facts: dict[str, Any] = {
-            "runningCount": running,
-            "desiredCount": desired,
-            "rolloutState": rollout.state,
-            "healthyTargets": healthy,
-            "rolledBack": rollout.failed is not None,
-            "serving": current,
-        }
-        if rollout.failed is not None:
-            facts["failedTaskDefinition"] = rollout.failed
-        if stuck:
-            facts["rolledBackFrom"] = wanted
-        detail = ""
-        if stuck:
-            detail = ROLLED_BACK_MESSAGE.format(arn=wanted, current=current)
-        elif not up_to_date:
-            detail = STALE.format(current=current, count=desired, wanted=wanted,
-                                  want_count=desired_count(ctx))
-        elif not ready:
-            detail = NOT_READY.format(running=running, desired=desired, rollout=rollout.state,
-                                      healthy=healthy)
         return Observation(
             exists=True,
             up_to_date=up_to_date,
-            ids={"serviceArn": str(service["serviceArn"])},
+            ids={"serviceArn": str(found["serviceArn"])},
             ready=ready,
-            detail=detail,
+            detail=_detail(ctx, facts, stuck=stuck, up_to_date=up_to_date, ready=ready),
+            found=found,
             facts=facts,
         )
 
-    def create(self, ctx: Context) -> None:
-        """Create the service unless an ACTIVE one exists (then adopt it)."""
-        service = find_service(ctx)
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Create the service unless an ACTIVE one exists (then adopt it).
+
+        moto silently replaces a service created twice, so without a service in the
+        observation create checks first (by name: one describe). In AWS the deterministic
+        client token makes a retried request return the same service, and one racing with
+        another token fails as not idempotent and is adopted.
+        """
+        service: dict[str, Any] | None = observed.found or self.find(ctx)
         if service is not None and service.get("status") == "DRAINING":
             raise TransientError(DRAINING, DRAINING_MESSAGE.format(name=ctx.names.service))
-        if service is None or service.get("status") != "ACTIVE":
-            desired = desired_service(ctx)  # may be waiting for the other resources
-            try:
-                service = ctx.clients.ecs.create_service(**desired)["service"]
-            except ClientError:
-                # A concurrent create (another token) lost the race: adopt the winner.
-                service = find_service(ctx)
-                if service is None or service.get("status") != "ACTIVE":
-                    raise
-            log.info("created service %s", ctx.names.service)
+        if service is None or not _active(service):
+            service = self._create(ctx)
         ctx.remember({"serviceArn": str(service["serviceArn"])})
+
+    def _create(self, ctx: Context) -> dict[str, Any]:
+        """CreateService; on "not idempotent" (a racing create won) the winner."""
+        desired = desired_service(ctx)  # may be waiting for the other resources
+        try:
+            service: dict[str, Any] = ctx.clients.ecs.create_service(**desired)["service"]
+        except ClientError as exc:
+            if aws.error_code(exc) != NOT_IDEMPOTENT:
+                raise
+            adopted = self.find_by_name(ctx)
+            if adopted is None or not _active(adopted):
+                raise
+            return adopted
+        log.info("created service %s", ctx.names.service)
+        return service
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Deploy the recorded task definition and/or set the desired count, as differ."""
         (wanted,) = _require(ctx, "taskDefinitionArn")
-        service = find_service(ctx)
-        if service is None or service.get("status") != "ACTIVE":
-            self.create(ctx)
+        service: dict[str, Any] | None = observed.found
+        if service is None or not _active(service):
+            self.create(ctx, observed)
             return
         ctx.remember({"serviceArn": str(service["serviceArn"])})
         changes: dict[str, Any] = {}
@@ -291,18 +331,90 @@ class Service:
                 resourceArn=service["serviceArn"], tags=[{"key": TAG_REQUESTED, "value": wanted}]
             )
 
-    def delete(self, ctx: Context) -> None:
-        """Scale to zero, then delete (forced); a service that is not ACTIVE is already going."""
-        service = find_service(ctx)
-        if service is None or service.get("status") != "ACTIVE":
+    def remove(self, clients: Any, settings: Settings, found: dict[str, Any]) -> None:
+        """Drop its scalable target, scale to zero, delete (forced).
+
+        A service that is not ACTIVE is already being deleted by ECS: only its scaler is
+        left to drop.
+        """
+        cluster, name = _cluster(found, settings), _service_name(found)
+        self._drop_scaler(clients, scaler_id(cluster, name))
+        if not _active(found):
             return
-        ecs = ctx.clients.ecs
-        cluster = ctx.settings.cluster_name
+        arn = str(found["serviceArn"])
+        if int(found.get("desiredCount", 0)) > 0:
+            clients.ecs.update_service(cluster=cluster, service=arn, desiredCount=0)
+        clients.ecs.delete_service(cluster=cluster, service=arn, force=True)
+        log.info("deleted service %s", name)
+
+    @staticmethod
+    def _drop_scaler(clients: Any, resource_id: str) -> None:
+        """Deregister the service's scalable targets (AWS removes their policies too)."""
+        scaling = clients.application_autoscaling
+        targets = scaling.describe_scalable_targets(
+            ServiceNamespace=SCALING_NAMESPACE, ResourceIds=[resource_id]
+        )["ScalableTargets"]
+        for target in targets:
+            if target.get("ResourceId") != resource_id:
+                continue
+            try:
+                scaling.deregister_scalable_target(
+                    ServiceNamespace=SCALING_NAMESPACE, ResourceId=resource_id,
+                    ScalableDimension=target["ScalableDimension"],
+                )
+            except ClientError as exc:
+                if aws.error_code(exc) != SCALER_GONE:
+                    raise
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """TagResource on the recorded service."""
+        ctx.clients.ecs.tag_resource(
+            resourceArn=recorded, tags=[{"key": k, "value": v} for k, v in tags.items()]
+        )
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every ACTIVE service of the cluster with our managed-by tag (10 per describe)."""
+        paginator = clients.ecs.get_paginator("list_services")
+        arns = [
+            str(arn)
+            for page in paginator.paginate(cluster=settings.cluster_name)
+            for arn in page.get("serviceArns", [])
+        ]
+        for start in range(0, len(arns), SERVICES_PER_CALL):
+            batch = arns[start : start + SERVICES_PER_CALL]
+            for service in self._describe(clients, settings.cluster_name, batch):
+                found = self._found(service, settings)
+                if found is not None and found.tags.get(TAG_MANAGED_BY) == settings.operator_name:
+                    yield found
+
+    @staticmethod
+    def _found(service: dict[str, Any], settings: Settings) -> Found | None:
+        if not _active(service):
+            return None  # draining: ECS is deleting it already
+        details = {"cluster": _cluster(service, settings), "serviceName": _service_name(service)}
+        return Found(str(service["serviceArn"]), service, tag_dict(service.get("tags")), details)
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The service if still ACTIVE, with its current tags."""
+        cluster = str(item.details.get("cluster") or settings.cluster_name)
         try:
-            if int(service.get("desiredCount", 0)) > 0:
-                ecs.update_service(cluster=cluster, service=service["serviceArn"], desiredCount=0)
-            ecs.delete_service(cluster=cluster, service=service["serviceArn"], force=True)
+            found = self._describe(clients, cluster, [item.id])
         except ClientError as exc:
-            if not aws.is_not_found(exc, *GONE_CODES):
-                raise
-        log.info("deleted service %s", ctx.names.service)
+            if self.is_gone(exc):
+                return None
+            raise
+        return self._found(found[0], settings) if found else None
+
+
+def _detail(ctx: Context, facts: Facts, *, stuck: bool, up_to_date: bool, ready: bool) -> str:
+    """Why the service is not (yet) what the plan wants; empty when it is."""
+    wanted = ctx.ids.get("taskDefinitionArn")
+    if stuck:
+        return ROLLED_BACK_MESSAGE.format(arn=wanted, current=facts.serving)
+    if not up_to_date:
+        return STALE.format(current=facts.serving, count=facts.desired, wanted=wanted,
+                            want_count=desired_count(ctx))
+    if not ready:
+        return NOT_READY.format(running=facts.running, desired=facts.desired,
+                                rollout=facts.rollout_state or None, healthy=facts.healthy)
+    return ""

@@ -2,24 +2,28 @@
 
 One per tenant, named `ctx.names.target_group`. Lookup is by recorded ARN, then by that
 name: the name is unique per account and region, and neither AWS (only when settings
-match) nor moto (never) makes `CreateTargetGroup` an idempotent adopt, so a restarted
-operator must find the group before it tries to create one.
+match) nor moto (never) makes `CreateTargetGroup` an idempotent adopt, so create adopts
+on `DuplicateTargetGroupName`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.reconcilers.base import MISSING, Context, Observation
+from wpenv.plan import TAG_MANAGED_BY
+from wpenv.reconcilers.base import Context, Found, Observation, Resource, tag_dict, tag_list
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "TargetGroupNotFound"
 DUPLICATE = "DuplicateTargetGroupName"
+TAGS_PER_CALL = 20  # ELB DescribeTags accepts at most 20 ARNs
 
 HEALTH_CHECK_PATH = "/wp-login.php"  # answers 200 on a fresh install and once installed
 HEALTH_CHECK_CODES = "200-399"  # WordPress redirects to the installer before setup
@@ -88,39 +92,47 @@ def _immutable_drift(ctx: Context, observed: dict[str, Any]) -> str:
     return ""
 
 
-def find_target_group(ctx: Context) -> dict[str, Any] | None:
-    """The tenant's target group: by recorded ARN, then by its deterministic name."""
-    elbv2 = ctx.clients.elbv2
-    arn = ctx.ids.get("targetGroupArn")
-    if arn:
-        try:
-            groups = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
-        except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        else:
-            if groups:
-                return dict(groups[0])
-    try:
-        groups = elbv2.describe_target_groups(Names=[ctx.names.target_group])["TargetGroups"]
-    except ClientError as exc:
-        if aws.is_not_found(exc, NOT_FOUND):
-            return None
-        raise
-    return dict(groups[0]) if groups else None
+def elb_tags(clients: Any, arns: Sequence[str]) -> dict[str, dict[str, str]]:
+    """ARN -> tags of load balancer resources (rules, target groups), 20 per DescribeTags."""
+    found: dict[str, dict[str, str]] = {}
+    for start in range(0, len(arns), TAGS_PER_CALL):
+        batch = list(arns[start : start + TAGS_PER_CALL])
+        for description in clients.elbv2.describe_tags(ResourceArns=batch)["TagDescriptions"]:
+            found[str(description["ResourceArn"])] = tag_dict(description.get("Tags"))
+    return found
 
 
-class TargetGroup:
+def add_elb_tags(clients: Any, arn: str, tags: Mapping[str, str]) -> None:
+    """AddTags on one load balancer resource."""
+    clients.elbv2.add_tags(ResourceArns=[arn], Tags=tag_list(tags))
+
+
+class TargetGroup(Resource):
     """ALB target group of one tenant (condition group "Routing")."""
 
     kind = "TargetGroup"
     group = "Routing"
+    ids = ("targetGroupArn",)
+    gone = frozenset({NOT_FOUND})
+    retainable = True
 
-    def observe(self, ctx: Context) -> Observation:
-        """Find the group and compare the health check settings we own."""
-        found = find_target_group(ctx)
-        if found is None:
-            return MISSING
+    def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
+        """The recorded group (DescribeTargetGroups by ARN)."""
+        groups = ctx.clients.elbv2.describe_target_groups(TargetGroupArns=[recorded])
+        return next((dict(g) for g in groups["TargetGroups"]), None)
+
+    def find_by_name(self, ctx: Context) -> dict[str, Any] | None:
+        """Target group names are unique per account and region."""
+        try:
+            groups = ctx.clients.elbv2.describe_target_groups(Names=[ctx.names.target_group])
+        except ClientError as exc:
+            if self.is_gone(exc):
+                return None
+            raise
+        return next((dict(g) for g in groups["TargetGroups"]), None)
+
+    def inspect(self, ctx: Context, found: dict[str, Any]) -> Observation:
+        """Compare the health check settings we own; note fields that cannot change."""
         diffs = health_check_differences(found)
         detail = _immutable_drift(ctx, found)
         if diffs:
@@ -131,49 +143,68 @@ class TargetGroup:
             ids={"targetGroupArn": found["TargetGroupArn"]},
             ready=True,
             detail=detail,
-            facts={
-                "targetGroupName": found.get("TargetGroupName", ctx.names.target_group),
-                "port": found.get("Port"),
-                "loadBalancerArns": list(found.get("LoadBalancerArns", [])),
-            },
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         """Create the group, or adopt the one a previous pass (or a race) created."""
-        found = find_target_group(ctx)
-        if found is None:
+        group = observed.found
+        if group is None:
             try:
                 created = ctx.clients.elbv2.create_target_group(**desired_target_group(ctx))
             except ClientError as exc:
                 if aws.error_code(exc) != DUPLICATE:
                     raise
-                found = find_target_group(ctx)  # created concurrently: adopt it
-                if found is None:
+                group = self.find_by_name(ctx)  # created concurrently: adopt it
+                if group is None:
                     raise
             else:
-                found = dict(created["TargetGroups"][0])
+                group = dict(created["TargetGroups"][0])
                 log.info("created target group %s", ctx.names.target_group)
-        ctx.remember({"targetGroupArn": found["TargetGroupArn"]})
+        ctx.remember({"targetGroupArn": group["TargetGroupArn"]})
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Put the health check back to what we set (the only mutable part we own)."""
-        arn = observed.ids.get("targetGroupArn") or ctx.ids.get("targetGroupArn")
-        if not arn:
-            found = find_target_group(ctx)
-            if found is None:
-                return
-            arn = found["TargetGroupArn"]
+        arn = observed.found["TargetGroupArn"]
         ctx.clients.elbv2.modify_target_group(TargetGroupArn=arn, **desired_health_check())
         ctx.remember({"targetGroupArn": arn})
 
-    def delete(self, ctx: Context) -> None:
-        """Delete the group; ResourceInUse (a rule still forwards here) propagates."""
-        found = find_target_group(ctx)
-        if found is None:
-            return
+    def remove(self, clients: Any, settings: Settings, found: dict[str, Any]) -> None:
+        """DeleteTargetGroup; ResourceInUse (a rule still forwards here) propagates."""
+        clients.elbv2.delete_target_group(TargetGroupArn=found["TargetGroupArn"])
+        log.info("deleted target group %s", found.get("TargetGroupName", found["TargetGroupArn"]))
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """AddTags on the recorded group."""
+        add_elb_tags(ctx.clients, recorded, tags)
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every target group of the account and region with our managed-by tag."""
+        paginator = clients.elbv2.get_paginator("describe_target_groups")
+        groups = {
+            str(group["TargetGroupArn"]): dict(group)
+            for page in paginator.paginate()
+            for group in page["TargetGroups"]
+        }
+        for arn, tags in elb_tags(clients, list(groups)).items():
+            if tags.get(TAG_MANAGED_BY) == settings.operator_name:
+                yield self._found(groups[arn], tags)
+
+    @staticmethod
+    def _found(group: dict[str, Any], tags: Mapping[str, str]) -> Found:
+        return Found(
+            str(group["TargetGroupArn"]), group, dict(tags),
+            {"name": group.get("TargetGroupName")},
+        )
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The group with its current tags; None when it is gone."""
         try:
-            ctx.clients.elbv2.delete_target_group(TargetGroupArn=found["TargetGroupArn"])
+            groups = clients.elbv2.describe_target_groups(TargetGroupArns=[item.id])
+            tags = elb_tags(clients, [item.id]).get(item.id, {})
         except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        log.info("deleted target group %s", ctx.names.target_group)
+            if self.is_gone(exc):
+                return None
+            raise
+        group = next((dict(g) for g in groups["TargetGroups"]), None)
+        return None if group is None else self._found(group, tags)

@@ -6,21 +6,28 @@ database credentials never appear in it: the container's `secrets` name the tena
 Secrets Manager secret by ARN and JSON key, and ECS injects the values when a task starts.
 Files live on EFS through the tenant's access point, mounted with IAM authorization and
 TLS in transit, so the task role (and nothing else) decides who may mount it.
+
+Observe lists the family's ACTIVE revisions and describes the newest; what it finds (a
+`Family`) has the same shape as what the orphan scan finds through the Resource Groups
+Tagging API, so one `remove` deregisters and deletes for both. Registering is not an
+upsert, so create and update register only when the newest revision differs from the plan.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws, sso
-from wpenv.plan import url_for
+from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_RETAINED, TAG_TENANT, url_for
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError
+from wpenv.reconcilers.base import Context, Found, Observation, Resource, TransientError, tag_dict
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,12 @@ COMPARED = (
     "containerDefinitions",
     "volumes",
 )
-DEREGISTER_BATCH = 10  # DeleteTaskDefinitions takes at most ten references
+DELETE_BATCH = 10  # DeleteTaskDefinitions takes at most ten references
+# ECS has no not-found code for task definitions: an unknown revision is a ClientException
+# ("Unable to describe task definition"), in AWS and in moto alike.
+GONE = "ClientException"
+# An endpoint without DeleteTaskDefinitions: INACTIVE revisions are harmless, so stop there.
+NO_DELETE = frozenset({"UnknownOperationException", "InvalidAction", "NotImplemented"})
 _ARN_TAIL = re.compile(r"task-definition/(?P<family>[^:/]+):(?P<revision>\d+)$")
 
 
@@ -94,18 +106,12 @@ def sso_container_settings(
     return environment, [{"name": sso.SECRET_VARIABLE, "valueFrom": secret}]
 
 
-def desired_task_definition(ctx: Context, tenant_url: str | None = None) -> dict[str, Any]:
-    """The `RegisterTaskDefinition` arguments for this tenant (no I/O).
-
-    Raises TransientError(WaitingForDependencies) while the role, the DB secret, the
-    access point (or, with identity, a Cognito piece) has not been recorded yet.
-    """
-    _require_ids(ctx)
+def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
+    """The WordPress container: credentials by reference only, files on the EFS volume."""
     settings = ctx.settings
     secret_arn = str(ctx.ids["dbSecretArn"])
-    role_arn = str(ctx.ids["taskRoleArn"])
     sso_environment, sso_secrets = sso_container_settings(ctx, tenant_url)
-    container: dict[str, Any] = {
+    return {
         "name": ctx.names.container,
         "image": ctx.spec.image,
         "essential": True,
@@ -138,6 +144,16 @@ def desired_task_definition(ctx: Context, tenant_url: str | None = None) -> dict
             },
         },
     }
+
+
+def desired_task_definition(ctx: Context, tenant_url: str | None = None) -> dict[str, Any]:
+    """The `RegisterTaskDefinition` arguments for this tenant (no I/O).
+
+    Raises TransientError(WaitingForDependencies) while the role, the DB secret, the
+    access point (or, with identity, a Cognito piece) has not been recorded yet.
+    """
+    _require_ids(ctx)
+    role_arn = str(ctx.ids["taskRoleArn"])
     return {
         "family": ctx.names.task_family,
         "requiresCompatibilities": ["FARGATE"],
@@ -146,12 +162,12 @@ def desired_task_definition(ctx: Context, tenant_url: str | None = None) -> dict
         "memory": str(ctx.spec.memory),
         "taskRoleArn": role_arn,
         "executionRoleArn": role_arn,
-        "containerDefinitions": [container],
+        "containerDefinitions": [desired_container(ctx, tenant_url)],
         "volumes": [
             {
                 "name": VOLUME,
                 "efsVolumeConfiguration": {
-                    "fileSystemId": settings.file_system_id,
+                    "fileSystemId": ctx.settings.file_system_id,
                     "rootDirectory": "/",
                     "transitEncryption": "ENABLED",
                     "authorizationConfig": {
@@ -206,11 +222,15 @@ def parse_arn(arn: str) -> tuple[str, int] | None:
     return (found["family"], int(found["revision"])) if found else None
 
 
-def family_arns(ctx: Context, status: str = "ACTIVE") -> list[str]:
-    """ARNs of the tenant family's revisions in `status`, newest first."""
-    family = ctx.names.task_family
+def family_of(arn: str) -> str:
+    """`wpenv-acme` of `arn:...:task-definition/wpenv-acme:3`."""
+    return arn.rpartition("/")[2].rpartition(":")[0]
+
+
+def family_arns(clients: Any, family: str, status: str = "ACTIVE") -> list[str]:
+    """ARNs of the family's revisions in `status`, newest first."""
     arns: list[tuple[int, str]] = []
-    paginator = ctx.clients.ecs.get_paginator("list_task_definitions")
+    paginator = clients.ecs.get_paginator("list_task_definitions")
     pages = paginator.paginate(familyPrefix=family, status=status, sort="DESC")
     for page in pages:
         for arn in page.get("taskDefinitionArns", []):
@@ -229,46 +249,78 @@ def _desired(ctx: Context) -> dict[str, Any]:
     return desired_task_definition(ctx, identity.tenant_url(ctx) if needs_url else None)
 
 
-def _describe(ctx: Context, arn: str) -> tuple[dict[str, Any], list[Any]] | None:
+def _describe(clients: Any, arn: str) -> tuple[dict[str, Any], list[Any]] | None:
+    """(revision, tags) of one task definition; None when ECS does not know it."""
     try:
-        found = ctx.clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        found = clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
     except ClientError as exc:
-        if aws.is_not_found(exc) or aws.error_code(exc) == "ClientException":
+        if aws.error_code(exc) == GONE:
             return None
         raise
     return dict(found["taskDefinition"]), list(found.get("tags") or [])
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start : start + size]
+        yield list(items[start : start + size])
 
 
-class TaskDefinition:
+@dataclass(frozen=True)
+class Family:
+    """A task definition family as found: its revisions, which are ACTIVE, the newest.
+
+    Observe knows the ACTIVE revisions and describes the newest (`current`, with its
+    `tags`); the orphan scan knows every tagged revision but not their status (`active`
+    None until `refresh` reads them). `remove` deregisters `active` (every revision when
+    unknown) and deletes `revisions`.
+    """
+
+    family: str
+    revisions: tuple[str, ...]
+    active: tuple[str, ...] | None = None
+    current: dict[str, Any] | None = None
+    tags: tuple[Any, ...] = field(default=())
+
+
+def _owner(tags: Mapping[str, str]) -> tuple[str, str]:
+    """Whose a revision is, as the orphan scan groups revisions of a family."""
+    return tags.get(TAG_ENVIRONMENT, ""), tags.get(TAG_TENANT, "")
+
+
+class TaskDefinition(Resource):
     """ECS task definition family of one tenant (condition group "Compute")."""
 
     kind = "TaskDefinition"
     group = "Compute"
+    ids = ("taskDefinitionArn",)
+    gone = frozenset({GONE})
+    # The container names the role, the DB secret and the access point (and, with single
+    # sign-on, the Cognito pieces, which the registry orders first anyway).
+    needs = ("AccessPoint", "TaskRole", "DatabaseSecret")
+    retainable = True
 
-    def observe(self, ctx: Context) -> Observation:
-        """The newest ACTIVE revision, compared with the plan on the fields we set."""
-        for arn in family_arns(ctx):
-            described = _describe(ctx, arn)
+    def find(self, ctx: Context) -> Family | None:
+        """The family's ACTIVE revisions and the newest one ECS still describes."""
+        active = family_arns(ctx.clients, ctx.names.task_family)
+        for arn in active:
+            described = _describe(ctx.clients, arn)
             if described is not None:
-                break
-        else:
-            return MISSING
-        revision, tags = described
-        containers: list[dict[str, Any]] = revision.get("containerDefinitions") or [{}]
-        facts = {"revision": revision.get("revision"), "image": containers[0].get("image")}
+                revision, tags = described
+                return Family(ctx.names.task_family, tuple(active), tuple(active),
+                              revision, tuple(tags))
+        return None
+
+    def inspect(self, ctx: Context, found: Family) -> Observation:
+        """The newest ACTIVE revision, compared with the plan on the fields we set."""
+        revision = found.current or {}  # find always describes the newest
         ids = {"taskDefinitionArn": str(revision["taskDefinitionArn"])}
         try:
             desired = _desired(ctx)
         except TransientError as exc:
             # Cannot tell whether it is current; update() will wait for the dependencies.
             return Observation(exists=True, up_to_date=False, ids=ids, detail=str(exc),
-                               facts=facts)
-        stale = differences(desired, revision, tags)
+                               found=found)
+        stale = differences(desired, revision, list(found.tags))
         detail = STALE.format(revision=revision.get("revision"), fields=", ".join(stale))
         return Observation(
             exists=True,
@@ -276,52 +328,115 @@ class TaskDefinition:
             ids=ids,
             ready=True,  # a registered revision is usable at once
             detail=detail if stale else "",
-            facts=facts,
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         """Register the first revision, or adopt the newest one if it already matches."""
-        self._ensure(ctx)
+        self._ensure(ctx, observed)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Register a new revision when the newest one differs from the plan."""
-        self._ensure(ctx)
+        self._ensure(ctx, observed)
 
-    def _ensure(self, ctx: Context) -> None:
+    def _ensure(self, ctx: Context, observed: Observation) -> None:
         desired = _desired(ctx)  # before any other call: may be waiting
-        current = self.observe(ctx)
-        if current.exists and current.up_to_date:
-            ctx.remember(current.ids)
+        # Registering is no upsert (every call is a new revision): without a revision in
+        # the observation, check first, as a pass we do not remember may have made one.
+        found: Family | None = observed.found or self.find(ctx)
+        current = found.current if found is not None else None
+        tags = list(found.tags) if found is not None else []
+        if current is not None and not differences(desired, current, tags):
+            ctx.remember({"taskDefinitionArn": str(current["taskDefinitionArn"])})
             return
         registered = ctx.clients.ecs.register_task_definition(**desired)["taskDefinition"]
         arn = str(registered["taskDefinitionArn"])
         ctx.remember({"taskDefinitionArn": arn})
         log.info("registered %s for %s", arn, ctx.names.tenant)
 
-    def delete(self, ctx: Context) -> None:
-        """Deregister every ACTIVE revision, then delete the inactive ones where supported."""
-        ecs = ctx.clients.ecs
-        for arn in family_arns(ctx):
+    def remove(self, clients: Any, settings: Settings, found: Family) -> None:
+        """Deregister the ACTIVE revisions, then delete them all where the API allows.
+
+        Revisions still used by a task come back in DeleteTaskDefinitions' `failures`: ECS
+        deletes them once their tasks stop, so there is nothing to retry.
+        """
+        ecs = clients.ecs
+        for arn in found.revisions if found.active is None else found.active:
             try:
                 ecs.deregister_task_definition(taskDefinition=arn)
             except ClientError as exc:
-                if aws.is_not_found(exc):
-                    continue
-                described = _describe(ctx, arn)
-                if described is not None and described[0].get("status") == "ACTIVE":
+                if not self.is_gone(exc):  # gone, or already INACTIVE
                     raise
-            log.info("deregistered %s of %s", arn, ctx.names.tenant)
-        inactive = family_arns(ctx, status="INACTIVE")
-        for batch in _chunks(inactive, DEREGISTER_BATCH):
+            log.info("deregistered %s", arn)
+        for batch in _chunks(found.revisions, DELETE_BATCH):
             try:
-                # Revisions still used by a task come back in `failures`: ECS deletes
-                # them once their tasks stop, so there is nothing to retry.
                 ecs.delete_task_definitions(taskDefinitions=batch)
-            except AttributeError:
-                return  # an SDK without DeleteTaskDefinitions
             except ClientError as exc:
-                code = aws.error_code(exc)
-                if code in ("UnknownOperationException", "InvalidAction", "NotImplemented"):
-                    return  # an endpoint without it: INACTIVE revisions are harmless
-                if not aws.is_not_found(exc):
+                if aws.error_code(exc) in NO_DELETE:
+                    return
+                if not self.is_gone(exc):
                     raise
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """TagResource on the recorded revision."""
+        ctx.clients.ecs.tag_resource(
+            resourceArn=recorded, tags=[{"key": k, "value": v} for k, v in tags.items()]
+        )
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Tagged revisions from the tagging API, one Found per family and owner.
+
+        Listing every family's revisions one by one would cost a call per revision. A
+        family whose revisions carry different owners (re-tagged by hand) gives one Found
+        per owner; a retained revision makes its owner's Found retained.
+        """
+        paginator = clients.resourcegroupstaggingapi.get_paginator("get_resources")
+        pages = paginator.paginate(
+            TagFilters=[{"Key": TAG_MANAGED_BY, "Values": [settings.operator_name]}],
+            ResourceTypeFilters=["ecs:task-definition"],
+        )
+        groups: dict[tuple[str, str, str], tuple[dict[str, str], list[str]]] = {}
+        for page in pages:
+            for mapping in page.get("ResourceTagMappingList", []):
+                arn = str(mapping["ResourceARN"])
+                tags = tag_dict(mapping.get("Tags"))
+                tags_seen, arns = groups.setdefault((family_of(arn), *_owner(tags)), ({}, []))
+                _merge_tags(tags_seen, tags)
+                arns.append(arn)
+        for (family, _environment, _tenant), (tags, arns) in groups.items():
+            revisions = tuple(sorted(arns))
+            yield Found(family, Family(family, revisions), tags, {"revisions": list(revisions)})
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The revisions that still exist with the same owner, and which are ACTIVE."""
+        found: Family = item.found
+        revisions: list[str] = []
+        active: list[str] = []
+        tags: dict[str, str] = {}
+        for arn in found.revisions:
+            described = _describe(clients, arn)
+            if described is None:
+                continue
+            revision, revision_tags = described
+            now = tag_dict(revision_tags)
+            if (revision.get("status") == "DELETE_IN_PROGRESS"
+                    or now.get(TAG_MANAGED_BY) != settings.operator_name):
+                continue
+            if _owner(now) != _owner(item.tags):
+                continue  # re-tagged for someone else since the scan: not this item any more
+            revisions.append(arn)
+            _merge_tags(tags, now)
+            if revision.get("status") == "ACTIVE":
+                active.append(arn)
+        if not revisions:
+            return None
+        family = Family(found.family, tuple(revisions), tuple(active))
+        return Found(item.id, family, tags, {"revisions": revisions, "active": active})
+
+
+def _merge_tags(into: dict[str, str], tags: Mapping[str, str]) -> None:
+    """One family's tags out of its revisions': the first seen, retained if any is."""
+    for key, value in tags.items():
+        into.setdefault(key, value)
+    if tags.get(TAG_RETAINED) == "true":
+        into[TAG_RETAINED] = "true"

@@ -2,9 +2,9 @@
 
 Sign-in is by e-mail address, only administrators create users (no self sign-up on a
 company site), and the password policy is stricter than Cognito's default. Deletion
-protection is ACTIVE: a pool holds the only copy of its users, so nothing but this module -
-after it exported them - may delete it; the delete switches protection off as its last step
-before DeleteUserPool.
+protection is ACTIVE: a pool holds the only copy of its users, so it is deleted only by
+`remove`, which the engine runs after the "users" archive hook exported them (`archive`);
+`remove` itself exports nothing.
 
 Cognito pool names are not unique, so a pool is found by its recorded id, else by name
 *and* the environment tag (UserPoolTags, read with DescribeUserPool: one call serves both).
@@ -14,45 +14,36 @@ The account quota (HLD 8: 60 pools by default) is checked before a pool is creat
 quota the step waits with a TransientError, and because the identity steps come first
 nothing else of the environment is built meanwhile.
 
-Delete exports first: every user (attributes, status, groups) and every group go to the
-archive bucket as `<prefix>/users.json`, then the domain goes (Cognito refuses to delete a
-pool that still has one), then the pool.
+Deleting: the domains first (Cognito refuses to delete a pool that still has one), then
+deletion protection lifted, then the pool. UpdateUserPool resets every setting it is not
+sent, so lifting the protection (and tagging for Retain) sends the pool's current settings
+as DescribeUserPool returned them (`update_arguments`), changing only what it means to.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.archive.s3stream import encryption_args, s3_uri
-from wpenv.plan import TAG_ENVIRONMENT, archive_prefix
+from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError
+from wpenv.reconcilers.base import Context, Found, Observation, Resource, TransientError
 from wpenv.reconcilers.task_definition import matches
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "ResourceNotFoundException"
 LIMIT_EXCEEDED = "LimitExceededException"
-PAGE = 60  # the largest page ListUserPools / ListUsers / ListGroups return
-EXPORT_NAME = "users.json"
-EXPORT_FORMAT = "wpenv.users/v1"
-# Attributes never exported, whatever a custom schema calls them.
-SECRET_ATTRIBUTE = re.compile(r"password|secret|token|credential", re.IGNORECASE)
+PAGE = 60  # the largest page ListUserPools returns
 
 QUOTA_REACHED = (
     "{count} of quota {quota} user pools in use; the environment waits until one is freed "
     "or the quota (WPENV_USER_POOL_QUOTA) is raised"
-)
-NO_BUCKET = (
-    "WPENV_ARCHIVE_BUCKET is not set: user pool {id} cannot be exported, so it is kept"
 )
 STALE = "user pool {id} differs from the plan in {fields}"
 
@@ -66,6 +57,39 @@ COMPARED = (
     "DeletionProtection",
     "UserPoolTags",
 )
+
+# Every parameter UpdateUserPool takes besides UserPoolId (the Cognito API reference), with
+# the DescribeUserPool field holding its current value; only the name is spelt differently.
+UPDATABLE: Mapping[str, str] = {
+    "Policies": "Policies",
+    "DeletionProtection": "DeletionProtection",
+    "LambdaConfig": "LambdaConfig",
+    "AutoVerifiedAttributes": "AutoVerifiedAttributes",
+    "SmsVerificationMessage": "SmsVerificationMessage",
+    "EmailVerificationMessage": "EmailVerificationMessage",
+    "EmailVerificationSubject": "EmailVerificationSubject",
+    "VerificationMessageTemplate": "VerificationMessageTemplate",
+    "SmsAuthenticationMessage": "SmsAuthenticationMessage",
+    "UserAttributeUpdateSettings": "UserAttributeUpdateSettings",
+    "MfaConfiguration": "MfaConfiguration",
+    "DeviceConfiguration": "DeviceConfiguration",
+    "EmailConfiguration": "EmailConfiguration",
+    "SmsConfiguration": "SmsConfiguration",
+    "UserPoolTags": "UserPoolTags",
+    "AdminCreateUserConfig": "AdminCreateUserConfig",
+    "UserPoolAddOns": "UserPoolAddOns",
+    "DcrConfiguration": "DcrConfiguration",
+    "AccountRecoverySetting": "AccountRecoverySetting",
+    "PoolName": "Name",
+    "UserPoolTier": "UserPoolTier",
+    "KeyConfiguration": "KeyConfiguration",
+    "IssuerConfiguration": "IssuerConfiguration",
+    "AcrConfiguration": "AcrConfiguration",
+}
+# DescribeUserPool still echoes this deprecated field, and UpdateUserPool refuses it
+# ("Please use TemporaryPasswordValidityDays in PasswordPolicy instead"): the password
+# policy carries the same value.
+DEPRECATED_CREATE_USER_FIELD = "UnusedAccountValidityDays"
 
 
 def desired_settings(ctx: Context, protection: str = "ACTIVE") -> dict[str, Any]:
@@ -102,6 +126,34 @@ def creation_settings(ctx: Context) -> dict[str, Any]:
     }
 
 
+def update_arguments(described: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """UpdateUserPool's arguments that keep every current setting of a described pool.
+
+    UpdateUserPool resets whatever it is not sent (tags, protection, triggers, messages),
+    so a call meant to change one thing must send all the rest as DescribeUserPool
+    returned it. `changes` (UpdateUserPool's own names) replace the current values.
+    Pure: the result holds only keys UpdateUserPool accepts, and `described` is not changed.
+    """
+    args: dict[str, Any] = {"UserPoolId": str(described["Id"])}
+    for param, field in UPDATABLE.items():
+        value = described.get(field)
+        if value is not None:
+            args[param] = value
+    admin = args.get("AdminCreateUserConfig")
+    if isinstance(admin, Mapping) and DEPRECATED_CREATE_USER_FIELD in admin:
+        args["AdminCreateUserConfig"] = {
+            k: v for k, v in admin.items() if k != DEPRECATED_CREATE_USER_FIELD
+        }
+    args.update(changes)
+    return args
+
+
+def retagged(described: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:
+    """UpdateUserPool's arguments that add `tags` to a described pool and change nothing else."""
+    current = dict(described.get("UserPoolTags") or {})
+    return update_arguments(described, UserPoolTags={**current, **tags})
+
+
 def differences(ctx: Context, described: Mapping[str, Any]) -> list[str]:
     """The changeable settings where the pool differs (extra tags or defaults are fine)."""
     wanted = desired_settings(ctx)
@@ -115,14 +167,19 @@ def environment_of(described: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-def describe_pool(ctx: Context, pid: str) -> dict[str, Any] | None:
+def _describe(clients: Any, pid: str) -> dict[str, Any] | None:
     """DescribeUserPool, or None when there is no such pool."""
     try:
-        return dict(ctx.clients.cognito_idp.describe_user_pool(UserPoolId=pid)["UserPool"])
+        return dict(clients.cognito_idp.describe_user_pool(UserPoolId=pid)["UserPool"])
     except ClientError as exc:
-        if aws.is_not_found(exc, NOT_FOUND):
+        if aws.error_code(exc) == NOT_FOUND:
             return None
         raise
+
+
+def describe_pool(ctx: Context, pid: str) -> dict[str, Any] | None:
+    """DescribeUserPool, or None when there is no such pool."""
+    return _describe(ctx.clients, pid)
 
 
 def list_pools(ctx: Context) -> list[dict[str, Any]]:
@@ -138,27 +195,6 @@ def list_pools(ctx: Context) -> list[dict[str, Any]]:
             return pools
 
 
-def find_pool(ctx: Context, pools: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-    """DescribeUserPool of the environment's pool, or None; read-only.
-
-    The recorded id first (a pool without an environment tag is taken too: the record says
-    it is ours); else the oldest pool of our name tagged with our environment.
-    """
-    mine = ctx.tags[TAG_ENVIRONMENT]
-    recorded = ctx.ids.get("userPoolId")
-    if recorded:
-        described = describe_pool(ctx, str(recorded))
-        if described is not None and environment_of(described) in (mine, None):
-            return described
-    named = [p for p in (list_pools(ctx) if pools is None else pools)
-             if p.get("Name") == ctx.names.user_pool]
-    for summary in sorted(named, key=lambda p: str(p.get("CreationDate", ""))):
-        described = describe_pool(ctx, str(summary["Id"]))
-        if described is not None and environment_of(described) == mine:
-            return described
-    return None
-
-
 def pool_id(ctx: Context) -> str | None:
     """The pool's id for the other identity steps: as recorded, else looked up (read-only).
 
@@ -171,139 +207,79 @@ def pool_id(ctx: Context) -> str | None:
         return str(recorded)
     if not identity.enabled(ctx):
         return None
-    found = find_pool(ctx)
+    found = UserPool().find(ctx)
     return str(found["Id"]) if found else None
 
 
-def _paged(call: Any, key: str, token_name: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """Items of a Cognito list call that pages with `token_name` (the APIs differ)."""
-    token: str | None = None
-    while True:
-        page = call(**kwargs, **({token_name: token} if token else {}))
-        yield from (dict(item) for item in page.get(key) or [])
-        token = page.get(token_name)
-        if not token:
-            return
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
-
-
-def export_document(ctx: Context, described: Mapping[str, Any]) -> dict[str, Any]:
-    """Every user and group of the pool, as archived (no password or secret attribute)."""
-    idp = ctx.clients.cognito_idp
-    pid = str(described["Id"])
-    groups = list(_paged(idp.list_groups, "Groups", "NextToken", UserPoolId=pid, Limit=PAGE))
-    members: dict[str, list[str]] = {}
-    for group in groups:
-        for user in _paged(idp.list_users_in_group, "Users", "NextToken", UserPoolId=pid,
-                           GroupName=group["GroupName"], Limit=PAGE):
-            members.setdefault(str(user["Username"]), []).append(str(group["GroupName"]))
-    users = [
-        {
-            "username": str(user["Username"]),
-            "attributes": {
-                str(a["Name"]): a.get("Value")
-                for a in user.get("Attributes") or []
-                if not SECRET_ATTRIBUTE.search(str(a["Name"]))
-            },
-            "status": user.get("UserStatus"),
-            "enabled": user.get("Enabled"),
-            "created": _iso(user.get("UserCreateDate")),
-            "groups": sorted(members.get(str(user["Username"]), [])),
-        }
-        for user in _paged(idp.list_users, "Users", "PaginationToken", UserPoolId=pid,
-                           Limit=PAGE)
-    ]
-    return {
-        "format": EXPORT_FORMAT,
-        "userPoolId": pid,
-        "userPoolName": described.get("Name"),
-        "environment": f"{ctx.namespace}/{ctx.name}",
-        "tenantId": ctx.names.tenant,
-        "exportedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "groups": [
-            {
-                "name": g["GroupName"],
-                "description": g.get("Description"),
-                "precedence": g.get("Precedence"),
-            }
-            for g in groups
-        ],
-        "users": users,
-    }
-
-
-def export_users(ctx: Context, described: Mapping[str, Any]) -> str | None:
-    """Write the pool's users and groups to the archive bucket; their S3 URI, or None.
-
-    Deprovisioning names the archive (`ctx.archive_key_prefix`) and always gets the file.
-    Otherwise (identity switched off, a rollback) the export gets a fresh timestamped prefix
-    of its own, and a pool without users - nothing to lose - is not exported.
-    """
-    document = export_document(ctx, described)
-    if ctx.archive_key_prefix is None and not document["users"]:
-        return None
-    bucket = ctx.settings.archive_bucket
-    if not bucket:
-        raise TransientError("ArchiveBucketMissing", NO_BUCKET.format(id=described["Id"]))
-    prefix = ctx.archive_key_prefix or archive_prefix(
-        ctx.settings, ctx.namespace, ctx.name, datetime.now(UTC)
-    )
-    key = f"{prefix.rstrip('/')}/{EXPORT_NAME}"
-    ctx.clients.s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(document, indent=1, sort_keys=True).encode(),
-        ContentType="application/json",
-        **encryption_args(ctx.settings.archive_kms_key_id),
-    )
-    uri = s3_uri(bucket, key)
-    ctx.exported.append(uri)
-    log.info("exported %d user(s) of pool %s to %s", len(document["users"]),
-             described["Id"], uri)
-    return uri
-
-
-class UserPool:
+class UserPool(Resource):
     """Cognito user pool of one tenant (condition group "Identity")."""
 
     kind = "UserPool"
     group = "Identity"
+    ids = ("userPoolId",)
+    gone = frozenset({NOT_FOUND})
+    archive = "users"
+    retainable = True
 
     def wanted(self, ctx: Context) -> bool:
-        """Only with identity on; switching it off exports the users and removes the pool."""
+        """Only with identity on; switching it off archives the users and removes the pool."""
         return identity.enabled(ctx)
 
-    def observe(self, ctx: Context) -> Observation:
-        """Find the pool; stale when a changeable setting or one of our tags differs."""
-        found = find_pool(ctx)
-        if found is None:
-            return MISSING
+    def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
+        """The recorded pool, unless its environment tag names another environment.
+
+        A pool without an environment tag is taken: the record says it is ours.
+        """
+        described = _describe(ctx.clients, recorded)
+        if described is not None and environment_of(described) in (ctx.tags[TAG_ENVIRONMENT],
+                                                                    None):
+            return described
+        return None
+
+    def find_by_name(
+        self, ctx: Context, pools: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """The oldest pool of our name tagged with our environment (names are not unique)."""
+        mine = ctx.tags[TAG_ENVIRONMENT]
+        listed = list_pools(ctx) if pools is None else pools
+        named = [p for p in listed if p.get("Name") == ctx.names.user_pool]
+        for summary in sorted(named, key=lambda p: str(p.get("CreationDate", ""))):
+            described = _describe(ctx.clients, str(summary["Id"]))
+            if described is not None and environment_of(described) == mine:
+                return described
+        return None
+
+    def inspect(self, ctx: Context, found: dict[str, Any]) -> Observation:
+        """Stale when a changeable setting or one of our tags differs."""
         stale = differences(ctx, found)
         return Observation(
             exists=True,
             up_to_date=not stale,
             ids={"userPoolId": str(found["Id"])},
             detail=STALE.format(id=found["Id"], fields=", ".join(stale)) if stale else "",
-            facts={"userPoolName": found.get("Name")},
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
-        """Adopt our pool if it exists; else, below the quota, create it and record its id."""
-        pools = list_pools(ctx)
-        found = find_pool(ctx, pools)
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Adopt the pool observe found; else, below the quota, create it and record its id.
+
+        Pool names are not unique, so CreateUserPool would silently make a second pool of
+        our name. The account's pools are listed anyway, to count them against the quota;
+        that list also shows a pool of ours that a stale observation missed.
+        """
+        pools = list_pools(ctx) if observed.found is None else []
+        found = observed.found or self.find_by_name(ctx, pools)
         if found is not None:
             log.info("adopting user pool %s of %s", found["Id"], ctx.names.tenant)
             ctx.remember({"userPoolId": str(found["Id"])})
             if differences(ctx, found):
                 self._update(ctx, str(found["Id"]))
             return
+        in_use = len(pools)
         quota = ctx.settings.user_pool_quota
-        if len(pools) >= quota:
+        if in_use >= quota:
             raise TransientError(
-                "UserPoolQuotaReached", QUOTA_REACHED.format(count=len(pools), quota=quota)
+                "UserPoolQuotaReached", QUOTA_REACHED.format(count=in_use, quota=quota)
             )
         try:
             created = ctx.clients.cognito_idp.create_user_pool(**creation_settings(ctx))
@@ -320,41 +296,77 @@ class UserPool:
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Send every changeable setting (UpdateUserPool resets the ones it is not sent)."""
-        found = find_pool(ctx)
-        if found is None:
-            return
-        ctx.remember({"userPoolId": str(found["Id"])})
-        self._update(ctx, str(found["Id"]))
+        pid = str(observed.found["Id"])
+        ctx.remember({"userPoolId": pid})
+        self._update(ctx, pid)
 
-    def _update(self, ctx: Context, pid: str, protection: str = "ACTIVE") -> None:
-        ctx.clients.cognito_idp.update_user_pool(
-            UserPoolId=pid, **desired_settings(ctx, protection)
-        )
+    def _update(self, ctx: Context, pid: str) -> None:
+        ctx.clients.cognito_idp.update_user_pool(UserPoolId=pid, **desired_settings(ctx))
         log.info("updated the settings of user pool %s", pid)
 
-    def delete(self, ctx: Context) -> None:
-        """Export users and groups, remove the domain, lift the protection, delete the pool."""
-        found = find_pool(ctx)
-        if found is None:
-            return
+    def remove(self, clients: Any, settings: Settings, found: dict[str, Any]) -> None:
+        """Domains first (a pool with one cannot go), protection lifted, then the pool.
+
+        Exports nothing: the engine's "users" hook archived the users before this runs.
+        Lifting the protection keeps every other setting (`update_arguments`), so should
+        the delete fail the pool still carries its tags for the next pass or orphan scan.
+        """
+        idp = clients.cognito_idp
         pid = str(found["Id"])
-        export_users(ctx, found)
-        idp = ctx.clients.cognito_idp
-        for key in ("Domain", "CustomDomain"):
+        for key in ("CustomDomain", "Domain"):
             domain = found.get(key)
             if not domain:
                 continue
             try:
                 idp.delete_user_pool_domain(Domain=str(domain), UserPoolId=pid)
             except ClientError as exc:
-                if not aws.is_not_found(exc, NOT_FOUND):
+                if not self.is_gone(exc):
                     raise
+                continue  # gone already; the pool may still be there
             log.info("deleted domain %s of user pool %s", domain, pid)
         if found.get("DeletionProtection") == "ACTIVE":
-            self._update(ctx, pid, protection="INACTIVE")
-        try:
-            idp.delete_user_pool(UserPoolId=pid)
-        except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        log.info("deleted user pool %s of %s", pid, ctx.names.tenant)
+            idp.update_user_pool(**update_arguments(found, DeletionProtection="INACTIVE"))
+        idp.delete_user_pool(UserPoolId=pid)
+        log.info("deleted user pool %s", pid)
+
+    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
+        """Merge `tags` into the pool's, keeping its current settings (ResourceNotFound: gone).
+
+        UpdateUserPool rather than TagResource, which moto does not implement for pools.
+        """
+        idp = ctx.clients.cognito_idp
+        described = idp.describe_user_pool(UserPoolId=recorded)["UserPool"]
+        idp.update_user_pool(**retagged(described, tags))
+
+    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
+        """Every pool with our managed-by tag (UserPoolTags: one DescribeUserPool each)."""
+        pages = clients.cognito_idp.get_paginator("list_user_pools").paginate(
+            PaginationConfig={"PageSize": PAGE}
+        )
+        ids = [str(pool["Id"]) for page in pages for pool in page.get("UserPools", [])]
+        for pid in ids:
+            described = _describe(clients, pid)
+            if described is None:
+                continue
+            found = self._found(described)
+            if found.tags.get(TAG_MANAGED_BY) == settings.operator_name:
+                yield found
+
+    @staticmethod
+    def _found(described: dict[str, Any]) -> Found:
+        return Found(
+            str(described["Id"]),
+            described,
+            {str(k): str(v) for k, v in (described.get("UserPoolTags") or {}).items()},
+            {
+                "name": described.get("Name"),
+                "domain": described.get("Domain"),
+                "customDomain": described.get("CustomDomain"),
+                "users": described.get("EstimatedNumberOfUsers"),
+            },
+        )
+
+    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
+        """The pool with its current tags and domains; None when gone."""
+        described = _describe(clients, item.id)
+        return None if described is None else self._found(described)

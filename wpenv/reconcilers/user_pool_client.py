@@ -8,20 +8,25 @@ there. Callback and sign-out URLs are the spec's, or derived from the tenant's U
 UpdateUserPoolClient resets every field it is not sent, so an update always sends the whole
 desired configuration. A client cannot gain a secret afterwards: one found without a secret
 is replaced (a new client id, which the secret and the task definition then follow).
-Clients have no tags; the pool is the tenant's own, so the client's name finds it.
+Clients have no tags; the pool is the tenant's own, so the client's name finds it. The
+client goes with the pool, so it has no orphan listing of its own. What observe finds holds
+the client's secret, so it travels in an `AppClient` whose repr leaves it out.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws, sso
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import MISSING, Context, Observation, TransientError
+from wpenv.reconcilers.base import Context, Observation, Resource, TransientError
 from wpenv.reconcilers.user_pool import NOT_FOUND, PAGE, pool_id
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,7 @@ CLIENT_NAME = "wordpress"
 WAITING = "the app client needs the user pool recorded first"
 STALE = "app client {id} differs from the plan in {fields}"
 NO_SECRET = "app client {id} has no secret and must be replaced"  # noqa: S105 (a message)
+GONE = frozenset({NOT_FOUND})  # the client, or the pool it lived in
 # Fields compared as sets: Cognito does not promise to keep the order.
 UNORDERED = (
     "AllowedOAuthFlows",
@@ -57,7 +63,21 @@ def desired_client(ctx: Context, tenant_url: str) -> dict[str, Any]:
     }
 
 
-def differences(desired: dict[str, Any], described: dict[str, Any]) -> list[str]:
+@dataclass(frozen=True)
+class AppClient:
+    """A described app client (what observe finds); its repr never shows the secret."""
+
+    pool_id: str
+    client_id: str
+    described: Mapping[str, Any] = field(repr=False)  # holds ClientSecret: never log it
+
+    @property
+    def has_secret(self) -> bool:
+        """Whether the client was made with a secret (WordPress needs one)."""
+        return bool(self.described.get("ClientSecret"))
+
+
+def differences(desired: dict[str, Any], described: Mapping[str, Any]) -> list[str]:
     """Names of the fields where the client differs from the plan (never the secret)."""
     stale = []
     for key, value in desired.items():
@@ -76,22 +96,14 @@ def _describe(ctx: Context, pid: str, client_id: str) -> dict[str, Any] | None:
             UserPoolId=pid, ClientId=client_id
         )
     except ClientError as exc:
-        if aws.is_not_found(exc, NOT_FOUND):
+        if aws.error_code(exc) in GONE:
             return None
         raise
     return dict(found["UserPoolClient"])
 
 
-def find_client(ctx: Context, pid: str) -> dict[str, Any] | None:
-    """DescribeUserPoolClient of our client (recorded id, else by name); holds the secret.
-
-    The result carries `ClientSecret`: never log it or put it into an Observation.
-    """
-    recorded = ctx.ids.get("userPoolClientId")
-    if recorded:
-        found = _describe(ctx, pid, str(recorded))
-        if found is not None:
-            return found
+def _by_name(ctx: Context, pid: str) -> dict[str, Any] | None:
+    """DescribeUserPoolClient of the pool's client named CLIENT_NAME, if any."""
     idp = ctx.clients.cognito_idp
     token: str | None = None
     try:
@@ -105,61 +117,97 @@ def find_client(ctx: Context, pid: str) -> dict[str, Any] | None:
             if not token:
                 return None
     except ClientError as exc:
-        if aws.is_not_found(exc, NOT_FOUND):
+        if aws.error_code(exc) in GONE:
             return None  # the pool is gone, and the client with it
         raise
 
 
-class UserPoolClient:
+def find_client(ctx: Context, pid: str) -> dict[str, Any] | None:
+    """DescribeUserPoolClient of our client (recorded id, else by name); holds the secret.
+
+    The result carries `ClientSecret`: never log it or put it into an Observation.
+    """
+    recorded = ctx.ids.get("userPoolClientId")
+    if recorded:
+        found = _describe(ctx, pid, str(recorded))
+        if found is not None:
+            return found
+    return _by_name(ctx, pid)
+
+
+def _app_client(pid: str, described: dict[str, Any] | None) -> AppClient | None:
+    if described is None:
+        return None
+    return AppClient(pid, str(described["ClientId"]), described)
+
+
+class UserPoolClient(Resource):
     """The WordPress app client of one tenant's pool (condition group "Identity")."""
 
     kind = "UserPoolClient"
     group = "Identity"
+    ids = ("userPoolClientId",)
+    gone = GONE
+    needs = ("UserPool",)
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""
         return identity.enabled(ctx)
 
-    def observe(self, ctx: Context) -> Observation:
-        """Find the client; stale when a field differs or it has no secret."""
+    def find_by_id(self, ctx: Context, recorded: str) -> AppClient | None:
+        """The recorded client of the environment's pool."""
         pid = pool_id(ctx)
-        found = find_client(ctx, pid) if pid else None
-        if found is None:
-            return MISSING
-        client_id = str(found["ClientId"])
-        if not found.get("ClientSecret"):
-            stale, detail = ["ClientSecret"], NO_SECRET.format(id=client_id)
+        return _app_client(pid, _describe(ctx, pid, recorded)) if pid else None
+
+    def find_by_name(self, ctx: Context) -> AppClient | None:
+        """The pool's client named CLIENT_NAME (the pool is the tenant's own)."""
+        pid = pool_id(ctx)
+        return _app_client(pid, _by_name(ctx, pid)) if pid else None
+
+    def inspect(self, ctx: Context, found: AppClient) -> Observation:
+        """Stale when a field differs or it has no secret."""
+        if not found.has_secret:
+            stale, detail = ["ClientSecret"], NO_SECRET.format(id=found.client_id)
         else:
-            stale = differences(desired_client(ctx, identity.tenant_url(ctx)), found)
-            detail = STALE.format(id=client_id, fields=", ".join(stale)) if stale else ""
+            stale = differences(desired_client(ctx, identity.tenant_url(ctx)), found.described)
+            detail = STALE.format(id=found.client_id, fields=", ".join(stale)) if stale else ""
         return Observation(
             exists=True,
             up_to_date=not stale,
-            ids={"userPoolClientId": client_id},
+            ids={"userPoolClientId": found.client_id},
             detail=detail,
-            facts={
-                "callbackUrls": list(found.get("CallbackURLs") or []),
-                "logoutUrls": list(found.get("LogoutURLs") or []),
-            },
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
-        """Create the client with a secret; adopt (and correct) one that exists."""
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Create the client with a secret; adopt (and correct) the one observe found.
+
+        Cognito allows two clients of one name, so CreateUserPoolClient would silently make
+        a duplicate: creating checks by name first unless observe found one (one read,
+        only when a client is about to be made).
+        """
         pid = ctx.ids.get("userPoolId")
         if not pid:
             raise TransientError("WaitingForDependencies", WAITING)
-        found = find_client(ctx, str(pid))
-        if found is not None and found.get("ClientSecret"):
-            ctx.remember({"userPoolClientId": str(found["ClientId"])})
-            self._update(ctx, str(pid), found)
+        found: AppClient | None = observed.found or self.find(ctx)
+        if found is not None and found.has_secret:
+            ctx.remember({"userPoolClientId": found.client_id})
+            desired = desired_client(ctx, identity.tenant_url(ctx))
+            if differences(desired, found.described):
+                self._update(ctx, found, desired)
             return
-        if found is not None:
-            self._delete(ctx, str(pid), str(found["ClientId"]))
+        if found is not None:  # no secret: replaced by one that has
+            self.remove_tolerant(ctx.clients, ctx.settings, found)
         self._create(ctx, str(pid))
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Send the whole configuration; replace a client that has no secret."""
-        self.create(ctx)
+        found: AppClient = observed.found
+        if not found.has_secret:
+            self.create(ctx, observed)
+            return
+        ctx.remember({"userPoolClientId": found.client_id})
+        self._update(ctx, found, desired_client(ctx, identity.tenant_url(ctx)))
 
     def _create(self, ctx: Context, pid: str) -> None:
         created = ctx.clients.cognito_idp.create_user_pool_client(
@@ -168,26 +216,15 @@ class UserPoolClient:
         ctx.remember({"userPoolClientId": str(created["ClientId"])})
         log.info("created app client %s in pool %s", created["ClientId"], pid)
 
-    def _update(self, ctx: Context, pid: str, found: dict[str, Any]) -> None:
-        desired = desired_client(ctx, identity.tenant_url(ctx))
-        if not differences(desired, found):
-            return
+    def _update(self, ctx: Context, found: AppClient, desired: dict[str, Any]) -> None:
         ctx.clients.cognito_idp.update_user_pool_client(
-            UserPoolId=pid, ClientId=str(found["ClientId"]), **desired
+            UserPoolId=found.pool_id, ClientId=found.client_id, **desired
         )
-        log.info("updated app client %s in pool %s", found["ClientId"], pid)
+        log.info("updated app client %s in pool %s", found.client_id, found.pool_id)
 
-    def _delete(self, ctx: Context, pid: str, client_id: str) -> None:
-        try:
-            ctx.clients.cognito_idp.delete_user_pool_client(UserPoolId=pid, ClientId=client_id)
-        except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        log.info("deleted app client %s of pool %s", client_id, pid)
-
-    def delete(self, ctx: Context) -> None:
-        """Delete the client; "already gone" (or the pool gone) is success."""
-        pid = pool_id(ctx)
-        found = find_client(ctx, pid) if pid else None
-        if pid and found is not None:
-            self._delete(ctx, pid, str(found["ClientId"]))
+    def remove(self, clients: Any, settings: Settings, found: AppClient) -> None:
+        """DeleteUserPoolClient (the pool's delete takes it along too)."""
+        clients.cognito_idp.delete_user_pool_client(
+            UserPoolId=found.pool_id, ClientId=found.client_id
+        )
+        log.info("deleted app client %s of pool %s", found.client_id, found.pool_id)

@@ -9,12 +9,15 @@ Cognito: DescribeUserPoolDomain says which pool holds a prefix, and
 - anything else holds it: PermanentError DomainTaken, and nothing is changed.
 The local emulator lets a second pool silently take a prefix over and deletes a pool with
 its domain still attached, so both checks matter there too. A domain is deleted only when
-it points at our pool.
+it points at our pool: observe records who holds the prefix (`Holder`), and `remove` acts
+only when that is the pool it was looked up for. The domain goes with the pool otherwise
+(the pool's own delete removes it first), so it has no orphan listing of its own.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,13 +26,14 @@ from wpenv import aws
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers import identity
 from wpenv.reconcilers.base import (
-    MISSING,
     Context,
     Observation,
     PermanentError,
+    Resource,
     TransientError,
 )
 from wpenv.reconcilers.user_pool import NOT_FOUND, describe_pool, environment_of, pool_id
+from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,21 @@ WAITING = "the hosted domain needs the user pool recorded first"
 NOT_ACTIVE = "domain {prefix} is {status}"
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds our prefix (what observe finds): `owner` may be another pool than `pool_id`."""
+
+    prefix: str
+    pool_id: str  # the environment's pool, which the prefix should point at
+    owner: str  # the pool DescribeUserPoolDomain says holds it
+    status: str = "ACTIVE"
+
+    @property
+    def ours(self) -> bool:
+        """Whether the prefix points at the environment's pool."""
+        return self.owner == self.pool_id
+
+
 def describe_domain(ctx: Context) -> dict[str, Any]:
     """DescribeUserPoolDomain of our prefix; empty when nobody holds it."""
     found = ctx.clients.cognito_idp.describe_user_pool_domain(Domain=ctx.names.user_pool_domain)
@@ -57,49 +76,63 @@ def owned_by_this_environment(ctx: Context, owner: str) -> bool:
     return described is not None and environment_of(described) == ctx.tags[TAG_ENVIRONMENT]
 
 
-class UserPoolDomain:
+class UserPoolDomain(Resource):
     """Hosted Cognito domain prefix of one tenant's pool (condition group "Identity")."""
 
     kind = "UserPoolDomain"
     group = "Identity"
+    ids = ("userPoolDomain",)
+    gone = frozenset({NOT_FOUND})
+    needs = ("UserPool",)
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""
         return identity.enabled(ctx)
 
-    def observe(self, ctx: Context) -> Observation:
-        """Exists when our prefix points at our pool; ready once Cognito says ACTIVE."""
+    def find(self, ctx: Context) -> Holder | None:
+        """Who holds our prefix, once the pool is known; None while nobody does.
+
+        The prefix is deterministic, so there is no id-then-name: one DescribeUserPoolDomain.
+        """
         pid = pool_id(ctx)
         if not pid:
-            return MISSING
+            return None
         described = describe_domain(ctx)
-        prefix = ctx.names.user_pool_domain
-        if described.get("UserPoolId") != pid:
-            return MISSING
+        owner = described.get("UserPoolId")
+        if not owner:
+            return None
         status = str(described.get("Status") or "ACTIVE")
+        return Holder(ctx.names.user_pool_domain, pid, str(owner), status)
+
+    def inspect(self, ctx: Context, found: Holder) -> Observation:
+        """Exists when our prefix points at our pool; ready once Cognito says ACTIVE."""
+        if not found.ours:
+            return Observation(exists=False, up_to_date=False, ready=False, found=found)
+        active = found.status == "ACTIVE"
         return Observation(
             exists=True,
-            ids={"userPoolDomain": prefix},
-            ready=status == "ACTIVE",
-            detail="" if status == "ACTIVE" else NOT_ACTIVE.format(prefix=prefix, status=status),
-            facts={"userPoolDomain": prefix},
+            ids={"userPoolDomain": found.prefix},
+            ready=active,
+            detail="" if active else NOT_ACTIVE.format(prefix=found.prefix, status=found.status),
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
+    def create(self, ctx: Context, observed: Observation) -> None:
         """Attach our prefix to our pool, moving it from an older pool of ours if need be."""
         pid = ctx.ids.get("userPoolId")
         if not pid:
             raise TransientError("WaitingForDependencies", WAITING)
         prefix = ctx.names.user_pool_domain
-        idp = ctx.clients.cognito_idp
-        owner = describe_domain(ctx).get("UserPoolId")
+        holder: Holder | None = observed.found
+        owner = holder.owner if holder is not None else None
         if owner == pid:
             ctx.remember({"userPoolDomain": prefix})
             return
+        idp = ctx.clients.cognito_idp
         if owner:
-            if not owned_by_this_environment(ctx, str(owner)):
+            if not owned_by_this_environment(ctx, owner):
                 raise PermanentError("DomainTaken", TAKEN.format(prefix=prefix, owner=owner))
-            idp.delete_user_pool_domain(Domain=prefix, UserPoolId=str(owner))
+            idp.delete_user_pool_domain(Domain=prefix, UserPoolId=owner)
             log.info("moving domain %s from older pool %s to %s", prefix, owner, pid)
         try:
             idp.create_user_pool_domain(Domain=prefix, UserPoolId=str(pid))
@@ -116,16 +149,9 @@ class UserPoolDomain:
     def update(self, ctx: Context, observed: Observation) -> None:
         """Nothing to change: a prefix domain has no settings of ours."""
 
-    def delete(self, ctx: Context) -> None:
-        """Delete our prefix, but only while it points at our pool."""
-        pid = pool_id(ctx)
-        if not pid or describe_domain(ctx).get("UserPoolId") != pid:
+    def remove(self, clients: Any, settings: Settings, found: Holder) -> None:
+        """Delete the prefix, but only while it points at the pool it was looked up for."""
+        if not found.ours:
             return
-        try:
-            ctx.clients.cognito_idp.delete_user_pool_domain(
-                Domain=ctx.names.user_pool_domain, UserPoolId=pid
-            )
-        except ClientError as exc:
-            if not aws.is_not_found(exc, NOT_FOUND):
-                raise
-        log.info("deleted domain %s of user pool %s", ctx.names.user_pool_domain, pid)
+        clients.cognito_idp.delete_user_pool_domain(Domain=found.prefix, UserPoolId=found.pool_id)
+        log.info("deleted domain %s of user pool %s", found.prefix, found.pool_id)

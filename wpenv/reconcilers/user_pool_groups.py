@@ -6,21 +6,24 @@ WordPress role at sign-in. Groups carry no tags, so the operator marks the ones 
 their description; a group not in the spec is removed only when it bears that mark; a group
 a person made by hand is left alone.
 
-Deleting the groups one by one would lose who belonged to which before the pool's export
-reads it, so `delete` does nothing: the groups go with the pool, after the export.
+Deleting the groups one by one would lose who belonged to which before the pool's "users"
+archive hook reads it, so `remove` deletes nothing: the groups go with the pool, after the
+export, and so they have no orphan listing of their own.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from wpenv import aws
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import MISSING, Context, Observation
+from wpenv.reconcilers.base import Context, Observation, Resource
 from wpenv.reconcilers.user_pool import NOT_FOUND, PAGE, pool_id
+from wpenv.settings import Settings
 from wpenv.sso import role_for, unique
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,14 @@ MARK = "Managed by {operator}"
 DESCRIPTION = MARK + ": members sign in to WordPress as {role}."
 STALE = "groups {missing} missing or different, {extra} no longer in the spec"
 EXISTS = "GroupExistsException"
+
+
+@dataclass(frozen=True)
+class PoolGroups:
+    """The groups one pool holds, by name (what observe finds)."""
+
+    pool_id: str
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def desired_groups(ctx: Context) -> dict[str, dict[str, Any]]:
@@ -49,23 +60,18 @@ def is_ours(ctx: Context, group: dict[str, Any]) -> bool:
     return str(group.get("Description") or "").startswith(mark)
 
 
-def list_groups(ctx: Context, pid: str) -> dict[str, dict[str, Any]] | None:
-    """Name -> group of the pool, or None when the pool is gone."""
-    idp = ctx.clients.cognito_idp
+def list_groups(clients: Any, pid: str) -> dict[str, dict[str, Any]]:
+    """Name -> group of the pool; ResourceNotFoundException when the pool is gone."""
+    idp = clients.cognito_idp
     groups: dict[str, dict[str, Any]] = {}
     token: str | None = None
-    try:
-        while True:
-            page = idp.list_groups(UserPoolId=pid, Limit=PAGE,
-                                   **({"NextToken": token} if token else {}))
-            groups.update({str(g["GroupName"]): dict(g) for g in page.get("Groups") or []})
-            token = page.get("NextToken")
-            if not token:
-                return groups
-    except ClientError as exc:
-        if aws.is_not_found(exc, NOT_FOUND):
-            return None
-        raise
+    while True:
+        page = idp.list_groups(UserPoolId=pid, Limit=PAGE,
+                               **({"NextToken": token} if token else {}))
+        groups.update({str(g["GroupName"]): dict(g) for g in page.get("Groups") or []})
+        token = page.get("NextToken")
+        if not token:
+            return groups
 
 
 def plan_changes(
@@ -84,53 +90,69 @@ def plan_changes(
     return create, update, delete
 
 
-class UserPoolGroups:
+class UserPoolGroups(Resource):
     """The spec's groups in the tenant's user pool (condition group "Identity")."""
 
     kind = "UserPoolGroups"
     group = "Identity"
+    gone = frozenset({NOT_FOUND})  # the pool (ListGroups) or one group (DeleteGroup)
+    needs = ("UserPool",)
+    goes_with = "UserPool"
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""
         return identity.enabled(ctx)
 
-    def observe(self, ctx: Context) -> Observation:
-        """Exists once the pool holds a group of ours (or the spec wants none)."""
+    def find_by_name(self, ctx: Context) -> PoolGroups | None:
+        """The groups of the environment's pool; None when there is no pool."""
         pid = pool_id(ctx)
-        have = list_groups(ctx, pid) if pid else None
-        if have is None:
-            return MISSING
+        if not pid:
+            return None
+        try:
+            return PoolGroups(pid, list_groups(ctx.clients, pid))
+        except ClientError as exc:
+            if self.is_gone(exc):
+                return None
+            raise
+
+    def inspect(self, ctx: Context, found: PoolGroups) -> Observation:
+        """Exists once the pool holds a group of ours (or the spec wants none).
+
+        A pool without our groups is still `found`, so create knows what it holds.
+        """
         wanted = desired_groups(ctx)
-        ours = [name for name, group in have.items() if name in wanted or is_ours(ctx, group)]
-        if wanted and not ours:
-            return MISSING
-        create, update, delete = plan_changes(ctx, have)
+        ours = [n for n, g in found.groups.items() if n in wanted or is_ours(ctx, g)]
+        create, update, delete = plan_changes(ctx, found.groups)
         stale = bool(create or update or delete)
         return Observation(
-            exists=True,
+            exists=bool(ours) or not wanted,
             up_to_date=not stale,
+            ready=bool(ours) or not wanted,
             detail=STALE.format(missing=sorted(create + update), extra=sorted(delete))
             if stale
             else "",
-            facts={"userPoolGroups": list(wanted)},
+            found=found,
         )
 
-    def create(self, ctx: Context) -> None:
-        """Create the missing groups and correct the others (adopts what exists)."""
-        self._converge(ctx)
+    def create(self, ctx: Context, observed: Observation) -> None:
+        """Create the missing groups and correct the others (adopts what exists).
+
+        Without an observation (a pass that did not look) it looks first: group names are
+        unique per pool, but the pool must be known.
+        """
+        self._converge(ctx, observed.found or self.find(ctx))
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Create, correct and remove groups until the pool's match the spec."""
-        self._converge(ctx)
+        self._converge(ctx, observed.found)
 
-    def _converge(self, ctx: Context) -> None:
-        pid = pool_id(ctx)
-        have = list_groups(ctx, pid) if pid else None
-        if pid is None or have is None:
+    def _converge(self, ctx: Context, found: PoolGroups | None) -> None:
+        if found is None:
             return  # no pool: the pool step before this one reports why
         idp = ctx.clients.cognito_idp
+        pid = found.pool_id
         wanted = desired_groups(ctx)
-        create, update, delete = plan_changes(ctx, have)
+        create, update, delete = plan_changes(ctx, found.groups)
         for name in create:
             try:
                 idp.create_group(UserPoolId=pid, GroupName=name, **wanted[name])
@@ -144,11 +166,11 @@ class UserPoolGroups:
             try:
                 idp.delete_group(UserPoolId=pid, GroupName=name)
             except ClientError as exc:
-                if not aws.is_not_found(exc, NOT_FOUND):
+                if not self.is_gone(exc):
                     raise
         if create or update or delete:
             log.info("groups of pool %s: %d created, %d corrected, %d removed", pid,
                      len(create), len(update), len(delete))
 
-    def delete(self, ctx: Context) -> None:
-        """Nothing: the groups go with the pool, after its export recorded the members."""
+    def remove(self, clients: Any, settings: Settings, found: PoolGroups) -> None:
+        """Nothing: the groups go with the pool, after its archive hook read the members."""

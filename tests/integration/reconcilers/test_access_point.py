@@ -30,7 +30,7 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     """A fresh tenant whose access points are removed whatever the test did."""
     context = make_ctx()
     yield context
-    AccessPoint(chown=False).delete(context)
+    AccessPoint(chown=False).ensure_absent(context)
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
@@ -38,13 +38,14 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert not resource.observe(ctx).exists
     assert not tenant_directory(ctx).exists()
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     ap_id, ap_arn = ctx.ids["accessPointId"], ctx.ids["accessPointArn"]
     assert ap_arn.endswith(f"access-point/{ap_id}")
     observed = resource.observe(ctx)
     assert observed.exists and observed.up_to_date and observed.ready
     assert observed.ids == {"accessPointId": ap_id, "accessPointArn": ap_arn}
-    assert observed.facts["rootPath"] == f"/tenants/{ctx.names.tenant}"
+    (found,) = observed.found
+    assert found["RootDirectory"]["Path"] == f"/tenants/{ctx.names.tenant}"
 
     described = ctx.clients.efs.describe_access_points(AccessPointId=ap_id)["AccessPoints"][0]
     wanted = desired_access_point(ctx)
@@ -58,18 +59,18 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert directory == ctx.settings.efs_mount_path / "tenants" / ctx.names.tenant
     assert directory.is_dir() and stat.S_IMODE(directory.stat().st_mode) == 0o750
 
-    resource.create(ctx)  # moto would happily make a second one: we must adopt
+    resource.create(ctx, resource.observe(ctx))  # moto would make a second one: we adopt
     assert _count(ctx) == 1
 
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
     assert fresh.ids == {}
     again = resource.observe(fresh)
     assert again.exists and again.up_to_date and again.ids == observed.ids
-    resource.create(fresh)
+    resource.create(fresh, resource.observe(fresh))
     assert fresh.ids["accessPointId"] == ap_id and _count(ctx) == 1
 
-    resource.delete(ctx)
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
+    resource.ensure_absent(ctx)
     assert not resource.observe(ctx).exists
     assert not resource.observe(fresh).exists
     assert _count(ctx) == 0
@@ -80,7 +81,7 @@ def test_delete_tolerates_a_recorded_id_that_is_gone(ctx: Context) -> None:
     ctx.ids["accessPointId"] = "fsap-0123456789abcdef0"
     resource = AccessPoint(chown=False)
     assert not resource.observe(ctx).exists
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
 
 
 def test_moved_root_is_stale_and_update_refuses(ctx: Context) -> None:
@@ -103,7 +104,7 @@ def test_moved_root_is_stale_and_update_refuses(ctx: Context) -> None:
 
 def test_other_posix_user_is_stale_and_update_refuses(ctx: Context) -> None:
     resource = AccessPoint(chown=False)
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     ap_id = ctx.ids["accessPointId"]
     ctx.clients.efs.delete_access_point(AccessPointId=ap_id)
     root = {**desired_access_point(ctx), "PosixUser": {"Uid": 0, "Gid": 0}}
@@ -118,16 +119,17 @@ def test_other_posix_user_is_stale_and_update_refuses(ctx: Context) -> None:
 
 def test_another_tenant_is_not_adopted(ctx: Context, make_ctx: MakeCtx) -> None:
     other = make_ctx()
-    AccessPoint(chown=False).create(other)
+    resource = AccessPoint(chown=False)
+    resource.create(other, resource.observe(other))
     try:
-        assert not AccessPoint(chown=False).observe(ctx).exists
+        assert not resource.observe(ctx).exists
     finally:
-        AccessPoint(chown=False).delete(other)
+        resource.ensure_absent(other)
 
 
 def test_removed_tag_is_stale_and_update_restores_it(ctx: Context) -> None:
     resource = AccessPoint(chown=False)
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     ap_id = ctx.ids["accessPointId"]
     ctx.clients.efs.untag_resource(ResourceId=ap_id, TagKeys=[TAG_TENANT])
 
@@ -140,7 +142,7 @@ def test_removed_tag_is_stale_and_update_restores_it(ctx: Context) -> None:
 
 def test_missing_directory_is_stale_and_update_recreates_it(ctx: Context) -> None:
     resource = AccessPoint(chown=False)
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     directory = tenant_directory(ctx)
     directory.rmdir()
 
@@ -148,3 +150,32 @@ def test_missing_directory_is_stale_and_update_recreates_it(ctx: Context) -> Non
     assert observed.exists and not observed.up_to_date and "directory" in observed.detail
     resource.update(ctx, observed)
     assert directory.is_dir() and resource.observe(ctx).up_to_date
+
+
+def test_every_duplicate_is_found_and_removed(ctx: Context) -> None:
+    """Two access points of one environment (a crash before recording): both go."""
+    resource = AccessPoint(chown=False)
+    resource.create(ctx, resource.observe(ctx))
+    ctx.clients.efs.create_access_point(ClientToken="dup-by-hand", **desired_access_point(ctx))
+    assert _count(ctx) == 2
+
+    observed = resource.observe(ctx)
+    assert len(observed.found) == 2
+    assert observed.found[0]["AccessPointId"] == ctx.ids["accessPointId"]  # recorded first
+    resource.ensure_absent(ctx)
+    assert _count(ctx) == 0 and tenant_directory(ctx).is_dir()
+
+
+def test_managed_lists_it_and_refresh_sees_it_gone(ctx: Context) -> None:
+    resource = AccessPoint(chown=False)
+    resource.create(ctx, resource.observe(ctx))
+    ap_id = ctx.ids["accessPointId"]
+    (item,) = [f for f in resource.managed(ctx.clients, ctx.settings) if f.id == ap_id]
+    assert item.tags == {**ctx.tags, "Name": ctx.names.access_point}
+    assert item.details["rootPath"] == f"/tenants/{ctx.names.tenant}"
+    again = resource.refresh(ctx.clients, ctx.settings, item)
+    assert again is not None and again.id == ap_id and again.tags == item.tags
+
+    resource.remove_tolerant(ctx.clients, ctx.settings, item.found)  # the scan's shape
+    assert resource.refresh(ctx.clients, ctx.settings, item) is None
+    assert not resource.observe(ctx).exists

@@ -81,7 +81,7 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
         )["service"]["serviceArn"]
         cleanup.callback(ecs.delete_service, cluster=cluster, service=service, force=True)
         context.ids["serviceArn"] = service
-        cleanup.callback(Autoscaling().delete, context)
+        cleanup.callback(Autoscaling().ensure_absent, context)
         yield context
 
 
@@ -90,7 +90,7 @@ def test_create_adopt_and_an_idle_pass_writes_nothing(ctx: Context, make_ctx: Ma
     assert resource.wanted(ctx)
     assert not resource.observe(ctx).exists
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     target = _target(ctx)
     assert target is not None
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 5)
@@ -110,7 +110,7 @@ def test_create_adopt_and_an_idle_pass_writes_nothing(ctx: Context, make_ctx: Ma
     since = time.time()
     outcome = engine.converge(ctx, [resource])  # an idle pass
     assert outcome.ready and not outcome.events
-    resource.create(ctx)  # a retried create adopts what is there
+    resource.create(ctx, resource.observe(ctx))  # a retried create adopts what is there
     resource.update(ctx, resource.observe(ctx))  # nothing differs: nothing to write
     assert _scaler_writes(ctx, since) == []
 
@@ -124,7 +124,7 @@ def test_bounds_and_target_follow_the_spec_and_drift_is_repaired(
     ctx: Context, make_ctx: MakeCtx
 ) -> None:
     resource = Autoscaling()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     arn = ctx.ids["scalableTarget"]
 
     wider = _with(make_ctx, ctx, replicas=3, autoscaling={
@@ -172,7 +172,7 @@ def test_bounds_and_target_follow_the_spec_and_drift_is_repaired(
 
 def test_removed_when_the_spec_drops_autoscaling(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = Autoscaling()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     recorded: dict[str, Any] = {}
 
     fixed = _with(make_ctx, ctx)  # no autoscaling any more
@@ -192,7 +192,7 @@ def test_removed_when_the_spec_drops_autoscaling(ctx: Context, make_ctx: MakeCtx
 
 def test_removed_while_suspended_and_back_on_resume(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = Autoscaling()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
 
     suspended = _with(make_ctx, ctx, suspended=True, autoscaling=SCALING)
     assert not resource.wanted(suspended)
@@ -209,13 +209,13 @@ def test_removed_while_suspended_and_back_on_resume(ctx: Context, make_ctx: Make
 
 def test_deleting_what_is_already_gone(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = Autoscaling()
-    resource.create(ctx)
-    resource.delete(ctx)
+    resource.create(ctx, resource.observe(ctx))
+    resource.ensure_absent(ctx)
     assert _target(ctx) is None and _policy(ctx) is None
     since = time.time()
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
     never = make_ctx(autoscaling=SCALING)  # a tenant that never had a scaler (nor a service)
-    resource.delete(never)
+    resource.ensure_absent(never)
     assert _scaler_writes(ctx, since) == [] and _scaler_writes(never, since) == []
     assert not resource.observe(ctx).exists
 
@@ -223,7 +223,7 @@ def test_deleting_what_is_already_gone(ctx: Context, make_ctx: MakeCtx) -> None:
 def test_create_waits_for_the_service(make_ctx: MakeCtx) -> None:
     ctx = make_ctx(autoscaling=SCALING)
     with pytest.raises(TransientError) as waiting:
-        Autoscaling().create(ctx)
+        Autoscaling().create(ctx, Autoscaling().observe(ctx))
     assert waiting.value.reason == "WaitingForDependencies"
 
 
@@ -249,12 +249,13 @@ def test_the_engine_scales_after_the_service_and_not_while_suspended(make_ctx: M
         suspended = _with(make_ctx, ctx, suspended=True, autoscaling=SCALING)
         outcome = _converge_until_ready(suspended)
         assert outcome.ready and _target(ctx) is None
-        assert outcome.facts["desiredCount"] == 0 and outcome.facts["runningCount"] == 0
+        assert outcome.facts is not None
+        assert outcome.facts.desired == 0 and outcome.facts.running == 0
         assert "scalableTarget" not in suspended.ids
 
         resumed = _with(make_ctx, suspended, autoscaling=SCALING)
         outcome = _converge_until_ready(resumed)
-        assert outcome.ready and outcome.facts["desiredCount"] == 2
+        assert outcome.ready and outcome.facts is not None and outcome.facts.desired == 2
         assert _target(ctx) is not None and _policy(ctx) is not None
         ctx.ids.update(resumed.ids)
     finally:

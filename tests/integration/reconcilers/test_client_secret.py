@@ -8,8 +8,10 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import read_secret, tenant_fixture
+from wpenv.plan import TAG_RETAINED
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.client_secret import ClientSecret
+from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.reconcilers.user_pool_client import UserPoolClient
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +38,7 @@ ctx = tenant_fixture(upto=4)  # a fresh tenant with pool, groups, domain and cli
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     secret = ClientSecret()
     assert not secret.observe(ctx).exists
-    secret.create(ctx)
+    secret.create(ctx, secret.observe(ctx))
     arn = ctx.ids["clientSecretArn"]
     observed = secret.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
@@ -48,29 +50,29 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert described["Name"] == ctx.names.client_secret
     assert ctx.tags.items() <= {t["Key"]: t["Value"] for t in described["Tags"]}.items()
 
-    secret.create(ctx)  # adopts
+    secret.create(ctx, secret.observe(ctx))  # adopts
     fresh = make_ctx(tenant=ctx.names.tenant)
     again = secret.observe(fresh)
     assert again.exists and again.up_to_date and again.ids == {"clientSecretArn": arn}
     assert _count(ctx) == 1
 
-    secret.delete(ctx)
-    secret.delete(fresh)
+    secret.ensure_absent(ctx)
+    secret.ensure_absent(fresh)
     assert not secret.observe(ctx).exists and _count(ctx) == 0
-    secret.create(ctx)  # forced deletion frees the name at once
+    secret.create(ctx, secret.observe(ctx))  # forced deletion frees the name at once
     assert secret.observe(ctx).up_to_date
 
 
 def test_a_new_client_is_followed(ctx: Context) -> None:
     secret = ClientSecret()
-    secret.create(ctx)
+    secret.create(ctx, secret.observe(ctx))
     arn = ctx.ids["clientSecretArn"]
     old_id, old_secret = _client_secret(ctx)
     # Rotation by hand (HLD 6.2): the client is replaced; the secret must follow.
     client = UserPoolClient()
-    client.delete(ctx)
-    ctx.ids.pop("userPoolClientId")
-    client.create(ctx)
+    client.ensure_absent(ctx)
+    assert "userPoolClientId" not in ctx.ids
+    client.create(ctx, client.observe(ctx))
     new_id, new_secret = _client_secret(ctx)
     assert new_id != old_id
 
@@ -78,7 +80,8 @@ def test_a_new_client_is_followed(ctx: Context) -> None:
     assert not observed.up_to_date
     assert "current id and secret" in observed.detail
     for value in (old_secret, new_secret):
-        assert value not in observed.detail and value not in json.dumps(observed.facts)
+        assert value not in observed.detail and value not in repr(observed)
+        assert value not in json.dumps(observed.found, default=str)
     secret.update(ctx, observed)
     assert secret.observe(ctx).up_to_date
     assert read_secret(ctx, arn) == {"client_id": new_id, "client_secret": new_secret}
@@ -86,11 +89,57 @@ def test_a_new_client_is_followed(ctx: Context) -> None:
 
 def test_a_secret_scheduled_for_deletion_is_restored(ctx: Context) -> None:
     secret = ClientSecret()
-    secret.create(ctx)
+    secret.create(ctx, secret.observe(ctx))
     arn = ctx.ids["clientSecretArn"]
     ctx.clients.secretsmanager.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
-    assert not secret.observe(ctx).exists
-    secret.create(ctx)
+    observed = secret.observe(ctx)
+    assert not observed.exists
+    secret.create(ctx, observed)
     observed = secret.observe(ctx)
     assert observed.exists and observed.up_to_date and observed.ids == {"clientSecretArn": arn}
     assert _count(ctx) == 1
+
+
+def test_a_secret_scheduled_for_deletion_is_deleted_at_once(ctx: Context) -> None:
+    """The forced delete also takes a secret already in its recovery window."""
+    secret = ClientSecret()
+    secret.create(ctx, secret.observe(ctx))
+    ctx.clients.secretsmanager.delete_secret(
+        SecretId=ctx.ids["clientSecretArn"], RecoveryWindowInDays=7
+    )
+    secret.ensure_absent(ctx)
+    listed = ctx.clients.secretsmanager.list_secrets(
+        IncludePlannedDeletion=True, Filters=[{"Key": "name", "Values": [ctx.names.client_secret]}]
+    )["SecretList"]
+    assert [s["Name"] for s in listed if s["Name"] == ctx.names.client_secret] == []
+
+
+def test_retain_tags_the_recorded_secret(ctx: Context) -> None:
+    secret = ClientSecret()
+    secret.create(ctx, secret.observe(ctx))
+    arn = ctx.ids["clientSecretArn"]
+    secret.tag(ctx, arn, {TAG_RETAINED: "true"})
+    described = ctx.clients.secretsmanager.describe_secret(SecretId=arn)
+    assert {t["Key"]: t["Value"] for t in described["Tags"]}[TAG_RETAINED] == "true"
+
+
+def test_managed_lists_only_client_secrets_and_refresh_sees_it_go(ctx: Context) -> None:
+    secret = ClientSecret()
+    secret.create(ctx, secret.observe(ctx))
+    arn = ctx.ids["clientSecretArn"]
+    settings, clients = ctx.settings, ctx.clients
+    database = DatabaseSecret()
+    database.create(ctx, database.observe(ctx))
+    try:
+        (item,) = [f for f in secret.managed(clients, settings) if f.id == arn]
+        assert ctx.tags.items() <= item.tags.items()
+        assert item.details["name"] == ctx.names.client_secret
+        assert all(f.details["name"].endswith("/oidc-client")
+                   for f in secret.managed(clients, settings))
+        assert arn not in {f.id for f in database.managed(clients, settings)}
+        assert ctx.ids["dbSecretArn"] not in {f.id for f in secret.managed(clients, settings)}
+        secret.remove_tolerant(clients, settings, item.found)  # what the orphan cleanup does
+        assert secret.refresh(clients, settings, item) is None
+        assert arn not in {f.id for f in secret.managed(clients, settings)}
+    finally:
+        database.ensure_absent(ctx)

@@ -12,9 +12,10 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from wpenv.aws import Clients
-from wpenv.reconcilers.base import Context, TransientError
-from wpenv.reconcilers.database import Database, connect
-from wpenv.reconcilers.db_secret import DatabaseSecret, read_credentials
+from wpenv.mysql import connect, read_credentials
+from wpenv.reconcilers.base import MISSING, Context, TransientError
+from wpenv.reconcilers.database import Database
+from wpenv.reconcilers.db_secret import DatabaseSecret
 
 pytestmark = pytest.mark.e2e
 
@@ -60,14 +61,14 @@ def test_lifecycle(provisioned: Callable[..., Context], make_ctx: MakeCtx, admin
     ctx = provisioned(create=False)
     assert not database.observe(ctx).exists
 
-    database.create(ctx)
+    database.create(ctx, database.observe(ctx))
     observed = database.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
     ids = {"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user}
     assert observed.ids == ids
     assert {k: ctx.ids[k] for k in ids} == ids
 
-    database.create(ctx)  # no duplicate, still in order
+    database.create(ctx, MISSING)  # no duplicate, still in order
     schemata = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
     assert _sql(admin, schemata, ctx.names.database) == [(ctx.names.database,)]
     assert _sql(
@@ -82,8 +83,8 @@ def test_lifecycle(provisioned: Callable[..., Context], make_ctx: MakeCtx, admin
     fresh.remember(DatabaseSecret().observe(fresh).ids)  # what the engine does in order
     assert database.observe(fresh).up_to_date
 
-    database.delete(ctx)
-    database.delete(ctx)
+    database.ensure_absent(ctx)
+    database.ensure_absent(ctx)
     assert not database.observe(ctx).exists
     assert _sql(admin, schemata, ctx.names.database) == []
 
@@ -145,10 +146,10 @@ def test_tenants_cannot_see_each_other(
 @pytest.mark.parametrize(
     ("change", "stale_fact"),
     [
-        ("REVOKE ALL PRIVILEGES, GRANT OPTION FROM `{user}`@'%'", "databaseGrantsExact"),
-        ("GRANT SELECT ON *.* TO `{user}`@'%'", "databaseGrantsExact"),
-        ("ALTER USER `{user}`@'%' IDENTIFIED BY 'changed-by-hand'", "databaseLoginOk"),
-        ("DROP USER `{user}`@'%'", "databaseUserExists"),
+        ("REVOKE ALL PRIVILEGES, GRANT OPTION FROM `{user}`@'%'", "grants"),
+        ("GRANT SELECT ON *.* TO `{user}`@'%'", "grants"),
+        ("ALTER USER `{user}`@'%' IDENTIFIED BY 'changed-by-hand'", "login"),
+        ("DROP USER `{user}`@'%'", "user"),
     ],
 )
 def test_hand_made_changes_are_stale_and_repaired(
@@ -164,9 +165,9 @@ def test_hand_made_changes_are_stale_and_repaired(
 
     observed = database.observe(ctx)
     assert observed.exists and not observed.up_to_date
-    assert observed.facts[stale_fact] is False
+    assert not getattr(observed.found, stale_fact)
     password = read_credentials(clients, ctx.ids["dbSecretArn"])["password"]
-    assert password not in observed.detail + repr(observed.facts)
+    assert password not in observed.detail + repr(observed.found)
 
     database.update(ctx, observed)
     observed = database.observe(ctx)
@@ -183,7 +184,7 @@ def test_hand_made_changes_are_stale_and_repaired(
 def test_waits_for_the_secret(make_ctx: MakeCtx) -> None:
     ctx = make_ctx()
     with pytest.raises(TransientError) as waiting:
-        Database().create(ctx)
+        Database().create(ctx, MISSING)
     assert waiting.value.reason == "WaitingForSecret"
 
 
@@ -192,7 +193,9 @@ def test_an_unreachable_server_is_transient_and_names_no_credentials(make_ctx: M
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     secret_word = "not-a-real-password"
-    database = Database(master=lambda ctx: connect("127.0.0.1", port, "admin", secret_word))
+    database = Database(
+        master=lambda settings, clients: connect("127.0.0.1", port, "admin", secret_word)
+    )
     with pytest.raises(TransientError) as unreachable:
         database.observe(make_ctx())
     assert unreachable.value.reason == "DatabaseUnreachable"

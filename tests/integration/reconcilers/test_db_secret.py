@@ -13,8 +13,10 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from wpenv.aws import Clients
+from wpenv.mysql import read_credentials
+from wpenv.plan import TAG_RETAINED
 from wpenv.reconcilers.base import Context
-from wpenv.reconcilers.db_secret import DatabaseSecret, read_credentials
+from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +35,7 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     """A fresh tenant whose secret is deleted afterwards, whatever the test did."""
     context = make_ctx()
     yield context
-    DatabaseSecret().delete(context)
+    DatabaseSecret().ensure_absent(context)
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx, clients: Clients) -> None:
@@ -41,15 +43,15 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx, clients: Clients) -> None:
     name = ctx.names.db_secret
     assert not secret.observe(ctx).exists
 
-    secret.create(ctx)
+    secret.create(ctx, secret.observe(ctx))
     observed = secret.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
     arn = observed.ids["dbSecretArn"]
     assert ctx.ids["dbSecretArn"] == arn
     password = read_credentials(clients, arn)["password"]
-    assert password not in json.dumps(observed.facts) + observed.detail
+    assert password not in repr(observed) + observed.detail
 
-    secret.create(ctx)  # adopts: no second secret, and the password is kept
+    secret.create(ctx, secret.observe(ctx))  # adopts: no second secret, and the password is kept
     assert _count(clients, name) == 1
     assert read_credentials(clients, arn)["password"] == password
 
@@ -59,13 +61,14 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx, clients: Clients) -> None:
     assert again.exists and again.up_to_date, again.detail
     assert again.ids == {"dbSecretArn": arn}
 
-    secret.delete(ctx)
-    secret.delete(ctx)
-    secret.delete(fresh)
+    secret.ensure_absent(ctx)
+    secret.ensure_absent(ctx)
+    secret.ensure_absent(fresh)
     assert not secret.observe(ctx).exists
     assert _count(clients, name) == 0
 
-    secret.create(ctx)  # forced deletion frees the name at once (rollback, re-provision)
+    # Forced deletion frees the name at once (rollback, re-provision).
+    secret.create(ctx, secret.observe(ctx))
     assert secret.observe(ctx).up_to_date
     assert read_credentials(clients, ctx.ids["dbSecretArn"])["password"] != password
 
@@ -73,7 +76,8 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx, clients: Clients) -> None:
 def test_value_points_at_the_platform_mariadb(
     ctx: Context, clients: Clients, platform: dict[str, str]
 ) -> None:
-    DatabaseSecret().create(ctx)
+    secret = DatabaseSecret()
+    secret.create(ctx, secret.observe(ctx))
     value = read_credentials(clients, ctx.ids["dbSecretArn"])
     assert set(value) == {"engine", "host", "port", "username", "dbname", "password"}
     assert value["engine"] == "mysql"
@@ -91,7 +95,7 @@ def test_hand_edited_fields_are_rewritten_keeping_the_password(
     ctx: Context, clients: Clients
 ) -> None:
     secret = DatabaseSecret()
-    secret.create(ctx)
+    secret.create(ctx, secret.observe(ctx))
     arn = ctx.ids["dbSecretArn"]
     value = read_credentials(clients, arn)
     edited = {**value, "host": "somewhere.else", "dbname": "other"}
@@ -109,14 +113,14 @@ def test_hand_edited_fields_are_rewritten_keeping_the_password(
 
 def test_a_secret_scheduled_for_deletion_is_restored(ctx: Context, clients: Clients) -> None:
     secret = DatabaseSecret()
-    secret.create(ctx)
+    secret.create(ctx, secret.observe(ctx))
     arn = ctx.ids["dbSecretArn"]
     password = read_credentials(clients, arn)["password"]
     clients.secretsmanager.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
 
     observed = secret.observe(ctx)
     assert not observed.exists
-    secret.create(ctx)
+    secret.create(ctx, observed)
     observed = secret.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
     assert observed.ids["dbSecretArn"] == arn
@@ -197,10 +201,10 @@ def test_rotation_is_configured_when_a_lambda_is_set(
     ctx = make_ctx()
     ctx.settings = settings.model_copy(update={"db_rotation_lambda_arn": rotation_lambda})
     try:
-        secret.create(ctx)
+        secret.create(ctx, secret.observe(ctx))
         observed = secret.observe(ctx)
         assert observed.up_to_date, observed.detail
-        assert observed.facts["dbRotationEnabled"] is True
+        assert observed.found["RotationEnabled"] is True
         arn = ctx.ids["dbSecretArn"]
         described = clients.secretsmanager.describe_secret(SecretId=arn)
         assert described["RotationEnabled"] is True
@@ -225,7 +229,7 @@ def test_rotation_is_configured_when_a_lambda_is_set(
         secret.update(ctx, observed)
         assert secret.observe(ctx).up_to_date
     finally:
-        secret.delete(ctx)
+        secret.ensure_absent(ctx)
 
 
 def test_delete_removes_the_live_secret_when_the_record_names_an_older_one(
@@ -233,14 +237,52 @@ def test_delete_removes_the_live_secret_when_the_record_names_an_older_one(
 ) -> None:
     """Deleted by hand and made again by a drift pass: the status may still name the old."""
     resource = DatabaseSecret()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     old = ctx.ids["dbSecretArn"]
     clients.secretsmanager.delete_secret(SecretId=old, ForceDeleteWithoutRecovery=True)
     ctx.ids.pop("dbSecretArn")
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     assert ctx.ids["dbSecretArn"] != old
     ctx.ids["dbSecretArn"] = old  # the stale record
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
     assert not resource.observe(ctx).exists
     names = [s["Name"] for s in clients.secretsmanager.list_secrets()["SecretList"]]
     assert ctx.names.db_secret not in names
+
+
+def test_retain_tags_the_recorded_secret(ctx: Context, clients: Clients) -> None:
+    secret = DatabaseSecret()
+    secret.create(ctx, secret.observe(ctx))
+    arn = ctx.ids["dbSecretArn"]
+    secret.tag(ctx, arn, {TAG_RETAINED: "true"})
+    described = clients.secretsmanager.describe_secret(SecretId=arn)
+    assert {t["Key"]: t["Value"] for t in described["Tags"]}[TAG_RETAINED] == "true"
+
+
+def test_managed_lists_the_secret_once_and_refresh_sees_it_go(
+    ctx: Context, clients: Clients
+) -> None:
+    secret = DatabaseSecret()
+    secret.create(ctx, secret.observe(ctx))
+    arn = ctx.ids["dbSecretArn"]
+    settings = ctx.settings
+    (item,) = [f for f in secret.managed(clients, settings) if f.id == arn]
+    assert ctx.tags.items() <= item.tags.items()
+    assert item.details["name"] == ctx.names.db_secret
+    assert all(f.details["name"].endswith("/database") for f in secret.managed(clients, settings))
+    assert secret.refresh(clients, settings, item) is not None
+    secret.remove_tolerant(clients, settings, item.found)  # what the orphan cleanup does
+    secret.remove_tolerant(clients, settings, item.found)  # and again: already gone
+    assert secret.refresh(clients, settings, item) is None
+    assert arn not in {f.id for f in secret.managed(clients, settings)}
+    assert _count(clients, ctx.names.db_secret) == 0  # forced: the name is free at once
+
+
+def test_a_secret_in_its_recovery_window_is_not_listed(ctx: Context, clients: Clients) -> None:
+    secret = DatabaseSecret()
+    secret.create(ctx, secret.observe(ctx))
+    arn = ctx.ids["dbSecretArn"]
+    (item,) = [f for f in secret.managed(clients, ctx.settings) if f.id == arn]
+    clients.secretsmanager.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+    assert arn not in {f.id for f in secret.managed(clients, ctx.settings)}
+    assert secret.refresh(clients, ctx.settings, item) is None

@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
+from wpenv import aws
 from wpenv.reconcilers.base import Context, PermanentError, TransientError
 from wpenv.reconcilers.listener_rule import (
     ListenerRule,
@@ -30,21 +32,21 @@ def tenant(make_ctx: MakeCtx) -> Iterator[Tenant]:
 
     def build(**spec: Any) -> Context:
         ctx = make_ctx(**spec)
-        TargetGroup().create(ctx)
+        TargetGroup().create(ctx, TargetGroup().observe(ctx))
         made.append(ctx)
         return ctx
 
     yield build
     for ctx in made:
-        ListenerRule().delete(ctx)
+        ListenerRule().ensure_absent(ctx)
     for ctx in made:
-        TargetGroup().delete(ctx)
+        TargetGroup().ensure_absent(ctx)
 
 
 def _rules_forwarding_to(ctx: Context) -> list[dict[str, Any]]:
     return [
         found.rule
-        for found in read_pool(ctx).all_rules()
+        for found in read_pool(ctx.clients, ctx.settings).all_rules()
         if ctx.ids["targetGroupArn"] in forward_targets(found.rule["Actions"])
     ]
 
@@ -65,7 +67,7 @@ def test_lifecycle(tenant: Tenant, make_ctx: MakeCtx) -> None:
     resource = ListenerRule()
     assert not resource.observe(ctx).exists
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     rule_arn = ctx.ids["listenerRuleArn"]
     assert ctx.ids["listenerArn"] in ctx.settings.listener_arns
     assert isinstance(ctx.ids["rulePriority"], int) and ctx.ids["rulePriority"] >= 1
@@ -84,7 +86,7 @@ def test_lifecycle(tenant: Tenant, make_ctx: MakeCtx) -> None:
     assert {t["Key"]: t["Value"] for t in tags} == ctx.tags
     assert listener_port(ctx.clients, ctx.ids["listenerArn"]) in (80, 8080, 8081)
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     assert len(_rules_forwarding_to(ctx)) == 1
 
     fresh = make_ctx(tenant=ctx.names.tenant)  # lost status: found via the target group
@@ -95,8 +97,8 @@ def test_lifecycle(tenant: Tenant, make_ctx: MakeCtx) -> None:
     by_tags = find_rule(fresh, None)
     assert by_tags is not None and by_tags.rule["RuleArn"] == rule_arn
 
-    resource.delete(fresh)
-    resource.delete(ctx)
+    resource.ensure_absent(fresh)
+    resource.ensure_absent(ctx)
     assert not resource.observe(ctx).exists
     assert not resource.observe(fresh).exists
     assert _rules_forwarding_to(ctx) == []
@@ -105,14 +107,14 @@ def test_lifecycle(tenant: Tenant, make_ctx: MakeCtx) -> None:
 def test_create_waits_for_the_target_group(make_ctx: MakeCtx) -> None:
     ctx = make_ctx()
     with pytest.raises(TransientError) as raised:
-        ListenerRule().create(ctx)
+        ListenerRule().create(ctx, ListenerRule().observe(ctx))
     assert raised.value.reason == "WaitingForTargetGroup"
 
 
 def test_hand_modified_rule_is_stale_and_update_repairs_it(tenant: Tenant) -> None:
     ctx = tenant()
     resource = ListenerRule()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     ctx.clients.elbv2.modify_rule(
         RuleArn=ctx.ids["listenerRuleArn"],
         Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/elsewhere"]}}],
@@ -130,7 +132,7 @@ def test_hand_modified_rule_is_stale_and_update_repairs_it(tenant: Tenant) -> No
 def test_host_condition_when_routing_host_is_set(tenant: Tenant) -> None:
     ctx = tenant(routing={"host": "acme.example.com", "pathPrefix": "/acme-site"})
     resource = ListenerRule()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     [rule] = _rules_forwarding_to(ctx)
     assert _values(rule, "host-header") == {"acme.example.com"}
     assert _values(rule, "path-pattern") == {"/acme-site", "/acme-site/*"}
@@ -151,7 +153,7 @@ def test_rules_spill_over_the_pool_and_a_full_pool_is_permanent(tenant: Tenant) 
     first.settings = first.settings.model_copy(update={"rules_per_listener": limit})
     pool = first.settings.listener_arns
     assert len(pool) >= 2
-    start = {arn: len(rules) for arn, rules in read_pool(first).rules}
+    start = {arn: len(rules) for arn, rules in read_pool(first.clients, first.settings).rules}
     room = sum(max(0, limit - count) for count in start.values())
     assert room >= limit + 1, "the shared listeners hold leftover rules from another test"
 
@@ -159,7 +161,7 @@ def test_rules_spill_over_the_pool_and_a_full_pool_is_permanent(tenant: Tenant) 
     for index in range(room):
         ctx = first if index == 0 else tenant()
         ctx.settings = first.settings
-        resource.create(ctx)
+        resource.create(ctx, resource.observe(ctx))
         placed.append((ctx.ids["listenerArn"], ctx.ids["rulePriority"]))
         assert resource.observe(ctx).up_to_date
 
@@ -168,14 +170,42 @@ def test_rules_spill_over_the_pool_and_a_full_pool_is_permanent(tenant: Tenant) 
     assert order == sorted(order)
     assert len(set(order)) >= 2, "rules did not spill over to the next listener"
     assert len(set(placed)) == len(placed), "two rules share a listener and priority"
-    for arn, rules in read_pool(first).rules:
+    for arn, rules in read_pool(first.clients, first.settings).rules:
         assert len(rules) <= max(limit, start[arn])
         assert len({rule["Priority"] for rule in rules}) == len(rules)
 
     full = tenant()
     full.settings = first.settings
     with pytest.raises(PermanentError) as raised:
-        resource.create(full)
+        resource.create(full, resource.observe(full))
     assert raised.value.reason == "ListenerPoolFull"
     assert "add a listener" in str(raised.value)
     assert "listenerRuleArn" not in full.ids
+
+
+def test_removing_a_rule_deleted_by_hand_is_success(tenant: Tenant) -> None:
+    ctx = tenant()
+    resource = ListenerRule()
+    resource.create(ctx, resource.observe(ctx))
+    observed = resource.observe(ctx)
+    ctx.clients.elbv2.delete_rule(RuleArn=ctx.ids["listenerRuleArn"])
+    with pytest.raises(ClientError) as raised:  # how a recorded rule reads once it is gone
+        ctx.clients.elbv2.describe_rules(RuleArns=[ctx.ids["listenerRuleArn"]])
+    assert aws.error_code(raised.value) == "RuleNotFound" and resource.is_gone(raised.value)
+    resource.delete(ctx, observed)  # the stale observation: gone is success
+    assert not resource.observe(ctx).exists
+
+
+def test_managed_lists_it_and_refresh_sees_it_gone(tenant: Tenant) -> None:
+    ctx = tenant()
+    resource = ListenerRule()
+    resource.create(ctx, resource.observe(ctx))
+    arn = ctx.ids["listenerRuleArn"]
+    (item,) = [f for f in resource.managed(ctx.clients, ctx.settings) if f.id == arn]
+    assert item.tags == ctx.tags and item.details["listenerArn"] == ctx.ids["listenerArn"]
+    again = resource.refresh(ctx.clients, ctx.settings, item)
+    assert again is not None and again.tags == ctx.tags
+
+    resource.remove_tolerant(ctx.clients, ctx.settings, item.found)  # the scan's shape
+    assert resource.refresh(ctx.clients, ctx.settings, item) is None
+    assert not resource.observe(ctx).exists

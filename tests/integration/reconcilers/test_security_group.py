@@ -37,14 +37,14 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     """A fresh tenant whose security group is removed whatever the test did."""
     context = make_ctx()
     yield context
-    SecurityGroup().delete(context)
+    SecurityGroup().ensure_absent(context)
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = SecurityGroup()
     assert not resource.observe(ctx).exists
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     group_id = ctx.ids["securityGroupId"]
     observed = resource.observe(ctx)
     assert observed.exists and observed.up_to_date and observed.ready
@@ -60,18 +60,18 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert group["IpPermissionsEgress"]  # the default egress is left in place
     assert {t["Key"]: t["Value"] for t in group["Tags"]} == ctx.tags
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     assert len(_groups(ctx)) == 1
 
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
     assert fresh.ids == {}
     again = resource.observe(fresh)
     assert again.exists and again.up_to_date and again.ids == {"securityGroupId": group_id}
-    resource.create(fresh)
+    resource.create(fresh, resource.observe(fresh))
     assert fresh.ids["securityGroupId"] == group_id and len(_groups(ctx)) == 1
 
-    resource.delete(ctx)
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
+    resource.ensure_absent(ctx)
     assert not resource.observe(ctx).exists
     assert not resource.observe(fresh).exists
     assert _groups(ctx) == []
@@ -79,7 +79,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
 
 def test_hand_added_rule_is_stale_and_update_removes_it(ctx: Context) -> None:
     resource = SecurityGroup()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     group_id = ctx.ids["securityGroupId"]
     ctx.clients.ec2.authorize_security_group_ingress(
         GroupId=group_id, IpPermissions=[SSH_FROM_ANYWHERE]
@@ -96,7 +96,7 @@ def test_hand_added_rule_is_stale_and_update_removes_it(ctx: Context) -> None:
 
 def test_revoked_rule_and_tag_are_restored(ctx: Context) -> None:
     resource = SecurityGroup()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     group_id = ctx.ids["securityGroupId"]
     ec2 = ctx.clients.ec2
     ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=desired_ingress(ctx))
@@ -116,4 +116,4 @@ def test_delete_tolerates_a_recorded_id_that_is_gone(ctx: Context) -> None:
     ctx.ids["securityGroupId"] = "sg-0123456789abcdef0"
     resource = SecurityGroup()
     assert not resource.observe(ctx).exists
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)

@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
 from wpenv import aws
-from wpenv.reconcilers.base import Context, Observation
-from wpenv.reconcilers.service import Service
+from wpenv.reconcilers.base import Context, Facts, Observation
+from wpenv.reconcilers.service import Service, rollout_of
 from wpenv.reconcilers.task_definition import TaskDefinition
 
 pytestmark = pytest.mark.e2e
@@ -117,10 +117,20 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
         rule = _listener_rule(context, target_group)
         cleanup.callback(elbv2.delete_rule, RuleArn=rule)
         context.ids.update(FAKE_IDS, securityGroupId=group, targetGroupArn=target_group)
-        cleanup.callback(TaskDefinition().delete, context)
-        TaskDefinition().create(context)
-        cleanup.callback(Service().delete, context)
+        cleanup.callback(TaskDefinition().ensure_absent, context)
+        TaskDefinition().create(context, TaskDefinition().observe(context))
+        cleanup.callback(Service().ensure_absent, context)
         yield context
+
+
+def _facts(observed: Observation) -> Facts:
+    assert observed.facts is not None, observed
+    return observed.facts
+
+
+def _failed(observed: Observation) -> str | None:
+    """The revision of a failed (rolled back) deployment, read from the described service."""
+    return rollout_of(observed.found).failed if observed.found is not None else None
 
 
 def _ready(replicas: int) -> Callable[[Observation], bool]:
@@ -128,8 +138,8 @@ def _ready(replicas: int) -> Callable[[Observation], bool]:
         return (
             observed.ready
             and observed.up_to_date
-            and observed.facts["runningCount"] == replicas
-            and observed.facts["healthyTargets"] == replicas
+            and _facts(observed).running == replicas
+            and _facts(observed).healthy == replicas
         )
     return check
 
@@ -138,15 +148,17 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = Service()
     assert not resource.observe(ctx).exists
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     arn = ctx.ids["serviceArn"]
     observed = resource.observe(ctx)
     assert observed.exists and observed.up_to_date and not observed.ready
     assert observed.ids == {"serviceArn": arn}
-    assert observed.facts["desiredCount"] == 2 and observed.facts["runningCount"] == 0
+    assert _facts(observed).desired == 2 and _facts(observed).running == 0
 
     ready = wait_for(ctx, _ready(2))
-    assert ready.facts["rolloutState"] == "COMPLETED" and not ready.facts["rolledBack"]
+    assert _facts(ready).rollout_state == "COMPLETED" and _failed(ready) is None
+    assert _facts(ready).serving == ctx.ids["taskDefinitionArn"]
+    assert _facts(ready).rolled_back_from == ""
     service = _described(ctx)
     assert service["launchType"] == "FARGATE" and service["platformVersion"] == "1.4.0"
     vpc = service["networkConfiguration"]["awsvpcConfiguration"]
@@ -156,18 +168,18 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     tags = ctx.clients.ecs.list_tags_for_resource(resourceArn=arn)["tags"]
     assert ctx.tags.items() <= {t["key"]: t["value"] for t in tags}.items()
 
-    resource.create(ctx)  # adopts: moto would silently replace it
+    resource.create(ctx, resource.observe(ctx))  # adopts: moto would silently replace it
     assert _active_services(ctx) == 1 and _described(ctx)["serviceArn"] == arn
 
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
     assert fresh.ids == {}
     again = resource.observe(fresh)
     assert again.exists and again.ids == {"serviceArn": arn} and again.ready
-    resource.create(fresh)
+    resource.create(fresh, resource.observe(fresh))
     assert fresh.ids["serviceArn"] == arn and _active_services(ctx) == 1
 
-    resource.delete(ctx)
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
+    resource.ensure_absent(ctx)
     assert not resource.observe(ctx).exists
     assert not resource.observe(fresh).exists
     assert _active_services(ctx) == 0
@@ -175,7 +187,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
 
 def test_scaling_and_a_new_image(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = Service()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     wait_for(ctx, _ready(2))
 
     scaled = _with(make_ctx, ctx, replicas=3)
@@ -194,16 +206,16 @@ def test_scaling_and_a_new_image(ctx: Context, make_ctx: MakeCtx) -> None:
     resource.update(newer, resource.observe(newer))
     rolling = resource.observe(newer)
     assert rolling.up_to_date and not rolling.ready
-    assert rolling.facts["rolloutState"] == "IN_PROGRESS"
+    assert _facts(rolling).rollout_state == "IN_PROGRESS"
     done = wait_for(newer, _ready(3))
-    assert done.facts["rolloutState"] == "COMPLETED" and not done.facts["rolledBack"]
+    assert _facts(done).rollout_state == "COMPLETED" and _failed(done) is None
     assert _described(ctx)["taskDefinition"] == second
     ctx.ids.update(newer.ids)
 
 
 def test_a_broken_image_is_rolled_back(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = Service()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     wait_for(ctx, _ready(2))
     good = ctx.ids["taskDefinitionArn"]
 
@@ -212,11 +224,11 @@ def test_a_broken_image_is_rolled_back(ctx: Context, make_ctx: MakeCtx) -> None:
     bad = broken.ids["taskDefinitionArn"]
     resource.update(broken, resource.observe(broken))
 
-    rolled = wait_for(broken, lambda o: bool(o.facts.get("rolledBack")))
-    assert rolled.facts["failedTaskDefinition"] == bad
+    rolled = wait_for(broken, lambda o: _failed(o) is not None)
+    assert _failed(rolled) == bad
     settled = wait_for(broken, lambda o: o.ready)  # serving again, on the old revision
-    assert settled.facts["rolledBack"] and settled.facts["failedTaskDefinition"] == bad
-    assert settled.facts["rolledBackFrom"] == bad and settled.facts["serving"] == good
+    assert _failed(settled) == bad
+    assert _facts(settled).rolled_back_from == bad and _facts(settled).serving == good
     # Settled: deploying the revision that just failed again cannot help; a new spec must.
     assert settled.up_to_date
     resource.update(broken, settled)
@@ -226,14 +238,14 @@ def test_a_broken_image_is_rolled_back(ctx: Context, make_ctx: MakeCtx) -> None:
     TaskDefinition().update(fixed, TaskDefinition().observe(fixed))
     resource.update(fixed, resource.observe(fixed))
     done = wait_for(fixed, _ready(2))
-    assert not done.facts["rolledBack"]
+    assert _failed(done) is None and _facts(done).rolled_back_from == ""
     assert _described(ctx)["taskDefinition"] == fixed.ids["taskDefinitionArn"]
     ctx.ids.update(fixed.ids)
 
 
 def test_suspend_and_resume(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = Service()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     wait_for(ctx, _ready(2))
 
     suspended = _with(make_ctx, ctx, suspended=True)
@@ -241,8 +253,31 @@ def test_suspend_and_resume(ctx: Context, make_ctx: MakeCtx) -> None:
     assert not observed.up_to_date
     resource.update(suspended, observed)
     quiet = wait_for(suspended, _ready(0))
-    assert quiet.facts["desiredCount"] == 0
+    assert _facts(quiet).desired == 0
 
     resumed = _with(make_ctx, ctx, suspended=False)
     resource.update(resumed, resource.observe(resumed))
     wait_for(resumed, _ready(2))
+
+
+def test_managed_lists_it_and_remove_drops_its_scaler_too(ctx: Context) -> None:
+    resource = Service()
+    resource.create(ctx, resource.observe(ctx))
+    arn = ctx.ids["serviceArn"]
+    scaling = ctx.clients.application_autoscaling
+    scaler = f"service/{ctx.settings.cluster_name}/{ctx.names.service}"
+    scaling.register_scalable_target(
+        ServiceNamespace="ecs", ResourceId=scaler, ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1, MaxCapacity=3,
+    )
+    (item,) = [f for f in resource.managed(ctx.clients, ctx.settings) if f.id == arn]
+    assert ctx.tags.items() <= item.tags.items()
+    assert item.details["serviceName"] == ctx.names.service
+    again = resource.refresh(ctx.clients, ctx.settings, item)
+    assert again is not None and again.id == arn
+
+    resource.remove_tolerant(ctx.clients, ctx.settings, item.found)  # the scan's shape
+    assert resource.refresh(ctx.clients, ctx.settings, item) is None
+    assert not resource.observe(ctx).exists and _active_services(ctx) == 0
+    targets = scaling.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[scaler])
+    assert [t for t in targets["ScalableTargets"] if t["ResourceId"] == scaler] == []

@@ -46,19 +46,20 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     context = make_ctx()
     context.ids.update(FAKE_IDS)
     yield context
-    TaskDefinition().delete(context)
+    TaskDefinition().ensure_absent(context)
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = TaskDefinition()
     assert not resource.observe(ctx).exists
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     arn = ctx.ids["taskDefinitionArn"]
     observed = resource.observe(ctx)
     assert observed.exists and observed.up_to_date and observed.ready
     assert observed.ids == {"taskDefinitionArn": arn}
-    assert observed.facts["revision"] == 1
+    assert observed.found.current["revision"] == 1
+    assert observed.found.revisions == observed.found.active == (arn,)
 
     found = ctx.clients.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
     revision = found["taskDefinition"]
@@ -73,7 +74,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert (revision["cpu"], revision["memory"]) == ("512", "1024")
     assert {t["key"]: t["value"] for t in found["tags"]} == ctx.tags
 
-    resource.create(ctx)  # the newest revision matches: nothing new is registered
+    resource.create(ctx, resource.observe(ctx))  # the newest matches: nothing registered
     resource.update(ctx, resource.observe(ctx))
     assert _arns(ctx) == [arn]
 
@@ -83,15 +84,15 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert again.exists and again.ids == {"taskDefinitionArn": arn}
     assert not again.up_to_date  # it cannot compare without the dependencies' ids
     with pytest.raises(TransientError) as waiting:
-        resource.create(fresh)
+        resource.create(fresh, again)
     assert waiting.value.reason == "WaitingForDependencies"
     fresh.ids.update(FAKE_IDS)
     assert resource.observe(fresh).up_to_date
-    resource.create(fresh)
+    resource.create(fresh, resource.observe(fresh))
     assert fresh.ids["taskDefinitionArn"] == arn and _arns(ctx) == [arn]
 
-    resource.delete(ctx)
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
+    resource.ensure_absent(ctx)
     assert not resource.observe(ctx).exists
     assert _arns(ctx) == []
     assert _arns(ctx, "INACTIVE") == []  # moto supports DeleteTaskDefinitions
@@ -99,7 +100,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
 
 def test_changes_register_new_revisions(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = TaskDefinition()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     first = ctx.ids["taskDefinitionArn"]
 
     newer = _with(make_ctx, ctx, image="wordpress:6.9-apache")
@@ -110,7 +111,9 @@ def test_changes_register_new_revisions(ctx: Context, make_ctx: MakeCtx) -> None
     assert second != first
     after = resource.observe(newer)
     assert after.up_to_date and after.ids == {"taskDefinitionArn": second}
-    assert after.facts == {"revision": 2, "image": "wordpress:6.9-apache"}
+    current = after.found.current
+    assert current["revision"] == 2
+    assert current["containerDefinitions"][0]["image"] == "wordpress:6.9-apache"
 
     bigger = _with(make_ctx, newer, image="wordpress:6.9-apache", cpu=1024, memory=2048)
     observed = resource.observe(bigger)
@@ -122,16 +125,16 @@ def test_changes_register_new_revisions(ctx: Context, make_ctx: MakeCtx) -> None
     assert desired_task_definition(bigger)["cpu"] == "1024"
 
     resource.update(bigger, resource.observe(bigger))  # no change: no new revision
-    resource.create(bigger)
+    resource.create(bigger, resource.observe(bigger))
     assert len(_arns(ctx)) == 3 and resource.observe(bigger).ids == {"taskDefinitionArn": third}
 
-    resource.delete(ctx)  # every revision, not only the recorded one
+    resource.ensure_absent(ctx)  # every revision, not only the recorded one
     assert _arns(ctx) == [] and not resource.observe(ctx).exists
 
 
 def test_switching_identity_off_drops_the_sso_settings(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = TaskDefinition()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     off = _with(make_ctx, ctx, identity={"enabled": False})
     observed = resource.observe(off)
     assert not observed.up_to_date and "containerDefinitions" in observed.detail
@@ -143,3 +146,25 @@ def test_switching_identity_off_drops_the_sso_settings(ctx: Context, make_ctx: M
     names = [e["name"] for e in container["environment"] + container["secrets"]]
     assert not [n for n in names if "OIDC" in n or n == "WORDPRESS_CONFIG_EXTRA"]
     assert resource.observe(off).up_to_date
+
+
+def test_managed_lists_the_family_and_refresh_sees_it_gone(ctx: Context, make_ctx: MakeCtx) -> None:
+    resource = TaskDefinition()
+    resource.create(ctx, resource.observe(ctx))
+    newer = _with(make_ctx, ctx, image="wordpress:6.9-apache")
+    resource.update(newer, resource.observe(newer))
+    arns = sorted(_arns(ctx))
+    assert len(arns) == 2
+
+    (item,) = [
+        f for f in resource.managed(ctx.clients, ctx.settings) if f.id == ctx.names.task_family
+    ]
+    assert item.tags == ctx.tags and item.details["revisions"] == arns
+    assert item.found.revisions == tuple(arns) and item.found.active is None
+    again = resource.refresh(ctx.clients, ctx.settings, item)
+    assert again is not None and sorted(again.found.active) == arns
+
+    resource.remove_tolerant(ctx.clients, ctx.settings, again.found)  # the scan's shape
+    assert _arns(ctx) == [] and _arns(ctx, "INACTIVE") == []
+    assert resource.refresh(ctx.clients, ctx.settings, item) is None
+    assert not resource.observe(ctx).exists

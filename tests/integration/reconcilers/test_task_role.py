@@ -36,17 +36,17 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     """A fresh tenant with its access point (made first, as the engine orders them)."""
     context = make_ctx()
     access_point = AccessPoint(chown=False)
-    access_point.create(context)
+    access_point.create(context, access_point.observe(context))
     yield context
-    TaskRole().delete(context)
-    access_point.delete(context)
+    TaskRole().ensure_absent(context)
+    access_point.ensure_absent(context)
 
 
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     resource = TaskRole()
     assert not resource.observe(ctx).exists
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     arn = ctx.ids["taskRoleArn"]
     assert arn.endswith(f":role/{ctx.names.task_role}")
     observed = resource.observe(ctx)
@@ -67,7 +67,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert ctx.ids["accessPointArn"] in text
     assert f"secret:wpenv/{ctx.names.tenant}/*" in text
 
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     assert _roles(ctx) == 1
 
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
@@ -77,11 +77,11 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert not again.up_to_date  # cannot judge the policy before the access point is found
     fresh.remember({"accessPointArn": ctx.ids["accessPointArn"]})
     assert resource.observe(fresh).up_to_date
-    resource.create(fresh)
+    resource.create(fresh, resource.observe(fresh))
     assert fresh.ids["taskRoleArn"] == arn and _roles(ctx) == 1
 
-    resource.delete(ctx)
-    resource.delete(ctx)
+    resource.ensure_absent(ctx)
+    resource.ensure_absent(ctx)
     assert not resource.observe(ctx).exists
     assert not resource.observe(fresh).exists
     assert _roles(ctx) == 0
@@ -90,14 +90,14 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
 def test_create_waits_for_the_access_point(make_ctx: MakeCtx) -> None:
     ctx = make_ctx()
     with pytest.raises(TransientError) as raised:
-        TaskRole().create(ctx)
+        TaskRole().create(ctx, TaskRole().observe(ctx))
     assert raised.value.reason == "WaitingForAccessPoint"
     assert not TaskRole().observe(ctx).exists
 
 
 def test_widened_policy_and_extra_policy_are_stale_and_update_repairs(ctx: Context) -> None:
     resource = TaskRole()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     iam = ctx.clients.iam
     name = ctx.names.task_role
     everything = {
@@ -129,7 +129,7 @@ def test_widened_policy_and_extra_policy_are_stale_and_update_repairs(ctx: Conte
 
 def test_delete_removes_attached_policies_too(ctx: Context) -> None:
     resource = TaskRole()
-    resource.create(ctx)
+    resource.create(ctx, resource.observe(ctx))
     iam = ctx.clients.iam
     policy_arn = iam.create_policy(
         PolicyName=f"{ctx.names.task_role}-extra",
@@ -140,9 +140,41 @@ def test_delete_removes_attached_policies_too(ctx: Context) -> None:
     )["Policy"]["Arn"]
     try:
         iam.attach_role_policy(RoleName=ctx.names.task_role, PolicyArn=policy_arn)
-        resource.delete(ctx)
+        resource.ensure_absent(ctx)
         assert not resource.observe(ctx).exists
     finally:
         iam.delete_policy(PolicyArn=policy_arn)
     with pytest.raises(ClientError):
         iam.get_role(RoleName=ctx.names.task_role)
+
+
+def test_delete_removes_the_role_from_instance_profiles(ctx: Context) -> None:
+    resource = TaskRole()
+    resource.create(ctx, resource.observe(ctx))
+    iam = ctx.clients.iam
+    profile = f"{ctx.names.task_role}-profile"
+    iam.create_instance_profile(InstanceProfileName=profile)
+    try:
+        iam.add_role_to_instance_profile(InstanceProfileName=profile,
+                                         RoleName=ctx.names.task_role)
+        resource.ensure_absent(ctx)
+        assert not resource.observe(ctx).exists
+        roles = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]
+        assert roles == []
+    finally:
+        iam.delete_instance_profile(InstanceProfileName=profile)
+
+
+def test_managed_lists_it_and_refresh_sees_it_gone(ctx: Context) -> None:
+    resource = TaskRole()
+    resource.create(ctx, resource.observe(ctx))
+    (item,) = [
+        f for f in resource.managed(ctx.clients, ctx.settings) if f.id == ctx.names.task_role
+    ]
+    assert item.tags == ctx.tags and item.details["arn"] == ctx.ids["taskRoleArn"]
+    again = resource.refresh(ctx.clients, ctx.settings, item)
+    assert again is not None and again.tags == ctx.tags
+
+    resource.remove_tolerant(ctx.clients, ctx.settings, item.found)  # the scan's shape
+    assert resource.refresh(ctx.clients, ctx.settings, item) is None
+    assert not resource.observe(ctx).exists

@@ -1,15 +1,15 @@
-"""The tenant's user pool against moto: lifecycle, quota, ownership, export before delete."""
+"""The tenant's user pool against moto: lifecycle, quota, ownership, delete, orphan listing."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import build, domain_owner, our_pools, pools_named, tear_down
-from wpenv.plan import TAG_ENVIRONMENT
+from wpenv.plan import TAG_ENVIRONMENT, TAG_RETAINED
 from wpenv.reconcilers.base import Context, TransientError
 from wpenv.reconcilers.user_pool import UserPool, list_pools
 
@@ -28,7 +28,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     pool = UserPool()
     assert not pool.observe(ctx).exists
 
-    pool.create(ctx)
+    pool.create(ctx, pool.observe(ctx))
     pool_id = ctx.ids["userPoolId"]
     observed = pool.observe(ctx)
     assert observed.exists and observed.up_to_date and observed.ready, observed.detail
@@ -41,23 +41,23 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert described["DeletionProtection"] == "ACTIVE"
     assert ctx.tags.items() <= described["UserPoolTags"].items()
 
-    pool.create(ctx)  # adopts: still one pool
+    pool.create(ctx, pool.observe(ctx))  # adopts: still one pool
     assert len(pools_named(ctx)) == 1
 
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
     again = pool.observe(fresh)
     assert again.exists and again.up_to_date and again.ids == {"userPoolId": pool_id}
 
-    pool.delete(fresh)
-    pool.delete(ctx)
+    pool.ensure_absent(fresh)
+    pool.ensure_absent(ctx)
     assert not pool.observe(ctx).exists
     assert pools_named(ctx) == []
-    assert ctx.exported == [], "a pool without users has nothing to export"
+    assert _archived(ctx) == [], "deleting exports nothing (the engine's users hook does)"
 
 
 def test_hand_changed_settings_are_put_back(ctx: Context) -> None:
     pool = UserPool()
-    pool.create(ctx)
+    pool.create(ctx, pool.observe(ctx))
     pool_id = ctx.ids["userPoolId"]
     # UpdateUserPool resets what it is not sent: this drops our tags and the protection too.
     ctx.clients.cognito_idp.update_user_pool(
@@ -75,8 +75,9 @@ def test_hand_changed_settings_are_put_back(ctx: Context) -> None:
 def test_at_the_quota_nothing_is_created(ctx: Context) -> None:
     in_use = len(list_pools(ctx))
     ctx.settings = ctx.settings.model_copy(update={"user_pool_quota": in_use})
+    pool = UserPool()
     with pytest.raises(TransientError) as caught:
-        UserPool().create(ctx)
+        pool.create(ctx, pool.observe(ctx))
     assert caught.value.reason == "UserPoolQuotaReached"
     assert f"{in_use} of quota {in_use} user pools" in str(caught.value)
     assert "WPENV_USER_POOL_QUOTA" in str(caught.value)
@@ -84,7 +85,7 @@ def test_at_the_quota_nothing_is_created(ctx: Context) -> None:
     assert "userPoolId" not in ctx.ids
 
     ctx.settings = ctx.settings.model_copy(update={"user_pool_quota": in_use + 1})
-    UserPool().create(ctx)  # one free: created
+    pool.create(ctx, pool.observe(ctx))  # one free: created
     assert len(list_pools(ctx)) == in_use + 1
 
 
@@ -98,14 +99,14 @@ def test_a_pool_of_another_environment_is_never_touched(ctx: Context, make_ctx: 
         assert not pool.observe(ctx).exists  # same name, another environment's tag
         ctx.ids["userPoolId"] = foreign_id  # even a record pointing at it is not trusted
         assert not pool.observe(ctx).exists
-        pool.delete(ctx)
+        pool.ensure_absent(ctx)
         assert idp.describe_user_pool(UserPoolId=foreign_id)["UserPool"]["Id"] == foreign_id
 
         ctx.ids.clear()
-        pool.create(ctx)
+        pool.create(ctx, pool.observe(ctx))
         assert ctx.ids["userPoolId"] != foreign_id
         assert [p["Id"] for p in our_pools(ctx)] == [ctx.ids["userPoolId"]]
-        pool.delete(ctx)
+        pool.ensure_absent(ctx)
         assert [p["Id"] for p in pools_named(ctx)] == [foreign_id]
     finally:
         idp.delete_user_pool(UserPoolId=foreign_id)
@@ -131,41 +132,74 @@ def _users(ctx: Context) -> None:
                                 GroupName="Viewer")
 
 
-def test_delete_exports_users_and_groups_first(ctx: Context) -> None:
+def test_delete_removes_the_domain_and_a_protected_pool_without_exporting(ctx: Context) -> None:
     build(ctx, upto=3)  # pool, groups, domain
     _users(ctx)
     pool_id = ctx.ids["userPoolId"]
-    ctx.archive_key_prefix = f"archives/it/{ctx.name}/20261127T143000Z"
+    assert domain_owner(ctx) == pool_id
 
-    UserPool().delete(ctx)
+    UserPool().ensure_absent(ctx)
 
-    key = f"{ctx.archive_key_prefix}/users.json"
-    bucket = ctx.settings.archive_bucket
-    assert ctx.exported == [f"s3://{bucket}/{key}"]
-    s3 = ctx.clients.s3
-    assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "AES256"
-    document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    assert document["userPoolId"] == pool_id
-    assert [g["name"] for g in document["groups"]] == ["Admin", "Editor", "Viewer"]
-    assert [g["precedence"] for g in document["groups"]] == [0, 1, 2]
-    # E-mail is the sign-in alias: Cognito's user name is the user's `sub`.
-    users = {u["attributes"]["email"]: u for u in document["users"]}
-    assert set(users) == {"ada@example.com", "bob@example.com"}
-    ada = users["ada@example.com"]
-    assert ada["groups"] == ["Admin", "Viewer"] and users["bob@example.com"]["groups"] == ["Editor"]
-    assert ada["username"] == ada["attributes"]["sub"]
-    assert ada["enabled"] is True and ada["status"] == "FORCE_CHANGE_PASSWORD"
-    assert ada["created"]
-    assert "not-for-archives" not in json.dumps(document)
-    # Then the domain (still attached) and the pool went.
+    assert _archived(ctx) == []  # the "users" archive hook exports, not the delete
     assert domain_owner(ctx) is None
+    assert pools_named(ctx) == []
+    assert "userPoolId" not in ctx.ids
+
+
+def test_lifting_the_protection_keeps_the_pools_other_settings(ctx: Context) -> None:
+    """The delete's one UpdateUserPool sends the current settings, not Cognito's defaults."""
+    pool = UserPool()
+    pool.create(ctx, pool.observe(ctx))
+    pool_id = ctx.ids["userPoolId"]
+    idp = ctx.clients.cognito_idp
+    sent: list[dict[str, object]] = []
+
+    def keep(params: dict[str, object], **_: object) -> None:
+        sent.append(dict(params))
+
+    idp.meta.events.register("provide-client-params.cognito-idp.UpdateUserPool", keep)
+    try:
+        pool.ensure_absent(ctx)
+    finally:
+        idp.meta.events.unregister("provide-client-params.cognito-idp.UpdateUserPool", keep)
+    (update,) = sent
+    assert update["UserPoolId"] == pool_id and update["DeletionProtection"] == "INACTIVE"
+    assert update["PoolName"] == ctx.names.user_pool
+    assert ctx.tags.items() <= cast(dict[str, str], update["UserPoolTags"]).items()
+    assert update["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    assert update["AutoVerifiedAttributes"] == ["email"]
     assert pools_named(ctx) == []
 
 
-def test_without_a_caller_prefix_the_export_gets_its_own(ctx: Context) -> None:
-    build(ctx, upto=2)
-    _users(ctx)
-    UserPool().delete(ctx)
-    (uri,) = ctx.exported
-    prefix = f"s3://{ctx.settings.archive_bucket}/{ctx.settings.archive_prefix}/it/{ctx.name}/"
-    assert uri.startswith(prefix) and uri.endswith("Z/users.json")
+def test_retain_tags_and_keeps_every_setting(ctx: Context) -> None:
+    pool = UserPool()
+    pool.create(ctx, pool.observe(ctx))
+    pool_id = ctx.ids["userPoolId"]
+    pool.tag(ctx, pool_id, {TAG_RETAINED: "true"})
+    described = ctx.clients.cognito_idp.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    assert described["UserPoolTags"] == {**ctx.tags, TAG_RETAINED: "true"}
+    assert described["DeletionProtection"] == "ACTIVE"
+    observed = pool.observe(ctx)
+    assert observed.exists and observed.up_to_date, observed.detail
+
+
+def test_managed_lists_the_pool_and_refresh_sees_it_go(ctx: Context) -> None:
+    pool = UserPool()
+    pool.create(ctx, pool.observe(ctx))
+    pool_id = ctx.ids["userPoolId"]
+    settings, clients = ctx.settings, ctx.clients
+    (item,) = [f for f in pool.managed(clients, settings) if f.id == pool_id]
+    assert ctx.tags.items() <= item.tags.items()
+    assert item.details["name"] == ctx.names.user_pool
+    refreshed = pool.refresh(clients, settings, item)
+    assert refreshed is not None and refreshed.id == pool_id
+    pool.remove_tolerant(clients, settings, item.found)  # what the orphan cleanup does
+    assert pool.refresh(clients, settings, item) is None
+    assert not pool.observe(ctx).exists
+
+
+def _archived(ctx: Context) -> list[str]:
+    """Keys in the archive bucket under this environment's prefix."""
+    prefix = f"{ctx.settings.archive_prefix}/it/{ctx.name}/"
+    found = ctx.clients.s3.list_objects_v2(Bucket=ctx.settings.archive_bucket, Prefix=prefix)
+    return [str(o["Key"]) for o in found.get("Contents", [])]

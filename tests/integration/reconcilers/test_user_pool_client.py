@@ -37,7 +37,7 @@ ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     client = UserPoolClient()
     assert not client.observe(ctx).exists
-    client.create(ctx)
+    client.create(ctx, client.observe(ctx))
     client_id = ctx.ids["userPoolClientId"]
     observed = client.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
@@ -57,20 +57,21 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert described["CallbackURLs"] == [url + REDIRECT]
     assert described["LogoutURLs"] == [url]
 
-    client.create(ctx)  # adopts
+    client.create(ctx, client.observe(ctx))  # adopts
     fresh = make_ctx(tenant=ctx.names.tenant)
     again = client.observe(fresh)
     assert again.exists and again.up_to_date and again.ids == {"userPoolClientId": client_id}
     assert _clients(ctx) == [client_id]
 
-    client.delete(ctx)
-    client.delete(ctx)
+    client.ensure_absent(ctx)
+    client.ensure_absent(ctx)
     assert not client.observe(ctx).exists and _clients(ctx) == []
+    assert list(client.managed(ctx.clients, ctx.settings)) == []  # goes with the pool
 
 
 def test_spec_urls_and_hand_edits(ctx: Context, make_ctx: MakeCtx) -> None:
     client = UserPoolClient()
-    client.create(ctx)
+    client.create(ctx, client.observe(ctx))
     client_id = ctx.ids["userPoolClientId"]
     secret = _client(ctx)["ClientSecret"]
     ctx.clients.cognito_idp.update_user_pool_client(

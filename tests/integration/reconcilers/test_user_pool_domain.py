@@ -19,7 +19,7 @@ ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     domain = UserPoolDomain()
     assert not domain.observe(ctx).exists
-    domain.create(ctx)
+    domain.create(ctx, domain.observe(ctx))
     prefix = ctx.names.user_pool_domain
     assert ctx.ids["userPoolDomain"] == prefix
     observed = domain.observe(ctx)
@@ -27,14 +27,15 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert observed.ids == {"userPoolDomain": prefix}
     assert domain_owner(ctx) == ctx.ids["userPoolId"]
 
-    domain.create(ctx)  # already ours: nothing happens
+    domain.create(ctx, domain.observe(ctx))  # already ours: nothing happens
     fresh = make_ctx(tenant=ctx.names.tenant)
     assert domain.observe(fresh).exists
 
-    domain.delete(ctx)
-    domain.delete(ctx)
+    domain.ensure_absent(ctx)
+    domain.ensure_absent(ctx)
     assert domain_owner(ctx) is None
     assert not domain.observe(ctx).exists
+    assert list(domain.managed(ctx.clients, ctx.settings)) == []  # goes with the pool
 
 
 def test_a_prefix_held_by_someone_else_is_left_alone(ctx: Context) -> None:
@@ -43,12 +44,13 @@ def test_a_prefix_held_by_someone_else_is_left_alone(ctx: Context) -> None:
     try:
         idp.create_user_pool_domain(Domain=ctx.names.user_pool_domain, UserPoolId=other)
         domain = UserPoolDomain()
-        assert not domain.observe(ctx).exists
+        observed = domain.observe(ctx)
+        assert not observed.exists
         with pytest.raises(PermanentError) as caught:
-            domain.create(ctx)
+            domain.create(ctx, observed)
         assert caught.value.reason == "DomainTaken"
         assert other in str(caught.value)
-        domain.delete(ctx)
+        domain.ensure_absent(ctx)
         assert domain_owner(ctx) == other
     finally:
         idp.delete_user_pool_domain(Domain=ctx.names.user_pool_domain, UserPoolId=other)
@@ -63,7 +65,8 @@ def test_a_prefix_on_an_older_pool_of_ours_moves(ctx: Context) -> None:
     )["UserPool"]["Id"]
     try:
         idp.create_user_pool_domain(Domain=ctx.names.user_pool_domain, UserPoolId=older)
-        UserPoolDomain().create(ctx)
+        domain = UserPoolDomain()
+        domain.create(ctx, domain.observe(ctx))
         assert domain_owner(ctx) == ctx.ids["userPoolId"] != older
     finally:
         idp.delete_user_pool(UserPoolId=older)

@@ -32,7 +32,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     groups = UserPoolGroups()
     assert not groups.observe(ctx).exists
 
-    groups.create(ctx)
+    groups.create(ctx, groups.observe(ctx))
     observed = groups.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
     have = _groups(ctx)
@@ -42,17 +42,18 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert "administrator" in have["Admin"]["Description"]
     assert "subscriber" in have["Viewer"]["Description"]
 
-    groups.create(ctx)  # adopts
+    groups.create(ctx, groups.observe(ctx))  # adopts
     fresh = make_ctx(tenant=ctx.names.tenant)  # lost status: found through the pool's name
     assert groups.observe(fresh).up_to_date
 
-    groups.delete(ctx)  # the groups go with the pool (after its export), not before
+    groups.ensure_absent(ctx)  # the groups go with the pool (after its export), not before
     assert set(_groups(ctx)) == {"Admin", "Editor", "Viewer"}
+    assert list(groups.managed(ctx.clients, ctx.settings)) == []  # no listing of their own
 
 
 def test_spec_changes_and_hand_edits(ctx: Context, make_ctx: MakeCtx) -> None:
     groups = UserPoolGroups()
-    groups.create(ctx)
+    groups.create(ctx, groups.observe(ctx))
     idp = ctx.clients.cognito_idp
     pool_id = ctx.ids["userPoolId"]
     idp.create_group(UserPoolId=pool_id, GroupName="Auditors", Description="made by hand")
@@ -77,6 +78,14 @@ def test_spec_changes_and_hand_edits(ctx: Context, make_ctx: MakeCtx) -> None:
 def test_no_pool_means_no_groups(make_ctx: MakeCtx) -> None:
     ctx = make_ctx()
     groups = UserPoolGroups()
-    assert not groups.observe(ctx).exists
-    groups.create(ctx)  # the pool step reports the missing pool; nothing happens here
-    groups.delete(ctx)
+    observed = groups.observe(ctx)
+    assert not observed.exists and observed.found is None
+    groups.create(ctx, observed)  # the pool step reports the missing pool; nothing happens
+    groups.ensure_absent(ctx)
+
+
+def test_a_pool_gone_under_a_record_means_no_groups(ctx: Context) -> None:
+    groups = UserPoolGroups()
+    groups.create(ctx, groups.observe(ctx))
+    ctx.clients.cognito_idp.delete_user_pool(UserPoolId=ctx.ids["userPoolId"])
+    assert not groups.observe(ctx).exists  # ResourceNotFoundException: gone, exactly

@@ -73,3 +73,10 @@ def test_tenant_directory_is_created_with_mode_0750(tmp_path: Path) -> None:
     (path / "kept.txt").write_text("x")
     ap.AccessPoint(chown=False).ensure_directory(ctx)  # idempotent, leaves content alone
     assert (path / "kept.txt").read_text() == "x"
+
+
+def test_declarations() -> None:
+    resource = ap.AccessPoint(chown=False)
+    assert resource.ids == ("accessPointId", "accessPointArn")
+    assert resource.gone == {"AccessPointNotFound"}
+    assert resource.archive == "files" and resource.retainable and resource.needs == ()

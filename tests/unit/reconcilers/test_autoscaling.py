@@ -116,3 +116,15 @@ def test_a_described_policy_compares_on_value_metric_and_cooldowns() -> None:
         {**described, "TargetTrackingScalingPolicyConfiguration": {**config, "TargetValue": 70}}
     ) != asc.policy_shape(want)
     assert asc.policy_shape(None) is None
+
+
+def test_declarations_and_the_found_scalers_key() -> None:
+    resource = asc.Autoscaling()
+    assert resource.ids == ("scalableTarget",) and resource.needs == ("Service",)
+    assert resource.gone == {"ObjectNotFoundException"} and not resource.retainable
+    target = asc.desired_target(_ctx(autoscaling=SCALING))
+    assert asc.Scaler(target).key == {
+        "ServiceNamespace": "ecs",
+        "ResourceId": "service/shared/wpenv-acme",
+        "ScalableDimension": "ecs:service:DesiredCount",
+    }

@@ -54,10 +54,12 @@ def test_statements_without_parameters_format_to_plain_sql() -> None:
     assert db.revoke_sql(ctx) % () == (
         "REVOKE ALL PRIVILEGES, GRANT OPTION FROM `wp_acme_corp`@'%'"
     )
-    assert [sql % () for sql in db.drop_sql(ctx)] == [
+    names = (ctx.names.database, ctx.names.database_user)
+    assert [sql % () for sql in db.drop_sql(*names)] == [
         "DROP USER IF EXISTS `wp_acme_corp`@'%'",
         "DROP DATABASE IF EXISTS `wp_acme_corp`",
     ]
+    assert [sql % () for sql in db.drop_sql(None, "wp_x")] == ["DROP USER IF EXISTS `wp_x`@'%'"]
 
 
 MARIADB_GRANTS = [

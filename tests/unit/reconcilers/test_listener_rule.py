@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from wpenv.engine import make_context
 from wpenv.reconcilers import listener_rule as lr
@@ -81,3 +82,34 @@ def test_listener_of_a_rule_arn() -> None:
     head = "arn:aws:elasticloadbalancing:us-east-1:1"
     rule = f"{head}:listener-rule/app/alb/abc/def/123"
     assert lr.listener_of(rule) == f"{head}:listener/app/alb/abc/def"
+
+
+class _Elb:
+    """Answers DeleteRule with one error code (a stand-in client, not a patched boto3)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def delete_rule(self, **_: Any) -> None:
+        raise ClientError({"Error": {"Code": self.code, "Message": "x"}}, "DeleteRule")
+
+
+class _Clients:
+    def __init__(self, code: str) -> None:
+        self.elbv2 = _Elb(code)
+
+
+@pytest.mark.parametrize("code", ["RuleNotFound", "ListenerNotFound"])
+def test_rule_or_listener_not_found_means_the_rule_is_gone(code: str) -> None:
+    found = lr.PoolRule({"RuleArn": "r", "Priority": "1"}, "l1")
+    lr.ListenerRule().remove_tolerant(_Clients(code), Settings(listener_arns=[]), found)
+
+
+def test_a_gone_target_group_is_not_a_gone_rule() -> None:
+    """TargetGroupNotFound contains "NotFound", but says nothing about the rule."""
+    found = lr.PoolRule({"RuleArn": "r", "Priority": "1"}, "l1")
+    with pytest.raises(ClientError):
+        lr.ListenerRule().remove_tolerant(
+            _Clients("TargetGroupNotFound"), Settings(listener_arns=[]), found
+        )
+    assert lr.ListenerRule().needs == ("TargetGroup",)

@@ -8,7 +8,7 @@ import pytest
 
 from wpenv.engine import make_context
 from wpenv.reconcilers import service as svc
-from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.base import Context, Facts, TransientError
 from wpenv.settings import Settings
 
 TD1 = "arn:aws:ecs:us-east-1:111122223333:task-definition/wpenv-acme:1"
@@ -99,3 +99,42 @@ def test_back_on_another_revision_than_requested_is_a_rollback() -> None:
     assert svc.rollout_of(_service(TD1, done, requested=TD2)).failed == TD2
     assert svc.rollout_of(_service(TD1, done, requested=TD1)).failed is None
     assert svc.rollout_of(_service(TD1, done)).failed is None
+
+
+def test_observation_facts_of_a_rolled_back_service() -> None:
+    """The wanted revision failed and ECS went back: settled, and the facts say so."""
+    ctx = _ctx(ids={"taskDefinitionArn": TD2}, replicas=2)  # no target group: no I/O
+    back = {"status": "PRIMARY", "rolloutState": "COMPLETED", "taskDefinition": TD1}
+    failed = {"status": "ACTIVE", "rolloutState": "FAILED", "taskDefinition": TD2}
+    service = {
+        **_service(TD1, back, failed, requested=TD2),
+        "serviceArn": "arn:aws:ecs:us-east-1:111122223333:service/wpenv/wpenv-acme",
+        "status": "ACTIVE", "runningCount": 2, "desiredCount": 2,
+    }
+    observed = svc.Service().inspect(ctx, service)
+    assert observed.exists and observed.up_to_date and observed.found is service
+    assert observed.facts == Facts(
+        running=2, desired=2, healthy=0, rollout_state="COMPLETED", serving=TD1,
+        rolled_back_from=TD2,
+    )
+    assert "rolled the service back" in observed.detail
+
+
+def test_a_draining_service_does_not_exist_but_is_found() -> None:
+    draining = {"serviceArn": "arn:x", "status": "DRAINING", "serviceName": "wpenv-acme"}
+    observed = svc.Service().inspect(_ctx(), draining)
+    assert not observed.exists and observed.found is draining and observed.facts is None
+    with pytest.raises(TransientError) as caught:
+        svc.Service().create(_ctx(), observed)
+    assert caught.value.reason == "ServiceDraining"
+
+
+def test_declarations() -> None:
+    service = svc.Service()
+    assert service.ids == ("serviceArn",)
+    assert service.gone == {
+        "ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException"
+    }
+    assert set(service.needs) == {"TaskDefinition", "TargetGroup", "ListenerRule",
+                                  "SecurityGroup"}
+    assert service.retainable and service.archive is None

@@ -53,3 +53,9 @@ def test_changed_health_check_fields_are_reported() -> None:
     assert tg.health_check_differences(changed) == [
         "HealthCheckPath", "HealthyThresholdCount", "Matcher",
     ]
+
+
+def test_declarations() -> None:
+    resource = tg.TargetGroup()
+    assert resource.ids == ("targetGroupArn",) and resource.gone == {"TargetGroupNotFound"}
+    assert resource.retainable and resource.needs == ()

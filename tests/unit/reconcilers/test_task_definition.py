@@ -194,3 +194,46 @@ def test_with_identity_waits_for_each_cognito_piece(missing: str) -> None:
     assert caught.value.reason == "WaitingForDependencies"
     assert missing in str(caught.value)
     td.desired_task_definition(_ctx(ids=ids))  # identity off: not needed
+
+
+class _Ecs:
+    """Records the calls `remove` makes (a stand-in client, not a patched boto3)."""
+
+    def __init__(self) -> None:
+        self.deregistered: list[str] = []
+        self.deleted: list[list[str]] = []
+
+    def deregister_task_definition(self, taskDefinition: str) -> None:  # noqa: N803
+        self.deregistered.append(taskDefinition)
+
+    def delete_task_definitions(self, taskDefinitions: list[str]) -> None:  # noqa: N803
+        self.deleted.append(list(taskDefinitions))
+
+
+class _Clients:
+    def __init__(self) -> None:
+        self.ecs = _Ecs()
+
+
+ARNS = tuple(f"arn:aws:ecs:eu-west-1:1:task-definition/wpenv-acme:{n}" for n in range(1, 13))
+
+
+def test_remove_deregisters_the_active_and_deletes_all_in_batches_of_ten() -> None:
+    clients = _Clients()
+    family = td.Family("wpenv-acme", ARNS, active=ARNS[-2:])
+    td.TaskDefinition().remove(clients, Settings(listener_arns=[]), family)
+    assert clients.ecs.deregistered == list(ARNS[-2:])
+    assert clients.ecs.deleted == [list(ARNS[:10]), list(ARNS[10:])]
+
+
+def test_remove_of_a_scanned_family_deregisters_every_revision() -> None:
+    """The tagging API does not say which revisions are ACTIVE: deregister them all."""
+    clients = _Clients()
+    td.TaskDefinition().remove(clients, Settings(listener_arns=[]), td.Family("f", ARNS[:3]))
+    assert clients.ecs.deregistered == list(ARNS[:3])
+    assert clients.ecs.deleted == [list(ARNS[:3])]
+
+
+def test_family_of_an_arn() -> None:
+    assert td.family_of(ARNS[0]) == "wpenv-acme"
+    assert td.TaskDefinition().gone == {"ClientException"}

@@ -88,3 +88,10 @@ def test_documents_compare_as_data_whatever_the_encoding() -> None:
     widened = json.loads(as_json)
     widened["Statement"][1]["Resource"] = "*"
     assert not tr.same_document(widened, wanted)
+
+
+def test_role_name_of_an_arn_and_declarations() -> None:
+    assert tr.role_name("arn:aws:iam::1:role/some/path/wpenv-acme-task") == "wpenv-acme-task"
+    resource = tr.TaskRole()
+    assert resource.gone == {"NoSuchEntity"} and resource.needs == ("AccessPoint",)
+    assert resource.ids == ("taskRoleArn",) and resource.retainable

@@ -34,3 +34,9 @@ def test_differences_ignore_order_and_extra_fields_never_name_the_secret() -> No
     echoed["LogoutURLs"] = ["http://elsewhere/"]
     echoed["AllowedOAuthFlowsUserPoolClient"] = False
     assert upc.differences(desired, echoed) == ["AllowedOAuthFlowsUserPoolClient", "LogoutURLs"]
+
+
+def test_what_observe_finds_never_shows_the_secret() -> None:
+    found = upc.AppClient("eu-west-1_x", "c", {"ClientId": "c", "ClientSecret": "s3cr3t"})
+    assert found.has_secret and "s3cr3t" not in repr(found)
+    assert not upc.AppClient("eu-west-1_x", "c", {"ClientId": "c"}).has_secret
