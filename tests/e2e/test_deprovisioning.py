@@ -123,11 +123,11 @@ def test_delete_archives_verifies_and_removes_everything(
     for step in range(1, STEPS + 1):
         assert any(m.startswith(f"Step {step}/{STEPS}: ") for m in steps), (step, steps)
     # Each archive is made (and verified) within the step that then removes its kind.
-    for kind, archived in (("Database", "dumped to"), ("AccessPoint", "archived to"),
-                           ("UserPool", "users and groups exported to")):
+    for kind, said in (("Database", "dumped to"), ("AccessPoint", "archived to"),
+                       ("UserPool", "users and groups exported to")):
         removed = next(m for m in steps if m.endswith(f": {kind} removed"))
         number = removed.partition(":")[0]
-        assert any(m.startswith(f"{number}: ") and archived in m for m in steps), (kind, steps)
+        assert any(m.startswith(f"{number}: ") and said in m for m in steps), (kind, steps)
     final = next(e["message"] for e in events if e["reason"] == "Deprovisioned")
     assert "s3://" in final and "database.sql.gz" in final and "files.tar.gz" in final
     assert "users.json" in final
