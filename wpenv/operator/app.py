@@ -25,7 +25,6 @@ class App:
     clients: Clients
     slots: ProvisionSlots
     resources: list[Resource]
-    listener_ports: dict[str, int] = field(default_factory=dict)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     said: Announcements = field(default_factory=Announcements)
     # Consecutive troubled passes per environment: the backoff exponent. Not kopf's
@@ -67,10 +66,8 @@ class App:
         self.slots.release(uid)
 
     def port_of(self, listener_arn: str) -> int:
-        """A listener's port, asked once: listeners of the shared ALB do not move."""
-        if listener_arn not in self.listener_ports:
-            self.listener_ports[listener_arn] = listener_port(self.clients, listener_arn)
-        return self.listener_ports[listener_arn]
+        """A listener's port (asked once per process: the shared ALB's listeners stay)."""
+        return listener_port(self.clients, listener_arn)
 
 
 def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str, Any]:

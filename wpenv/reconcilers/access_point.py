@@ -143,11 +143,21 @@ class AccessPoint(Resource):
         self._chown = os.geteuid() == 0 if chown is None else chown
 
     def find(self, ctx: Context) -> list[dict[str, Any]] | None:
-        """Every access point of this environment: the recorded one first, then by tags."""
-        found: list[dict[str, Any]] = self.found_by_id(ctx) or []
+        """The recorded access point; without one, every one of this environment by tags.
+
+        Listing by tags reads the whole shared file system's access points, so an idle
+        pass with a recorded id never does it; duplicates (a crash between create and
+        record) can only exist when the id was lost, and `delete` looks for them again.
+        """
+        return self.found_by_id(ctx) or self.find_by_name(ctx) or None
+
+    def delete(self, ctx: Context, observed: Observation) -> None:
+        """Every access point of the environment, duplicates included."""
+        found: list[dict[str, Any]] = list(observed.found or [])
         seen = {ap["AccessPointId"] for ap in found}
         found += [ap for ap in self.find_by_name(ctx) if ap["AccessPointId"] not in seen]
-        return found or None
+        if found:
+            self.remove_tolerant(ctx.clients, ctx.settings, found)
 
     def find_by_id(self, ctx: Context, recorded: str) -> list[dict[str, Any]]:
         """The recorded access point, unless it is being deleted."""

@@ -115,12 +115,19 @@ def pick_slot(pool: Sequence[tuple[str, Collection[int]]], limit: int) -> tuple[
     raise PermanentError("ListenerPoolFull", LISTENER_POOL_FULL.format(limit=limit))
 
 
+# Listener ARN -> port. The pool's listeners belong to the shared infrastructure and do
+# not move, so each is asked once per process (the URL is needed by several kinds a pass).
+_PORTS: dict[str, int] = {}
+
+
 def listener_port(clients: Any, listener_arn: str) -> int:
     """The port a listener answers on, for the tenant's URL."""
-    listeners = clients.elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
-    if not listeners:
-        raise LookupError(NO_SUCH_LISTENER.format(arn=listener_arn))
-    return int(listeners[0]["Port"])
+    if listener_arn not in _PORTS:
+        listeners = clients.elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
+        if not listeners:
+            raise LookupError(NO_SUCH_LISTENER.format(arn=listener_arn))
+        _PORTS[listener_arn] = int(listeners[0]["Port"])
+    return _PORTS[listener_arn]
 
 
 def listener_of(rule_arn: str) -> str:
