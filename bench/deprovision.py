@@ -196,9 +196,11 @@ def database_size(cur: Any, database: str) -> int:
 
 def fill_database(login: dict[str, Any], target: int) -> tuple[int, Posts]:
     """Insert posts and meta until the tables hold about `target` bytes; their actual size."""
+    # Over TLS, verified against the platform's CA: the tenant's user REQUIRE SSL.
     conn = pymysql.connect(host=login["host"], port=int(login["port"]), user=login["username"],
                            password=login["password"], database=login["dbname"],
-                           charset="utf8mb4", autocommit=False)
+                           charset="utf8mb4", autocommit=False,
+                           ssl_ca=os.environ["WPENV_DB_CA_BUNDLE"], ssl_verify_identity=True)
     text = Text()
     done = Posts()
     with conn, conn.cursor() as cur:

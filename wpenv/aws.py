@@ -8,6 +8,7 @@ boto3 at its emulator: the operator has no emulator-specific code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,22 @@ TRANSIENT_CODES = {
 }
 
 
+# Errors worth another pass that only their code *and* message tell apart from permanent
+# ones with the same code: (code, the whole message, with a slot for what varies).
+TRANSIENT_MESSAGES = (
+    # IAM is eventually consistent: a role created a moment ago cannot be assumed by ECS
+    # yet (RegisterTaskDefinition, RunTask). The role is the operator's own, made by the
+    # step before, so waiting is the cure; a role that never works keeps the condition.
+    (
+        "ClientException",
+        re.compile(
+            r"ECS was unable to assume the role '[^']+' that was provided for this task\. "
+            r"Please verify that the role being passed has the proper trust relationship "
+            r"and permissions and that your IAM user has permissions to pass this role\."
+        ),
+    ),
+)
+
 S3_READ_TIMEOUT = 600
 
 
@@ -115,6 +132,18 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, ClientError):
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        return error_code(exc) in TRANSIENT_CODES or status >= 500 or status == 429
+        return (
+            error_code(exc) in TRANSIENT_CODES
+            or status >= 500
+            or status == 429
+            or transient_message(exc)
+        )
     return isinstance(exc, BotoCoreError)
 
+
+def transient_message(exc: ClientError) -> bool:
+    """Whether the code and the whole message are one of TRANSIENT_MESSAGES (never a substring)."""
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    code = error_code(exc)
+    return any(code == known and pattern.fullmatch(message)
+               for known, pattern in TRANSIENT_MESSAGES)

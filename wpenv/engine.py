@@ -16,20 +16,14 @@ from typing import Any
 
 import pymysql
 
-from wpenv import aws
+from wpenv import aws, reasons
 from wpenv.api.models import Phase, ResourceIds, parse_spec
 from wpenv.archive.hooks import Everyday, Hooks, Note
 from wpenv.conditions import FALSE, READY, TRUE, Cond
+from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import TAG_TENANT, names_for, tags_for
 from wpenv.reconcilers import registry
-from wpenv.reconcilers.base import (
-    Context,
-    Facts,
-    Observation,
-    PermanentError,
-    Resource,
-    TransientError,
-)
+from wpenv.reconcilers.base import Context, Facts, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,15 +100,15 @@ def classify(exc: BaseException) -> TransientError | PermanentError:
     if isinstance(exc, TransientError | PermanentError):
         return exc
     if isinstance(exc, pymysql.err.OperationalError):
-        return TransientError("DatabaseUnreachable", "the shared database did not answer")
+        return TransientError(reasons.DATABASE_UNREACHABLE, "the shared database did not answer")
     code = aws.error_code(exc)
     if aws.is_transient(exc):
-        return TransientError("AwsRetrying", f"AWS answered {code or type(exc).__name__}")
+        return TransientError(reasons.AWS_RETRYING, f"AWS answered {code or type(exc).__name__}")
     if code:
         # The AWS message says which parameter or quota; it never carries our secrets.
         detail = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))[:300]
         return PermanentError(code, f"AWS refused the request ({code}): {detail}")
-    return PermanentError("InternalError", f"{type(exc).__name__}: {exc}"[:300])
+    return PermanentError(reasons.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:300])
 
 
 def backoff(attempt: int, settings: Settings) -> float:
@@ -135,7 +129,8 @@ def _require(resource: Resource, seen: Seen) -> None:
     missing = [need for need in resource.needs if need in seen and not seen[need].exists]
     if missing:
         raise TransientError(
-            "WaitingForDependencies", WAITING.format(kind=resource.kind, needs=", ".join(missing))
+            reasons.WAITING_FOR_DEPENDENCIES,
+            WAITING.format(kind=resource.kind, needs=", ".join(missing)),
         )
 
 
@@ -145,18 +140,18 @@ def step(ctx: Context, resource: Resource, seen: Seen, out: Outcome) -> Observat
     if not observed.exists:
         _require(resource, seen)
         resource.create(ctx, observed)
-        out.events.append(Event("Normal", "Created", f"{resource.kind} created"))
+        out.events.append(Event("Normal", reasons.CREATED, f"{resource.kind} created"))
         observed = resource.observe(ctx)
     elif not observed.up_to_date:
         resource.update(ctx, observed)
-        out.events.append(Event("Normal", "Updated", f"{resource.kind} updated"))
+        out.events.append(Event("Normal", reasons.UPDATED, f"{resource.kind} updated"))
         observed = resource.observe(ctx)
     ctx.remember(observed.ids)
     if observed.facts is not None and observed.facts.rollout_state == "FAILED":
         # A first deployment that failed has nothing to roll back to: waiting will not
         # help, so it is permanent (a failed update is rolled back by ECS and reported by
         # the service module instead).
-        raise PermanentError("DeploymentFailed", observed.detail or "rollout failed")
+        raise PermanentError(reasons.DEPLOYMENT_FAILED, observed.detail or "rollout failed")
     return observed
 
 
@@ -199,7 +194,7 @@ def converge(
         _tell(out, note)
         if observed.exists:
             out.events.append(
-                Event("Normal", "Removed", f"{resource.kind} removed: the spec turns it off")
+                Event("Normal", reasons.REMOVED, f"{resource.kind} removed: the spec turns it off")
             )
 
     try:
@@ -222,7 +217,7 @@ def _summarise(out: Outcome, observed: Sequence[tuple[Resource, Observation]]) -
         waiting = [f"{kind}: {obs.detail or 'not ready'}" for kind, obs in items if not obs.ready]
         if waiting:
             pending.extend(waiting)
-            out.conditions.append(Cond(group, FALSE, "Progressing", "; ".join(waiting)))
+            out.conditions.append(Cond(group, FALSE, reasons.PROGRESSING, "; ".join(waiting)))
             continue
         present = ", ".join(kind for kind, obs in items if obs.exists)
         absent = ", ".join(kind for kind, obs in items if not obs.exists)
@@ -232,12 +227,14 @@ def _summarise(out: Outcome, observed: Sequence[tuple[Resource, Observation]]) -
                          f"{absent} off as the spec asks" if absent else "")
             if part
         )
-        out.conditions.append(Cond(group, TRUE, "Ready", message))
+        out.conditions.append(Cond(group, TRUE, reasons.READY, message))
     out.ready = not pending
     if out.ready:
-        out.conditions.append(Cond(READY, TRUE, "Active", "All resources are in place and serving"))
+        out.conditions.append(
+            Cond(READY, TRUE, reasons.ACTIVE, "All resources are in place and serving")
+        )
     else:
-        out.conditions.append(Cond(READY, FALSE, "Progressing", "; ".join(pending)))
+        out.conditions.append(Cond(READY, FALSE, reasons.PROGRESSING, "; ".join(pending)))
         out.retry_after = POLL_SECONDS
 
 
@@ -288,7 +285,7 @@ def tear_down(
                 hook = hooks.get(resource.archive)
                 if hook is None:
                     raise PermanentError(
-                        "ArchiveStepMissing", NO_HOOK.format(kind=resource.kind,
+                        reasons.ARCHIVE_STEP_MISSING, NO_HOOK.format(kind=resource.kind,
                                                              hook=resource.archive)
                     )
                 note = hook(ctx, resource, observed)
@@ -328,7 +325,7 @@ def _fail(
     out.events.append(Event("Warning", error.reason, f"{resource.kind}: {error}"))
     if may_roll_back and not roll_back(ctx, created, out, hooks):
         out.retry_after = backoff(attempt, ctx.settings)
-        out.conditions.append(Cond(READY, FALSE, "RollingBack", f"{resource.kind}: {error}"))
+        out.conditions.append(Cond(READY, FALSE, reasons.ROLLING_BACK, f"{resource.kind}: {error}"))
         return
     out.failure = PermanentError(error.reason, f"{resource.kind}: {error}")
     out.conditions.append(Cond(resource.group, FALSE, error.reason, str(error)))
@@ -342,14 +339,16 @@ def roll_back(
 
     def rolled_back(resource: Resource, observed: Observation, note: Note | None) -> None:
         _tell(out, note)
-        out.events.append(Event("Normal", "RolledBack", f"{resource.kind} removed"))
+        out.events.append(Event("Normal", reasons.ROLLED_BACK, f"{resource.kind} removed"))
 
     try:
         tear_down(ctx, created, hooks, rolled_back)
     except TeardownError as exc:
         error = classify(exc.cause)
         log.warning("Rollback of %s must be retried: %s", exc.resource.kind, error)
-        out.events.append(Event("Warning", "RollbackRetrying", f"{exc.resource.kind}: {error}"))
+        out.events.append(
+            Event("Warning", reasons.ROLLBACK_RETRYING, f"{exc.resource.kind}: {error}")
+        )
         return False
     for key in list(ctx.ids):
         ctx.ids.pop(key)
@@ -379,16 +378,16 @@ def rollout_condition(facts: Facts | None) -> Cond | None:
         return Cond(
             ROLLOUT,
             FALSE,
-            "RolledBack",
+            reasons.ROLLED_BACK,
             f"{_revision(facts.rolled_back_from)} failed to start and ECS rolled back; "
             f"{serving} keeps serving. Change the spec (e.g. the image) to try again",
         )
     if facts.rollout_state == "COMPLETED":
-        return Cond(ROLLOUT, TRUE, "Completed", f"{serving} is rolled out")
+        return Cond(ROLLOUT, TRUE, reasons.COMPLETED, f"{serving} is rolled out")
     if facts.rollout_state == "FAILED":
-        return Cond(ROLLOUT, FALSE, "Failed", f"the deployment of {serving} failed")
+        return Cond(ROLLOUT, FALSE, reasons.FAILED, f"the deployment of {serving} failed")
     return Cond(
-        ROLLOUT, FALSE, "InProgress",
+        ROLLOUT, FALSE, reasons.IN_PROGRESS,
         f"rolling out {serving}: {facts.running}/{facts.desired} tasks running",
     )
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from wpenv.api.models import GROUP, WordPressEnvironmentSpec
 from wpenv.settings import Settings
@@ -39,6 +41,43 @@ def fit(prefix: str, tenant: str, limit: int, seed: str | None = None, sep: str 
     return f"{prefix}{tenant[:room].rstrip('-_')}{sep}{suffix}"
 
 
+# Words Cognito refuses anywhere in a hosted-domain prefix ("Domain cannot contain reserved
+# word: ..."); "amazoncognito" holds two of them.
+COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
+
+
+def without_words(text: str, words: Iterable[str]) -> str:
+    """`text` with every occurrence of `words` taken out, until none is left.
+
+    Repeated because taking one out can join the halves of another ("awcognitos" -> "aws").
+    """
+    while True:
+        shorter = text
+        for word in words:
+            shorter = shorter.replace(word, "")
+        if shorter == text:
+            return text
+        text = shorter
+
+
+def cognito_domain_prefix(namespace: str, name: str, tenant: str) -> str:
+    """The hosted-domain prefix: `wpenv-<tenant>-<hash>`, valid for every valid tenant id.
+
+    Prefixes are global across every AWS account: the hash of namespace/name/tenant keeps
+    two clusters or namespaces with one tenant id apart, and keeps apart two tenants that
+    differ only in a reserved word Cognito refuses (taken out of the readable part). At most
+    6 + 32 + 1 + 8 characters of lowercase letters, digits and hyphens, within Cognito's 63.
+    Tenant ids without a reserved word keep the prefix they always had.
+    """
+    seed = f"{namespace}/{name}/{tenant}"
+    readable = tenant
+    if any(word in tenant for word in COGNITO_RESERVED_WORDS):
+        readable = re.sub(r"-+", "-", without_words(tenant, COGNITO_RESERVED_WORDS)).strip("-")
+    if not readable:
+        return f"wpenv-{_digest(seed, 8)}"
+    return fit("wpenv-", readable, 63, seed=seed)
+
+
 @dataclass(frozen=True)
 class Names:
     """Every name the operator gives to one environment's resources."""
@@ -47,6 +86,7 @@ class Names:
     base: str
     security_group: str
     task_role: str
+    execution_role: str
     access_point: str
     access_point_root: str
     posix_uid: int
@@ -72,6 +112,9 @@ def names_for(namespace: str, name: str, tenant: str) -> Names:
         base=base,
         security_group=base,
         task_role=fit("wpenv-", tenant, 64 - len("-task")) + "-task",
+        # ECS pulls the image, reads the secrets and writes the logs with this one; the
+        # task role above is what the application may do.
+        execution_role=fit("wpenv-", tenant, 64 - len("-exec")) + "-exec",
         access_point=base,
         access_point_root=f"/tenants/{tenant}",
         # One POSIX id per tenant, away from system ranges, so tenants cannot read each
@@ -86,9 +129,7 @@ def names_for(namespace: str, name: str, tenant: str) -> Names:
         target_group=fit("wp-", tenant, 32),  # ELB names: 32 characters
         log_group=f"/wpenv/{tenant}",
         user_pool=base,
-        # Cognito domains are global: salt with namespace/name so two clusters or two
-        # namespaces with the same tenant id do not fight over one prefix.
-        user_pool_domain=fit("wpenv-", tenant, 63, seed=f"{namespace}/{name}/{tenant}"),
+        user_pool_domain=cognito_domain_prefix(namespace, name, tenant),
         client_secret=f"wpenv/{tenant}/oidc-client",
     )
 
@@ -113,11 +154,25 @@ def path_prefix(spec: WordPressEnvironmentSpec) -> str:
     return spec.routing.path_prefix or f"/{spec.tenant_id}"
 
 
-def url_for(spec: WordPressEnvironmentSpec, settings: Settings, listener_port: int | None) -> str:
-    """Where the tenant's WordPress answers through the shared ALB."""
+# A listener's protocol -> the URL scheme and the port a URL leaves out.
+_SCHEMES = {"HTTP": ("http", 80), "HTTPS": ("https", 443)}
+
+
+def url_for(
+    spec: WordPressEnvironmentSpec,
+    settings: Settings,
+    listener_port: int | None,
+    listener_protocol: str = "HTTP",
+) -> str:
+    """Where the tenant's WordPress answers through the shared ALB.
+
+    `https` when the listener is an HTTPS one (Cognito accepts nothing else for a callback
+    that is not on localhost); the listener's port unless it is the scheme's default.
+    """
+    scheme, default_port = _SCHEMES.get(listener_protocol.upper(), _SCHEMES["HTTP"])
     host = spec.routing.host or settings.alb_dns_name or "alb.local"
-    port = "" if listener_port in (None, 80) else f":{listener_port}"
-    return f"http://{host}{port}{path_prefix(spec)}/"
+    port = "" if listener_port in (None, default_port) else f":{listener_port}"
+    return f"{scheme}://{host}{port}{path_prefix(spec)}/"
 
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -153,3 +208,27 @@ def archive_prefix(settings: Settings, namespace: str, name: str, timestamp: dat
     """
     parts = [settings.archive_prefix.strip("/"), namespace, name, archive_timestamp(timestamp)]
     return "/".join(part for part in parts if part)
+
+
+def tag_dict(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
+    """AWS tag lists (`Key`/`Value`, or ECS's `key`/`value`) as one dict."""
+    found: dict[str, str] = {}
+    for tag in tags or []:
+        key = tag.get("Key", tag.get("key"))
+        if key is not None:
+            found[str(key)] = str(tag.get("Value", tag.get("value", "")))
+    return found
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """Tags in the Key/Value list form most AWS APIs take."""
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def tag_diff(wanted: Mapping[str, str], described: Mapping[str, Any]) -> dict[str, str]:
+    """Tags in `wanted` that a described resource (AWS `Tags` Key/Value list) lacks or differs on.
+
+    One rule for every resource, so a hand-removed tag is repaired the same way everywhere.
+    """
+    have = {t["Key"]: t.get("Value") for t in described.get("Tags") or []}
+    return {k: v for k, v in wanted.items() if have.get(k) != v}

@@ -14,6 +14,11 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+# The only retentions CloudWatch Logs accepts (PutRetentionPolicy, retentionInDays).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)
 
 
 class Settings(BaseSettings):
@@ -65,6 +70,45 @@ class Settings(BaseSettings):
     operator_name: str = Field("wpenv-operator", description="Value of the managed-by tag.")
     health_port: int = Field(8080, description="Port of the liveness endpoint (/healthz).")
     metrics_port: int = Field(9090, description="Port of the Prometheus metrics endpoint.")
+    log_retention_days: int = Field(
+        30,
+        description="Days CloudWatch Logs keeps a tenant's container logs (its log group's "
+        "retention); one of the values PutRetentionPolicy accepts: "
+        + ", ".join(str(d) for d in LOG_RETENTION_DAYS) + ".",
+    )
+
+    # The shared MySQL server (RDS): where it is and how every login is protected. The RDS
+    # master secret holds only username and password, so the endpoint is set here.
+    db_host: str = Field(
+        "",
+        description="Endpoint of the shared RDS instance (a Terraform output); every MySQL "
+        "login and the tenants' DB secrets use it. Also the name its certificate is "
+        "checked against.",
+    )
+    db_port: int = Field(3306, ge=1, le=65535, description="Port of the shared RDS instance.")
+    db_ca_bundle: str = Field(
+        "",
+        description="PEM file of the CAs that sign the server's certificate (RDS: the "
+        "region's bundle from the RDS documentation); every connection is TLS 1.2+ and "
+        "verifies certificate and host name against it. Empty: the system trust store.",
+    )
+    db_max_user_connections: int = Field(
+        50,
+        ge=1,
+        description="MAX_USER_CONNECTIONS of each tenant's MySQL user. The tenants share one "
+        "RDS instance whose max_connections grows with its memory, so one busy or leaking "
+        "tenant must not take them all: 50 is 25 concurrent PHP requests per task at the "
+        "default 2 replicas, and a tenant over it gets error 1226, not its neighbours.",
+    )
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _known_retention(cls, value: int) -> int:
+        """Refused here, at start, rather than by PutRetentionPolicy for every tenant."""
+        if value not in LOG_RETENTION_DAYS:
+            accepted = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"CloudWatch Logs accepts only these retentions: {accepted}")
+        return value
 
     @field_validator("private_subnet_ids", "listener_arns", mode="before")
     @classmethod

@@ -44,6 +44,8 @@ EXPORTED = {
     "WPENV_FILE_SYSTEM_ID",
     "WPENV_ARCHIVE_BUCKET",
     "WPENV_DB_MASTER_SECRET_ARN",
+    "WPENV_DB_HOST",
+    "WPENV_DB_PORT",
     "WPENV_EFS_MOUNT_PATH",
 }
 
@@ -117,6 +119,19 @@ def inventory(client: Callable[[str], Any], env: dict[str, str]) -> dict[str, ob
         "load_balancers": sorted(
             lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]
         ),
+        "listeners": sorted(
+            (listener["ListenerArn"], json.dumps(listener["DefaultActions"], sort_keys=True))
+            for lb in elbv2.describe_load_balancers()["LoadBalancers"]
+            for listener in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])[
+                "Listeners"
+            ]
+        ),
+        "certificates": sorted(
+            c["CertificateArn"]
+            for c in client("acm").list_certificates(
+                Includes={"keyTypes": ["EC_prime256v1", "RSA_2048"]}
+            )["CertificateSummaryList"]
+        ),
         "buckets": sorted(b["Name"] for b in client("s3").list_buckets()["Buckets"]),
         "secrets": sorted(s["ARN"] for s in secrets.list_secrets()["SecretList"]),
         "secret_versions": len(
@@ -176,21 +191,43 @@ def test_up_bootstraps_is_idempotent_simulates_and_down_cleans_up(scratch: Path)
     listeners = elbv2.describe_listeners(ListenerArns=env["WPENV_LISTENER_ARNS"].split(","))[
         "Listeners"
     ]
-    assert [listener["Port"] for listener in listeners] == [80, 8080, 8081]
+    assert [listener["Port"] for listener in listeners] == [443, 8443, 8444]
     for listener in listeners:
+        assert listener["Protocol"] == "HTTPS"
+        assert listener["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+        [certificate] = listener["Certificates"]
+        described = client("acm").describe_certificate(
+            CertificateArn=certificate["CertificateArn"]
+        )["Certificate"]
+        assert described["Status"] == "ISSUED"
+        assert described["DomainName"] == env["WPENV_ALB_DNS_NAME"]
         [action] = listener["DefaultActions"]
         assert action["Type"] == "fixed-response"
         assert action["FixedResponseConfig"]["StatusCode"] == "404"
+    plain = {
+        listener["Port"]: listener
+        for listener in elbv2.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])[
+            "Listeners"
+        ]
+        if listener["Protocol"] == "HTTP"
+    }
+    assert sorted(plain) == [80, 8080, 8081]
+    for port, https_port in ((80, 443), (8080, 8443), (8081, 8444)):
+        [action] = plain[port]["DefaultActions"]
+        assert action["Type"] == "redirect"
+        redirect = action["RedirectConfig"]
+        assert (redirect["Protocol"], redirect["Port"], redirect["StatusCode"]) == (
+            "HTTPS", str(https_port), "HTTP_301"
+        )
 
     client("s3").head_bucket(Bucket=env["WPENV_ARCHIVE_BUCKET"])
     secret = client("secretsmanager").get_secret_value(SecretId=env["WPENV_DB_MASTER_SECRET_ARN"])
+    # What RDS keeps in a managed master user secret: the login, nothing else.
     assert json.loads(secret["SecretString"]) == {
-        "engine": "mysql",
-        "host": "127.0.0.1",
-        "port": 23999,
         "username": "wpenv_admin",
         "password": "not-a-real-password",
     }
+    assert (env["WPENV_DB_HOST"], env["WPENV_DB_PORT"]) == ("127.0.0.1", "23999")
     before = inventory(client, env)
 
     # A second up() reuses the server and creates nothing.

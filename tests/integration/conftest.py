@@ -7,16 +7,20 @@ way the operator builds them in production.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.platform.fidelity.iam_propagation import propagation_seconds
+from wpenv import engine
 from wpenv.aws import SERVICES, Clients
 from wpenv.engine import make_context
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import Context, Resource
 from wpenv.reconcilers.database import Database
 from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.settings import Settings
@@ -104,3 +108,31 @@ def aws_calls(clients: Clients) -> Iterator[list[str]]:
 def writes(calls: list[str]) -> list[str]:
     """The operations in `calls` that change something."""
     return [c for c in calls if not c.startswith(READ_PREFIXES)]
+
+
+def settle(ctx: Context, resources: Sequence[Resource], timeout: float = 30.0) -> engine.Outcome:
+    """Passes until one is not stopped by transient trouble, as the operator's requeues run.
+
+    A role the previous step made is not usable by ECS for a moment (the platform's IAM
+    propagation delay), so a single pass may stop short; the last pass's outcome.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = engine.converge(ctx, resources)
+        if not outcome.troubled or outcome.failure or time.monotonic() > deadline:
+            return outcome
+        time.sleep(0.5)
+
+
+def role_propagated(ctx: Context) -> None:
+    """Wait until ECS may use the tenant's roles, for tests that create kinds directly."""
+    for key, name in (("taskRoleArn", ctx.names.task_role),
+                      ("executionRoleArn", ctx.names.execution_role)):
+        if not ctx.ids.get(key):
+            continue
+        try:
+            role = ctx.clients.iam.get_role(RoleName=name)["Role"]
+        except ctx.clients.iam.exceptions.NoSuchEntityException:
+            continue  # a made-up ARN (a test's stand-in): nothing to wait for
+        age = (datetime.now(UTC) - role["CreateDate"]).total_seconds()
+        time.sleep(max(0.0, propagation_seconds() - age + 0.2))

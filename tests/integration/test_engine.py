@@ -15,10 +15,11 @@ import boto3
 import pymysql
 import pytest
 
-from tests.integration.conftest import MakeCtx, aws_calls, writes
+from tests.integration.conftest import MakeCtx, aws_calls, settle, writes
 from tests.integration.identity import domain_owner, our_pools
 from wpenv import engine
-from wpenv.reconcilers.base import Context, Observation, PermanentError, Resource
+from wpenv.errors import PermanentError
+from wpenv.reconcilers.base import Context, Observation, Resource
 
 pytestmark = pytest.mark.e2e
 STEPS = len(engine.default_resources())
@@ -117,7 +118,7 @@ def test_failure_at_each_step_rolls_back_everything(make_ctx: MakeCtx, step: int
     ctx = make_ctx()
     resources: list[Any] = engine.default_resources()[:step]
     resources.append(Poison())
-    outcome = engine.converge(ctx, resources)
+    outcome = settle(ctx, resources)
     assert outcome.failure is not None
     assert outcome.failure.reason == "InjectedFailure"
     assert leftovers(ctx) == []
@@ -129,9 +130,9 @@ def test_restart_after_each_step_creates_no_duplicates(make_ctx: MakeCtx, step: 
     """A pass cut short after `step` resources, then a new pass that lost its status."""
     first = make_ctx()
     all_resources = engine.default_resources()
-    engine.converge(first, all_resources[:step])
+    settle(first, all_resources[:step])
     again = make_ctx(tenant=first.spec.tenant_id)  # empty ids: the status write was lost
-    outcome = engine.converge(again, engine.default_resources())
+    outcome = settle(again, engine.default_resources())
     assert outcome.failure is None
     assert again.ids == {**first.ids, **again.ids}, "found different resources"
     ecs = boto3.client("ecs")

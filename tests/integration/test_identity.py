@@ -120,6 +120,7 @@ def test_fresh_environment_with_identity(ctx: Context) -> None:
     (logout,) = client["LogoutURLs"]
     assert callback == logout + REDIRECT
     assert logout.endswith(f"/{ctx.names.tenant}/")
+    assert logout.startswith("https://")  # the pool's listeners are HTTPS
 
     secret_arn = ctx.ids["clientSecretArn"]
     assert read_secret(ctx, secret_arn) == {

@@ -136,11 +136,11 @@ class World:
                 GroupName=names.security_group, Description="orphan test", VpcId=settings.vpc_id,
                 TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list}],
             )["GroupId"])
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }]}
         if "TaskRole" in kinds:
-            trust = {"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }]}
             c.iam.create_role(
                 RoleName=names.task_role, AssumeRolePolicyDocument=json.dumps(trust), Tags=tag_list
             )
@@ -152,6 +152,15 @@ class World:
                 PolicyDocument=json.dumps(policy),
             )
             env.made["TaskRole"] = names.task_role
+        if "ExecutionRole" in kinds:
+            c.iam.create_role(
+                RoleName=names.execution_role, AssumeRolePolicyDocument=json.dumps(trust),
+                Tags=tag_list,
+            )
+            env.made["ExecutionRole"] = names.execution_role
+        if "LogGroup" in kinds:
+            c.logs.create_log_group(logGroupName=names.log_group, tags=tags)
+            env.made["LogGroup"] = names.log_group
         if "DatabaseSecret" in kinds:
             env.made["DatabaseSecret"] = str(c.secretsmanager.create_secret(
                 Name=names.db_secret, SecretString=json.dumps({"dbname": names.database}),
@@ -273,6 +282,8 @@ class World:
         calls: dict[str, Callable[[], Any]] = {
             "SecurityGroup": lambda: c.ec2.describe_security_groups(GroupIds=[rid]),
             "TaskRole": lambda: c.iam.get_role(RoleName=rid),
+            "ExecutionRole": lambda: c.iam.get_role(RoleName=rid),
+            "LogGroup": lambda: c.logs.list_tags_log_group(logGroupName=rid),
             "ListenerRule": lambda: c.elbv2.describe_rules(RuleArns=[rid]),
             "TargetGroup": lambda: c.elbv2.describe_target_groups(TargetGroupArns=[rid]),
             "AccessPoint": lambda: c.efs.describe_access_points(AccessPointId=rid),

@@ -1,10 +1,11 @@
 """The platform's AWS: a moto server with the simulator, and the shared infrastructure in it.
 
 In production Terraform owns the shared infrastructure (VPC, subnets, security groups, ECS
-cluster, EFS, internal ALB with its listener pool, archive bucket, RDS master secret) and the
-operator only reads its ids from WPENV_* settings. Here ``up`` starts moto (motoserver.py)
-and :func:`bootstrap` plays Terraform's part, idempotently: everything is looked up by name
-or Name tag first, so a second ``up`` against a running server creates nothing.
+cluster, EFS, internal ALB with its HTTPS listener pool and ACM certificate, archive bucket,
+RDS master secret) and the operator only reads its ids from WPENV_* settings. Here ``up``
+starts moto (motoserver.py) and :func:`bootstrap` plays Terraform's part, idempotently:
+everything is looked up by name or Name tag first, so a second ``up`` against a running
+server creates nothing.
 See CONTRACT.md for the component interface.
 """
 
@@ -23,8 +24,10 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.platform import procs
+from tests.platform import pki, procs
 
 log = logging.getLogger("wpenv.platform.aws")
 
@@ -47,8 +50,19 @@ EFS_SG_NAME = "wpenv-efs"
 CLUSTER_NAME = "wpenv"
 EFS_TOKEN = "wpenv-shared"
 ALB_NAME = "wpenv-internal"
-LISTENER_PORTS = (80, 8080, 8081)
+# The listener pool tenants' rules go into (WPENV_LISTENER_ARNS): HTTPS, as Cognito accepts
+# only https callback URLs. Each HTTP port answers with a permanent redirect to its twin.
+HTTPS_PORTS = (443, 8443, 8444)
+HTTP_PORTS = (80, 8080, 8081)
+LISTENER_PORTS = HTTP_PORTS + HTTPS_PORTS
+# TLS 1.3 and 1.2, nothing older: the policy AWS recommends for ALBs ("Security policies for
+# your Application Load Balancer").
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+CERTIFICATE_NAME = "wpenv-alb"
+CERTIFICATE_KEY_TYPE = "EC_prime256v1"
 ARCHIVE_BUCKET = "wpenv-archive"
+# Seconds a new IAM role stays unusable by ECS (fidelity/iam_propagation.py; default 2).
+IAM_PROPAGATION_ENV = "WPENV_IAM_PROPAGATION_SECONDS"
 MASTER_SECRET_NAME = "wpenv/rds-master"
 # What the MariaDB component exports; used when it did not run (bootstrap says so).
 MYSQL_DEFAULTS = {
@@ -121,6 +135,10 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if "WPENV_SIM_DELAY_SECONDS" in env:
         child_env["WPENV_SIM_DELAY_SECONDS"] = env["WPENV_SIM_DELAY_SECONDS"]
+    if IAM_PROPAGATION_ENV in env:
+        child_env[IAM_PROPAGATION_ENV] = env[IAM_PROPAGATION_ENV]
+    # chaos.py: WPENV_AWS_FAULT_RATE, _FAULT_CODES, _FAULT_SEED and WPENV_AWS_RATE_LIMITS.
+    child_env.update({k: v for k, v in env.items() if k.startswith("WPENV_AWS_")})
     pid = procs.start_detached(
         [sys.executable, "-m", MODULE, "--host", HOST, "--port", str(port)],
         pid_file=home / "moto.pid",
@@ -214,14 +232,12 @@ class MySQL:
         )
 
     def secret(self) -> dict[str, object]:
-        """The secret's JSON, shaped like the one RDS manages for a master user."""
-        return {
-            "engine": "mysql",
-            "host": self.host,
-            "port": self.port,
-            "username": self.username,
-            "password": self.password,
-        }
+        """The secret's JSON as RDS writes a managed master user secret: the login only.
+
+        RDS keeps ``username`` and ``password`` there and nothing else (no host, port or
+        engine); the endpoint is a Terraform output (WPENV_DB_HOST / WPENV_DB_PORT).
+        """
+        return {"username": self.username, "password": self.password}
 
 
 def _tags(name: str | None = None) -> list[dict[str, str]]:
@@ -392,36 +408,118 @@ def _ensure_load_balancer(
     return str(found[0]["LoadBalancerArn"]), str(found[0]["DNSName"])
 
 
-def _ensure_listeners(elbv2: Any, load_balancer_arn: str) -> list[str]:
-    """The listener pool tenants' rules go into; unmatched requests get a 404."""
+NOT_FOUND_ACTION = {
+    "Type": "fixed-response",
+    "FixedResponseConfig": {
+        "StatusCode": "404",
+        "ContentType": "text/plain",
+        "MessageBody": "No WordPress environment here.",
+    },
+}
+
+
+def _redirect_action(https_port: int) -> dict[str, Any]:
+    """HTTP_301 to the same host, path and query on `https_port`."""
+    return {
+        "Type": "redirect",
+        "RedirectConfig": {"Protocol": "HTTPS", "Port": str(https_port), "StatusCode": "HTTP_301"},
+    }
+
+
+def _issue_certificate(domain: str) -> tuple[bytes, bytes, bytes]:
+    """(certificate, private key, chain) in PEM for `domain`, from a CA made for it.
+
+    An internal ALB's name is nothing a public CA signs; in production the certificate is
+    ACM Private CA's or imported. Here a throwaway CA signs it, with the platform's PKI
+    helpers (P-256 keys, which ACM imports as EC_prime256v1 and ALBs serve).
+    """
+    ca_key = pki.new_key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wpenv local ALB CA")])
+    ca = pki.issue(
+        ca_name, ca_key, issuer=ca_name, issuer_key=ca_key, days=3650, is_ca=True
+    )
+    key = pki.new_key()
+    leaf = pki.issue(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)]),
+        key,
+        issuer=ca_name,
+        issuer_key=ca_key,
+        days=395,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH],
+        sans=[x509.DNSName(domain)],
+    )
+    return pki.cert_pem(leaf), pki.key_pem(key), pki.cert_pem(ca)
+
+
+def _ensure_certificate(acm: Any, domain: str) -> str:
+    """The ALB's certificate in ACM for `domain` (imported once, found by domain after)."""
+    paginator = acm.get_paginator("list_certificates")
+    pages = paginator.paginate(
+        CertificateStatuses=["ISSUED"], Includes={"keyTypes": [CERTIFICATE_KEY_TYPE]}
+    )
+    for page in pages:
+        for summary in page.get("CertificateSummaryList", []):
+            if summary.get("DomainName") == domain:
+                return str(summary["CertificateArn"])
+    certificate, key, chain = _issue_certificate(domain)
+    arn = str(
+        acm.import_certificate(
+            Certificate=certificate,
+            PrivateKey=key,
+            CertificateChain=chain,
+            Tags=_tags(CERTIFICATE_NAME),
+        )["CertificateArn"]
+    )
+    log.info("imported certificate %s for %s", arn, domain)
+    return arn
+
+
+def _ensure_listeners(elbv2: Any, load_balancer_arn: str, certificate_arn: str) -> list[str]:
+    """The HTTPS listener pool tenants' rules go into (unmatched: 404); HTTP redirects to it."""
     existing = {
-        int(listener["Port"]): str(listener["ListenerArn"])
+        int(listener["Port"]): listener
         for listener in elbv2.describe_listeners(LoadBalancerArn=load_balancer_arn)["Listeners"]
     }
     arns = []
-    for port in LISTENER_PORTS:
+    for port in HTTPS_PORTS:
         if port not in existing:
-            existing[port] = str(
-                elbv2.create_listener(
-                    LoadBalancerArn=load_balancer_arn,
-                    Protocol="HTTP",
-                    Port=port,
-                    DefaultActions=[
-                        {
-                            "Type": "fixed-response",
-                            "FixedResponseConfig": {
-                                "StatusCode": "404",
-                                "ContentType": "text/plain",
-                                "MessageBody": "No WordPress environment here.",
-                            },
-                        }
-                    ],
-                    Tags=_tags(),
-                )["Listeners"][0]["ListenerArn"]
-            )
-            log.info("created listener on port %d", port)
-        arns.append(existing[port])
+            existing[port] = elbv2.create_listener(
+                LoadBalancerArn=load_balancer_arn,
+                Protocol="HTTPS",
+                Port=port,
+                SslPolicy=SSL_POLICY,
+                Certificates=[{"CertificateArn": certificate_arn}],
+                DefaultActions=[NOT_FOUND_ACTION],
+                Tags=_tags(),
+            )["Listeners"][0]
+            log.info("created HTTPS listener on port %d", port)
+        arns.append(str(existing[port]["ListenerArn"]))
+    for port, https_port in zip(HTTP_PORTS, HTTPS_PORTS, strict=True):
+        _ensure_redirect(elbv2, load_balancer_arn, existing.get(port), port, https_port)
     return arns
+
+
+def _ensure_redirect(
+    elbv2: Any, load_balancer_arn: str, found: dict[str, Any] | None, port: int, https_port: int
+) -> None:
+    """An HTTP listener on `port` whose default is a permanent redirect to `https_port`."""
+    action = _redirect_action(https_port)
+    if found is None:
+        elbv2.create_listener(
+            LoadBalancerArn=load_balancer_arn,
+            Protocol="HTTP",
+            Port=port,
+            DefaultActions=[action],
+            Tags=_tags(),
+        )
+        log.info("created HTTP listener on port %d redirecting to %d", port, https_port)
+        return
+    actions = found.get("DefaultActions") or []
+    config = (actions[0].get("RedirectConfig") or {}) if len(actions) == 1 else {}
+    if (config.get("Protocol"), config.get("Port")) != ("HTTPS", str(https_port)):
+        # An older platform's HTTP listener: it becomes the redirect.
+        elbv2.modify_listener(ListenerArn=found["ListenerArn"], DefaultActions=[action])
+        log.info("listener on port %d now redirects to %d", port, https_port)
 
 
 def _ensure_bucket(s3: Any) -> str:
@@ -495,7 +593,8 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
     fs_id = _ensure_file_system(client("efs"), subnet_ids, efs_sg)
     elbv2 = client("elbv2")
     alb_arn, alb_dns = _ensure_load_balancer(elbv2, subnet_ids, alb_sg)
-    listener_arns = _ensure_listeners(elbv2, alb_arn)
+    certificate_arn = _ensure_certificate(client("acm"), alb_dns)
+    listener_arns = _ensure_listeners(elbv2, alb_arn, certificate_arn)
     bucket = _ensure_bucket(client("s3"))
     secret_arn = _ensure_master_secret(client("secretsmanager"), database)
     return {
@@ -509,4 +608,7 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
         "WPENV_FILE_SYSTEM_ID": fs_id,
         "WPENV_ARCHIVE_BUCKET": bucket,
         "WPENV_DB_MASTER_SECRET_ARN": secret_arn,
+        # The RDS endpoint, as Terraform outputs it: never read from the master secret.
+        "WPENV_DB_HOST": database.host,
+        "WPENV_DB_PORT": str(database.port),
     }

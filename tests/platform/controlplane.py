@@ -12,7 +12,6 @@ Layout (see CONTRACT.md): ``local/controlplane/{pki,etcd,*.pid,*.log}`` and ``lo
 from __future__ import annotations
 
 import base64
-import datetime
 import ipaddress
 import os
 import shutil
@@ -23,11 +22,12 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.platform import procs
+from tests.platform.pki import cert_pem, issue, key_pem, new_key, write_file
 
 __all__ = ["Pki", "down", "ensure_pki", "up"]
 
@@ -123,82 +123,6 @@ class Pki:
         return all(p.is_file() for p in self.files())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    """Unencrypted PKCS#8 PEM, which both Go and Python load."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert_pem(cert: x509.Certificate) -> bytes:
-    """PEM encoding of ``cert``."""
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    """P-256 keys for TLS: accepted by Go's TLS stack and much faster to make than RSA."""
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _issue(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    *,
-    issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    days: int,
-    is_ca: bool = False,
-    usages: list[x509.ObjectIdentifier] | None = None,
-    sans: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    """Build and sign one certificate; backdated an hour to tolerate clock skew."""
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=0 if is_ca else None), True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=not is_ca,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=is_ca,
-                crl_sign=is_ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-    )
-    if not is_ca:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
-        )
-    if usages:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path: Path, data: bytes, *, secret: bool) -> None:
-    """Write ``data``; private keys are created 0600 so they are never world-readable."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
 def ensure_pki(pki_dir: Path) -> Pki:
     """Create the CA, serving cert, admin client cert and SA key pair unless all exist.
 
@@ -210,12 +134,12 @@ def ensure_pki(pki_dir: Path) -> Pki:
         return pki
     pki_dir.mkdir(parents=True, exist_ok=True)
 
-    ca_key = _new_key()
+    ca_key = new_key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wpenv-local-ca")])
-    ca = _issue(ca_name, ca_key, issuer=ca_name, issuer_key=ca_key, days=3650, is_ca=True)
+    ca = issue(ca_name, ca_key, issuer=ca_name, issuer_key=ca_key, days=3650, is_ca=True)
 
-    serving_key = _new_key()
-    serving = _issue(
+    serving_key = new_key()
+    serving = issue(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
         serving_key,
         issuer=ca_name,
@@ -227,8 +151,8 @@ def ensure_pki(pki_dir: Path) -> Pki:
 
     # kube-apiserver maps a client certificate's CN to the user and each O to a group;
     # system:masters is bound to cluster-admin by RBAC's bootstrap policy.
-    admin_key = _new_key()
-    admin = _issue(
+    admin_key = new_key()
+    admin = issue(
         x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, ADMIN_GROUP),
@@ -244,14 +168,14 @@ def ensure_pki(pki_dir: Path) -> Pki:
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
-    _write(pki.ca_cert, _cert_pem(ca), secret=False)
-    _write(pki.ca_key, _key_pem(ca_key), secret=True)
-    _write(pki.serving_cert, _cert_pem(serving), secret=False)
-    _write(pki.serving_key, _key_pem(serving_key), secret=True)
-    _write(pki.admin_cert, _cert_pem(admin), secret=False)
-    _write(pki.admin_key, _key_pem(admin_key), secret=True)
-    _write(pki.sa_key, _key_pem(sa_key), secret=True)
-    _write(
+    write_file(pki.ca_cert, cert_pem(ca), secret=False)
+    write_file(pki.ca_key, key_pem(ca_key), secret=True)
+    write_file(pki.serving_cert, cert_pem(serving), secret=False)
+    write_file(pki.serving_key, key_pem(serving_key), secret=True)
+    write_file(pki.admin_cert, cert_pem(admin), secret=False)
+    write_file(pki.admin_key, key_pem(admin_key), secret=True)
+    write_file(pki.sa_key, key_pem(sa_key), secret=True)
+    write_file(
         pki.sa_pub,
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -450,7 +374,7 @@ def _write_kubeconfig(lay: _Layout) -> None:
         "preferences": {},
     }
     tmp = lay.kubeconfig.with_name(lay.kubeconfig.name + ".tmp")
-    _write(tmp, yaml.safe_dump(config, sort_keys=False).encode(), secret=True)
+    write_file(tmp, yaml.safe_dump(config, sort_keys=False).encode(), secret=True)
     tmp.replace(lay.kubeconfig)
 
 

@@ -6,6 +6,10 @@ one byte flipped (the middle one) as their upload completes, whether by PutObjec
 CompleteMultipartUpload, as if the storage had damaged them at rest. ``DELETE
 /wpenv/faults`` disarms everything; ``GET /wpenv/faults`` shows what is still armed.
 
+Other fault kinds plug in as a :class:`FaultKind` (chaos.py: ``/wpenv/faults/aws``, AWS's
+throttling and server errors): their path is theirs, ``DELETE /wpenv/faults`` resets them
+too and ``GET /wpenv/faults`` shows their state under their name.
+
 Like the simulator, this edits moto's backend in the server's own process (it wraps
 ``S3Backend.put_object``, which both upload paths end in); the code under test keeps
 talking plain S3 and has no idea. Tests call :func:`corrupt_s3_uploads` and
@@ -17,9 +21,9 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from moto.s3.models import S3Backend
@@ -37,6 +41,22 @@ def flip_byte(value: bytes) -> bytes:
     return value[:middle] + bytes([value[middle] ^ 0xFF]) + value[middle + 1 :]
 
 
+class FaultKind(Protocol):
+    """Another kind of fault with an endpoint of its own under FAULTS_PATH."""
+
+    name: str  # its key in the GET /wpenv/faults answer
+    path: str  # the endpoint it answers itself
+
+    def handle(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer a request to `path`."""
+
+    def clear(self) -> None:
+        """Disarm (back to the start-up settings)."""
+
+    def state(self) -> dict[str, Any]:
+        """What is armed."""
+
+
 @dataclass
 class S3Corruption:
     """Corrupt the next `remaining` objects whose key ends with `key_suffix`."""
@@ -48,8 +68,9 @@ class S3Corruption:
 class Faults:
     """The armed faults, and the hook into moto that applies them (thread-safe)."""
 
-    def __init__(self) -> None:
-        """Nothing armed, nothing hooked."""
+    def __init__(self, kinds: Sequence[FaultKind] = ()) -> None:
+        """Nothing armed, nothing hooked; `kinds` answer their own paths."""
+        self.kinds = {kind.path: kind for kind in kinds}
         self.lock = threading.Lock()
         self.s3_corruptions: list[S3Corruption] = []
         self.corrupted: list[str] = []  # keys damaged so far, for the GET answer
@@ -67,6 +88,8 @@ class Faults:
         with self.lock:
             self.s3_corruptions.clear()
             self.corrupted.clear()
+        for kind in self.kinds.values():
+            kind.clear()
 
     def take(self, key_name: str) -> bool:
         """Whether this object is to be damaged (uses up one of the armed count)."""
@@ -83,10 +106,11 @@ class Faults:
     def state(self) -> dict[str, Any]:
         """What is armed and what was damaged."""
         with self.lock:
-            return {
+            state = {
                 "s3_corrupt": [asdict(c) for c in self.s3_corruptions],
                 "corrupted": list(self.corrupted),
             }
+        return {**state, **{kind.name: kind.state() for kind in self.kinds.values()}}
 
     # -- the hook into moto ----------------------------------------------------------------
 
@@ -135,6 +159,8 @@ class Faults:
         def handle(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
             method = environ.get("REQUEST_METHOD", "GET")
+            if path in self.kinds:
+                return self.kinds[path].handle(environ, start_response)
             if path == S3_CORRUPT_PATH and method == "POST":
                 try:
                     length = min(int(environ.get("CONTENT_LENGTH") or 0), MAX_BODY)

@@ -5,20 +5,33 @@ with every privilege and GRANT OPTION; root stays reachable only through the uni
 The server is the distribution's mariadbd with its own data directory, socket and port under
 ``local/mariadb/`` and ``--no-defaults``, so it neither uses nor disturbs a system MariaDB.
 See CONTRACT.md for the interface.
+
+TLS, as the shared RDS is configured (HLD: TLS 1.2+ on every connection): a CA of its own
+(``local/mariadb/tls/``, made by ``tests.platform.pki`` like the control plane's) signs a
+certificate for 127.0.0.1 and localhost; the server takes TLS 1.2 and 1.3 only and
+``require_secure_transport=ON`` refuses every TCP login without TLS (the unix socket, which
+only root's bootstrap uses, counts as secure). The CA is exported as WPENV_DB_CA_BUNDLE, and
+MYSQL_HOME names a directory whose ``my.cnf`` makes the ``mariadb``/``mysql`` CLI use TLS
+and verify the server against that CA, so ``source .local/env; mysql`` still works.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.platform import procs
+from tests.platform.pki import cert_pem, issue, key_pem, new_key, write_file
 
 DEFAULT_PORT = 23306
 HOST = "127.0.0.1"
@@ -33,6 +46,10 @@ PACKAGES = ("mariadb-server", "mariadb-client")
 START_TIMEOUT = 90.0
 # Linux limits a unix socket path to 107 bytes; mariadbd fails obscurely beyond that.
 MAX_SOCKET_PATH = 100
+# What RDS for MySQL 8.0/8.4 supports; older protocol versions are refused by the server.
+TLS_VERSIONS = "TLSv1.2,TLSv1.3"
+SERVER_NAMES = ("localhost",)  # and HOST as an IP address SAN
+CA_BUNDLE_ENV = "WPENV_DB_CA_BUNDLE"
 
 
 def _home(local: Path) -> Path:
@@ -85,20 +102,104 @@ def _admin_password(home: Path) -> str:
     return password
 
 
-def _exports(port: int, password: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Tls:
+    """Where the server's CA, certificate and key are (PEM), under ``local/mariadb/tls``."""
+
+    dir: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        """The CA clients trust (WPENV_DB_CA_BUNDLE): it signs the server certificate only."""
+        return self.dir / "ca.crt"
+
+    @property
+    def server_cert(self) -> Path:
+        """mariadbd's certificate, for 127.0.0.1 and localhost."""
+        return self.dir / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        """mariadbd's private key (0600)."""
+        return self.dir / "server.key"
+
+    def complete(self) -> bool:
+        """True when every file exists (a partial set from an interrupted run is redone)."""
+        return all(p.is_file() for p in (self.ca_cert, self.server_cert, self.server_key))
+
+
+def ensure_tls(tls_dir: Path) -> bool:
+    """Make the CA and the server certificate unless all exist; True if it made them.
+
+    The CA's key is not kept: nothing else is ever signed with it.
+    """
+    tls = Tls(tls_dir)
+    if tls.complete():
+        return False
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    ca_key = new_key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wpenv-local-mariadb-ca")])
+    ca = issue(ca_name, ca_key, issuer=ca_name, issuer_key=ca_key, days=3650, is_ca=True)
+    server_key = new_key()
+    server = issue(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]),
+        server_key,
+        issuer=ca_name,
+        issuer_key=ca_key,
+        days=825,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH],
+        sans=[
+            *map(x509.DNSName, SERVER_NAMES),
+            x509.IPAddress(ipaddress.IPv4Address(HOST)),
+        ],
+    )
+    write_file(tls.ca_cert, cert_pem(ca), secret=False)
+    write_file(tls.server_cert, cert_pem(server), secret=False)
+    write_file(tls.server_key, key_pem(server_key), secret=True)
+    return True
+
+
+def _client_config(home: Path) -> Path:
+    """Write ``client/my.cnf`` (the CLI's TLS settings and the admin user); its directory.
+
+    Exported as MYSQL_HOME, which the MariaDB client reads ``my.cnf`` from. It holds no
+    password: the CLI takes that from MYSQL_PWD.
+    """
+    directory = home / "client"
+    directory.mkdir(exist_ok=True)
+    text = (
+        "[client]\n"
+        f"user={ADMIN_USER}\n"
+        f"ssl-ca={Tls(home / 'tls').ca_cert}\n"
+        "ssl-verify-server-cert\n"
+        f"tls-version={TLS_VERSIONS}\n"
+    )
+    write_file(directory / "my.cnf", text.encode(), secret=False)
+    return directory
+
+
+def _exports(home: Path, port: int, password: str) -> dict[str, str]:
     return {
         "MYSQL_HOST": HOST,
         "MYSQL_TCP_PORT": str(port),
         "MYSQL_USER": ADMIN_USER,
         "MYSQL_PWD": password,
+        "MYSQL_HOME": str(home / "client"),
+        CA_BUNDLE_ENV: str(Tls(home / "tls").ca_cert),
     }
 
 
-def _admin_login_ok(port: int, password: str) -> bool:
-    """True if the admin can log in over TCP: the health check for reusing a server."""
+def _admin_login_ok(home: Path, port: int, password: str) -> bool:
+    """True if the admin can log in over verified TLS: the health check for reusing a server."""
     try:
         connection = pymysql.connect(
-            host=HOST, port=port, user=ADMIN_USER, password=password, connect_timeout=3
+            host=HOST,
+            port=port,
+            user=ADMIN_USER,
+            password=password,
+            connect_timeout=3,
+            ssl_ca=str(Tls(home / "tls").ca_cert),
+            ssl_verify_identity=True,
         )
     except pymysql.MySQLError:
         return False
@@ -144,6 +245,7 @@ def _start(home: Path, port: int) -> None:
     procs.require_port_free(HOST, port, "mariadb")
     (home / "tmp").mkdir(exist_ok=True)
     log = home / "mariadbd.log"
+    tls = Tls(home / "tls")
     pid = procs.start_detached(
         [
             _program(SERVER),
@@ -156,6 +258,11 @@ def _start(home: Path, port: int) -> None:
             "--skip-name-resolve",
             f"--pid-file={home / 'server.pid'}",
             f"--tmpdir={home / 'tmp'}",
+            f"--ssl-ca={tls.ca_cert}",
+            f"--ssl-cert={tls.server_cert}",
+            f"--ssl-key={tls.server_key}",
+            f"--tls-version={TLS_VERSIONS}",
+            "--require-secure-transport=ON",
             # Errors go to stderr, which procs sends to mariadbd.log.
         ],
         pid_file=home / "mariadbd.pid",
@@ -232,14 +339,16 @@ def up(local: Path, env: dict[str, str]) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     port = _port()
     password = _admin_password(home)
-    exports = _exports(port, password)
+    renewed = ensure_tls(home / "tls")
+    _client_config(home)
+    exports = _exports(home, port, password)
 
     running = _running_server(home) is not None
-    if running and _recorded_port(home) != port:
-        _stop_server(home)  # listening on another port than asked for: restart
+    if running and (renewed or _recorded_port(home) != port):
+        _stop_server(home)  # another port than asked for, or new certificates: restart
         running = False
     if running:
-        if _admin_login_ok(port, password):
+        if _admin_login_ok(home, port, password):
             return exports
         # Alive but not (yet) answering: maybe still starting, maybe a lost password file.
         procs.wait_for_port(HOST, port, what="mariadb", timeout=START_TIMEOUT)
@@ -249,7 +358,7 @@ def up(local: Path, env: dict[str, str]) -> dict[str, str]:
         _start(home, port)
     _ensure_admin(home, password)
     deadline = time.monotonic() + 10.0
-    while not _admin_login_ok(port, password):
+    while not _admin_login_ok(home, port, password):
         if time.monotonic() >= deadline:
             raise procs.StartupError(f"mariadb: {ADMIN_USER} cannot log in over TCP")
         time.sleep(0.2)

@@ -11,7 +11,9 @@ Besides moto's API the server answers ``GET /wpenv/health`` with a small JSON do
 and keeps a journal of every AWS request it receives (``GET``/``DELETE /wpenv/journal``,
 see journal.py), so tests and benchmarks can count and time the operator's calls, and
 answers the fault endpoints under ``/wpenv/faults`` (faults.py), with which a test damages
-what S3 stores.
+what S3 stores, and throttles and fails AWS calls as AWS does (chaos.py: WPENV_AWS_FAULT_*
+and WPENV_AWS_RATE_LIMITS, or ``/wpenv/faults/aws``); chaos sits inside the journal, so the
+journal records the status of the answers it injects.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from tests.platform.chaos import Chaos
 from tests.platform.faults import Faults
 from tests.platform.fidelity import faithful
 from tests.platform.journal import Journal, journaled
@@ -76,9 +79,10 @@ def with_health(app: WSGIApplication, status: Callable[[], dict[str, object]]) -
 def serve(host: str, port: int, delay: float, period: float) -> None:
     """Run moto and the simulator until SIGTERM or SIGINT, then shut both down."""
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (presigned, queues) from it
+    chaos = Chaos()  # from the environment: a bad setting stops the server here
     simulator = Simulator(delay=delay)
     simulator.install_hooks()
-    faults = Faults()
+    faults = Faults([chaos])
     faults.install_hooks()
     stop = threading.Event()
     sim_thread = threading.Thread(
@@ -86,7 +90,9 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     )
     app = with_health(
         faults.wsgi(
-            journaled(faithful(DomainDispatcherApplication(create_backend_app)), Journal())
+            journaled(
+                chaos.wsgi(faithful(DomainDispatcherApplication(create_backend_app))), Journal()
+            )
         ),
         lambda: health(simulator, sim_thread, period),
     )

@@ -12,9 +12,10 @@ operator waits for exactly those things, so this module supplies them:
   PRIMARY deployment IN_PROGRESS right away, as ECS does;
 - each running task is an ip target (a fake address in the service's subnets) in every
   target group of the service; moto reports registered ip targets as healthy;
-- failure injection: a task definition whose first image ends with ``:broken`` never
-  starts, and the deployment circuit breaker rolls the service back to the task definition
-  of its last COMPLETED deployment.
+- tasks that ECS would not start do not start (task_start.py: an image ending in
+  ``:broken``, a log group that does not exist, a secret the execution role may not
+  read): the service says why in an event, and the deployment circuit breaker rolls the
+  service back to the task definition of its last COMPLETED deployment.
 
 It runs inside the moto server process (see motoserver.py) so that the operator only ever
 talks plain HTTP to moto, exactly as it talks to AWS. Keeping state on moto's objects, and
@@ -40,6 +41,8 @@ from moto.backends import get_backend
 from moto.core.utils import utcnow
 from moto.ecs.models import EC2ContainerServiceBackend
 
+from tests.platform.task_start import BROKEN_SUFFIX, start_failure
+
 __all__ = [
     "BROKEN_SUFFIX",
     "DEFAULT_DELAY_SECONDS",
@@ -61,7 +64,6 @@ log = logging.getLogger("wpenv.simulator")
 DELAY_ENV = "WPENV_SIM_DELAY_SECONDS"
 DEFAULT_DELAY_SECONDS = 2.0
 DEFAULT_PERIOD_SECONDS = 0.5
-BROKEN_SUFFIX = ":broken"
 # Where tasks of a service without awsvpc subnets get their fake addresses.
 FALLBACK_CIDR = "10.255.0.0/16"
 FIRST_TASK_OFFSET = 16
@@ -107,12 +109,6 @@ def first_image(ecs: Backend, task_definition: str | None) -> str | None:
         return None
     image = containers[0].get("image")
     return str(image) if image is not None else None
-
-
-def is_broken(ecs: Backend, task_definition: str | None) -> bool:
-    """The failure-injection rule: the first image's tag is ``broken``."""
-    image = first_image(ecs, task_definition)
-    return image is not None and image.endswith(BROKEN_SUFFIX)
 
 
 def _deployment_id() -> str:
@@ -189,13 +185,16 @@ def complete_rollout(service: Service) -> None:
     add_event(service, "has reached a steady state.")
 
 
-def fail_rollout(service: Service, running: int) -> Deployment:
+def fail_rollout(service: Service, running: int, reason: str = "") -> Deployment:
     """The PRIMARY deployment's tasks never start: the circuit breaker marks it FAILED.
 
     The service keeps whatever still runs (``running`` old tasks); the caller decides about
-    a rollback, which is just a new deployment of the previous task definition.
+    a rollback, which is just a new deployment of the previous task definition. ``reason``
+    is why the tasks stopped (ECS's stopped reason), which a service event tells.
     """
     primary: Deployment = service.deployments[0]
+    if reason:
+        add_event(service, f"was unable to place a task. Reason: {reason}.")
     primary.update(
         runningCount=0,
         pendingCount=0,
@@ -430,7 +429,8 @@ class Simulator:
     def _settle(self, ecs: Backend, service: Service, tracked: Tracked) -> None:
         """The delay is over: the rollout completes, or fails and rolls back."""
         primary = service.deployments[0] if service.deployments else None
-        if primary is None or not is_broken(ecs, primary["taskDefinition"]):
+        failure = None if primary is None else start_failure(ecs, primary["taskDefinition"])
+        if primary is None or failure is None:
             complete_rollout(service)
             tracked.running = service.desired_count
             if primary is not None:
@@ -438,7 +438,7 @@ class Simulator:
             tracked.settled = True
             return
         if primary.get("rolloutState") != "FAILED":
-            fail_rollout(service, tracked.running)
+            fail_rollout(service, tracked.running, failure)
         rollback_to = tracked.stable_task_definition
         if rollback_to is None or rollback_to == primary["taskDefinition"]:
             tracked.settled = True  # nothing to go back to: stays FAILED, nothing runs

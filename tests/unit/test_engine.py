@@ -12,14 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from wpenv import engine
-from wpenv.reconcilers.base import (
-    Context,
-    Facts,
-    Observation,
-    PermanentError,
-    Resource,
-    TransientError,
-)
+from wpenv.errors import PermanentError, TransientError
+from wpenv.reconcilers.base import Context, Facts, Observation, Resource
 from wpenv.settings import Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.platform.fidelity import rewritten
+from tests.platform.fidelity.autoscaling import rewritten
 
 DEREGISTER = "AnyScaleFrontendService.DeregisterScalableTarget"
 

@@ -84,7 +84,7 @@ ACTION_OVERRIDES: dict[tuple[str, str], tuple[str, ...]] = {
 
 # Permissions no client method names, and why the operator needs them.
 IMPLICIT = {
-    "iam:PassRole": "RegisterTaskDefinition names the tenant role as task and execution role",
+    "iam:PassRole": "RegisterTaskDefinition names the tenant's task role and execution role",
     "kms:GenerateDataKey": "PutObject / CreateMultipartUpload with SSE-KMS (archive_kms_key_id)",
     "kms:Decrypt": "GetObject of SSE-KMS archives; UploadPart of an SSE-KMS multipart upload",
     "lambda:InvokeFunction": "RotateSecret needs it on the rotation function (settings)",
@@ -94,6 +94,7 @@ IMPLICIT = {
     "elasticfilesystem:TagResource": "CreateAccessPoint with Tags (tag-on-create)",
     "secretsmanager:TagResource": "CreateSecret with Tags (tag-on-create)",
     "iam:TagRole": "CreateRole with Tags (tag-on-create)",
+    "logs:TagResource": "CreateLogGroup with tags (tag-on-create: TagResource or TagLogGroup)",
     "application-autoscaling:TagResource": "RegisterScalableTarget with Tags (tag-on-create)",
     "iam:CreateServiceLinkedRole": "the first RegisterScalableTarget of an ECS service creates "
     "AWSServiceRoleForApplicationAutoScaling_ECSService",

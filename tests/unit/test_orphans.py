@@ -43,10 +43,11 @@ from wpenv.plan import (
     TAG_RETAINED,
     TAG_TENANT,
     names_for,
+    tag_dict,
     tags_for,
 )
 from wpenv.reconcilers import registry
-from wpenv.reconcilers.base import Found, Resource, tag_dict
+from wpenv.reconcilers.base import Found, Resource
 from wpenv.reconcilers.database import TENANT_NAME, Schema, drop_sql
 from wpenv.settings import Settings
 

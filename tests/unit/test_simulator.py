@@ -7,6 +7,7 @@ operator's own tests talk HTTP to the moto server instead.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -348,3 +349,68 @@ def test_hooks_are_removed_after_the_block() -> None:
     with Simulator(delay=0.0).hooked():
         assert EC2ContainerServiceBackend.update_service is not original
     assert EC2ContainerServiceBackend.update_service is original
+
+
+def _logging_task_definition(world: World, group: str) -> str:
+    """A task definition whose container logs to `group` with awslogs (no secrets)."""
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName=f"exec-{abs(hash(group))}",
+                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    iam.put_role_policy(RoleName=role["RoleName"], PolicyName="logs", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "logs:CreateLogStream", "Resource": "*"}]}))
+    arn: str = world.ecs.register_task_definition(
+        family="wp-acme", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512", executionRoleArn=role["Arn"],
+        containerDefinitions=[{
+            "name": "wordpress", "image": "wordpress:6.9", "memory": 512,
+            "portMappings": [{"containerPort": 80}],
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": group, "awslogs-region": REGION,
+                "awslogs-stream-prefix": "wordpress"}},
+        }],
+    )["taskDefinition"]["taskDefinitionArn"]
+    return arn
+
+
+def test_a_task_whose_log_group_is_missing_never_starts(world: World) -> None:
+    world.create_service(_logging_task_definition(world, "/wpenv/missing"))
+    world.sim.step()
+
+    service = world.service()
+    [deployment] = service["deployments"]
+    assert deployment["rolloutState"] == "FAILED"
+    assert service["runningCount"] == 0 and world.health() == {}
+    [told] = [e["message"] for e in service["events"] if "unable to place a task" in e["message"]]
+    assert "ResourceInitializationError: failed to validate logger args" in told
+    assert "CloudWatch log group" in told
+
+
+def test_a_revision_whose_log_group_is_missing_is_rolled_back(world: World) -> None:
+    good = world.task_definition("wordpress:6.8")
+    world.create_service(good)
+    world.sim.step()
+    targets = world.health()
+    logged = _logging_task_definition(world, "/wpenv/never-made")
+
+    world.ecs.update_service(cluster="wpenv", service="wp-acme", taskDefinition=logged)
+    world.sim.step()
+
+    service = world.service()
+    rollback, failed = service["deployments"]
+    assert (failed["taskDefinition"], failed["rolloutState"]) == (logged, "FAILED")
+    assert (rollback["taskDefinition"], rollback["status"]) == (good, "PRIMARY")
+    assert any("failed to validate logger args" in e["message"] for e in service["events"])
+    world.sim.step()
+    [deployment] = world.service()["deployments"]
+    assert (deployment["taskDefinition"], deployment["rolloutState"]) == (good, "COMPLETED")
+    assert world.health() == targets
+
+    boto3.client("logs", region_name=REGION).create_log_group(logGroupName="/wpenv/never-made")
+    world.ecs.update_service(cluster="wpenv", service="wp-acme", taskDefinition=logged)
+    world.sim.step()
+    [deployment] = world.service()["deployments"]
+    assert (deployment["taskDefinition"], deployment["rolloutState"]) == (logged, "COMPLETED")

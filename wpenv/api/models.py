@@ -263,11 +263,15 @@ class ResourceIds(_Model):
 
     security_group_id: str | None = Field(None, description="Tenant security group.")
     task_role_arn: str | None = Field(None, description="ECS task role.")
+    execution_role_arn: str | None = Field(
+        None, description="ECS task execution role (image pull, secrets, logs)."
+    )
     access_point_id: str | None = Field(None, description="EFS access point.")
     access_point_arn: str | None = Field(None, description="EFS access point ARN.")
     database_name: str | None = Field(None, description="MySQL database on the shared server.")
     database_user: str | None = Field(None, description="MySQL user granted that database.")
     db_secret_arn: str | None = Field(None, description="Secret holding the DB credentials.")
+    log_group_arn: str | None = Field(None, description="CloudWatch Logs log group.")
     task_definition_arn: str | None = Field(None, description="Current task definition.")
     service_arn: str | None = Field(None, description="ECS service.")
     target_group_arn: str | None = Field(None, description="ALB target group.")

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from wpenv import reasons
 from wpenv.archive.errors import ArchiveVerificationError
 from wpenv.archive.pipes import WriteOnly
 
@@ -85,7 +86,9 @@ def gunzip(chunks: Iterable[bytes], what: str = "the archive") -> Iterator[bytes
             data = chunk
             while data:
                 if inflater.eof:
-                    raise ArchiveVerificationError("ArchiveCorrupt", TRAILING.format(what=what))
+                    raise ArchiveVerificationError(
+                        reasons.ARCHIVE_CORRUPT, TRAILING.format(what=what)
+                    )
                 out = inflater.decompress(data, OUTPUT_CHUNK)
                 if out:
                     yield out
@@ -96,13 +99,13 @@ def gunzip(chunks: Iterable[bytes], what: str = "the archive") -> Iterator[bytes
                     if out:
                         yield out
             if inflater.unused_data:
-                raise ArchiveVerificationError("ArchiveCorrupt", TRAILING.format(what=what))
+                raise ArchiveVerificationError(reasons.ARCHIVE_CORRUPT, TRAILING.format(what=what))
         rest = inflater.flush()
         if rest:
             yield rest
     except zlib.error as exc:
         raise ArchiveVerificationError(
-            "ArchiveCorrupt", NOT_GZIP.format(what=what, detail=exc)
+            reasons.ARCHIVE_CORRUPT, NOT_GZIP.format(what=what, detail=exc)
         ) from None
     if not inflater.eof:
-        raise ArchiveVerificationError("ArchiveCorrupt", TRUNCATED.format(what=what))
+        raise ArchiveVerificationError(reasons.ARCHIVE_CORRUPT, TRUNCATED.format(what=what))

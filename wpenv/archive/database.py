@@ -34,6 +34,11 @@ deleted afterwards) named by `--defaults-file`, the first argument, which also k
 the machine's own option files out of the way. It never appears in argv, the environment
 (MYSQL_* variables are removed from the child's), a log line or an exception: client
 errors are passed on redacted and cut to their error code where they could quote data.
+
+**TLS.** The same option file makes the client verify the server as `wpenv.mysql` does:
+`ssl-ca` (the settings' CA bundle), `ssl-verify-server-cert` (MySQL 8's client:
+`ssl-mode=VERIFY_IDENTITY`) and TLS 1.2 or 1.3, so neither the dump nor the password
+crosses the network in clear.
 """
 
 from __future__ import annotations
@@ -56,10 +61,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pymysql
 
+from wpenv import reasons
 from wpenv.archive.compression import GzipWriter, gunzip
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
-from wpenv.mysql import DatabaseServer
+from wpenv.mysql import DatabaseServer, tls_options
 
 # Re-exported: wpenv.deprovision (and hooks) call it as db_archive.master_server.
 from wpenv.mysql import master_server as master_server  # noqa: PLC0414
@@ -146,7 +152,7 @@ def quote_table(database: str, table: str) -> str:
         pass
     if not table or len(table) > 64 or "\0" in table:
         raise ArchiveError(
-            "UnsupportedTableName", UNSAFE_TABLE.format(database=database, table=table)
+            reasons.UNSUPPORTED_TABLE_NAME, UNSAFE_TABLE.format(database=database, table=table)
         )
     escaped = table.replace("`", "``")
     return f"{sql_identifier(database)}.`{escaped}`"
@@ -271,7 +277,7 @@ def find_program(candidates: Iterable[str]) -> str:
         path = shutil.which(name, path=SEARCH_PATH)
         if path:
             return path
-    raise ArchiveError("MySQLClientMissing", NO_PROGRAM.format(programs=", ".join(names)))
+    raise ArchiveError(reasons.MYSQL_CLIENT_MISSING, NO_PROGRAM.format(programs=", ".join(names)))
 
 
 @functools.cache
@@ -304,8 +310,15 @@ def option_value(value: str) -> str:
     return f'"{escaped}"'
 
 
-def option_file_text(server: DatabaseServer) -> str:
-    """The `[client]` group the dump and load clients read (holds the password)."""
+def option_file_text(server: DatabaseServer, *, mariadb: bool = True) -> str:
+    """The `[client]` group the dump and load clients read (holds the password).
+
+    `mariadb`: whether MariaDB's client reads it (its TLS options differ from MySQL's).
+    """
+    tls = "".join(
+        f"{name}={option_value(value)}\n" if value is not None else f"{name}\n"
+        for name, value in tls_options(server, mariadb=mariadb)
+    )
     return (
         "[client]\n"
         f"host={option_value(server.host)}\n"
@@ -313,17 +326,18 @@ def option_file_text(server: DatabaseServer) -> str:
         "protocol=TCP\n"
         f"user={option_value(server.user)}\n"
         f"password={option_value(server.password)}\n"
+        f"{tls}"
     )
 
 
 @contextlib.contextmanager
-def option_file(server: DatabaseServer) -> Iterator[Path]:
+def option_file(server: DatabaseServer, *, mariadb: bool = True) -> Iterator[Path]:
     """A temporary option file, mode 0600 from birth, removed when the block ends."""
     fd, name = tempfile.mkstemp(prefix="wpenv-mysql-", suffix=".cnf")
     path = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(option_file_text(server))
+            out.write(option_file_text(server, mariadb=mariadb))
         yield path
     finally:
         path.unlink(missing_ok=True)
@@ -383,7 +397,7 @@ def run_client(
     drained by a thread, so the child cannot block on a full pipe; an exception in the
     block kills the child, and leaving the block normally waits for it.
     """
-    with option_file(server) as path:
+    with option_file(server, mariadb=is_mariadb_client(program)) as path:
         argv = [program, f"--defaults-file={path}", *options, database]
         with subprocess.Popen(  # noqa: S603 (no shell; the password is not in argv)
             argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=child_env()
@@ -396,9 +410,11 @@ def run_client(
                 yield run
             except BaseException:
                 proc.kill()
+                drain.join(timeout=10)
                 raise
             run.returncode = proc.wait()
-        run.stderr = drain.text([server.password])
+            # Read to the end before Popen's exit closes the pipe under the drain thread.
+            run.stderr = drain.text([server.password])
 
 
 def dump_problem(returncode: int, stderr: str) -> str:
@@ -481,7 +497,9 @@ class DefinerRewriter:
         if self.disable_events and match["head"] == _EVENT_HEAD:
             rest, count = _EVENT_STATUS.subn(rb"ON COMPLETION \1PRESERVE DISABLE", rest, count=1)
             if not count:
-                raise ArchiveVerificationError("UnsupportedDumpStatement", EVENT_NOT_DISABLED)
+                raise ArchiveVerificationError(
+                    reasons.UNSUPPORTED_DUMP_STATEMENT, EVENT_NOT_DISABLED
+                )
         return match["head"] + b"DEFINER=CURRENT_USER" + rest
 
     def _rewrite(self, lines: bytes) -> bytes:
@@ -510,7 +528,7 @@ class DefinerRewriter:
         if self._may_need_rewrite(tail):
             if len(tail) > MAX_HELD_LINE:
                 raise ArchiveError(
-                    "UnsupportedDumpStatement", LINE_TOO_LONG.format(limit=MAX_HELD_LINE)
+                    reasons.UNSUPPORTED_DUMP_STATEMENT, LINE_TOO_LONG.format(limit=MAX_HELD_LINE)
                 )
             self._held, tail = tail, b""
         elif tail:
@@ -582,7 +600,7 @@ def dump_database(
         problem = dump_problem(run.returncode, run.stderr)
         if problem:
             raise ArchiveError(
-                "DatabaseDumpFailed", DUMP_FAILED.format(database=database, detail=problem)
+                reasons.DATABASE_DUMP_FAILED, DUMP_FAILED.format(database=database, detail=problem)
             )
     with closing(open_connection(server)) as conn:
         tables = table_checks(conn, database)
@@ -616,7 +634,7 @@ def load_sql(server: DatabaseServer, database: str, chunks: Iterable[bytes]) -> 
     if run.returncode != 0 or broken:
         detail = load_problem(run.returncode, run.stderr)
         raise ArchiveVerificationError(
-            "DatabaseLoadFailed", LOAD_FAILED.format(database=database, detail=detail)
+            reasons.DATABASE_LOAD_FAILED, LOAD_FAILED.format(database=database, detail=detail)
         )
 
 
@@ -676,14 +694,14 @@ def verify_dump(
         problems = compare_checks(original, loaded)
         if problems:
             raise ArchiveVerificationError(
-                "DatabaseArchiveMismatch",
+                reasons.DATABASE_ARCHIVE_MISMATCH,
                 MISMATCH.format(database=database, problems="; ".join(problems[:10])),
             )
         if dumped_tables is not None:
             drift = compare_checks(dumped_tables, original, "the dump", "the database now")
             if drift:
                 raise ArchiveVerificationError(
-                    "DatabaseChangedAfterDump",
+                    reasons.DATABASE_CHANGED_AFTER_DUMP,
                     DRIFTED.format(database=database, problems="; ".join(drift[:10])),
                 )
     except BaseException:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wpenv import reasons
 from wpenv.archive.database import database_exists, dump_database, open_connection, verify_dump
 from wpenv.archive.errors import ArchiveError
 from wpenv.archive.files import archive_directory, verify_archive
@@ -119,7 +120,7 @@ def archive_environment(
     Raises ArchiveError / ArchiveVerificationError; S3 and MySQL errors propagate.
     """
     if not settings.archive_bucket:
-        raise ArchiveError("ArchiveBucketUnset", NO_BUCKET)
+        raise ArchiveError(reasons.ARCHIVE_BUCKET_UNSET, NO_BUCKET)
     bucket, kms = settings.archive_bucket, settings.archive_kms_key_id
     moment = now or datetime.now(UTC)
     prefix = archive_prefix(settings, namespace, name, moment)

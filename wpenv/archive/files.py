@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wpenv import reasons
 from wpenv.archive.compression import GzipWriter
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
@@ -116,7 +117,8 @@ def _entries(tar: tarfile.TarFile, root: Path) -> Iterator[tuple[tarfile.TarInfo
             info = tar.gettarinfo(str(path), arcname=name)
         except OSError as exc:
             raise ArchiveError(
-                "FilesArchiveFailed", READ_FAILED.format(name=shown(name), error=exc.strerror)
+                reasons.FILES_ARCHIVE_FAILED,
+                READ_FAILED.format(name=shown(name), error=exc.strerror),
             ) from None
         if info is None:  # a socket
             log.info("skipped %s: a socket cannot be archived", shown(name))
@@ -151,7 +153,7 @@ def archive_directory(
     if missing:
         log.warning(MISSING_SOURCE, path)
     elif not path.is_dir():
-        raise ArchiveError("FilesArchiveFailed", NOT_A_DIRECTORY.format(path=path))
+        raise ArchiveError(reasons.FILES_ARCHIVE_FAILED, NOT_A_DIRECTORY.format(path=path))
     members: list[Member] = []
     with S3Writer(
         s3, bucket, key, kms_key_id=kms_key_id, part_size=part_size, content_type=GZIP
@@ -166,7 +168,7 @@ def archive_directory(
                                 tar.addfile(info, content)
                         except OSError as exc:
                             raise ArchiveError(
-                                "FilesArchiveFailed",
+                                reasons.FILES_ARCHIVE_FAILED,
                                 READ_FAILED.format(name=shown(info.name), error=exc.strerror),
                             ) from None
                     else:
@@ -225,7 +227,7 @@ def archived_tar(
                 yield tar
         except (tarfile.TarError, zlib.error, EOFError) as exc:
             raise ArchiveVerificationError(
-                "ArchiveCorrupt", corrupt.format(uri=archived.uri, detail=exc)
+                reasons.ARCHIVE_CORRUPT, corrupt.format(uri=archived.uri, detail=exc)
             ) from None
         reader.check(archived)
 
@@ -248,7 +250,7 @@ def verify_archive(path: Path, s3: Any, archived: ArchivedObject) -> list[Member
     problems = compare_members(expected, actual)
     if problems:
         raise ArchiveVerificationError(
-            "FilesArchiveMismatch",
+            reasons.FILES_ARCHIVE_MISMATCH,
             MISMATCH.format(uri=archived.uri, path=path, problems="; ".join(problems[:MAX_LISTED])),
         )
     log.info("verified %s against %s (%d entries)", archived.uri, path, len(actual))

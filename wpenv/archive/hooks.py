@@ -28,7 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
 from wpenv.archive import database as db_archive
 from wpenv.archive.environment import archive_database_of, archive_files_of, put_manifest
 from wpenv.archive.errors import ArchiveError
@@ -59,7 +59,7 @@ Report = Callable[[str], None]
 
 def _bucket(ctx: Context, what: str) -> str:
     if not ctx.settings.archive_bucket:
-        raise ArchiveError("ArchiveBucketUnset", NO_BUCKET.format(what=what))
+        raise ArchiveError(reasons.ARCHIVE_BUCKET_UNSET, NO_BUCKET.format(what=what))
     return ctx.settings.archive_bucket
 
 
@@ -111,7 +111,7 @@ class Everyday:
         if not document["users"]:
             return None
         uri = put_users(ctx, self.prefix(ctx), document)
-        return Note("UsersExported", f"users and groups went to {uri}")
+        return Note(reasons.USERS_EXPORTED, f"users and groups went to {uri}")
 
     def database(self, ctx: Context, resource: Resource, observed: Observation) -> Note | None:
         """Dump and verify a database that holds tables."""
@@ -124,7 +124,7 @@ class Everyday:
             kms=ctx.settings.archive_kms_key_id,
         )
         uri = s3_uri(ctx.settings.archive_bucket, key_of(prefix, DATABASE))
-        return Note("DatabaseArchived", f"database {ctx.names.database} went to {uri}")
+        return Note(reasons.DATABASE_ARCHIVED, f"database {ctx.names.database} went to {uri}")
 
     def files(self, ctx: Context, resource: Resource, observed: Observation) -> Note | None:
         """Tar and verify a directory that holds files, then remove it."""
@@ -136,7 +136,7 @@ class Everyday:
                          prefix=prefix, kms=ctx.settings.archive_kms_key_id)
         shutil.rmtree(directory)  # symlinks inside are removed, never followed
         uri = s3_uri(ctx.settings.archive_bucket, key_of(prefix, FILES))
-        return Note("FilesArchived", f"{directory} went to {uri}")
+        return Note(reasons.FILES_ARCHIVED, f"{directory} went to {uri}")
 
     def hooks(self) -> Hooks:
         """The mapping the engine takes."""

@@ -9,9 +9,10 @@ extracted over what is there).
 
 Each object's size and sha256 are checked against the manifest in a first streaming pass
 before anything is changed, so a damaged archive leaves the target untouched; the second
-pass loads it. The database is loaded as the new tenant's own MySQL user (from its
-secret), so triggers, views, routines and events end up belonging to that user
-(see wpenv.archive.database on definers), and its tables are then checked against the
+pass loads it. The database is loaded as the new tenant's own MySQL user (its login from
+its secret, on the settings' endpoint over verified TLS, which the user requires), so
+triggers, views, routines and events end up belonging to that user (see
+wpenv.archive.database on definers), and its tables are then checked against the
 manifest's row counts and checksums. Files are extracted with tarfile's "data" filter (no
 absolute names, no `..`, no links out of the directory, no device files; links it refuses
 are skipped and reported) and, when running as root, owned by the new tenant's POSIX user.
@@ -28,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
 from wpenv.archive.database import (
     TableCheck,
     compare_checks,
@@ -44,7 +45,7 @@ from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.files import archived_tar, shown
 from wpenv.archive.manifest import DATABASE, FILES, MANIFEST, USERS, Artefact, Manifest
 from wpenv.archive.s3stream import ArchivedObject, parse_s3_uri, require_object
-from wpenv.mysql import DatabaseServer, master_server, server_from_secret
+from wpenv.mysql import DatabaseServer, login_from_secret, master_server
 from wpenv.plan import Names, names_for, tenant_directory
 from wpenv.settings import Settings
 
@@ -118,12 +119,16 @@ def read_manifest(s3: Any, location: ArchiveLocation) -> Manifest:
             body.close()
     except ClientError as exc:
         if aws.error_code(exc) in ("NoSuchKey", "404"):
-            raise ArchiveError("ManifestMissing", NO_MANIFEST.format(uri=location.uri)) from None
+            raise ArchiveError(
+                reasons.MANIFEST_MISSING, NO_MANIFEST.format(uri=location.uri)
+            ) from None
         raise
     try:
         return Manifest.from_json(data)
     except ValueError:  # pydantic's ValidationError is a ValueError
-        raise ArchiveError("ManifestUnreadable", NO_MANIFEST.format(uri=location.uri)) from None
+        raise ArchiveError(
+            reasons.MANIFEST_UNREADABLE, NO_MANIFEST.format(uri=location.uri)
+        ) from None
 
 
 def check_object(s3: Any, archived: ArchivedObject) -> None:
@@ -144,7 +149,7 @@ def restore_database(
     """Load database.sql.gz into the new tenant's (existing) database and check its tables."""
     artefact = manifest.database
     if artefact is None:
-        raise ArchiveError("NothingToRestore", NO_ARTEFACT.format(what=DATABASE))
+        raise ArchiveError(reasons.NOTHING_TO_RESTORE, NO_ARTEFACT.format(what=DATABASE))
     archived = location.archived(artefact)
     s3 = clients.s3
     master = master or master_server(settings, clients)
@@ -152,20 +157,21 @@ def restore_database(
     with closing(open_connection(master)) as conn:
         if not database_exists(conn, database):
             raise ArchiveError(
-                "RestoreTargetMissing", NO_DATABASE.format(database=database, tenant=names.tenant)
+                reasons.RESTORE_TARGET_MISSING,
+                NO_DATABASE.format(database=database, tenant=names.tenant),
             )
         existing = table_names(conn, database, base_only=False)
         if existing and not force:
             raise ArchiveError(
-                "RestoreTargetNotEmpty",
+                reasons.RESTORE_TARGET_NOT_EMPTY,
                 NOT_EMPTY_DATABASE.format(database=database, count=len(existing)),
             )
     try:
-        tenant = server_from_secret(clients, names.db_secret)
+        tenant = login_from_secret(settings, clients, names.db_secret)
     except ClientError as exc:
         if aws.error_code(exc) == "ResourceNotFoundException":
             raise ArchiveError(
-                "RestoreTargetMissing",
+                reasons.RESTORE_TARGET_MISSING,
                 MISSING_LOGIN.format(secret=names.db_secret, tenant=names.tenant),
             ) from None
         raise
@@ -180,7 +186,7 @@ def restore_database(
     problems = compare_checks(artefact.checks(), restored, "the archive", "the restored database")
     if problems:
         raise ArchiveVerificationError(
-            "RestoreMismatch",
+            reasons.RESTORE_MISMATCH,
             RESTORED_DIFFERS.format(database=database, problems="; ".join(problems[:10])),
         )
     log.info("restored %s into database %s (%d tables)", archived.uri, database, len(restored))
@@ -224,15 +230,17 @@ def restore_files(
     """
     artefact = manifest.files
     if artefact is None:
-        raise ArchiveError("NothingToRestore", NO_ARTEFACT.format(what=FILES))
+        raise ArchiveError(reasons.NOTHING_TO_RESTORE, NO_ARTEFACT.format(what=FILES))
     archived = location.archived(artefact)
     target = tenant_directory(settings, names.tenant)
     if not target.is_dir():
         raise ArchiveError(
-            "RestoreTargetMissing", NO_DIRECTORY.format(path=target, tenant=names.tenant)
+            reasons.RESTORE_TARGET_MISSING, NO_DIRECTORY.format(path=target, tenant=names.tenant)
         )
     if any(target.iterdir()) and not force:
-        raise ArchiveError("RestoreTargetNotEmpty", NOT_EMPTY_DIRECTORY.format(path=target))
+        raise ArchiveError(
+            reasons.RESTORE_TARGET_NOT_EMPTY, NOT_EMPTY_DIRECTORY.format(path=target)
+        )
     check_object(s3, archived)
     uid = names.posix_uid if os.geteuid() == 0 else None
     skipped: list[str] = []

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
+from wpenv import reasons
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.pipes import ReadOnly, WriteOnly
 
@@ -216,7 +217,7 @@ class S3Writer(WriteOnly):
         number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise ArchiveError(
-                "ArchiveTooLarge",
+                reasons.ARCHIVE_TOO_LARGE,
                 TOO_MANY_PARTS.format(bucket=self.bucket, key=self.key, limit=MAX_PARTS),
             )
         body, self._buffer = self._buffer, bytearray()
@@ -237,7 +238,7 @@ def iter_object(s3: Any, bucket: str, key: str, chunk_size: int = READ_CHUNK) ->
         yield from body.iter_chunks(chunk_size)
     except FlexibleChecksumError as exc:
         raise ArchiveVerificationError(
-            "ArchiveChecksumMismatch", CHECKSUM_FAILED.format(bucket=bucket, key=key)
+            reasons.ARCHIVE_CHECKSUM_MISMATCH, CHECKSUM_FAILED.format(bucket=bucket, key=key)
         ) from exc
     finally:
         body.close()
@@ -326,14 +327,15 @@ class S3Reader(ReadOnly):
         self.drain()
         if self._size != expected.size:
             raise ArchiveVerificationError(
-                "ArchiveSizeMismatch",
+                reasons.ARCHIVE_SIZE_MISMATCH,
                 SIZE_DIFFERS.format(
                     bucket=self.bucket, key=self.key, actual=self._size, expected=expected.size
                 ),
             )
         if self.sha256 != expected.sha256:
             raise ArchiveVerificationError(
-                "ArchiveChecksumMismatch", SHA_DIFFERS.format(bucket=self.bucket, key=self.key)
+                reasons.ARCHIVE_CHECKSUM_MISMATCH,
+                SHA_DIFFERS.format(bucket=self.bucket, key=self.key),
             )
 
 
@@ -347,7 +349,7 @@ def object_digest(s3: Any, bucket: str, key: str) -> ArchivedObject:
 def require_object(s3: Any, archived: ArchivedObject) -> None:
     """Read the object back and insist it is `archived` (size and sha256), byte for byte."""
     if object_digest(s3, archived.bucket, archived.key) != archived:
-        raise ArchiveVerificationError("ArchiveChecksumMismatch", NOT_AS_EXPECTED.format(
+        raise ArchiveVerificationError(reasons.ARCHIVE_CHECKSUM_MISMATCH, NOT_AS_EXPECTED.format(
             uri=archived.uri))
 
 

@@ -13,7 +13,7 @@ from wpenv.operator.decisions import Announcements
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.plan import url_for
 from wpenv.reconcilers.base import Context, Resource
-from wpenv.reconcilers.listener_rule import listener_port
+from wpenv.reconcilers.listener_rule import Endpoint, listener_endpoint
 from wpenv.settings import Settings
 
 
@@ -65,9 +65,9 @@ class App:
         self.said.forget(uid)
         self.slots.release(uid)
 
-    def port_of(self, listener_arn: str) -> int:
-        """A listener's port (asked once per process: the shared ALB's listeners stay)."""
-        return listener_port(self.clients, listener_arn)
+    def endpoint_of(self, listener_arn: str) -> Endpoint:
+        """A listener's port and protocol (asked once per process: the listeners stay)."""
+        return listener_endpoint(self.clients, listener_arn)
 
 
 def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str, Any]:
@@ -77,6 +77,7 @@ def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str
         fields["replicas"] = outcome.facts.running
         fields["readyReplicas"] = outcome.facts.healthy
     if ctx.ids.get("listenerArn"):
-        fields["url"] = url_for(ctx.spec, app.settings, app.port_of(ctx.ids["listenerArn"]))
+        listener = app.endpoint_of(ctx.ids["listenerArn"])
+        fields["url"] = url_for(ctx.spec, app.settings, listener.port, listener.protocol)
     return fields
 

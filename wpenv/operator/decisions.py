@@ -13,19 +13,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wpenv import conditions as st
-from wpenv import engine
+from wpenv import engine, reasons
 from wpenv.api.models import GROUP, Phase
 
 SUSPENDED = "Suspended"
 SUSPENDED_MESSAGE = "Scaled to zero as the spec asks (the listener rule is removed if configured)"
-TENANT_IN_USE = "TenantIdInUse"
 DEPROVISION = "Deprovision"
 # kopf's progress records of the reconcile handler (AnnotationsProgressStorage, our prefix).
 PROGRESS_PREFIX = f"{GROUP}/reconcile"
 # Phases a pass may be missing in (provisioning has its own handler and queue).
 SETTLED = (Phase.ACTIVE.value, Phase.SUSPENDED.value, Phase.PROVISIONING.value)
 # Engine Events that mean a pass changed something.
-REPAIRS = ("Created", "Updated", "Removed")
+REPAIRS = (reasons.CREATED, reasons.UPDATED, reasons.REMOVED)
 
 
 def accept(status: dict[str, Any], generation: int | None) -> dict[str, Any]:
@@ -38,7 +37,8 @@ def accept(status: dict[str, Any], generation: int | None) -> dict[str, Any]:
         phase=Phase.PENDING_PROVISIONING,
         conditions=[
             st.Cond(
-                st.READY, st.FALSE, "PendingProvisioning", "Accepted; waiting to be provisioned"
+                st.READY, st.FALSE, reasons.PENDING_PROVISIONING,
+                "Accepted; waiting to be provisioned",
             )
         ],
     )
@@ -67,20 +67,20 @@ def suspend_condition(
     """The Suspended condition (HLD 4.2: suspend applies to an Active environment only)."""
     if spec_suspended and not was_active:
         return st.Cond(
-            SUSPENDED, st.FALSE, "Deferred",
+            SUSPENDED, st.FALSE, reasons.DEFERRED,
             "Suspend was asked for while provisioning; it is applied once the environment "
             "is Active",
         )
     if spec_suspended:
         if ready:
-            return st.Cond(SUSPENDED, st.TRUE, "Suspended", SUSPENDED_MESSAGE)
-        return st.Cond(SUSPENDED, st.FALSE, "Suspending", "Scaling the service to zero")
+            return st.Cond(SUSPENDED, st.TRUE, reasons.SUSPENDED, SUSPENDED_MESSAGE)
+        return st.Cond(SUSPENDED, st.FALSE, reasons.SUSPENDING, "Scaling the service to zero")
     previous = st.find(status.get("conditions") or [], SUSPENDED)
     if previous is None:
         return None
     if ready:
-        return st.Cond(SUSPENDED, st.FALSE, "Resumed", "Serving again")
-    return st.Cond(SUSPENDED, st.FALSE, "Resuming", "Starting the service's tasks again")
+        return st.Cond(SUSPENDED, st.FALSE, reasons.RESUMED, "Serving again")
+    return st.Cond(SUSPENDED, st.FALSE, reasons.RESUMING, "Starting the service's tasks again")
 
 
 def pass_conditions(
@@ -95,7 +95,7 @@ def pass_conditions(
     if suspend is not None:
         conditions.append(suspend)
     if outcome.ready and suspended and was_active:
-        conditions.append(st.Cond(st.READY, st.TRUE, "Suspended", SUSPENDED_MESSAGE))
+        conditions.append(st.Cond(st.READY, st.TRUE, reasons.SUSPENDED, SUSPENDED_MESSAGE))
     return conditions
 
 
@@ -159,8 +159,9 @@ def transitions(
             continue
         previous = st.find(status.get("conditions") or [], engine.ROLLOUT) or {}
         new = said.first_time(uid, engine.ROLLOUT, cond.reason)
-        if cond.reason == "RolledBack" and new and previous.get("reason") != "RolledBack":
-            events.append(engine.Event("Warning", "RolledBack", cond.message))
+        rolled_back = cond.reason == reasons.ROLLED_BACK
+        if rolled_back and new and previous.get("reason") != reasons.ROLLED_BACK:
+            events.append(engine.Event("Warning", reasons.ROLLED_BACK, cond.message))
     return events
 
 
@@ -226,7 +227,7 @@ def unhandled(
         return False
     ready = st.find(status.get("conditions") or [], st.READY) or {}
     behind = status.get("observedGeneration") != generation
-    converging = ready.get("reason") == "Progressing" and status.get("phase") in SETTLED
+    converging = ready.get("reason") == reasons.PROGRESSING and status.get("phase") in SETTLED
     if not (behind or converging):
         return False
     born = _stamp(created)

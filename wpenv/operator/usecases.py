@@ -20,14 +20,13 @@ from typing import Any
 import kubernetes
 
 from wpenv import conditions as st
-from wpenv import engine, metrics
+from wpenv import engine, metrics, reasons
 from wpenv.api.models import DeletionPolicy, Phase
 from wpenv.deprovision import STEPS, Archive, Deprovisioner
 from wpenv.operator.app import App, observed_fields
 from wpenv.operator.decisions import (
     DEPROVISION,
     REPAIRS,
-    TENANT_IN_USE,
     accept,
     failure_of,
     live_handler,
@@ -150,11 +149,11 @@ def _tenant_in_use(
     )
     failed = st.status_patch(
         current, env.generation, phase=Phase.FAILED,
-        conditions=[st.Cond(st.READY, st.FALSE, TENANT_IN_USE, message)],
+        conditions=[st.Cond(st.READY, st.FALSE, reasons.TENANT_ID_IN_USE, message)],
     )
     return Result(
         status={**first, **failed},
-        events=(engine.Event("Warning", TENANT_IN_USE, message),),
+        events=(engine.Event("Warning", reasons.TENANT_ID_IN_USE, message),),
         requeue=GiveUp(message),
     )
 
@@ -168,7 +167,7 @@ def _queued(app: App, env: Env, current: Mapping[str, Any], first: Mapping[str, 
     )
     waiting = st.status_patch(
         current, env.generation, phase=Phase.PENDING_PROVISIONING,
-        conditions=[st.Cond(st.READY, st.FALSE, "Queued", message)],
+        conditions=[st.Cond(st.READY, st.FALSE, reasons.QUEUED, message)],
     )
     metrics.PROVISIONS_QUEUED.set(len(app.slots._waiting))
     return Result(status={**first, **waiting}, requeue=Retry(QUEUED, QUEUE_POLL_SECONDS))
@@ -187,7 +186,7 @@ def _pass(
     times = dict(current.get("provisioning") or {})
     if not was_active and not times.get("startedAt"):
         times["startedAt"] = st.now_rfc3339()
-        post(engine.Event("Normal", "Provisioning", "Provisioning started"))
+        post(engine.Event("Normal", reasons.PROVISIONING, "Provisioning started"))
     wanted = dict(env.spec)
     deferred = bool(wanted.get("suspended")) and not was_active
     if deferred:
@@ -231,7 +230,7 @@ def _finished(times: Mapping[str, Any]) -> tuple[dict[str, Any], engine.Event]:
         "durationSeconds": seconds,
         "withinTarget": seconds < PROVISION_TARGET_SECONDS,
     }
-    return done, engine.Event("Normal", "Active", f"Active after {seconds}s")
+    return done, engine.Event("Normal", reasons.ACTIVE, f"Active after {seconds}s")
 
 
 def _requeue(outcome: engine.Outcome, *, deferred: bool) -> Requeue:
@@ -301,7 +300,7 @@ def _drift_checked(app: App, env: Env, ctx: Context, outcome: engine.Outcome) ->
     repairs = [e.message for e in outcome.events if e.reason in REPAIRS]
     if repairs:
         metrics.DRIFT_CORRECTIONS.inc(len(repairs))
-        events.append(engine.Event("Normal", "DriftCorrected", "; ".join(repairs)))
+        events.append(engine.Event("Normal", reasons.DRIFT_CORRECTED, "; ".join(repairs)))
         log.info("Drift corrected in %s/%s: %s", env.namespace, env.name, repairs)
     status = env.status
     suspended = bool(env.spec.get("suspended"))
@@ -335,7 +334,7 @@ def delete(
     if holder is not None:
         app.forget(env.uid)
         message = f"tenantId {env.tenant} belongs to {holder}; this manifest owns nothing"
-        return Result(events=(engine.Event("Normal", "NothingToRemove", message),))
+        return Result(events=(engine.Event("Normal", reasons.NOTHING_TO_REMOVE, message),))
     ctx = _context(app, env)
     if ctx.spec.deletion_policy == DeletionPolicy.RETAIN.value:
         tagged = retain(ctx, app.resources)
@@ -345,7 +344,7 @@ def delete(
             f"{TAG_RETAINED}=true and left in place, with database {ctx.names.database} "
             "and the tenant's files"
         )
-        return Result(events=(engine.Event("Normal", "Retained", message),))
+        return Result(events=(engine.Event("Normal", reasons.RETAINED, message),))
     return _deprovision(app, env, ctx, retry=retry, post=post, write=write)
 
 
@@ -364,7 +363,7 @@ def _deprovision(
         current.update(_begin(env, archive, post=post, write=write))
 
     def report(step: int, message: str) -> None:
-        post(engine.Event("Normal", "Deprovisioning", f"Step {step}/{STEPS}: {message}"))
+        post(engine.Event("Normal", reasons.DEPROVISIONING, f"Step {step}/{STEPS}: {message}"))
 
     started = datetime.now(UTC)
     try:
@@ -380,13 +379,13 @@ def _begin(env: Env, archive: Archive, *, post: Post, write: Write) -> dict[str,
     start = st.status_patch(
         env.status, env.generation, phase=Phase.PENDING_DEPROVISION,
         conditions=[
-            st.Cond(st.READY, st.FALSE, "Deprovisioning", "Archiving, then removing"),
-            st.Cond(DEPROVISION, st.FALSE, "InProgress", f"Archiving to {archive.uri()}"),
+            st.Cond(st.READY, st.FALSE, reasons.DEPROVISIONING, "Archiving, then removing"),
+            st.Cond(DEPROVISION, st.FALSE, reasons.IN_PROGRESS, f"Archiving to {archive.uri()}"),
         ],
         archive={"location": archive.uri()},
     )
     write(start)
-    post(engine.Event("Normal", "Deprovisioning",
+    post(engine.Event("Normal", reasons.DEPROVISIONING,
                       f"Deprovisioning started; archiving to {archive.uri()}"))
     return start
 
@@ -426,8 +425,10 @@ def _deprovisioned(
     done = st.status_patch(
         current, env.generation, phase=Phase.DEPROVISIONED,
         conditions=[
-            st.Cond(st.READY, st.FALSE, "Deprovisioned", "Everything was archived and removed"),
-            st.Cond(DEPROVISION, st.TRUE, "Completed", f"Archived to {archive.uri()}"),
+            st.Cond(
+                st.READY, st.FALSE, reasons.DEPROVISIONED, "Everything was archived and removed"
+            ),
+            st.Cond(DEPROVISION, st.TRUE, reasons.COMPLETED, f"Archived to {archive.uri()}"),
         ],
         archive=locations,
     )
@@ -435,7 +436,7 @@ def _deprovisioned(
     where = ", ".join(f"{k} {v}" for k, v in archive.locations.items())
     app.forget(env.uid)
     message = f"Archived and removed in {seconds}s; {where or 'nothing to archive'}"
-    return Result(events=(engine.Event("Normal", "Deprovisioned", message),))
+    return Result(events=(engine.Event("Normal", reasons.DEPROVISIONED, message),))
 
 
 # --- the orphan scan -----------------------------------------------------------------------

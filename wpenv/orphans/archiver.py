@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from wpenv import reasons
 from wpenv.archive.environment import archive_environment
 from wpenv.archive.errors import ArchiveError
 from wpenv.archive.hooks import put_users
@@ -36,7 +37,9 @@ def owner_of(item: Item) -> tuple[str, str]:
 def archive_orphan(item: Item, settings: Settings, clients: Any) -> str:
     """Archive and verify what `item` holds; the S3 location of the archive."""
     if not item.tenant:
-        raise ArchiveError("OrphanWithoutTenant", NO_TENANT.format(kind=item.kind, id=item.id))
+        raise ArchiveError(
+            reasons.ORPHAN_WITHOUT_TENANT, NO_TENANT.format(kind=item.kind, id=item.id)
+        )
     namespace, name = owner_of(item)
     if item.kind in ("Database", "AccessPoint"):
         manifest = archive_environment(settings, clients, namespace, name, item.tenant)
@@ -47,4 +50,4 @@ def archive_orphan(item: Item, settings: Settings, clients: Any) -> str:
         prefix = archive_prefix(settings, namespace, name, datetime.now(UTC))
         described = clients.cognito_idp.describe_user_pool(UserPoolId=item.id)["UserPool"]
         return put_users(ctx, prefix, export_document(clients, ctx, described))
-    raise ArchiveError("NothingToArchive", NOTHING.format(kind=item.kind, id=item.id))
+    raise ArchiveError(reasons.NOTHING_TO_ARCHIVE, NOTHING.format(kind=item.kind, id=item.id))

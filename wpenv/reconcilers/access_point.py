@@ -25,24 +25,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import plan
-from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY
-from wpenv.reconcilers.base import (
-    Context,
-    Found,
-    Observation,
-    PermanentError,
-    Resource,
-    tag_dict,
-    tag_diff,
-    tag_list,
-)
+from wpenv import plan, reasons
+from wpenv.errors import PermanentError
+from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, tag_dict, tag_diff, tag_list
+from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "AccessPointNotFound"
-IMMUTABLE = "AccessPointImmutable"
 GONE_STATES = ("deleting", "deleted")
 DIRECTORY_MODE = 0o750
 PERMISSIONS = "0750"
@@ -236,7 +227,7 @@ class AccessPoint(Resource):
         ap = observed.found[0]
         drift = immutable_drift(ctx, ap)
         if drift:
-            raise PermanentError(IMMUTABLE, drift)
+            raise PermanentError(reasons.ACCESS_POINT_IMMUTABLE, drift)
         tags = missing_tags(ctx, ap)
         if tags:
             self._tag(ctx.clients, str(ap["AccessPointId"]), tags)

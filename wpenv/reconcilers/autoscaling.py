@@ -33,8 +33,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
-from wpenv.reconcilers.base import Context, Observation, Resource, TransientError
+from wpenv import aws, reasons
+from wpenv.errors import TransientError
+from wpenv.reconcilers.base import Context, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ NOT_SUSPENDED = {
     "ScheduledScalingSuspended": False,
 }
 GONE_CODES = frozenset({"ObjectNotFoundException"})
-WAITING = "WaitingForDependencies"
 WAITING_FOR_SERVICE = "the scaler needs the service recorded first"
 STALE = "scaler {have}; the plan wants {want}"
 
@@ -225,7 +225,7 @@ class Autoscaling(Resource):
         if not ctx.ids.get("serviceArn"):
             # Registering for a service that does not exist is a ValidationException,
             # which would read as permanent; the service simply is not there yet.
-            raise TransientError(WAITING, WAITING_FOR_SERVICE)
+            raise TransientError(reasons.WAITING_FOR_DEPENDENCIES, WAITING_FOR_SERVICE)
         self._apply(ctx, observed.found, tag=True)
         log.info("registered scaler for %s", ctx.names.service)
 

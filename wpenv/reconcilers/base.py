@@ -33,9 +33,8 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, plan
 from wpenv.api.models import WordPressEnvironmentSpec
-from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import Names
 from wpenv.settings import Settings
 
@@ -45,12 +44,7 @@ __all__ = [
     "Facts",
     "Found",
     "Observation",
-    "PermanentError",
     "Resource",
-    "TransientError",
-    "tag_dict",
-    "tag_diff",
-    "tag_list",
 ]
 
 
@@ -88,30 +82,6 @@ class Observation:
 MISSING = Observation(exists=False, up_to_date=False, ready=False)
 
 
-def tag_diff(wanted: Mapping[str, str], described: Mapping[str, Any]) -> dict[str, str]:
-    """Tags in `wanted` that a described resource (AWS `Tags` Key/Value list) lacks or differs on.
-
-    One rule for every resource, so a hand-removed tag is repaired the same way everywhere.
-    """
-    have = {t["Key"]: t.get("Value") for t in described.get("Tags") or []}
-    return {k: v for k, v in wanted.items() if have.get(k) != v}
-
-
-def tag_dict(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
-    """AWS tag lists (`Key`/`Value`, or ECS's `key`/`value`) as one dict."""
-    found: dict[str, str] = {}
-    for tag in tags or []:
-        key = tag.get("Key", tag.get("key"))
-        if key is not None:
-            found[str(key)] = str(tag.get("Value", tag.get("value", "")))
-    return found
-
-
-def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    """Tags in the Key/Value list form most AWS APIs take."""
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
 @dataclass
 class Context:
     """Everything a resource needs to act on one environment; built per pass."""
@@ -144,7 +114,7 @@ class Context:
     @property
     def tag_list(self) -> list[dict[str, str]]:
         """This environment's tags in the Key/Value list form."""
-        return tag_list(self.tags)
+        return plan.tag_list(self.tags)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
+from wpenv.errors import TransientError
 from wpenv.plan import Names
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import Context, Observation, TransientError
+from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.secret_store import NOT_FOUND, StoredSecret
 from wpenv.reconcilers.user_pool import pool_id
 from wpenv.reconcilers.user_pool_client import find_client
@@ -93,7 +94,7 @@ class ClientSecret(StoredSecret):
         """Create the secret from the client; adopt (or restore) the one observe found."""
         client = _client(ctx)
         if client is None:
-            raise TransientError("WaitingForDependencies", WAITING)
+            raise TransientError(reasons.WAITING_FOR_DEPENDENCIES, WAITING)
         self.create_or_adopt(
             ctx,
             observed,

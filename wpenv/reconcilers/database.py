@@ -7,11 +7,16 @@ password nobody knows. Until the secret is recorded it waits (`WaitingForSecret`
 
 The operator logs in through `wpenv.mysql` with the shared RDS master credentials from
 the secret named by `db_master_secret_arn` (its only source: MYSQL_* variables are not
-read). Identifiers go through `sql_identifier`; the password is always a query parameter,
-never SQL text. The user gets ALL on its own database and nothing else; the database name
-in the GRANT has its `_` escaped, because GRANT treats `_` as a wildcard and `wp_a_b`.*
-would also match tenant "aab"'s `wp_aab`. Whether the secret's password still logs in is
-checked by logging in.
+read), on the settings' endpoint, over verified TLS. Identifiers go through
+`sql_identifier`; the password is always a query parameter, never SQL text. The user gets
+ALL on its own database and nothing else; the database name in the GRANT has its `_`
+escaped, because GRANT treats `_` as a wildcard and `wp_a_b`.* would also match tenant
+"aab"'s `wp_aab`. The user is created `REQUIRE SSL` (the server refuses it a login without
+TLS, whatever `require_secure_transport` says) and `WITH MAX_USER_CONNECTIONS` the settings'
+cap (one tenant cannot take the shared server's connections); a user that lost either is
+stale and repaired with ALTER USER. Whether the secret's password still logs in is checked
+by logging in; a login refused only for the tenant's cap (1226) still proves the password,
+since the server checks the cap after authenticating.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import pymysql
 from botocore.exceptions import ClientError
 from pymysql.cursors import Cursor
 
-from wpenv import aws, mysql
+from wpenv import aws, mysql, reasons
+from wpenv.errors import PermanentError, TransientError
 from wpenv.mysql import (
+    DatabaseServer,
     connect,
     error_code,
     is_unreachable,
@@ -37,14 +44,7 @@ from wpenv.mysql import (
     server_unreachable,
 )
 from wpenv.plan import sql_identifier
-from wpenv.reconcilers.base import (
-    Context,
-    Found,
-    Observation,
-    PermanentError,
-    Resource,
-    TransientError,
-)
+from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,16 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from wpenv.mysql import MySQLConnection
 
-    Connect = Callable[[str, int, str, str, str | None], MySQLConnection]
+    Connect = Callable[[DatabaseServer, str | None], MySQLConnection]
     MasterConnect = Callable[[Settings, Any], MySQLConnection]
 
 # Access denied (user/password, database), unknown database, host not allowed.
 LOGIN_REFUSED_CODES = frozenset({1044, 1045, 1049, 1130, 1698})
+# Too many connections of this user (global cap), its MAX_USER_CONNECTIONS reached: both
+# raised after the password was accepted, so the login is proven all the same.
+CAP_REACHED_CODES = frozenset({1203, 1226})
+# mysql.user.ssl_type of an account created REQUIRE SSL (MySQL 8 and MariaDB alike).
+REQUIRE_SSL = "ANY"
 
 NOT_RECORDED = "the database secret is not recorded yet; the DatabaseSecret step makes it"
 RECORDED_GONE = "the recorded database secret is gone; the DatabaseSecret step re-creates it"
@@ -66,9 +71,13 @@ STALE_DATABASE = "database {name} does not exist"
 STALE_USER = "user {name} does not exist"
 STALE_GRANTS = "user {name} has other privileges than ALL on its own database"
 STALE_LOGIN = "the secret's password does not log in as {name}"
+STALE_LIMITS = "user {name} does not require TLS or has another connection cap than {cap}"
 
 SCHEMA_EXISTS = "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
 USER_EXISTS = "SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'"
+USER_LIMITS = (
+    "SELECT ssl_type, max_user_connections FROM mysql.user WHERE User = %s AND Host = '%%'"
+)
 LIST_SCHEMAS = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s"
 LIST_USERS = "SELECT User FROM mysql.user WHERE Host = '%%' AND User LIKE %s"
 LIKE_WP = "wp\\_%"  # LIKE pattern: `_` is a wildcard unless escaped
@@ -99,14 +108,26 @@ def create_database_sql(ctx: Context) -> str:
     )
 
 
+def limits(ctx: Context) -> str:
+    """`REQUIRE SSL WITH MAX_USER_CONNECTIONS <cap>`: the same clause in MySQL 8 and MariaDB."""
+    cap = int(ctx.settings.db_max_user_connections)  # an int, so safe as SQL text
+    return f"REQUIRE SSL WITH MAX_USER_CONNECTIONS {cap}"
+
+
 def create_user_sql(ctx: Context) -> str:
-    """CREATE USER with the password as the one parameter."""
-    return f"CREATE USER IF NOT EXISTS {account(ctx.names.database_user)} IDENTIFIED BY %s"
+    """CREATE USER with the password as the one parameter, TLS required, connections capped."""
+    user = account(ctx.names.database_user)
+    return f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY %s {limits(ctx)}"
 
 
 def alter_user_sql(ctx: Context) -> str:
-    """ALTER USER with the password as the one parameter."""
-    return f"ALTER USER {account(ctx.names.database_user)} IDENTIFIED BY %s"
+    """ALTER USER with the password as the one parameter, and the limits again."""
+    return f"ALTER USER {account(ctx.names.database_user)} IDENTIFIED BY %s {limits(ctx)}"
+
+
+def alter_limits_sql(ctx: Context) -> str:
+    """ALTER USER that restores REQUIRE SSL and the cap, leaving the password alone."""
+    return f"ALTER USER {account(ctx.names.database_user)} {limits(ctx)}"
 
 
 def grant_sql(ctx: Context) -> str:
@@ -159,7 +180,7 @@ def _with_password(cursor: Cursor, sql: str, password: str, what: str) -> None:
         if is_unreachable(exc):
             raise server_unreachable() from None
         raise PermanentError(
-            "DatabaseRefused", STATEMENT_FAILED.format(what=what, code=error_code(exc))
+            reasons.DATABASE_REFUSED, STATEMENT_FAILED.format(what=what, code=error_code(exc))
         ) from None
 
 
@@ -171,6 +192,7 @@ class Schema:
     user: str | None  # the user's name when it exists
     grants: bool = False  # the user's privileges are exactly ALL on its own database
     login: bool = False  # the secret's password logs in as the user
+    limits: bool = False  # the user requires TLS and has the settings' connection cap
 
     @property
     def name(self) -> str:
@@ -182,17 +204,31 @@ def _state(cursor: Cursor, ctx: Context) -> Schema | None:
     """The tenant's database and user as the master sees them; None when neither exists."""
     cursor.execute(SCHEMA_EXISTS, (ctx.names.database,))
     database = cursor.fetchone() is not None
-    cursor.execute(USER_EXISTS, (ctx.names.database_user,))
-    user = cursor.fetchone() is not None
+    cursor.execute(USER_LIMITS, (ctx.names.database_user,))
+    row = cursor.fetchone()
+    user = row is not None
     if not (database or user):
         return None
-    grants = False
-    if user:
+    grants = limited = False
+    if row is not None:
         cursor.execute(f"SHOW GRANTS FOR {account(ctx.names.database_user)}", ())
-        lines = [str(row[0]) for row in cursor.fetchall()]
+        lines = [str(line[0]) for line in cursor.fetchall()]
         grants = parse_grants(lines) == desired_grants(ctx)
+        limited = limits_match(ctx, row)
     return Schema(ctx.names.database if database else None,
-                  ctx.names.database_user if user else None, grants)
+                  ctx.names.database_user if user else None, grants, limits=limited)
+
+
+def limits_match(ctx: Context, row: Sequence[Any]) -> bool:
+    """Whether mysql.user's (ssl_type, max_user_connections) are what `limits` sets."""
+    ssl_type, cap = row[0], row[1]
+    if isinstance(ssl_type, bytes):
+        ssl_type = ssl_type.decode()
+    try:
+        same_cap = int(cap) == ctx.settings.db_max_user_connections
+    except (TypeError, ValueError):
+        same_cap = False
+    return str(ssl_type).upper() == REQUIRE_SSL and same_cap
 
 
 class Database(Resource):
@@ -240,29 +276,30 @@ class Database(Resource):
     def _password(self, ctx: Context) -> str:
         """The tenant password for create/update: waits for the secret step if needed."""
         if not ctx.ids.get("dbSecretArn"):
-            raise TransientError("WaitingForSecret", NOT_RECORDED)
+            raise TransientError(reasons.WAITING_FOR_SECRET, NOT_RECORDED)
         creds = self._credentials(ctx)
         if creds is None:
-            raise TransientError("WaitingForSecret", RECORDED_GONE)
+            raise TransientError(reasons.WAITING_FOR_SECRET, RECORDED_GONE)
         password = creds.get("password")
         if not password:
-            raise TransientError("WaitingForSecret", NO_CREDENTIAL)
+            raise TransientError(reasons.WAITING_FOR_SECRET, NO_CREDENTIAL)
         return str(password)
 
     def _logs_in(self, ctx: Context, creds: Mapping[str, Any]) -> bool:
-        """Whether the secret's password opens the tenant's database as the tenant's user."""
-        if not (creds.get("password") and creds.get("host") and creds.get("port")):
+        """Whether the secret's password opens the tenant's database as the tenant's user.
+
+        On the settings' endpoint over verified TLS, as WordPress must; the secret's own
+        host and port are the DatabaseSecret step's to check.
+        """
+        if not creds.get("password"):
             return False
+        server = mysql.login(ctx.settings, ctx.names.database_user, str(creds["password"]))
         try:
             with reachable():
-                conn = self._connect(
-                    str(creds["host"]),
-                    int(creds["port"]),
-                    ctx.names.database_user,
-                    str(creds["password"]),
-                    ctx.names.database,
-                )
+                conn = self._connect(server, ctx.names.database)
         except pymysql.err.OperationalError as exc:
+            if error_code(exc) in CAP_REACHED_CODES:
+                return True
             if error_code(exc) in LOGIN_REFUSED_CODES:
                 return False
             raise
@@ -284,8 +321,12 @@ class Database(Resource):
             problems.append(STALE_DATABASE.format(name=ctx.names.database))
         if not found.user:
             problems.append(STALE_USER.format(name=ctx.names.database_user))
-        elif not found.grants:
-            problems.append(STALE_GRANTS.format(name=ctx.names.database_user))
+        else:
+            if not found.grants:
+                problems.append(STALE_GRANTS.format(name=ctx.names.database_user))
+            if not found.limits:
+                problems.append(STALE_LIMITS.format(
+                    name=ctx.names.database_user, cap=ctx.settings.db_max_user_connections))
         if creds is None:
             problems.append(RECORDED_GONE if ctx.ids.get("dbSecretArn") else NOT_RECORDED)
         elif both and not login:
@@ -316,7 +357,7 @@ class Database(Resource):
         log.info("created database %s and its user", ctx.names.database)
 
     def update(self, ctx: Context, observed: Observation) -> None:
-        """Re-create what is missing, reset the password and the grants where they differ."""
+        """Re-create what is missing; reset the password, limits and grants where they differ."""
         found: Schema = observed.found
         password = self._password(ctx)
         with self._cursor(ctx.settings, ctx.clients) as cursor:
@@ -326,6 +367,8 @@ class Database(Resource):
                 _with_password(cursor, create_user_sql(ctx), password, "CREATE USER")
             elif not found.login:
                 _with_password(cursor, alter_user_sql(ctx), password, "ALTER USER")
+            elif not found.limits:
+                cursor.execute(alter_limits_sql(ctx), ())
             if not found.grants:
                 self._fix_grants(cursor, ctx, reset=found.user is not None)
         ctx.remember({"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user})

@@ -5,7 +5,9 @@ password is generated here, once, when the secret is created, and the database s
 it back from Secrets Manager to create (or repair) the MySQL user. A crash between the two
 steps therefore leaves at worst a secret with no user yet, never a MySQL user whose
 password nobody knows. The password is never logged, compared or put into an Observation;
-only the connection fields (host, port, username, dbname) are compared and rewritten.
+only the connection fields (host, port, username, dbname) are compared and rewritten. Host
+and port are the shared server's endpoint from the settings (`db_host`, `db_port`), for
+WordPress: the RDS master secret holds only a login, so nothing here reads it.
 
 The value has the shape AWS's MySQL rotation functions expect, so when
 `db_rotation_lambda_arn` is set rotation is switched on (every 30 days). It is switched on
@@ -23,9 +25,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from wpenv.mysql import MASTER_UNSET, read_credentials
+from wpenv import mysql
+from wpenv.mysql import read_credentials
 from wpenv.plan import Names
-from wpenv.reconcilers.base import Context, Observation, TransientError
+from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.secret_store import StoredSecret
 
 log = logging.getLogger(__name__)
@@ -41,12 +44,10 @@ STALE_ROTATION = "secret {name} has rotation {actual}, the settings want {wanted
 UNREADABLE = "secret {name} does not hold a JSON object"
 
 
-def master_endpoint(ctx: Context) -> dict[str, Any]:
-    """Host and port of the shared server, from the RDS master secret (nothing else of it)."""
-    if not ctx.settings.db_master_secret_arn:
-        raise TransientError("MasterSecretMissing", MASTER_UNSET)
-    master = read_credentials(ctx.clients, ctx.settings.db_master_secret_arn)
-    return {"host": str(master["host"]), "port": int(master["port"])}
+def shared_endpoint(ctx: Context) -> dict[str, Any]:
+    """Host and port of the shared server, from the settings (no I/O; unset is transient)."""
+    host, port = mysql.endpoint(ctx.settings)
+    return {"host": host, "port": port}
 
 
 def desired_fields(ctx: Context, endpoint: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class DatabaseSecret(StoredSecret):
         """
         name = ctx.names.db_secret
         value = _value(ctx, arn)
-        wanted = desired_fields(ctx, master_endpoint(ctx))
+        wanted = desired_fields(ctx, shared_endpoint(ctx))
         rotation = desired_rotation(ctx)
         problems = []
         if value is None:
@@ -156,7 +157,7 @@ class DatabaseSecret(StoredSecret):
         """Create the secret with a new password; adopt (or restore) the one observe found."""
 
         def value() -> str:
-            fields = desired_fields(ctx, master_endpoint(ctx))
+            fields = desired_fields(ctx, shared_endpoint(ctx))
             return json.dumps({**fields, "password": new_password()})
 
         arn = self.create_or_adopt(ctx, observed, value, lambda found: self._adopt(ctx, found))
@@ -176,7 +177,7 @@ class DatabaseSecret(StoredSecret):
     def _converge(self, ctx: Context, described: Mapping[str, Any]) -> None:
         arn = self.take_over(ctx, described)
         value = _value(ctx, arn) or {}
-        wanted = desired_fields(ctx, master_endpoint(ctx))
+        wanted = desired_fields(ctx, shared_endpoint(ctx))
         if field_differences(wanted, value) or not value.get("password"):
             password = value.get("password") or new_password()
             fresh = {**value, **wanted, "password": password}

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from wpenv import aws
 from wpenv.plan import url_for
 from wpenv.reconcilers.base import Context
-from wpenv.reconcilers.listener_rule import listener_port
+from wpenv.reconcilers.listener_rule import Endpoint, listener_endpoint
 
 # DescribeListeners' code for a listener that is gone (exact: never a substring match).
 LISTENER_GONE = "ListenerNotFound"
@@ -25,22 +25,26 @@ def enabled(ctx: Context) -> bool:
 
 
 def tenant_url(ctx: Context) -> str:
-    """The tenant's URL for OAuth redirects; reads one listener's port (no other I/O).
+    """The tenant's URL for OAuth redirects; reads one listener's port and protocol, once.
 
-    The identity steps run before routing, so on the first pass the tenant's listener is not
-    known yet: the URL then uses the first listener of the pool, which is where new rules go
-    until it holds its quota of rules. Once the rule is recorded its own listener's port is
-    used, so a tenant placed on a later listener is corrected on the next pass (a client
-    update and a new task definition revision, once).
+    https on an HTTPS listener, which is what the shared ALB has: Cognito refuses http
+    callback and sign-out URLs anywhere but on localhost. The identity steps run before
+    routing, so on the first pass the tenant's listener is not known yet: the URL then uses
+    the first listener of the pool, which is where new rules go until it holds its quota of
+    rules. Once the rule is recorded its own listener is used, so a tenant placed on a later
+    listener is corrected on the next pass (a client update and a new task definition
+    revision, once).
     """
     listener = ctx.ids.get("listenerArn") or next(iter(ctx.settings.listener_arns), None)
-    port = None
+    endpoint: Endpoint | None = None
     if listener:
         try:
-            port = listener_port(ctx.clients, str(listener))
+            endpoint = listener_endpoint(ctx.clients, str(listener))
         except LookupError:
             pass  # a vanished listener: routing repairs it, the URL follows next pass
         except ClientError as exc:
             if aws.error_code(exc) != LISTENER_GONE:
                 raise
-    return url_for(ctx.spec, ctx.settings, port)
+    if endpoint is None:
+        return url_for(ctx.spec, ctx.settings, None)
+    return url_for(ctx.spec, ctx.settings, endpoint.port, endpoint.protocol)

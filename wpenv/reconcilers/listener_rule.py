@@ -20,16 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
+from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_TENANT, path_prefix
-from wpenv.reconcilers.base import (
-    Context,
-    Found,
-    Observation,
-    PermanentError,
-    Resource,
-    TransientError,
-)
+from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.reconcilers.target_group import TargetGroup, add_elb_tags, elb_tags
 from wpenv.settings import Settings
 
@@ -103,7 +97,7 @@ def pick_slot(pool: Sequence[tuple[str, Collection[int]]], limit: int) -> tuple[
     smallest free priority >= 1.
     """
     if not pool:
-        raise PermanentError("NoListenerPool", NO_LISTENER_POOL)
+        raise PermanentError(reasons.NO_LISTENER_POOL, NO_LISTENER_POOL)
     for listener_arn, priorities in pool:
         if len(priorities) >= limit:
             continue
@@ -112,22 +106,36 @@ def pick_slot(pool: Sequence[tuple[str, Collection[int]]], limit: int) -> tuple[
         while priority in used:
             priority += 1
         return listener_arn, priority
-    raise PermanentError("ListenerPoolFull", LISTENER_POOL_FULL.format(limit=limit))
+    raise PermanentError(reasons.LISTENER_POOL_FULL, LISTENER_POOL_FULL.format(limit=limit))
 
 
-# Listener ARN -> port. The pool's listeners belong to the shared infrastructure and do
+@dataclass(frozen=True)
+class Endpoint:
+    """What of a listener the tenant's URL needs: its port and protocol (HTTP or HTTPS)."""
+
+    port: int
+    protocol: str
+
+
+# Listener ARN -> endpoint. The pool's listeners belong to the shared infrastructure and do
 # not move, so each is asked once per process (the URL is needed by several kinds a pass).
-_PORTS: dict[str, int] = {}
+_ENDPOINTS: dict[str, Endpoint] = {}
 
 
-def listener_port(clients: Any, listener_arn: str) -> int:
-    """The port a listener answers on, for the tenant's URL."""
-    if listener_arn not in _PORTS:
+def listener_endpoint(clients: Any, listener_arn: str) -> Endpoint:
+    """The port and protocol a listener answers on, for the tenant's URL (read once)."""
+    if listener_arn not in _ENDPOINTS:
         listeners = clients.elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
         if not listeners:
             raise LookupError(NO_SUCH_LISTENER.format(arn=listener_arn))
-        _PORTS[listener_arn] = int(listeners[0]["Port"])
-    return _PORTS[listener_arn]
+        found = listeners[0]
+        _ENDPOINTS[listener_arn] = Endpoint(int(found["Port"]), str(found.get("Protocol", "")))
+    return _ENDPOINTS[listener_arn]
+
+
+def listener_port(clients: Any, listener_arn: str) -> int:
+    """The port a listener answers on."""
+    return listener_endpoint(clients, listener_arn).port
 
 
 def listener_of(rule_arn: str) -> str:
@@ -247,7 +255,7 @@ def in_pool(ctx: Context, pool: PoolState, target_group: str | None) -> PoolRule
 def _required_target_group(ctx: Context) -> str:
     arn = target_group_arn(ctx, lookup=False)
     if not arn:
-        raise TransientError("WaitingForTargetGroup", WAITING_FOR_TARGET_GROUP)
+        raise TransientError(reasons.WAITING_FOR_TARGET_GROUP, WAITING_FOR_TARGET_GROUP)
     return arn
 
 

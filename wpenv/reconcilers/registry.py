@@ -12,6 +12,9 @@ The order (HLD 3.1 with three deliberate differences, all invisible from outside
   between the two never leaves a MySQL user whose password nobody knows;
 - the target group and rule precede the service: ECS refuses a service whose target group
   is not yet attached to a load balancer.
+The log group and the execution role come right before the task definition: a task
+starts only once its log group exists and its execution role may read the secrets it
+names, and that role names both secrets by ARN, so it follows them.
 Each kind's `needs` says which of these are hard dependencies; `check` proves the order
 honours them, at import, so a wrong order cannot ship.
 """
@@ -26,7 +29,9 @@ from wpenv.reconcilers.base import Resource
 from wpenv.reconcilers.client_secret import ClientSecret
 from wpenv.reconcilers.database import Database
 from wpenv.reconcilers.db_secret import DatabaseSecret
+from wpenv.reconcilers.execution_role import ExecutionRole
 from wpenv.reconcilers.listener_rule import ListenerRule
+from wpenv.reconcilers.log_group import LogGroup
 from wpenv.reconcilers.security_group import SecurityGroup
 from wpenv.reconcilers.service import Service
 from wpenv.reconcilers.target_group import TargetGroup
@@ -54,6 +59,8 @@ def kinds() -> list[Resource]:
         TaskRole(),
         DatabaseSecret(),
         Database(),
+        LogGroup(),
+        ExecutionRole(),
         TaskDefinition(),
         TargetGroup(),
         ListenerRule(),

@@ -22,18 +22,10 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
-from wpenv.plan import TAG_MANAGED_BY, Names, names_for
-from wpenv.reconcilers.base import (
-    Context,
-    Found,
-    Observation,
-    Resource,
-    TransientError,
-    tag_dict,
-    tag_diff,
-    tag_list,
-)
+from wpenv import aws, reasons
+from wpenv.errors import TransientError
+from wpenv.plan import TAG_MANAGED_BY, Names, names_for, tag_dict, tag_diff, tag_list
+from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -234,5 +226,5 @@ class StoredSecret(Resource):
 
     def _deletion_pending(self, ctx: Context) -> TransientError:
         return TransientError(
-            "SecretDeletionPending", DELETION_PENDING.format(name=self.secret_name(ctx))
+            reasons.SECRET_DELETION_PENDING, DELETION_PENDING.format(name=self.secret_name(ctx))
         )

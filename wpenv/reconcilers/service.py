@@ -27,27 +27,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
 from wpenv.api.models import GROUP
-from wpenv.plan import TAG_MANAGED_BY
-from wpenv.reconcilers.base import (
-    Context,
-    Facts,
-    Found,
-    Observation,
-    Resource,
-    TransientError,
-    tag_dict,
-)
+from wpenv.errors import TransientError
+from wpenv.plan import TAG_MANAGED_BY, tag_dict
+from wpenv.reconcilers.base import Context, Facts, Found, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WAITING = "WaitingForDependencies"
 WAITING_FOR = "the service needs {missing} recorded first"
-DRAINING = "ServiceDraining"
 DRAINING_MESSAGE = "service {name} is still draining after a delete; it can be re-created later"
-ROLLED_BACK = "DeploymentRolledBack"
 ROLLED_BACK_MESSAGE = (
     "the deployment of {arn} failed and ECS rolled the service back to {current}; "
     "change the spec (e.g. the image) to try again"
@@ -74,7 +64,9 @@ ACTIVE = "ACTIVE"
 def _require(ctx: Context, *keys: str) -> list[str]:
     missing = [key for key in keys if not ctx.ids.get(key)]
     if missing:
-        raise TransientError(WAITING, WAITING_FOR.format(missing=", ".join(missing)))
+        raise TransientError(
+            reasons.WAITING_FOR_DEPENDENCIES, WAITING_FOR.format(missing=", ".join(missing))
+        )
     return [str(ctx.ids[key]) for key in keys]
 
 
@@ -285,7 +277,9 @@ class Service(Resource):
         """
         service: dict[str, Any] | None = observed.found or self.find(ctx)
         if service is not None and service.get("status") == "DRAINING":
-            raise TransientError(DRAINING, DRAINING_MESSAGE.format(name=ctx.names.service))
+            raise TransientError(
+                reasons.SERVICE_DRAINING, DRAINING_MESSAGE.format(name=ctx.names.service)
+            )
         if service is None or not _active(service):
             service = self._create(ctx)
         ctx.remember({"serviceArn": str(service["serviceArn"])})

@@ -15,8 +15,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.plan import TAG_MANAGED_BY
-from wpenv.reconcilers.base import Context, Found, Observation, Resource, tag_dict, tag_list
+from wpenv.plan import TAG_MANAGED_BY, tag_dict, tag_list
+from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -23,20 +23,22 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws, sso
-from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_RETAINED, TAG_TENANT, url_for
-from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import Context, Found, Observation, Resource, TransientError, tag_dict
+from wpenv import aws, reasons, sso
+from wpenv.errors import TransientError
+from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_RETAINED, TAG_TENANT, tag_dict, url_for
+from wpenv.reconcilers import identity, log_group
+from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WAITING = "WaitingForDependencies"
 WAITING_FOR = "the task definition needs {missing} recorded first"
 STALE = "revision {revision} differs from the spec in {fields}"
 
 # The ids the task definition names; each is recorded by another resource.
-REQUIRED_IDS = ("taskRoleArn", "dbSecretArn", "accessPointId")
+REQUIRED_IDS = (
+    "taskRoleArn", "executionRoleArn", "logGroupArn", "dbSecretArn", "accessPointId",
+)
 VOLUME = "wp-content"
 CONTENT_PATH = "/var/www/html/wp-content"
 LOG_PREFIX = "wordpress"
@@ -74,7 +76,9 @@ def _require_ids(ctx: Context) -> None:
     required = REQUIRED_IDS + (identity.IDENTITY_IDS if identity.enabled(ctx) else ())
     missing = [key for key in required if not ctx.ids.get(key)]
     if missing:
-        raise TransientError(WAITING, WAITING_FOR.format(missing=", ".join(missing)))
+        raise TransientError(
+            reasons.WAITING_FOR_DEPENDENCIES, WAITING_FOR.format(missing=", ".join(missing))
+        )
 
 
 def secret_ref(secret_arn: str, key: str) -> str:
@@ -106,6 +110,19 @@ def sso_container_settings(
     return environment, [{"name": sso.SECRET_VARIABLE, "valueFrom": secret}]
 
 
+# PHP the official image's wp-config.php evaluates (WORDPRESS_CONFIG_EXTRA): WordPress
+# connects over TLS, since tenant users REQUIRE SSL and the server refuses clear text.
+DB_TLS_CONFIG = "define('MYSQL_CLIENT_FLAGS', MYSQLI_CLIENT_SSL);\n"
+
+
+def with_db_tls(environment: list[dict[str, str]]) -> list[dict[str, str]]:
+    """`environment` whose WORDPRESS_CONFIG_EXTRA starts with DB_TLS_CONFIG (no I/O)."""
+    extra = next((e for e in environment if e["name"] == sso.CONFIG_EXTRA_VARIABLE), None)
+    rest = [e for e in environment if e is not extra]
+    value = DB_TLS_CONFIG + (extra["value"] if extra else "")
+    return [*rest, {"name": sso.CONFIG_EXTRA_VARIABLE, "value": value}]
+
+
 def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
     """The WordPress container: credentials by reference only, files on the EFS volume."""
     settings = ctx.settings
@@ -117,10 +134,9 @@ def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
         "essential": True,
         "portMappings": [{"containerPort": settings.container_port, "protocol": "tcp"}],
         # Only what is not secret; the credentials come from `secrets` below.
-        "environment": [
-            {"name": "WPENV_TENANT_ID", "value": ctx.names.tenant},
-            *sso_environment,
-        ],
+        "environment": with_db_tls(
+            [{"name": "WPENV_TENANT_ID", "value": ctx.names.tenant}, *sso_environment]
+        ),
         "secrets": [
             *({"name": n, "valueFrom": secret_ref(secret_arn, key)} for n, key in SECRET_KEYS),
             *sso_secrets,
@@ -138,7 +154,8 @@ def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {
-                "awslogs-group": ctx.names.log_group,
+                # The LogGroup kind's group: ECS creates none (no awslogs-create-group).
+                "awslogs-group": log_group.name_of(str(ctx.ids["logGroupArn"])),
                 "awslogs-region": settings.region,
                 "awslogs-stream-prefix": LOG_PREFIX,
             },
@@ -149,19 +166,19 @@ def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
 def desired_task_definition(ctx: Context, tenant_url: str | None = None) -> dict[str, Any]:
     """The `RegisterTaskDefinition` arguments for this tenant (no I/O).
 
-    Raises TransientError(WaitingForDependencies) while the role, the DB secret, the
-    access point (or, with identity, a Cognito piece) has not been recorded yet.
+    Raises TransientError(WaitingForDependencies) while a role, the log group, the DB
+    secret, the access point (or, with identity, a Cognito piece) is not recorded yet.
     """
     _require_ids(ctx)
-    role_arn = str(ctx.ids["taskRoleArn"])
     return {
         "family": ctx.names.task_family,
         "requiresCompatibilities": ["FARGATE"],
         "networkMode": "awsvpc",
         "cpu": str(ctx.spec.cpu),
         "memory": str(ctx.spec.memory),
-        "taskRoleArn": role_arn,
-        "executionRoleArn": role_arn,
+        # What WordPress may do, and what ECS may do to start it: two roles (HLD 6).
+        "taskRoleArn": str(ctx.ids["taskRoleArn"]),
+        "executionRoleArn": str(ctx.ids["executionRoleArn"]),
         "containerDefinitions": [desired_container(ctx, tenant_url)],
         "volumes": [
             {
@@ -294,9 +311,9 @@ class TaskDefinition(Resource):
     group = "Compute"
     ids = ("taskDefinitionArn",)
     gone = frozenset({GONE})
-    # The container names the role, the DB secret and the access point (and, with single
-    # sign-on, the Cognito pieces, which the registry orders first anyway).
-    needs = ("AccessPoint", "TaskRole", "DatabaseSecret")
+    # The container names both roles, its log group, the DB secret and the access point
+    # (and, with single sign-on, the Cognito pieces, which the registry orders first).
+    needs = ("AccessPoint", "TaskRole", "DatabaseSecret", "LogGroup", "ExecutionRole")
     retainable = True
 
     def find(self, ctx: Context) -> Family | None:

@@ -1,81 +1,59 @@
-"""The tenant's IAM role: what its WordPress tasks (and ECS on their behalf) may do.
+"""The tenant's IAM task role: what its WordPress application may do, and nothing else.
 
-One role serves as both task role and task execution role, so the whole of a tenant's
-permissions is one small document to audit: mount the shared file system only through the
-tenant's own access point, read only the tenant's secrets, write only the tenant's logs.
-The inline policy and the trust policy are owned exactly; any other inline policy found on
-the role is removed by update. IAM role names are unique per account, so the role is found
-by its deterministic name, and create adopts on `EntityAlreadyExists`.
+The application needs one AWS permission: to mount the shared file system, only through
+the tenant's own access point (the task definition mounts EFS with IAM authorization).
+Everything ECS does to start a task (pull the image, inject the secrets, write the logs)
+is the execution role's (wpenv.reconcilers.execution_role), so the code inside the
+container can read neither the secrets' other keys nor anyone's logs. The shared role
+work (trust, one owned inline policy, adoption, removal, the orphan listing) is
+wpenv.reconcilers.iam_role's.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import urllib.parse
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from wpenv import aws
-from wpenv.plan import TAG_MANAGED_BY
-from wpenv.reconcilers.base import (
-    Context,
-    Found,
-    Observation,
-    Resource,
-    TransientError,
-    tag_dict,
-    tag_diff,
-    tag_list,
+from wpenv import reasons
+from wpenv.errors import TransientError
+from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.iam_role import (
+    POLICY_NAME,
+    VERSION,
+    TenantRole,
+    desired_trust_policy,
+    parse_document,
+    role_name,
+    same_document,
 )
-from wpenv.settings import Settings
 
-log = logging.getLogger(__name__)
-
-POLICY_NAME = "wpenv-tenant"
-NOT_FOUND = "NoSuchEntity"
-DUPLICATE = "EntityAlreadyExists"
-# While listing every role of the account: one whose tags we may not read is not ours.
-ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
-WAITING = "WaitingForAccessPoint"
-VERSION = "2012-10-17"
+__all__ = [
+    "POLICY_NAME",
+    "TaskRole",
+    "desired_policy",
+    "desired_trust_policy",
+    "parse_document",
+    "role_name",
+    "same_document",
+]
 
 WAITING_FOR_ACCESS_POINT = (
     "the task role of {tenant} names its access point, which is not recorded yet"
 )
-ROLE_DESCRIPTION = "wpenv tenant {tenant}: ECS task and task execution role"
-STALE = "role {name}: {what} differ(s) from the plan"
-
-
-def desired_trust_policy() -> dict[str, Any]:
-    """Only ECS tasks may assume the role (as task role and as execution role)."""
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
 
 
 def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[str, Any]:
-    """The inline policy: this tenant's access point, secrets and log group, nothing more.
+    """The inline policy: mount this tenant's access point, nothing more.
 
     Raises TransientError until the access point's ARN is recorded (it is created first).
     """
     access_point_arn = ctx.ids.get("accessPointArn")
     if not access_point_arn:
-        raise TransientError(WAITING, WAITING_FOR_ACCESS_POINT.format(tenant=ctx.names.tenant))
+        raise TransientError(
+            reasons.WAITING_FOR_ACCESS_POINT,
+            WAITING_FOR_ACCESS_POINT.format(tenant=ctx.names.tenant),
+        )
     region = ctx.settings.region
     file_system = f"file-system/{ctx.settings.file_system_id}"
-    secrets = f"secret:wpenv/{ctx.names.tenant}/*"
-    log_group = f"log-group:{ctx.names.log_group}:*"
     return {
         "Version": VERSION,
         "Statement": [
@@ -88,281 +66,20 @@ def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[s
                     "StringEquals": {"elasticfilesystem:AccessPointArn": access_point_arn}
                 },
             },
-            {
-                "Sid": "ReadOwnSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": f"arn:{partition}:secretsmanager:{region}:{account}:{secrets}",
-            },
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"arn:{partition}:logs:{region}:{account}:{log_group}",
-            },
         ],
     }
 
 
-def parse_document(raw: Any) -> Any:
-    """A policy document as data: AWS returns it URL-encoded JSON, boto3 often decoded."""
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return json.loads(urllib.parse.unquote(raw))
-
-
-def canonical(document: Any) -> Any:
-    """A comparable form: one-element lists as scalars, string lists sorted."""
-    if isinstance(document, dict):
-        return {k: canonical(v) for k, v in document.items()}
-    if isinstance(document, list):
-        items = [canonical(v) for v in document]
-        if len(items) == 1:
-            return items[0]
-        if all(isinstance(v, str) for v in items):
-            return sorted(items)
-        return items
-    return document
-
-
-def same_document(observed: Any, wanted: dict[str, Any]) -> bool:
-    """Whether an observed (raw) policy document means the same as the wanted one."""
-    return bool(canonical(parse_document(observed)) == canonical(wanted))
-
-
-def _ignore_missing(call: Any, **kwargs: Any) -> Any:
-    """`call(**kwargs)`, or None when IAM answers NoSuchEntity (already gone)."""
-    try:
-        return call(**kwargs)
-    except ClientError as exc:
-        if aws.error_code(exc) == NOT_FOUND:
-            return None
-        raise
-
-
-def _names(pages: Iterator[dict[str, Any]], key: str, field: str | None = None) -> list[str]:
-    """One list of names (or `field`s of entries) out of the pages of an IAM listing."""
-    return [str(e if field is None else e[field]) for page in pages for e in page.get(key, [])]
-
-
-@dataclass(frozen=True)
-class Role:
-    """A role as observe or the orphan scan found it.
-
-    `role` is IAM's Role (GetRole, or a ListRoles entry); `inline` the names of its inline
-    policies and `document` our inline policy as stored, when observe read them (None:
-    not read, e.g. by the scan, which needs the name only).
-    """
-
-    role: dict[str, Any]
-    inline: tuple[str, ...] | None = None
-    document: Any = None
-
-    @property
-    def name(self) -> str:
-        """The role's name."""
-        return str(self.role["RoleName"])
-
-    @property
-    def arn(self) -> str:
-        """The role's ARN, as recorded in the status."""
-        return str(self.role["Arn"])
-
-
-def role_name(arn: str) -> str:
-    """`wpenv-acme-task` of `arn:aws:iam::1:role/wpenv-acme-task` (paths included)."""
-    return arn.rpartition("/")[2]
-
-
-class TaskRole(Resource):
-    """IAM task (and execution) role of one tenant (condition group "Permissions")."""
+class TaskRole(TenantRole):
+    """IAM task role of one tenant's WordPress tasks (condition group "Permissions")."""
 
     kind = "TaskRole"
-    group = "Permissions"
     ids = ("taskRoleArn",)
-    gone = frozenset({NOT_FOUND})
     needs = ("AccessPoint",)  # the inline policy names the access point's ARN
-    retainable = True
+    suffix = "-task"
+    description = "wpenv tenant {tenant}: ECS task role (what WordPress may do)"
+    document = staticmethod(desired_policy)
 
-    def __init__(self) -> None:
-        """The account id and partition are read once per operator run (STS)."""
-        self._caller: tuple[str, str] | None = None
-
-    def _account(self, ctx: Context) -> tuple[str, str]:
-        """(account id, partition) of the operator's credentials, cached."""
-        if self._caller is None:
-            identity = ctx.clients.sts.get_caller_identity()
-            arn = str(identity.get("Arn", "arn:aws:"))
-            self._caller = (str(identity["Account"]), arn.split(":")[1] or "aws")
-        return self._caller
-
-    def _policy(self, ctx: Context) -> dict[str, Any]:
-        account, partition = self._account(ctx)
-        return desired_policy(ctx, account, partition)
-
-    def find_by_name(self, ctx: Context) -> Role | None:
-        """The role of the deterministic name, with its inline policy names and ours."""
-        iam = ctx.clients.iam
-        name = ctx.names.task_role
-        try:
-            role = iam.get_role(RoleName=name)["Role"]
-            inline = self._inline_names(ctx.clients, name)
-        except ClientError as exc:
-            if self.is_gone(exc):
-                return None
-            raise
-        document = None
-        if POLICY_NAME in inline:
-            answer = _ignore_missing(iam.get_role_policy, RoleName=name, PolicyName=POLICY_NAME)
-            document = None if answer is None else answer["PolicyDocument"]
-        return Role(dict(role), tuple(inline), document)
-
-    def inspect(self, ctx: Context, found: Role) -> Observation:
-        """Stale when trust, inline policies or our tags differ."""
-        stale: list[str] = []
-        if not same_document(found.role.get("AssumeRolePolicyDocument"), desired_trust_policy()):
-            stale.append("trust policy")
-        if not ctx.ids.get("accessPointArn"):
-            stale.append("inline policy (access point not recorded)")
-        elif found.document is None or not same_document(found.document, self._policy(ctx)):
-            stale.append("inline policy")
-        if set(found.inline or ()) - {POLICY_NAME}:
-            stale.append("extra inline policies")
-        if tag_diff(ctx.tags, found.role):
-            stale.append("tags")
-        return Observation(
-            exists=True,
-            up_to_date=not stale,
-            ids={"taskRoleArn": found.arn},
-            detail=STALE.format(name=found.name, what=", ".join(stale)) if stale else "",
-            found=found,
-        )
-
-    def create(self, ctx: Context, observed: Observation) -> None:
-        """Create (or adopt) the role, record its ARN, then put the inline policy."""
-        policy = self._policy(ctx)  # fails first, before anything exists, if no access point
-        found: Role | None = observed.found
-        if found is None:
-            found = self._create_role(ctx)
-        ctx.remember({"taskRoleArn": found.arn})
-        self._converge(ctx, found, policy)
-
-    def _create_role(self, ctx: Context) -> Role:
-        """CreateRole; on EntityAlreadyExists (a pass we do not remember) the existing one."""
-        iam = ctx.clients.iam
-        name = ctx.names.task_role
-        trust = desired_trust_policy()
-        try:
-            role = iam.create_role(
-                RoleName=name,
-                AssumeRolePolicyDocument=json.dumps(trust),
-                Description=ROLE_DESCRIPTION.format(tenant=ctx.names.tenant),
-                Tags=ctx.tag_list,
-            )["Role"]
-        except ClientError as exc:
-            if aws.error_code(exc) != DUPLICATE:
-                raise
-            log.info("adopting role %s", name)
-            adopted = self.find_by_name(ctx)
-            if adopted is None:
-                raise
-            return adopted
-        log.info("created role %s", name)
-        # Just made with our trust policy and tags, and without inline policies.
-        return Role({**role, "AssumeRolePolicyDocument": trust, "Tags": ctx.tag_list}, ())
-
-    def update(self, ctx: Context, observed: Observation) -> None:
-        """Restore trust, inline policy and tags; drop inline policies we did not write."""
-        policy = self._policy(ctx)
-        ctx.remember({"taskRoleArn": observed.found.arn})
-        self._converge(ctx, observed.found, policy)
-
-    def _converge(self, ctx: Context, found: Role, policy: dict[str, Any]) -> None:
-        """Write only what differs from what was found."""
-        iam = ctx.clients.iam
-        name = found.name
-        trust = desired_trust_policy()
-        if not same_document(found.role.get("AssumeRolePolicyDocument"), trust):
-            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
-        if found.document is None or not same_document(found.document, policy):
-            iam.put_role_policy(
-                RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
-            )
-        inline = found.inline
-        if inline is None:
-            inline = tuple(self._inline_names(ctx.clients, name))
-        for other in set(inline) - {POLICY_NAME}:
-            _ignore_missing(iam.delete_role_policy, RoleName=name, PolicyName=other)
-            log.info("removed inline policy %s from role %s", other, name)
-        tags = tag_diff(ctx.tags, found.role)
-        if tags:
-            iam.tag_role(RoleName=name, Tags=tag_list(tags))
-
-    @staticmethod
-    def _inline_names(clients: Any, name: str) -> list[str]:
-        pages = clients.iam.get_paginator("list_role_policies").paginate(RoleName=name)
-        return _names(pages, "PolicyNames")
-
-    def remove(self, clients: Any, settings: Settings, found: Role) -> None:
-        """Inline policies, attached policies and instance profiles off, then the role.
-
-        We attach none and make no instance profile, but one added by hand would block
-        DeleteRole. NoSuchEntity from a listing means the role is gone (success).
-        """
-        iam = clients.iam
-        name = found.name
-        for policy in self._inline_names(clients, name):
-            _ignore_missing(iam.delete_role_policy, RoleName=name, PolicyName=policy)
-        pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
-        for arn in _names(pages, "AttachedPolicies", "PolicyArn"):
-            _ignore_missing(iam.detach_role_policy, RoleName=name, PolicyArn=arn)
-        pages = iam.get_paginator("list_instance_profiles_for_role").paginate(RoleName=name)
-        for profile in _names(pages, "InstanceProfiles", "InstanceProfileName"):
-            _ignore_missing(
-                iam.remove_role_from_instance_profile, InstanceProfileName=profile, RoleName=name
-            )
-        iam.delete_role(RoleName=name)
-        log.info("deleted role %s", name)
-
-    def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
-        """TagRole on the recorded role (the status records its ARN)."""
-        ctx.clients.iam.tag_role(RoleName=role_name(recorded), Tags=tag_list(tags))
-
-    def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
-        """Every role of the account with our managed-by tag (ListRoles carries no tags).
-
-        A role whose tags we may not read is skipped: the operator's IAM policy is usually
-        scoped to its own `wpenv-*` roles, and a role outside that scope is not one it made.
-        """
-        pages = clients.iam.get_paginator("list_roles").paginate()
-        for role in [dict(r) for page in pages for r in page.get("Roles", [])]:
-            try:
-                found = self._read(clients, Role(role))
-            except ClientError as exc:
-                if aws.error_code(exc) not in ACCESS_DENIED:
-                    raise
-                log.debug("orphan scan: may not read the tags of role %s; not ours",
-                          role["RoleName"])
-                continue
-            if found is not None and found.tags.get(TAG_MANAGED_BY) == settings.operator_name:
-                yield found
-
-    def _read(self, clients: Any, role: Role) -> Found | None:
-        """The role with its tags (ListRoleTags); None when it is gone."""
-        try:
-            pages = clients.iam.get_paginator("list_role_tags").paginate(RoleName=role.name)
-            tags = tag_dict(tag for page in pages for tag in page.get("Tags", []))
-        except ClientError as exc:
-            if self.is_gone(exc):
-                return None
-            raise
-        return Found(role.name, replace(role, role={**role.role, "Tags": tag_list(tags)}),
-                     tags, {"arn": role.arn})
-
-    def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
-        """The role's current tags; None when it is gone."""
-        found: Role = item.found
-        return self._read(clients, found)
+    def role_name(self, ctx: Context) -> str:
+        """`wpenv-<tenant>-task`."""
+        return ctx.names.task_role

@@ -28,10 +28,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
+from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import Context, Found, Observation, Resource, TransientError
+from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.reconcilers.task_definition import matches
 from wpenv.settings import Settings
 
@@ -279,7 +280,7 @@ class UserPool(Resource):
         quota = ctx.settings.user_pool_quota
         if in_use >= quota:
             raise TransientError(
-                "UserPoolQuotaReached", QUOTA_REACHED.format(count=in_use, quota=quota)
+                reasons.USER_POOL_QUOTA_REACHED, QUOTA_REACHED.format(count=in_use, quota=quota)
             )
         try:
             created = ctx.clients.cognito_idp.create_user_pool(**creation_settings(ctx))
@@ -287,7 +288,7 @@ class UserPool(Resource):
             # Another operator's (or person's) pool took the last one since we counted.
             if aws.error_code(exc) == LIMIT_EXCEEDED:
                 raise TransientError(
-                    "UserPoolQuotaReached", QUOTA_REACHED.format(count=quota, quota=quota)
+                    reasons.USER_POOL_QUOTA_REACHED, QUOTA_REACHED.format(count=quota, quota=quota)
                 ) from exc
             raise
         created = created["UserPool"]

@@ -22,9 +22,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws, sso
+from wpenv import aws, reasons, sso
+from wpenv.errors import TransientError
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import Context, Observation, Resource, TransientError
+from wpenv.reconcilers.base import Context, Observation, Resource
 from wpenv.reconcilers.user_pool import NOT_FOUND, PAGE, pool_id
 from wpenv.settings import Settings
 
@@ -188,7 +189,7 @@ class UserPoolClient(Resource):
         """
         pid = ctx.ids.get("userPoolId")
         if not pid:
-            raise TransientError("WaitingForDependencies", WAITING)
+            raise TransientError(reasons.WAITING_FOR_DEPENDENCIES, WAITING)
         found: AppClient | None = observed.found or self.find(ctx)
         if found is not None and found.has_secret:
             ctx.remember({"userPoolClientId": found.client_id})

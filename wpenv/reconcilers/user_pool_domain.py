@@ -22,16 +22,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
+from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers import identity
-from wpenv.reconcilers.base import (
-    Context,
-    Observation,
-    PermanentError,
-    Resource,
-    TransientError,
-)
+from wpenv.reconcilers.base import Context, Observation, Resource
 from wpenv.reconcilers.user_pool import NOT_FOUND, describe_pool, environment_of, pool_id
 from wpenv.settings import Settings
 
@@ -121,7 +116,7 @@ class UserPoolDomain(Resource):
         """Attach our prefix to our pool, moving it from an older pool of ours if need be."""
         pid = ctx.ids.get("userPoolId")
         if not pid:
-            raise TransientError("WaitingForDependencies", WAITING)
+            raise TransientError(reasons.WAITING_FOR_DEPENDENCIES, WAITING)
         prefix = ctx.names.user_pool_domain
         holder: Holder | None = observed.found
         owner = holder.owner if holder is not None else None
@@ -131,7 +126,7 @@ class UserPoolDomain(Resource):
         idp = ctx.clients.cognito_idp
         if owner:
             if not owned_by_this_environment(ctx, owner):
-                raise PermanentError("DomainTaken", TAKEN.format(prefix=prefix, owner=owner))
+                raise PermanentError(reasons.DOMAIN_TAKEN, TAKEN.format(prefix=prefix, owner=owner))
             idp.delete_user_pool_domain(Domain=prefix, UserPoolId=owner)
             log.info("moving domain %s from older pool %s to %s", prefix, owner, pid)
         try:
@@ -140,7 +135,7 @@ class UserPoolDomain(Resource):
             # Another account holds the prefix: Cognito says so only in the message.
             if aws.error_code(exc) == INVALID and "exist" in str(exc).lower():
                 raise PermanentError(
-                    "DomainTaken", TAKEN_ELSEWHERE.format(prefix=prefix)
+                    reasons.DOMAIN_TAKEN, TAKEN_ELSEWHERE.format(prefix=prefix)
                 ) from exc
             raise
         ctx.remember({"userPoolDomain": prefix})

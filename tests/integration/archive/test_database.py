@@ -11,9 +11,12 @@ import zlib
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from tests.integration.archive.conftest import (
     MakeDatabase,
@@ -22,10 +25,12 @@ from tests.integration.archive.conftest import (
     scratch_databases,
 )
 from tests.platform.faults import corrupt_s3_uploads
+from tests.platform.pki import cert_pem, issue, new_key, write_file
 from wpenv.archive.database import (
     DatabaseDump,
     TableCheck,
     dump_database,
+    load_sql,
     open_connection,
     scratch_database_name,
     table_checks,
@@ -109,7 +114,8 @@ def test_password_is_never_in_argv_or_environment(
     sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", password)
     try:
         sql(f"GRANT ALL ON *.* TO '{user}'@'%'")
-        server = DatabaseServer("127.0.0.1", int(os.environ["MYSQL_TCP_PORT"]), user, password)
+        server = DatabaseServer("127.0.0.1", int(os.environ["MYSQL_TCP_PORT"]), user, password,
+                                os.environ["WPENV_DB_CA_BUNDLE"])
         launched: list[tuple[list[str], dict[str, str]]] = []
         real_popen = subprocess.Popen
 
@@ -142,6 +148,36 @@ def test_a_wrong_password_fails_without_showing_it(
     assert "1045" in str(caught.value)  # access denied
     assert wrong.password not in str(caught.value) and master.password not in str(caught.value)
     assert object_missing(s3, bucket, key)
+
+
+def _foreign_ca(directory: Path) -> str:
+    """A CA that never signed the platform's server certificate."""
+    key = new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not-the-rds-ca")])
+    path = directory / "other-ca.pem"
+    write_file(path, cert_pem(issue(name, key, issuer=name, issuer_key=key, days=1,
+                                    is_ca=True)), secret=False)
+    return str(path)
+
+
+def test_the_dump_and_load_clients_refuse_a_server_they_cannot_verify(
+    master: DatabaseServer, make_database: MakeDatabase, s3: Any, bucket: str, key: str,
+    tmp_path: Path,
+) -> None:
+    """The client programs verify the certificate (ssl-verify-server-cert), as pymysql does:
+    against another CA the dump fails before any login, and nothing reaches S3."""
+    database = make_database(fill=False)
+    untrusting = replace(master, ca_bundle=_foreign_ca(tmp_path))
+    with pytest.raises(ArchiveError) as caught:
+        dump_database(untrusting, database, s3, bucket, key)
+    assert caught.value.reason == "DatabaseDumpFailed"
+    assert "2026" in str(caught.value)  # the client's TLS error
+    assert master.password not in str(caught.value)
+    assert object_missing(s3, bucket, key)
+    with pytest.raises(ArchiveVerificationError) as loading:
+        load_sql(untrusting, database, [b"CREATE TABLE never (v INT);\n"])
+    assert loading.value.reason == "DatabaseLoadFailed"
+    assert "2026" in str(loading.value)
 
 
 def test_a_missing_database_fails_and_leaves_no_object(

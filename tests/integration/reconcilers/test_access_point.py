@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.conftest import MakeCtx
+from wpenv.errors import PermanentError
 from wpenv.plan import TAG_TENANT
 from wpenv.reconcilers.access_point import AccessPoint, desired_access_point, tenant_directory
-from wpenv.reconcilers.base import Context, PermanentError
+from wpenv.reconcilers.base import Context
 
 pytestmark = pytest.mark.e2e
 
@@ -152,17 +153,18 @@ def test_missing_directory_is_stale_and_update_recreates_it(ctx: Context) -> Non
     assert directory.is_dir() and resource.observe(ctx).up_to_date
 
 
-def test_every_duplicate_is_found_and_removed(ctx: Context) -> None:
+def test_every_duplicate_is_found_and_removed(ctx: Context, make_ctx: MakeCtx) -> None:
     """Two access points of one environment (a crash before recording): both go."""
     resource = AccessPoint(chown=False)
     resource.create(ctx, resource.observe(ctx))
     ctx.clients.efs.create_access_point(ClientToken="dup-by-hand", **desired_access_point(ctx))
     assert _count(ctx) == 2
 
-    observed = resource.observe(ctx)
-    assert len(observed.found) == 2
-    assert observed.found[0]["AccessPointId"] == ctx.ids["accessPointId"]  # recorded first
-    resource.ensure_absent(ctx)
+    observed = resource.observe(ctx)  # by the recorded id: no listing on an idle pass
+    assert [ap["AccessPointId"] for ap in observed.found] == [ctx.ids["accessPointId"]]
+    lost = resource.observe(make_ctx(tenant=ctx.names.tenant))  # a lost status lists them
+    assert len(lost.found) == 2
+    resource.ensure_absent(ctx)  # delete looks for duplicates again
     assert _count(ctx) == 0 and tenant_directory(ctx).is_dir()
 
 

@@ -19,9 +19,10 @@ import pytest
 from tests.integration.conftest import MakeCtx
 from tests.platform.journal import Entry, read_journal, writes
 from wpenv import engine
+from wpenv.errors import TransientError
 from wpenv.reconcilers import autoscaling as asc
 from wpenv.reconcilers.autoscaling import Autoscaling
-from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.base import Context
 
 pytestmark = pytest.mark.e2e
 

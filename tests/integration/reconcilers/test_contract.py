@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MakeCtx
+from tests.integration.conftest import MakeCtx, role_propagated, settle
 from wpenv import engine
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers import registry
@@ -54,9 +54,10 @@ def prepared(
     index: int = request.param
     ctx = make_ctx(**SPEC)
     before = KINDS[:index]
-    outcome = engine.converge(ctx, before)
+    outcome = settle(ctx, before)
     assert outcome.failure is None, outcome.conditions
     assert not outcome.troubled, outcome.conditions
+    role_propagated(ctx)  # the kind under test is created directly, not retried
     yield ctx, KINDS[index]
     engine.tear_down(ctx, KINDS[: index + 1])
 

@@ -11,11 +11,15 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import MakeCtx
+from wpenv import mysql
 from wpenv.aws import Clients
-from wpenv.mysql import connect, read_credentials
-from wpenv.reconcilers.base import MISSING, Context, TransientError
+from wpenv.engine import make_context
+from wpenv.errors import TransientError
+from wpenv.mysql import DatabaseServer, read_credentials
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.database import Database
 from wpenv.reconcilers.db_secret import DatabaseSecret
+from wpenv.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +37,8 @@ def admin(platform: dict[str, str]) -> Admin:
             user=platform["MYSQL_USER"],
             password=platform["MYSQL_PWD"],
             autocommit=True,
+            ssl_ca=platform["WPENV_DB_CA_BUNDLE"],
+            ssl_verify_identity=True,
         )
 
     return open_
@@ -49,11 +55,18 @@ def _sql(admin: Admin, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 def _login(ctx: Context, clients: Clients, database: str | None = None) -> Any:
-    """Log in as the tenant with the credentials in its secret, as WordPress does."""
+    """Log in as the tenant with the credentials in its secret, as WordPress does (TLS)."""
     creds = read_credentials(clients, ctx.ids["dbSecretArn"])
-    return connect(
-        creds["host"], int(creds["port"]), creds["username"], creds["password"], database
-    )
+    server = DatabaseServer(creds["host"], int(creds["port"]), creds["username"],
+                            creds["password"], ctx.settings.db_ca_bundle)
+    return server.connect(database)
+
+
+def _login_in_clear(ctx: Context, clients: Clients) -> Any:
+    """The tenant's login without TLS, which the server must refuse."""
+    creds = read_credentials(clients, ctx.ids["dbSecretArn"])
+    return pymysql.connect(host=creds["host"], port=int(creds["port"]), user=creds["username"],
+                           password=creds["password"], ssl_disabled=True, connect_timeout=5)
 
 
 def test_lifecycle(provisioned: Callable[..., Context], make_ctx: MakeCtx, admin: Admin) -> None:
@@ -149,6 +162,9 @@ def test_tenants_cannot_see_each_other(
         ("REVOKE ALL PRIVILEGES, GRANT OPTION FROM `{user}`@'%'", "grants"),
         ("GRANT SELECT ON *.* TO `{user}`@'%'", "grants"),
         ("ALTER USER `{user}`@'%' IDENTIFIED BY 'changed-by-hand'", "login"),
+        ("ALTER USER `{user}`@'%' REQUIRE NONE", "limits"),
+        ("ALTER USER `{user}`@'%' WITH MAX_USER_CONNECTIONS 0", "limits"),
+        ("ALTER USER `{user}`@'%' WITH MAX_USER_CONNECTIONS 1000", "limits"),
         ("DROP USER `{user}`@'%'", "user"),
     ],
 )
@@ -193,10 +209,85 @@ def test_an_unreachable_server_is_transient_and_names_no_credentials(make_ctx: M
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     secret_word = "not-a-real-password"
-    database = Database(
-        master=lambda settings, clients: connect("127.0.0.1", port, "admin", secret_word)
-    )
+    server = DatabaseServer("127.0.0.1", port, "admin", secret_word)
+    database = Database(master=lambda settings, clients: server.connect())
     with pytest.raises(TransientError) as unreachable:
         database.observe(make_ctx())
     assert unreachable.value.reason == "DatabaseUnreachable"
     assert secret_word not in str(unreachable.value)
+
+
+def _limits(admin: Admin, user: str) -> list[tuple[Any, ...]]:
+    return _sql(admin, "SELECT ssl_type, max_user_connections FROM mysql.user "
+                "WHERE User = %s AND Host = '%%'", user)
+
+
+def test_the_user_requires_tls_and_carries_the_cap(
+    provisioned: Callable[..., Context], clients: Clients, admin: Admin, settings: Settings
+) -> None:
+    ctx = provisioned()
+    assert _limits(admin, ctx.names.database_user) == [
+        ("ANY", settings.db_max_user_connections)
+    ]
+    conn = _login(ctx, clients, ctx.names.database)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW STATUS LIKE 'Ssl_version'")
+            (_, version), = cursor.fetchall()
+    finally:
+        conn.close()
+    assert version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_a_tenant_login_without_tls_is_refused(
+    provisioned: Callable[..., Context], clients: Clients
+) -> None:
+    ctx = provisioned()
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        _login_in_clear(ctx, clients).close()
+    assert refused.value.args[0] == 1045  # MariaDB's answer to a login without TLS
+    password = read_credentials(clients, ctx.ids["dbSecretArn"])["password"]
+    assert password not in str(refused.value)
+
+
+def test_a_tenant_at_its_cap_still_proves_its_password(
+    settings: Settings, clients: Clients, admin: Admin
+) -> None:
+    """The server checks MAX_USER_CONNECTIONS after the password: 1226 is a good login."""
+    capped = settings.model_copy(update={"db_max_user_connections": 1})
+    tenant = f"c{uuid.uuid4().hex[:10]}"
+    ctx = make_context(namespace="it", name=tenant, spec={"tenantId": tenant},
+                       settings=capped, clients=clients, ids={})
+    secret, database = DatabaseSecret(), Database()
+    secret.create(ctx, secret.observe(ctx))
+    try:
+        database.create(ctx, database.observe(ctx))
+        assert _limits(admin, ctx.names.database_user) == [("ANY", 1)]
+        held = _login(ctx, clients, ctx.names.database)
+        try:
+            with pytest.raises(pymysql.err.OperationalError) as over:
+                _login(ctx, clients, ctx.names.database).close()
+            assert over.value.args[0] == 1226
+            observed = database.observe(ctx)
+            assert observed.up_to_date, observed.detail
+        finally:
+            held.close()
+    finally:
+        database.ensure_absent(ctx)
+        secret.ensure_absent(ctx)
+
+
+def test_an_untrusted_server_certificate_is_a_tls_failure(
+    settings: Settings, clients: Clients
+) -> None:
+    """The platform's CA is not in the system store: without the bundle nothing connects."""
+    untrusting = settings.model_copy(update={"db_ca_bundle": ""})
+    with pytest.raises(mysql.TlsFailedError) as failed:
+        mysql.master_connection(untrusting, clients)
+    assert failed.value.reason == "DatabaseTlsFailed"
+    master_password = mysql.master_server(settings, clients).password
+    assert master_password not in str(failed.value)
+    with pytest.raises(TransientError) as observed:
+        Database().observe(make_context(namespace="it", name="tls", spec={"tenantId": "tls"},
+                                        settings=untrusting, clients=clients, ids={}))
+    assert observed.value.reason == "DatabaseTlsFailed"

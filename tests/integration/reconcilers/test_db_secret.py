@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MakeCtx
+from tests.integration.conftest import MakeCtx, aws_calls
 from wpenv.aws import Clients
+from wpenv.engine import make_context
 from wpenv.mysql import read_credentials
 from wpenv.plan import TAG_RETAINED
 from wpenv.reconcilers.base import Context
@@ -81,8 +82,8 @@ def test_value_points_at_the_platform_mariadb(
     value = read_credentials(clients, ctx.ids["dbSecretArn"])
     assert set(value) == {"engine", "host", "port", "username", "dbname", "password"}
     assert value["engine"] == "mysql"
-    assert value["host"] == platform["MYSQL_HOST"]
-    assert value["port"] == int(platform["MYSQL_TCP_PORT"])
+    assert value["host"] == platform["WPENV_DB_HOST"] == platform["MYSQL_HOST"]
+    assert value["port"] == int(platform["WPENV_DB_PORT"]) == int(platform["MYSQL_TCP_PORT"])
     assert value["username"] == ctx.names.database_user
     assert value["dbname"] == ctx.names.database
     assert len(value["password"]) >= 40
@@ -109,6 +110,31 @@ def test_hand_edited_fields_are_rewritten_keeping_the_password(
     secret.update(ctx, observed)
     assert secret.observe(ctx).up_to_date
     assert read_credentials(clients, arn) == value
+
+
+def test_the_endpoint_follows_the_settings_and_the_master_secret_is_not_read(
+    ctx: Context, clients: Clients, settings: Settings
+) -> None:
+    """The RDS master secret holds only a login: host and port are the settings'."""
+    secret = DatabaseSecret()
+    with aws_calls(clients) as calls:
+        secret.create(ctx, secret.observe(ctx))
+        secret.observe(ctx)
+    read = [call for call in calls if call == "GetSecretValue"]
+    assert len(read) == 1  # the tenant's own value, by the second observe; never the master's
+    master = read_credentials(clients, settings.db_master_secret_arn)
+    assert set(master) == {"username", "password"}
+
+    moved = make_context(
+        namespace="it", name=ctx.names.tenant, spec={"tenantId": ctx.names.tenant},
+        settings=settings.model_copy(update={"db_host": "db.moved.internal", "db_port": 3307}),
+        clients=clients, ids=dict(ctx.ids),
+    )
+    observed = secret.observe(moved)
+    assert not observed.up_to_date and "host, port" in observed.detail
+    secret.update(moved, observed)
+    value = read_credentials(clients, ctx.ids["dbSecretArn"])
+    assert (value["host"], value["port"]) == ("db.moved.internal", 3307)
 
 
 def test_a_secret_scheduled_for_deletion_is_restored(ctx: Context, clients: Clients) -> None:

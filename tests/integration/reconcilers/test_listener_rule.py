@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
 from wpenv import aws
-from wpenv.reconcilers.base import Context, PermanentError, TransientError
+from wpenv.errors import PermanentError, TransientError
+from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.listener_rule import (
     ListenerRule,
     find_rule,
@@ -84,7 +85,7 @@ def test_lifecycle(tenant: Tenant, make_ctx: MakeCtx) -> None:
     assert _values(rule, "host-header") == set()
     tags = ctx.clients.elbv2.describe_tags(ResourceArns=[rule_arn])["TagDescriptions"][0]["Tags"]
     assert {t["Key"]: t["Value"] for t in tags} == ctx.tags
-    assert listener_port(ctx.clients, ctx.ids["listenerArn"]) in (80, 8080, 8081)
+    assert listener_port(ctx.clients, ctx.ids["listenerArn"]) in (443, 8443, 8444)  # HTTPS
 
     resource.create(ctx, resource.observe(ctx))
     assert len(_rules_forwarding_to(ctx)) == 1

@@ -1,8 +1,9 @@
 """The tenant's ECS service against moto and the simulator: rollouts, scaling, rollback.
 
-The prerequisites (security group, target group behind a listener rule, task definition)
-are made here with plain boto3 and the task definition module, so these tests depend on
-no other resource module.
+The prerequisites (security group, target group behind a listener rule, the two secrets
+the container takes) are made here with plain boto3; the task definition, and what its
+tasks need to start (the log group, and an execution role that may read the secrets),
+with their own modules.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import MakeCtx
+from tests.integration.conftest import MakeCtx, role_propagated
 from wpenv import aws
-from wpenv.reconcilers.base import Context, Facts, Observation
+from wpenv.reconcilers.base import MISSING, Context, Facts, Observation
+from wpenv.reconcilers.execution_role import ExecutionRole
+from wpenv.reconcilers.log_group import LogGroup
 from wpenv.reconcilers.service import Service, rollout_of
 from wpenv.reconcilers.task_definition import TaskDefinition
 
@@ -27,13 +30,11 @@ pytestmark = pytest.mark.e2e
 
 FAKE_IDS = {
     "taskRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-task",
-    "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
     "accessPointId": "fsap-0123456789abcdef0",
     # Identity is on by default: the task definition also names the Cognito pieces.
     "userPoolId": "us-east-1_AbCdEf123",
     "userPoolClientId": "1example23456789",
     "userPoolDomain": "wpenv-it-0123abcd",
-    "clientSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/oidc-Ef34",
 }
 WAIT_SECONDS = 15.0
 
@@ -94,6 +95,21 @@ def _listener_rule(ctx: Context, target_group: str) -> str:
     pytest.fail("no free listener priority")
 
 
+def _startable(ctx: Context, cleanup: contextlib.ExitStack) -> None:
+    """What the simulator (as ECS) checks before a task runs: the container's secrets
+    exist, its log group exists, and its execution role may read the secrets."""
+    secrets = ctx.clients.secretsmanager
+    for key, name in (("dbSecretArn", ctx.names.db_secret),
+                      ("clientSecretArn", ctx.names.client_secret)):
+        ctx.ids[key] = secrets.create_secret(Name=name, SecretString="{}")["ARN"]
+        cleanup.callback(secrets.delete_secret, SecretId=ctx.ids[key],
+                         ForceDeleteWithoutRecovery=True)
+    for kind in (LogGroup(), ExecutionRole()):
+        cleanup.callback(kind.ensure_absent, ctx)
+        kind.create(ctx, MISSING)
+    role_propagated(ctx)  # ECS may not use a role it has just been given yet
+
+
 @pytest.fixture
 def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     """A tenant with a security group, a target group behind a rule and a task definition.
@@ -117,6 +133,7 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
         rule = _listener_rule(context, target_group)
         cleanup.callback(elbv2.delete_rule, RuleArn=rule)
         context.ids.update(FAKE_IDS, securityGroupId=group, targetGroupArn=target_group)
+        _startable(context, cleanup)
         cleanup.callback(TaskDefinition().ensure_absent, context)
         TaskDefinition().create(context, TaskDefinition().observe(context))
         cleanup.callback(Service().ensure_absent, context)

@@ -8,15 +8,18 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import MakeCtx
-from wpenv.reconcilers.base import Context, TransientError
+from wpenv.errors import TransientError
+from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.task_definition import TaskDefinition, desired_task_definition
 
 pytestmark = pytest.mark.e2e
 
-# Ids the role, secret, access point and (identity is on by default) Cognito modules would
-# record; moto does not check them.
+# Ids the roles, log group, secret, access point and (identity is on by default) Cognito
+# modules would record; moto does not check them.
 FAKE_IDS = {
     "taskRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-task",
+    "executionRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-exec",
+    "logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:/wpenv/it",
     "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
     "accessPointId": "fsap-0123456789abcdef0",
     "userPoolId": "us-east-1_AbCdEf123",

@@ -9,8 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
+from wpenv.errors import TransientError
 from wpenv.reconcilers.access_point import AccessPoint
-from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.task_role import (
     POLICY_NAME,
     TaskRole,
@@ -65,7 +66,7 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     )
     text = json.dumps(stored)
     assert ctx.ids["accessPointArn"] in text
-    assert f"secret:wpenv/{ctx.names.tenant}/*" in text
+    assert "secretsmanager" not in text and "logs:" not in text  # the execution role's
 
     resource.create(ctx, resource.observe(ctx))
     assert _roles(ctx) == 1

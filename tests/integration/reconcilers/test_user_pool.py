@@ -9,8 +9,9 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import build, domain_owner, our_pools, pools_named, tear_down
+from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_RETAINED
-from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.user_pool import UserPool, list_pools
 
 pytestmark = pytest.mark.e2e

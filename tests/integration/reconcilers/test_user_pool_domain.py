@@ -6,8 +6,9 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import domain_owner, tenant_fixture
+from wpenv.errors import PermanentError
 from wpenv.plan import TAG_ENVIRONMENT
-from wpenv.reconcilers.base import Context, PermanentError
+from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.user_pool_domain import UserPoolDomain
 
 pytestmark = pytest.mark.e2e

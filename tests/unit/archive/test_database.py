@@ -8,6 +8,7 @@ import stat
 
 import pytest
 
+from wpenv import mysql
 from wpenv.archive import database as db
 from wpenv.archive.database import DefinerRewriter, TableCheck
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
@@ -131,7 +132,27 @@ def test_option_values_escape_everything_the_client_parses() -> None:
     text = db.option_file_text(SERVER)
     assert text.startswith("[client]\n") and "protocol=TCP\n" in text
     assert 'password="p\\"a\\\\ss#w\\nrd"\n' in text
-    assert "\n" not in text.split("password=", 1)[1].rstrip("\n")  # one line
+    [line] = [line for line in text.splitlines() if line.startswith("password=")]  # one line
+    assert line == 'password="p\\"a\\\\ss#w\\nrd"'
+
+
+def test_option_files_make_either_client_verify_the_server_over_tls_1_2_or_newer() -> None:
+    server = DatabaseServer("db.example", 3306, "admin", "pw", "/etc/rds/bundle #1.pem")
+    mariadb = db.option_file_text(server, mariadb=True).splitlines()
+    assert {'ssl-ca="/etc/rds/bundle #1.pem"', "ssl", "ssl-verify-server-cert",
+            'tls-version="TLSv1.2,TLSv1.3"'} <= set(mariadb)
+    assert not [line for line in mariadb if line.startswith("ssl-mode")]
+    mysql8 = db.option_file_text(server, mariadb=False).splitlines()
+    assert {'ssl-ca="/etc/rds/bundle #1.pem"', 'ssl-mode="VERIFY_IDENTITY"',
+            'tls-version="TLSv1.2,TLSv1.3"'} <= set(mysql8)
+    assert "ssl-verify-server-cert" not in mysql8  # MySQL 8's client refuses it
+
+
+def test_without_a_bundle_the_clients_trust_the_system_store() -> None:
+    text = db.option_file_text(DatabaseServer("db.example", 3306, "admin", "pw"))
+    system = mysql.system_ca_file()
+    assert (f"ssl-ca={db.option_value(system)}" in text.splitlines()) == bool(system)
+    assert "ssl-verify-server-cert" in text.splitlines()
 
 
 def test_option_file_is_private_and_removed() -> None:

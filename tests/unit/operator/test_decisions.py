@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from wpenv import engine
 from wpenv.api.models import Phase
+from wpenv.errors import PermanentError
 from wpenv.operator import decisions
-from wpenv.reconcilers.base import Facts, PermanentError
+from wpenv.reconcilers.base import Facts
 
 
 def _outcome(*, ready: bool = False, failed: bool = False) -> engine.Outcome:

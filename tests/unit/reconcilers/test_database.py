@@ -36,10 +36,39 @@ def test_password_statements_take_it_as_a_parameter() -> None:
     create = db.create_user_sql(ctx)
     alter = db.alter_user_sql(ctx)
     assert _formatted(create, "pw") == (
-        "CREATE USER IF NOT EXISTS `wp_acme_corp`@'%' IDENTIFIED BY 'pw'"
+        "CREATE USER IF NOT EXISTS `wp_acme_corp`@'%' IDENTIFIED BY 'pw' "
+        "REQUIRE SSL WITH MAX_USER_CONNECTIONS 50"
     )
-    assert _formatted(alter, "pw") == "ALTER USER `wp_acme_corp`@'%' IDENTIFIED BY 'pw'"
+    assert _formatted(alter, "pw") == (
+        "ALTER USER `wp_acme_corp`@'%' IDENTIFIED BY 'pw' REQUIRE SSL WITH MAX_USER_CONNECTIONS 50"
+    )
     assert create.count("%s") == alter.count("%s") == 1
+
+
+def test_users_require_tls_and_carry_the_settings_cap() -> None:
+    settings = Settings(db_max_user_connections=7)
+    ctx = make_context("ns", "acme", {"tenantId": "acme"}, settings=settings, clients=None)
+    assert db.alter_limits_sql(ctx) % () == (
+        "ALTER USER `wp_acme`@'%' REQUIRE SSL WITH MAX_USER_CONNECTIONS 7"
+    )
+    assert "MAX_USER_CONNECTIONS 7" in db.create_user_sql(ctx)
+
+
+@pytest.mark.parametrize(
+    ("row", "up_to_date"),
+    [
+        (("ANY", 50), True),
+        ((b"ANY", 50), True),  # a server that answers the enum as bytes
+        (("", 50), False),  # REQUIRE NONE: a login without TLS would be let in
+        (("X509", 50), False),  # not what the operator set
+        (("ANY", 0), False),  # no cap
+        (("ANY", 51), False),
+        (("ANY", None), False),
+    ],
+)
+def test_limits_match_only_require_ssl_with_the_cap(row: tuple[object, object],
+                                                     up_to_date: bool) -> None:
+    assert db.limits_match(_ctx(), row) is up_to_date
 
 
 def test_statements_without_parameters_format_to_plain_sql() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from wpenv.engine import make_context
+from wpenv.errors import TransientError
 from wpenv.reconcilers import db_secret as ds
 from wpenv.reconcilers.base import Context
 from wpenv.settings import Settings
@@ -87,3 +90,15 @@ def test_tag_problems_name_absent_and_changed_tags() -> None:
     assert secret.tag_problems(ctx, {}) == [
         f"secret {ctx.names.db_secret} lacks tags {sorted(ctx.tags)}"
     ]
+
+
+def test_the_endpoint_comes_from_the_settings_never_from_the_master_secret() -> None:
+    settings = Settings(db_host="rds.example", db_port=3307, db_master_secret_arn="arn:m")
+    ctx = make_context("ns", "acme", {"tenantId": "acme"}, settings=settings, clients=None)
+    assert ds.shared_endpoint(ctx) == {"host": "rds.example", "port": 3307}  # no AWS call
+
+
+def test_no_endpoint_is_transient() -> None:
+    with pytest.raises(TransientError) as caught:
+        ds.shared_endpoint(_ctx())
+    assert caught.value.reason == "DatabaseHostMissing"

@@ -8,8 +8,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from wpenv.engine import make_context
+from wpenv.errors import PermanentError
 from wpenv.reconcilers import listener_rule as lr
-from wpenv.reconcilers.base import Context, PermanentError
+from wpenv.reconcilers.base import Context
 from wpenv.settings import Settings
 
 

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from wpenv.engine import make_context
+from wpenv.errors import TransientError
 from wpenv.reconcilers import service as svc
-from wpenv.reconcilers.base import Context, Facts, TransientError
+from wpenv.reconcilers.base import Context, Facts
 from wpenv.settings import Settings
 
 TD1 = "arn:aws:ecs:us-east-1:111122223333:task-definition/wpenv-acme:1"

@@ -9,13 +9,17 @@ from typing import Any
 import pytest
 
 from wpenv.engine import make_context
+from wpenv.errors import TransientError
 from wpenv.reconcilers import task_definition as td
-from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.base import Context
 from wpenv.settings import Settings
 
 ROLE = "arn:aws:iam::111122223333:role/wpenv-acme-task"
+EXECUTION_ROLE = "arn:aws:iam::111122223333:role/wpenv-acme-exec"
+LOG_GROUP = "arn:aws:logs:eu-west-1:111122223333:log-group:/wpenv/acme"
 SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/database-AbCdEf"
-IDS = {"taskRoleArn": ROLE, "dbSecretArn": SECRET, "accessPointId": "fsap-0123"}
+IDS = {"taskRoleArn": ROLE, "executionRoleArn": EXECUTION_ROLE, "logGroupArn": LOG_GROUP,
+       "dbSecretArn": SECRET, "accessPointId": "fsap-0123"}
 
 
 def _ctx(ids: dict[str, Any] | None = None, **spec: Any) -> Context:
@@ -74,7 +78,8 @@ def test_cpu_and_memory_are_strings_and_fargate_settings() -> None:
     assert doc["requiresCompatibilities"] == ["FARGATE"]
     assert doc["networkMode"] == "awsvpc"
     assert doc["family"] == "wpenv-acme"
-    assert doc["taskRoleArn"] == doc["executionRoleArn"] == ROLE
+    # Two roles: what WordPress may do, and what ECS may do to start it.
+    assert (doc["taskRoleArn"], doc["executionRoleArn"]) == (ROLE, EXECUTION_ROLE)
     container = _container(doc)
     assert container["image"] == "wordpress:6.8"
     assert container["name"] == "wordpress" and container["essential"] is True
@@ -93,11 +98,14 @@ def test_health_check_logs_and_tags() -> None:
         "options": {"awslogs-group": "/wpenv/acme", "awslogs-region": "eu-west-1",
                     "awslogs-stream-prefix": "wordpress"},
     }
+    assert "awslogs-create-group" not in container["logConfiguration"]["options"]
     tags = {t["key"]: t["value"] for t in doc["tags"]}
     assert tags["wpenv.bbws.io/tenant"] == "acme"
 
 
-@pytest.mark.parametrize("missing", ["taskRoleArn", "dbSecretArn", "accessPointId"])
+@pytest.mark.parametrize(
+    "missing", ["taskRoleArn", "executionRoleArn", "logGroupArn", "dbSecretArn", "accessPointId"]
+)
 def test_waits_for_each_dependency(missing: str) -> None:
     ids = {k: v for k, v in IDS.items() if k != missing}
     with pytest.raises(TransientError) as caught:
@@ -181,7 +189,16 @@ def test_identity_off_means_no_sso_settings_even_with_ids_left_over() -> None:
     names = {e["name"] for e in container["environment"]} | {
         s["name"] for s in container["secrets"]
     }
-    assert not [n for n in names if "OIDC" in n or n == "WORDPRESS_CONFIG_EXTRA"]
+    assert not [n for n in names if "OIDC" in n]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["WORDPRESS_CONFIG_EXTRA"] == td.DB_TLS_CONFIG, "only the database's TLS"
+
+
+def test_wordpress_connects_to_the_database_over_tls_with_and_without_sso() -> None:
+    for ctx in (_ctx(ids=SSO_IDS), _ctx(ids=SSO_IDS, identity={"enabled": True})):
+        env = [e for e in _container(td.desired_task_definition(ctx))["environment"]
+               if e["name"] == "WORDPRESS_CONFIG_EXTRA"]
+        assert len(env) == 1 and env[0]["value"].startswith(td.DB_TLS_CONFIG)
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from wpenv.engine import make_context
+from wpenv.errors import TransientError
 from wpenv.reconcilers import task_role as tr
-from wpenv.reconcilers.base import Context, TransientError
+from wpenv.reconcilers.base import Context
 from wpenv.settings import Settings
 
 AP_ARN = "arn:aws:elasticfilesystem:eu-west-1:111122223333:access-point/fsap-acme"
@@ -28,39 +29,32 @@ def _statements(ctx: Context) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in tr.desired_policy(ctx, "111122223333")["Statement"]}
 
 
-def test_policy_names_only_the_tenants_access_point_and_secrets() -> None:
+def test_policy_is_the_tenants_access_point_only() -> None:
     ctx = _ctx()
     by_sid = _statements(ctx)
+    assert list(by_sid) == ["MountOwnAccessPoint"]  # ECS's part is the execution role's
     efs = by_sid["MountOwnAccessPoint"]
     assert efs["Resource"] == "arn:aws:elasticfilesystem:eu-west-1:111122223333:file-system/fs-123"
     assert efs["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": AP_ARN}}
     assert sorted(efs["Action"]) == [
         "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite",
     ]
-    secrets = by_sid["ReadOwnSecrets"]
-    assert secrets["Action"] == "secretsmanager:GetSecretValue"
-    assert secrets["Resource"] == (
-        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/*"
-    )
-    logs = by_sid["WriteOwnLogs"]
-    assert logs["Resource"] == "arn:aws:logs:eu-west-1:111122223333:log-group:/wpenv/acme:*"
     text = json.dumps(tr.desired_policy(ctx, "111122223333"))
     assert '"*"' not in text  # no wildcard resource or action anywhere
     assert "fsap-" in text and text.count("access-point/") == 1
+    for execution_only in ("secretsmanager:", "logs:", "ecr:"):
+        assert execution_only not in text
 
 
-def test_every_statement_is_an_allow_with_a_tenant_scoped_resource() -> None:
+def test_every_statement_is_an_allow_scoped_to_the_access_point() -> None:
     for statement in _statements(_ctx()).values():
         assert statement["Effect"] == "Allow"
-        assert "acme" in str(statement["Resource"]) or "Condition" in statement
+        assert "Condition" in statement
 
 
-def test_another_tenant_gets_disjoint_resources() -> None:
+def test_another_tenant_gets_another_access_point() -> None:
     mine = _statements(_ctx("acme"))
     theirs = _statements(_ctx("acmecorp", ap_arn=AP_ARN.replace("acme", "acmecorp")))
-    assert mine["ReadOwnSecrets"]["Resource"] != theirs["ReadOwnSecrets"]["Resource"]
-    # The trailing slash keeps tenant "acme" away from "acmecorp"'s secrets.
-    assert str(mine["ReadOwnSecrets"]["Resource"]).endswith("/acme/*")
     assert mine["MountOwnAccessPoint"]["Condition"] != theirs["MountOwnAccessPoint"]["Condition"]
 
 
@@ -86,7 +80,7 @@ def test_documents_compare_as_data_whatever_the_encoding() -> None:
     reordered["Statement"][0]["Action"].reverse()
     assert tr.same_document(reordered, wanted)
     widened = json.loads(as_json)
-    widened["Statement"][1]["Resource"] = "*"
+    widened["Statement"][0]["Resource"] = "*"
     assert not tr.same_document(widened, wanted)
 
 
@@ -95,3 +89,5 @@ def test_role_name_of_an_arn_and_declarations() -> None:
     resource = tr.TaskRole()
     assert resource.gone == {"NoSuchEntity"} and resource.needs == ("AccessPoint",)
     assert resource.ids == ("taskRoleArn",) and resource.retainable
+    assert resource.group == "Permissions" and resource.suffix == "-task"
+    assert resource.role_name(_ctx()) == "wpenv-acme-task"

@@ -1,0 +1,175 @@
+"""The fidelity layer: where moto accepts or answers what AWS would not, answer as AWS does.
+
+It sits between the operator and moto in the platform's one server (motoserver.py), beside
+the request journal and the fault injection. Each rule is a documented AWS behaviour the
+operator relies on; docs/aws-fidelity.md lists them with AWS's page, where the platform
+enforces it, and the test that proves it. The operator has no emulator-specific code: it
+meets AWS's answers here.
+
+A rule module offers one or both of:
+- `refuse(request) -> Refusal | None`: look at a request before moto does and refuse it
+  with AWS's error code and message (moto never sees it);
+- `rewrite(request, status, body) -> bytes | None`: change moto's error answer to AWS's.
+Modules are listed in RULES; each is a file of its own in this package.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from tests.platform.fidelity import autoscaling, cognito, elbv2, execution_role, iam_propagation
+
+MAX_BODY = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a rule sees of one AWS request (JSON protocol target, or query Action)."""
+
+    target: str  # X-Amz-Target (JSON protocols), e.g. "AnyScaleFrontendService.X"
+    action: str  # the operation name: target's suffix, or the query protocol's Action
+    host: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> dict[str, Any]:
+        """The body of a JSON-protocol request ({} when it is not JSON)."""
+        try:
+            value = json.loads(self.body or b"{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error AWS gives for a request: HTTP status, error code and message."""
+
+    status: int
+    code: str
+    message: str
+    query: bool = False  # answer in the query protocol's XML (IAM, ELBv2) instead of JSON
+    # The wire format, when neither of those: "json", "query", "ec2" (EC2's own XML),
+    # "rest-json" (EFS: x-amzn-ErrorType header) or "rpc-v2-cbor" (the tagging API).
+    protocol: str = ""
+
+
+RULES: tuple[ModuleType, ...] = (autoscaling, cognito, elbv2, iam_propagation, execution_role)
+
+
+def _request(environ: WSGIEnvironment) -> Request:
+    length = min(int(environ.get("CONTENT_LENGTH") or 0), MAX_BODY)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+    target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+    action = target.rpartition(".")[2]
+    if not action:
+        query = parse_qs(str(environ.get("QUERY_STRING") or ""))
+        form = parse_qs(body.decode("utf-8", "replace")) if body[:1] != b"{" else {}
+        action = (form.get("Action") or query.get("Action") or [""])[0]
+    headers = {k[5:].replace("_", "-").lower(): str(v)
+               for k, v in environ.items() if k.startswith("HTTP_")}
+    return Request(target, action, str(environ.get("HTTP_HOST") or ""),
+                   str(environ.get("PATH_INFO") or ""), body, headers)
+
+
+def answer(start_response: StartResponse, refusal: Refusal) -> Iterable[bytes]:
+    """Send `refusal` as the service's protocol writes errors, for botocore to parse."""
+    protocol = refusal.protocol or ("query" if refusal.query else "json")
+    code, message = refusal.code, refusal.message
+    headers = [("x-amzn-ErrorType", code)]
+    if protocol == "query":
+        side = "Sender" if refusal.status < 500 else "Receiver"
+        body = (
+            f"<ErrorResponse><Error><Type>{side}</Type>"
+            f"<Code>{code}</Code><Message>{_xml(message)}</Message>"
+            "</Error><RequestId>fidelity</RequestId></ErrorResponse>"
+        ).encode()
+        kind = "text/xml"
+    elif protocol == "ec2":  # "Error codes for the Amazon EC2 API", "Example error response"
+        body = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{_xml(message)}</Message>"
+            "</Error></Errors><RequestID>fidelity</RequestID></Response>"
+        ).encode()
+        kind, headers = "text/xml", []
+    elif protocol == "rest-json":
+        body = json.dumps({"ErrorCode": code, "Message": message}).encode()
+        kind = "application/json"
+    elif protocol == "rpc-v2-cbor":
+        body = _cbor_map({"__type": code, "message": message})
+        kind, headers = "application/cbor", [("smithy-protocol", "rpc-v2-cbor")]
+    else:
+        body = json.dumps({"__type": code, "message": message}).encode()
+        kind = "application/x-amz-json-1.1"
+    phrase = HTTPStatus(refusal.status).phrase if refusal.status in _STATUSES else "Refused"
+    start_response(f"{refusal.status} {phrase}",
+                   [("Content-Type", kind), ("Content-Length", str(len(body))), *headers])
+    return [body]
+
+
+_answer = answer  # the name rule modules knew
+_STATUSES = frozenset(int(status) for status in HTTPStatus)
+
+
+def _cbor_map(values: dict[str, str]) -> bytes:
+    """A CBOR map of text strings (RFC 8949: major types 5 and 3), all that errors need."""
+
+    def head(major: int, length: int) -> bytes:
+        if length < 24:
+            return bytes([major << 5 | length])
+        if length < 256:
+            return bytes([major << 5 | 24, length])
+        return bytes([major << 5 | 25]) + length.to_bytes(2, "big")
+
+    out = head(5, len(values))
+    for key, value in values.items():
+        for text in (key, value):
+            raw = text.encode()[:65535]
+            out += head(3, len(raw)) + raw
+    return out
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def faithful(app: WSGIApplication) -> WSGIApplication:
+    """Wrap moto so that every rule in RULES holds for every request."""
+    refusers = [rule for rule in RULES if hasattr(rule, "refuse")]
+    rewriters = [rule for rule in RULES if hasattr(rule, "rewrite")]
+
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if str(environ.get("PATH_INFO") or "").startswith("/wpenv/"):
+            return app(environ, start_response)
+        request = _request(environ)
+        for rule in refusers:
+            refusal = rule.refuse(request)
+            if refusal is not None:
+                return answer(start_response, refusal)
+        if not any(rule.wants(request) for rule in rewriters):
+            return app(environ, start_response)
+        held: dict[str, Any] = {}
+
+        def hold(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            held.update(status=status, headers=headers)
+            return lambda _data: None
+
+        body = b"".join(app(environ, hold))
+        status, headers = held["status"], held["headers"]
+        if not status.startswith("2"):
+            for rule in rewriters:
+                body = rule.rewrite(request, status, body) or body
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    return wsgi
