@@ -52,6 +52,10 @@ def platform(local: Path) -> Iterator[dict[str, str]]:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in PORTS.items():
             mp.setenv(key, value)
+        # The platform enforces AWS's rate limits; the tests' own boto3 clients back off
+        # the way the operator's do (botocore's standard mode), not with the legacy two.
+        mp.setenv("AWS_RETRY_MODE", "standard")
+        mp.setenv("AWS_MAX_ATTEMPTS", "8")
         stack.down(local)  # a previous run that was killed may have left servers behind
         try:
             env = stack.up(local)

@@ -99,6 +99,8 @@ def test_the_endpoint_comes_from_the_settings_never_from_the_master_secret() -> 
 
 
 def test_no_endpoint_is_transient() -> None:
+    ctx = _ctx()
+    ctx.settings = ctx.settings.model_copy(update={"db_host": ""})  # whatever the env says
     with pytest.raises(TransientError) as caught:
-        ds.shared_endpoint(_ctx())
+        ds.shared_endpoint(ctx)
     assert caught.value.reason == "DatabaseHostMissing"
