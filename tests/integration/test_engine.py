@@ -28,7 +28,6 @@ STEPS = len(engine.default_resources())
 class Poison(Resource):
     """A step that always fails permanently, as a quota or validation error would."""
 
-    kind = "Poison"
     group = "Storage"
 
     def observe(self, ctx: Context) -> Observation:

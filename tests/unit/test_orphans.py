@@ -319,9 +319,8 @@ def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:
 class Recording(Resource):
     """A kind whose `refresh` records what cleanup asked and answers with `answer` tags."""
 
-    kind = "TaskDefinition"
-
     def __init__(self, answer: dict[str, str] | None) -> None:
+        self.kind = "TaskDefinition"  # type: ignore[misc]
         self.answer = answer
         self.asked: list[Found] = []
 
@@ -356,8 +355,7 @@ def test_refresh_is_told_what_the_scan_saw() -> None:
 
 
 def test_a_database_keeps_the_environment_the_scan_gave_it() -> None:
-    class Databases(Resource):
-        kind = "Database"
+    class Database(Resource):
 
         def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
             assert item.tags == {}  # MySQL has no tags to compare
@@ -365,7 +363,7 @@ def test_a_database_keeps_the_environment_the_scan_gave_it() -> None:
 
     scanned = Item("Database", "wp_acme", "ns.a", "acme", retained=True,
                    found=Schema("wp_acme", "wp_acme"))
-    fresh = refreshed(Databases(), scanned, SETTINGS, None)
+    fresh = refreshed(Database(), scanned, SETTINGS, None)
     assert fresh is not None
     assert (fresh.environment, fresh.tenant, fresh.retained) == ("ns.a", "acme", True)
     assert fresh.found == Schema(None, "wp_acme")  # what `remove` drops now: the user only

@@ -62,6 +62,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pymysql
 
 from wpenv import reasons
+from wpenv.archive.compare import differences
 from wpenv.archive.compression import GzipWriter, gunzip
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
@@ -200,21 +201,17 @@ def compare_checks(
     actual_label: str = "the archive",
 ) -> list[str]:
     """One sentence per table that is missing, extra or different (no I/O)."""
-    problems = []
-    for table in sorted(set(expected) | set(actual)):
-        want, have = expected.get(table), actual.get(table)
-        if have is None:
-            problems.append(f"table {table} is missing from {actual_label}")
-        elif want is None:
-            problems.append(f"table {table} is in {actual_label} but not in {expected_label}")
-        elif want.rows != have.rows:
-            problems.append(
-                f"table {table} has {want.rows} rows in {expected_label}, "
-                f"{have.rows} in {actual_label}"
-            )
-        elif want.checksum != have.checksum:
-            problems.append(f"table {table} has another checksum in {actual_label}")
-    return problems
+
+    def differs(table: str, want: TableCheck, have: TableCheck) -> str | None:
+        if want.rows != have.rows:
+            return (f"table {table} has {want.rows} rows in {expected_label}, "
+                    f"{have.rows} in {actual_label}")
+        if want.checksum != have.checksum:
+            return f"table {table} has another checksum in {actual_label}"
+        return None
+
+    return differences(expected, actual, f"table {{0}} is missing from {actual_label}",
+                       f"table {{0}} is in {actual_label} but not in {expected_label}", differs)
 
 
 def database_exists(conn: MySQLConnection, database: str) -> bool:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from wpenv import reasons
+from wpenv.archive.compare import differences
 from wpenv.archive.compression import GzipWriter
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
@@ -191,24 +192,25 @@ def archive_directory(
 
 def compare_members(expected: list[Member], actual: list[Member]) -> list[str]:
     """One sentence per entry that is missing, extra or different (no I/O)."""
-    want = {member.name: member for member in expected}
     have = {member.name: member for member in actual}
-    problems = []
-    for name in sorted(set(want) | set(have)):
-        w, h = want.get(name), have.get(name)
-        if h is None:
-            problems.append(f"{shown(name)} is missing from the archive")
-        elif w is None:
-            problems.append(f"{shown(name)} is in the archive but not in the directory")
-        elif w.kind != h.kind:
-            problems.append(f"{shown(name)} is a {w.kind} but archived as a {h.kind}")
-        elif w.size != h.size:
-            problems.append(f"{shown(name)} has {w.size} bytes, {h.size} in the archive")
-        elif w.link != h.link:
-            problems.append(f"{shown(name)} links elsewhere than in the archive")
+    problems = differences(
+        {member.name: member for member in expected}, have,
+        "{0} is missing from the archive", "{0} is in the archive but not in the directory",
+        _differs, shown=shown)
     if len(actual) != len(have):
         problems.append("the archive lists an entry more than once")
     return problems
+
+
+def _differs(name: str, want: Member, have: Member) -> str | None:
+    """What is different about one entry, or None."""
+    if want.kind != have.kind:
+        return f"{shown(name)} is a {want.kind} but archived as a {have.kind}"
+    if want.size != have.size:
+        return f"{shown(name)} has {want.size} bytes, {have.size} in the archive"
+    if want.link != have.link:
+        return f"{shown(name)} links elsewhere than in the archive"
+    return None
 
 
 @contextlib.contextmanager

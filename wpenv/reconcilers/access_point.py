@@ -111,19 +111,19 @@ def _ids(access_point: dict[str, Any]) -> dict[str, str]:
     }
 
 
-class AccessPoint(Resource):
+class AccessPoint(
+    Resource,
+    group="Storage",
+    ids=("accessPointId", "accessPointArn"),
+    gone={NOT_FOUND},
+    archive="files",
+    retainable=True,
+):
     """EFS access point of one tenant (condition group "Storage").
 
     What observe finds (`Observation.found`) is a list: every access point of this
     environment, the recorded one (or the oldest found) first; `remove` deletes them all.
     """
-
-    kind = "AccessPoint"
-    group = "Storage"
-    ids = ("accessPointId", "accessPointArn")
-    gone = frozenset({NOT_FOUND})
-    archive = "files"
-    retainable = True
 
     def __init__(self, chown: bool | None = None) -> None:
         """`chown`: give the tenant's directory to its POSIX user (default: when root).

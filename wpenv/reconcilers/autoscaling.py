@@ -161,14 +161,10 @@ class Scaler:
         }
 
 
-class Autoscaling(Resource):
+class Autoscaling(
+    Resource, group="Compute", ids=("scalableTarget",), gone=GONE_CODES, needs=("Service",)
+):
     """Scalable target and CPU policy of one tenant's service (condition group "Compute")."""
-
-    kind = "Autoscaling"
-    group = "Compute"
-    ids = ("scalableTarget",)
-    gone = GONE_CODES
-    needs = ("Service",)
 
     def wanted(self, ctx: Context) -> bool:
         """Only with `spec.autoscaling`, and never while suspended (see the module doc)."""

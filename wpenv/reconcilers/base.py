@@ -81,6 +81,13 @@ class Observation:
 
 MISSING = Observation(exists=False, up_to_date=False, ready=False)
 
+# What a kind may declare in its class statement (see Resource.__init_subclass__).
+DECLARATIONS = ("group", "ids", "gone", "needs", "archive", "retainable", "goes_with")
+# The archive steps a kind that holds data may name (the hooks in wpenv/archive/hooks.py).
+ARCHIVE_STEPS = (None, "users", "database", "files")
+BAD_DECLARATION = "{kind} declares {keys}, which a resource kind cannot declare"
+BAD_ARCHIVE = "{kind} names the archive step {archive!r}, which does not exist"
+
 
 @dataclass
 class Context:
@@ -138,6 +145,23 @@ class Resource:
     archive: ClassVar[str | None] = None
     retainable: ClassVar[bool] = False
     goes_with: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **declared: Any) -> None:
+        """A kind declares itself in its class statement, checked here once.
+
+        `class LogGroup(Resource, group="Compute", ids=("logGroupArn",), gone={...})`: the
+        kind's name is its class name, and an unknown key, an archive step that does not
+        exist or a retainable kind that cannot tag fails at import, not in a teardown.
+        """
+        super().__init_subclass__()
+        unknown = set(declared) - set(DECLARATIONS)
+        if unknown:
+            raise TypeError(BAD_DECLARATION.format(kind=cls.__name__, keys=sorted(unknown)))
+        for key, value in declared.items():
+            setattr(cls, key, frozenset(value) if key == "gone" else value)
+        cls.kind = cls.__name__
+        if cls.archive not in ARCHIVE_STEPS:
+            raise TypeError(BAD_ARCHIVE.format(kind=cls.kind, archive=cls.archive))
 
     # -- the spec --------------------------------------------------------------------
     def wanted(self, ctx: Context) -> bool:

@@ -62,13 +62,11 @@ def _client(ctx: Context) -> dict[str, Any] | None:
     return find_client(ctx, pid) if pid else None
 
 
-class ClientSecret(StoredSecret):
+class ClientSecret(
+    StoredSecret, group="Identity", ids=("clientSecretArn",), needs=("UserPoolClient",)
+):
     """Secrets Manager secret with one tenant's OIDC client credentials ("Identity")."""
 
-    kind = "ClientSecret"
-    group = "Identity"
-    ids = ("clientSecretArn",)
-    needs = ("UserPoolClient",)
     description = DESCRIPTION
 
     @staticmethod

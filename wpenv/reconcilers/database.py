@@ -231,17 +231,19 @@ def limits_match(ctx: Context, row: Sequence[Any]) -> bool:
     return str(ssl_type).upper() == REQUIRE_SSL and same_cap
 
 
-class Database(Resource):
-    """MySQL database and user of one tenant on the shared server (condition "Database")."""
+class Database(
+    Resource,
+    group="Database",
+    ids=("databaseName", "databaseUser"),
+    gone={"1049", "1396"},
+    needs=("DatabaseSecret",),
+    archive="database",
+):
+    """MySQL database and user of one tenant on the shared server (condition "Database").
 
-    kind = "Database"
-    group = "Database"
-    ids = ("databaseName", "databaseUser")
-    # Unknown database; DROP USER of a user that is not there. DROP ... IF EXISTS makes
-    # neither happen, but a hand-dropped database between two statements may.
-    gone = frozenset({"1049", "1396"})
-    needs = ("DatabaseSecret",)
-    archive = "database"
+    Gone: 1049, unknown database; 1396, DROP USER of a user that is not there. DROP ...
+    IF EXISTS makes neither happen, but a hand-dropped database between two statements may.
+    """
 
     def __init__(
         self, master: MasterConnect = mysql.master_connection, connect: Connect = connect

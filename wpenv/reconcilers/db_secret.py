@@ -112,12 +112,9 @@ def _value(ctx: Context, arn: str) -> dict[str, Any] | None:
         return None
 
 
-class DatabaseSecret(StoredSecret):
+class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
     """Secrets Manager secret with one tenant's MySQL credentials (condition "Database")."""
 
-    kind = "DatabaseSecret"
-    group = "Database"
-    ids = ("dbSecretArn",)
     description = DESCRIPTION
 
     @staticmethod

@@ -101,13 +101,15 @@ def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[s
     }
 
 
-class ExecutionRole(TenantRole):
-    """IAM task execution role of one tenant (condition group "Permissions")."""
+class ExecutionRole(
+    TenantRole, ids=("executionRoleArn",), needs=("ClientSecret", "DatabaseSecret")
+):
+    """IAM task execution role of one tenant (condition group "Permissions").
 
-    kind = "ExecutionRole"
-    ids = ("executionRoleArn",)
-    # The policy names both secrets by ARN (the client secret only with single sign-on).
-    needs = ("ClientSecret", "DatabaseSecret")
+    It needs both secrets: its policy names them by ARN (the client secret only with
+    single sign-on).
+    """
+
     suffix = "-exec"
     description = "wpenv tenant {tenant}: ECS task execution role (image, secrets, logs)"
     document = staticmethod(desired_policy)

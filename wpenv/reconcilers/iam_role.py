@@ -144,7 +144,7 @@ def role_name(arn: str) -> str:
     return arn.rpartition("/")[2]
 
 
-class TenantRole(Resource):
+class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=True):
     """One IAM role of a tenant with one inline policy (condition group "Permissions").
 
     A kind declares `ids` (its ARN's status key), `suffix` (how its role names end, so two
@@ -153,9 +153,6 @@ class TenantRole(Resource):
     while something it names is missing) and implements `role_name`.
     """
 
-    group = "Permissions"
-    gone = frozenset({NOT_FOUND})
-    retainable = True
     suffix: ClassVar[str]
     description: ClassVar[str]
     document: ClassVar[staticmethod[[Context, str, str], dict[str, Any]]]

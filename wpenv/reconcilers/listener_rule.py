@@ -259,15 +259,15 @@ def _required_target_group(ctx: Context) -> str:
     return arn
 
 
-class ListenerRule(Resource):
+class ListenerRule(
+    Resource,
+    group="Routing",
+    ids=("listenerRuleArn", "listenerArn", "rulePriority"),
+    gone=GONE,
+    needs=("TargetGroup",),
+    retainable=True,
+):
     """The tenant's rule on the shared listener pool (condition group "Routing")."""
-
-    kind = "ListenerRule"
-    group = "Routing"
-    ids = ("listenerRuleArn", "listenerArn", "rulePriority")
-    gone = GONE
-    needs = ("TargetGroup",)
-    retainable = True
 
     def wanted(self, ctx: Context) -> bool:
         """No rule while suspended (when the spec says so): the listener's default answers."""

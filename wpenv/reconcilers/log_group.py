@@ -106,14 +106,8 @@ def _group(described: Mapping[str, Any], tags: Mapping[str, str]) -> Group:
                  None if retention is None else int(retention), dict(tags))
 
 
-class LogGroup(Resource):
+class LogGroup(Resource, group="Compute", ids=("logGroupArn",), gone={GONE}, retainable=True):
     """CloudWatch Logs log group of one tenant's containers (condition group "Compute")."""
-
-    kind = "LogGroup"
-    group = "Compute"
-    ids = ("logGroupArn",)
-    gone = frozenset({GONE})
-    retainable = True
 
     def find_by_name(self, ctx: Context) -> Group | None:
         """The group of the deterministic name."""

@@ -44,6 +44,7 @@ from wpenv.reconcilers.user_pool_groups import UserPoolGroups
 
 BAD_ORDER = "{kind} needs {need}, which {where}"
 SHARED_KEY = "status key {key} is declared by both {first} and {second}"
+UNDECLARED = "{kind} declares no {what}"
 
 
 def kinds() -> list[Resource]:
@@ -87,6 +88,19 @@ def check(order: Sequence[Resource]) -> None:
         seen.add(resource.kind)
 
 
+def check_declarations(order: Sequence[Resource]) -> None:
+    """Raise ValueError unless every kind names its condition group and its "gone" codes,
+    and Retain can tag every retainable one."""
+    for resource in order:
+        missing = [what for what, lacks in (
+            ("condition group", not getattr(resource, "group", "")),
+            ('"gone" codes', not resource.gone),
+            ("tag (yet is retainable)", resource.retainable and type(resource).tag is Resource.tag),
+        ) if lacks]
+        if missing:
+            raise ValueError(UNDECLARED.format(kind=resource.kind, what=", ".join(missing)))
+
+
 def by_name(name: str) -> Resource:
     """The kind called `name` (KeyError if there is none)."""
     return {k.kind: k for k in KINDS}[name]
@@ -94,3 +108,4 @@ def by_name(name: str) -> Resource:
 
 KINDS: tuple[Resource, ...] = tuple(kinds())
 check(KINDS)
+check_declarations(KINDS)

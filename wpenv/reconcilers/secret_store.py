@@ -57,11 +57,9 @@ def name_pattern(name_of: Callable[[Names], str]) -> tuple[str, re.Pattern[str]]
     return prefix, re.compile(re.escape(prefix) + r"[^/]+" + re.escape(suffix))
 
 
-class StoredSecret(Resource):
+class StoredSecret(Resource, gone={NOT_FOUND}, retainable=True):
     """Base of a kind for one tenant secret; subclasses own its value and policy."""
 
-    gone = frozenset({NOT_FOUND})
-    retainable = True
     description: ClassVar[str]  # formatted with the environment's namespace and name
 
     @staticmethod

@@ -103,14 +103,10 @@ def _in_vpc(groups: list[dict[str, Any]], vpc_id: str) -> dict[str, Any] | None:
     return next((dict(g) for g in groups if g.get("VpcId") == vpc_id), None)
 
 
-class SecurityGroup(Resource):
+class SecurityGroup(
+    Resource, group="Network", ids=("securityGroupId",), gone={NOT_FOUND}, retainable=True
+):
     """Security group of one tenant's tasks (condition group "Network")."""
-
-    kind = "SecurityGroup"
-    group = "Network"
-    ids = ("securityGroupId",)
-    gone = frozenset({NOT_FOUND})
-    retainable = True
 
     def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
         """The recorded group, if it is still in the shared VPC."""

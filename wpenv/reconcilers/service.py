@@ -198,15 +198,15 @@ def _service_name(service: dict[str, Any]) -> str:
     return str(service.get("serviceName") or str(service["serviceArn"]).rpartition("/")[2])
 
 
-class Service(Resource):
+class Service(
+    Resource,
+    group="Compute",
+    ids=("serviceArn",),
+    gone=GONE_CODES,
+    needs=("TaskDefinition", "TargetGroup", "ListenerRule", "SecurityGroup"),
+    retainable=True,
+):
     """ECS service of one tenant (condition group "Compute")."""
-
-    kind = "Service"
-    group = "Compute"
-    ids = ("serviceArn",)
-    gone = GONE_CODES
-    needs = ("TaskDefinition", "TargetGroup", "ListenerRule", "SecurityGroup")
-    retainable = True
 
     def _describe(self, clients: Any, cluster: str, refs: Sequence[str]) -> list[dict[str, Any]]:
         """Described services with tags, in any status (missing ones are left out)."""

@@ -107,14 +107,10 @@ def add_elb_tags(clients: Any, arn: str, tags: Mapping[str, str]) -> None:
     clients.elbv2.add_tags(ResourceArns=[arn], Tags=tag_list(tags))
 
 
-class TargetGroup(Resource):
+class TargetGroup(
+    Resource, group="Routing", ids=("targetGroupArn",), gone={NOT_FOUND}, retainable=True
+):
     """ALB target group of one tenant (condition group "Routing")."""
-
-    kind = "TargetGroup"
-    group = "Routing"
-    ids = ("targetGroupArn",)
-    gone = frozenset({NOT_FOUND})
-    retainable = True
 
     def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
         """The recorded group (DescribeTargetGroups by ARN)."""

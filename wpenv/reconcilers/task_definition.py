@@ -304,17 +304,19 @@ def _owner(tags: Mapping[str, str]) -> tuple[str, str]:
     return tags.get(TAG_ENVIRONMENT, ""), tags.get(TAG_TENANT, "")
 
 
-class TaskDefinition(Resource):
-    """ECS task definition family of one tenant (condition group "Compute")."""
+class TaskDefinition(
+    Resource,
+    group="Compute",
+    ids=("taskDefinitionArn",),
+    gone={GONE},
+    needs=("AccessPoint", "TaskRole", "DatabaseSecret", "LogGroup", "ExecutionRole"),
+    retainable=True,
+):
+    """ECS task definition family of one tenant (condition group "Compute").
 
-    kind = "TaskDefinition"
-    group = "Compute"
-    ids = ("taskDefinitionArn",)
-    gone = frozenset({GONE})
-    # The container names both roles, its log group, the DB secret and the access point
-    # (and, with single sign-on, the Cognito pieces, which the registry orders first).
-    needs = ("AccessPoint", "TaskRole", "DatabaseSecret", "LogGroup", "ExecutionRole")
-    retainable = True
+    The container names both roles, its log group, the DB secret and the access point
+    (and, with single sign-on, the Cognito pieces, which the registry orders first).
+    """
 
     def find(self, ctx: Context) -> Family | None:
         """The family's ACTIVE revisions and the newest one ECS still describes."""

@@ -70,12 +70,12 @@ def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[s
     }
 
 
-class TaskRole(TenantRole):
-    """IAM task role of one tenant's WordPress tasks (condition group "Permissions")."""
+class TaskRole(TenantRole, ids=("taskRoleArn",), needs=("AccessPoint",)):
+    """IAM task role of one tenant's WordPress tasks (condition group "Permissions").
 
-    kind = "TaskRole"
-    ids = ("taskRoleArn",)
-    needs = ("AccessPoint",)  # the inline policy names the access point's ARN
+    It needs the access point: its inline policy names the access point's ARN.
+    """
+
     suffix = "-task"
     description = "wpenv tenant {tenant}: ECS task role (what WordPress may do)"
     document = staticmethod(desired_policy)

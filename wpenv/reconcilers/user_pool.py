@@ -212,15 +212,15 @@ def pool_id(ctx: Context) -> str | None:
     return str(found["Id"]) if found else None
 
 
-class UserPool(Resource):
+class UserPool(
+    Resource,
+    group="Identity",
+    ids=("userPoolId",),
+    gone={NOT_FOUND},
+    archive="users",
+    retainable=True,
+):
     """Cognito user pool of one tenant (condition group "Identity")."""
-
-    kind = "UserPool"
-    group = "Identity"
-    ids = ("userPoolId",)
-    gone = frozenset({NOT_FOUND})
-    archive = "users"
-    retainable = True
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on; switching it off archives the users and removes the pool."""

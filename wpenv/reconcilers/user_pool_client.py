@@ -142,14 +142,10 @@ def _app_client(pid: str, described: dict[str, Any] | None) -> AppClient | None:
     return AppClient(pid, str(described["ClientId"]), described)
 
 
-class UserPoolClient(Resource):
+class UserPoolClient(
+    Resource, group="Identity", ids=("userPoolClientId",), gone=GONE, needs=("UserPool",)
+):
     """The WordPress app client of one tenant's pool (condition group "Identity")."""
-
-    kind = "UserPoolClient"
-    group = "Identity"
-    ids = ("userPoolClientId",)
-    gone = GONE
-    needs = ("UserPool",)
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""

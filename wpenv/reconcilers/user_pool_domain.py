@@ -71,14 +71,10 @@ def owned_by_this_environment(ctx: Context, owner: str) -> bool:
     return described is not None and environment_of(described) == ctx.tags[TAG_ENVIRONMENT]
 
 
-class UserPoolDomain(Resource):
+class UserPoolDomain(
+    Resource, group="Identity", ids=("userPoolDomain",), gone={NOT_FOUND}, needs=("UserPool",)
+):
     """Hosted Cognito domain prefix of one tenant's pool (condition group "Identity")."""
-
-    kind = "UserPoolDomain"
-    group = "Identity"
-    ids = ("userPoolDomain",)
-    gone = frozenset({NOT_FOUND})
-    needs = ("UserPool",)
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""

@@ -90,14 +90,13 @@ def plan_changes(
     return create, update, delete
 
 
-class UserPoolGroups(Resource):
-    """The spec's groups in the tenant's user pool (condition group "Identity")."""
+class UserPoolGroups(
+    Resource, group="Identity", gone={NOT_FOUND}, needs=("UserPool",), goes_with="UserPool"
+):
+    """The spec's groups in the tenant's user pool (condition group "Identity").
 
-    kind = "UserPoolGroups"
-    group = "Identity"
-    gone = frozenset({NOT_FOUND})  # the pool (ListGroups) or one group (DeleteGroup)
-    needs = ("UserPool",)
-    goes_with = "UserPool"
+    Gone: the pool (ListGroups) or one group (DeleteGroup) is not there.
+    """
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""

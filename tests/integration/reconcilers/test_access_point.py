@@ -78,13 +78,6 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert directory.is_dir()  # deprovisioning archives it; another module removes it
 
 
-def test_delete_tolerates_a_recorded_id_that_is_gone(ctx: Context) -> None:
-    ctx.ids["accessPointId"] = "fsap-0123456789abcdef0"
-    resource = AccessPoint(chown=False)
-    assert not resource.observe(ctx).exists
-    resource.ensure_absent(ctx)
-
-
 def test_moved_root_is_stale_and_update_refuses(ctx: Context) -> None:
     """An access point cannot change: a tenant's root never moves silently."""
     wanted = desired_access_point(ctx)

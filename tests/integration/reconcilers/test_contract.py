@@ -102,8 +102,9 @@ def test_every_kind_keeps_the_contract(
         return
     kind.create(ctx, MISSING)
     (found,) = mine(kind, ctx)
+    assert ctx.tags.items() <= found.tags.items() or kind.kind == "Database", found.tags
     fresh = kind.refresh(ctx.clients, ctx.settings, found)
-    assert fresh is not None
+    assert fresh is not None and fresh.id == found.id and fresh.tags == found.tags
     kind.remove_tolerant(ctx.clients, ctx.settings, fresh.found)  # the orphan cleanup
     assert not kind.observe(ctx).exists
     assert kind.refresh(ctx.clients, ctx.settings, found) is None

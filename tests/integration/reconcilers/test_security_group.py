@@ -110,10 +110,3 @@ def test_revoked_rule_and_tag_are_restored(ctx: Context) -> None:
     (group,) = _groups(ctx)
     assert flatten(group["IpPermissions"]) == flatten(desired_ingress(ctx))
     assert {t["Key"]: t["Value"] for t in group["Tags"]} == ctx.tags
-
-
-def test_delete_tolerates_a_recorded_id_that_is_gone(ctx: Context) -> None:
-    ctx.ids["securityGroupId"] = "sg-0123456789abcdef0"
-    resource = SecurityGroup()
-    assert not resource.observe(ctx).exists
-    resource.ensure_absent(ctx)

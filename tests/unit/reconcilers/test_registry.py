@@ -54,3 +54,33 @@ def test_by_name_finds_each_kind() -> None:
         assert registry.by_name(kind.kind) is kind
     with pytest.raises(KeyError):
         registry.by_name("Nope")
+
+
+def test_every_kind_is_declared_whole() -> None:
+    registry.check_declarations(registry.KINDS)
+    assert {k.kind for k in registry.KINDS} == {type(k).__name__ for k in registry.KINDS}
+
+
+def test_a_kind_without_gone_codes_or_a_tag_is_refused() -> None:
+    undeclared = _Kind("a")
+    undeclared.group = "Storage"  # type: ignore[misc]
+    with pytest.raises(ValueError, match='a declares no "gone" codes'):
+        registry.check_declarations([undeclared])
+    undeclared.gone = frozenset({"NotFound"})  # type: ignore[misc]
+    undeclared.retainable = True  # type: ignore[misc]
+    with pytest.raises(ValueError, match="a declares no tag"):
+        registry.check_declarations([undeclared])
+
+
+def test_a_class_statement_declares_a_kind_and_refuses_what_is_not_a_declaration() -> None:
+    class Bucket(Resource, group="Storage", ids=("bucket",), gone=["NoSuchBucket"]):
+        """A kind declared in its class statement."""
+
+    assert (Bucket.kind, Bucket.ids) == ("Bucket", ("bucket",))
+    assert Bucket.gone == frozenset({"NoSuchBucket"})
+    with pytest.raises(TypeError, match=r"Odd declares \['colour'\]"):
+        class Odd(Resource, colour="red"):
+            """Not a declaration."""
+    with pytest.raises(TypeError, match="archive step 'tape'"):
+        class Taped(Resource, archive="tape"):
+            """No such archive step."""
