@@ -1,9 +1,9 @@
 """Deprovisioning (HLD 3.4): the engine's one teardown, with the finalizer's archive hooks.
 
 Every kind is removed in the creation order reversed (wpenv.reconcilers.registry), one
-Event a kind ("Step N/M", M the number of kinds in the registry). The kinds that hold data run their
-archive hook first (wpenv.archive.hooks.Deprovisioning), and nothing is deleted when it
-raises:
+Event a kind ("Step N/M", M the number of kinds in the registry). The kinds that hold
+data run their archive hook first (wpenv.archive.hooks.Deprovisioning), and nothing is
+deleted when it raises:
 
 - the service is stopped before the data is read, so the dump and the tar are quiescent;
 - the database is dumped to S3, the dump restored into a scratch database and compared
