@@ -195,7 +195,7 @@ def _route_in_use(
     """
     message = (
         f"route {me.prefix} on {me.host or 'any host'} overlaps the route of {holder}, "
-        "which claimed it first; a request may go to one environment only"
+        "which holds it; a request may go to one environment only"
     )
     phase = Phase(current["phase"]) if was_active else Phase.FAILED
     refused = st.status_patch(

@@ -145,8 +145,8 @@ def _newer(status: Mapping[str, Any] | None = None) -> Env:
 
 
 ACME_ROUTE_TAKEN = (
-    "route /acme on any host overlaps the route of other/shop, which claimed it first; "
-    "a request may go to one environment only"
+    "route /acme on any host overlaps the route of other/shop, which holds it; a request "
+    "may go to one environment only"
 )
 
 
