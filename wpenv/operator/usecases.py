@@ -145,6 +145,7 @@ def reconcile(
         return _tenant_in_use(env, current, first, holder)
     taken = _route_taken(env, routes)
     if taken is not None:
+        app.slots.release(env.uid)  # a slot held since an earlier pass, or a place in line
         return _route_in_use(env, current, first, *taken, was_active=was_active)
     if not was_active and not app.slots.acquire(env.uid):
         return _queued(app, env, current, first)

@@ -154,7 +154,10 @@ def test_a_new_environment_on_a_claimed_route_fails_before_touching_anything(
     below: Below,
 ) -> None:
     routes = _routes(("shop", "/acme/shop", {}))
-    result = usecases.reconcile(_app(), _newer(), {}, NOWHERE, routes)
+    app = _app(limit=1)
+    assert app.slots.acquire("u1"), "held since an earlier pass"
+    result = usecases.reconcile(app, _newer(), {}, NOWHERE, routes)
+    assert app.slots.in_use == 0, "a Failed environment gives its slot back"
     assert result.requeue == GiveUp(ACME_ROUTE_TAKEN)
     assert result.events == (engine.Event("Warning", "RouteInUse", ACME_ROUTE_TAKEN),)
     assert result.status["phase"] == "Failed"
