@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.platform import kube, stack
+from tests.platform import kube, refusals, stack
+from tests.platform.journal import read_refusals
 
 # WPENV_TEST_PORT_BASE moves every port, so two test sessions on one machine can run at
 # once (each also needs its own WPENV_TEST_LOCAL directory). The default keeps every port
@@ -46,8 +48,13 @@ def local() -> Path:
     return Path(os.environ.get("WPENV_TEST_LOCAL", stack.REPO / ".local" / "test-platform"))
 
 
+# The error answers of the session's platform(s), read when each stops (refusals.py).
+REFUSALS = pytest.StashKey[Counter[str]]()
+REFUSALS_UNREAD = pytest.StashKey[int]()
+
+
 @pytest.fixture(scope="session")
-def platform(local: Path) -> Iterator[dict[str, str]]:
+def platform(local: Path, pytestconfig: pytest.Config) -> Iterator[dict[str, str]]:
     """MariaDB, moto + simulator and the control plane, up for the session."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in PORTS.items():
@@ -57,6 +64,7 @@ def platform(local: Path) -> Iterator[dict[str, str]]:
         mp.setenv("AWS_RETRY_MODE", "standard")
         mp.setenv("AWS_MAX_ATTEMPTS", "8")
         stack.down(local)  # a previous run that was killed may have left servers behind
+        env: dict[str, str] = {}
         try:
             env = stack.up(local)
             for key, value in env.items():
@@ -64,7 +72,35 @@ def platform(local: Path) -> Iterator[dict[str, str]]:
             kube.install_crd(env)
             yield env
         finally:
+            _tally_refusals(pytestconfig, env)
             stack.down(local)
+
+
+def _tally_refusals(config: pytest.Config, env: dict[str, str]) -> None:
+    """Add the stopping platform's error answers to the session's (one HTTP read)."""
+    endpoint = env.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return
+    tally = config.stash.setdefault(REFUSALS, Counter())
+    try:
+        tally.update(read_refusals(endpoint, timeout=5.0))
+    except (OSError, ValueError):  # URLError is an OSError
+        config.stash[REFUSALS_UNREAD] = config.stash.get(REFUSALS_UNREAD, 0) + 1
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Say how often the session's platform refused a request, by kind and code."""
+    tally = config.stash.get(REFUSALS, None)
+    if tally is None:
+        return  # no platform this session (unit tests only)
+    terminalreporter.section("AWS platform")
+    for line in refusals.summary(tally):
+        terminalreporter.write_line(line)
+    unread = config.stash.get(REFUSALS_UNREAD, 0)
+    if unread:
+        terminalreporter.write_line(f"not counted: {unread} platform(s) that did not answer")
 
 
 @pytest.fixture

@@ -154,6 +154,47 @@ def path_prefix(spec: WordPressEnvironmentSpec) -> str:
     return spec.routing.path_prefix or f"/{spec.tenant_id}"
 
 
+@dataclass(frozen=True)
+class Route:
+    """The requests a tenant's listener rule claims: `host` ("" for any) and `prefix`."""
+
+    host: str
+    prefix: str
+
+
+def route_of(spec: WordPressEnvironmentSpec) -> Route:
+    """The route the listener rule matches (see `reconcilers.listener_rule`)."""
+    return Route(host=spec.routing.host, prefix=path_prefix(spec))
+
+
+def _host_key(host: str) -> str:
+    """Host headers match without regard to case, and `example.com.` is `example.com`."""
+    return host.strip().rstrip(".").casefold()
+
+
+def _prefix_key(prefix: str) -> str:
+    """`/a/` is `/a`, and `/` is the empty prefix that holds every path. Paths keep their
+    case: ALB path patterns are case sensitive, so `/A` and `/a` are two routes."""
+    return "/" + prefix.strip().strip("/")
+
+
+def routes_overlap(a: Route, b: Route) -> bool:
+    """Whether some request would match both routes' listener rules.
+
+    A rule matches `prefix` and `prefix/*` (and, with a host, that host only), so one
+    prefix shadows another when they are equal or one lies below the other: `/a` and
+    `/a/b` overlap, `/a` and `/ab` do not. A route without a host matches every host, so
+    it overlaps a route with one; two different hosts never overlap.
+    """
+    ha, hb = _host_key(a.host), _host_key(b.host)
+    if ha and hb and ha != hb:
+        return False
+    pa, pb = _prefix_key(a.prefix), _prefix_key(b.prefix)
+    if pa == "/" or pb == "/":
+        return True
+    return pa == pb or pa.startswith(pb + "/") or pb.startswith(pa + "/")
+
+
 # A listener's protocol -> the URL scheme and the port a URL leaves out.
 _SCHEMES = {"HTTP": ("http", 80), "HTTPS": ("https", 443)}
 

@@ -61,6 +61,9 @@ LISTENER_POOL_FULL = "ListenerPoolFull"
 DOMAIN_TAKEN = "DomainTaken"
 # An older manifest holds the same tenantId: this one is Failed and owns nothing.
 TENANT_ID_IN_USE = "TenantIdInUse"
+# Another environment that ranks first claims a route this one's overlaps (same host, or
+# one without a host, and a path prefix equal to or below the other's): nothing is built.
+ROUTE_IN_USE = "RouteInUse"
 
 # --- archive and restore (ArchiveError / ArchiveVerificationError; nothing is deleted) ---
 

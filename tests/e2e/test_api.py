@@ -125,6 +125,14 @@ def test_kubectl_scale_uses_the_scale_subresource(
     assert "spec.replicas" in refused.stderr
 
 
+
+
+def _image(image: str) -> tuple[dict[str, Any], str]:
+    """A spec with that image, and the refusal: the field, the value, the CRD's message."""
+    refusal = f'spec.image: Invalid value: "{image}": image must be an OCI image reference'
+    return {"tenantId": "a", "image": image}, refusal
+
+
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("missing-tenant", {"replicas": 2}, "spec.tenantId: Required value"),
     ("bad-chars", {"tenantId": "Acme_Corp"}, "spec.tenantId"),
@@ -142,6 +150,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("path-prefix", {"tenantId": "a", "routing": {"pathPrefix": "no-slash"}},
      "spec.routing.pathPrefix"),
     ("unknown-field", {"tenantId": "a", "replica": 2}, 'unknown field "spec.replica"'),
+    ("image-uppercase", *_image("Wordpress:6")),
+    ("image-shell", *_image("wp;rm -rf /")),
+    ("image-space", *_image("wp 6")),
+    ("image-substitution", *_image("$(x)")),
+    ("image-empty-tag", *_image("wp:")),
 ]
 
 
@@ -155,6 +168,18 @@ def test_invalid_manifests_are_refused_naming_the_field(
     assert message in result.stderr
     absent = kube.kubectl("get", "wpenv", name, "-n", namespace, check=False, env=platform)
     assert absent.returncode != 0
+
+
+def test_image_references_of_every_registry_form_are_accepted(
+    platform: dict[str, str], namespace: str
+) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    images = ["docker.io/library/wordpress:6.5-php8.2-apache", f"registry:5000/a/b@{digest}",
+              "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wp:1"]
+    for number, image in enumerate(images):
+        body = manifest(f"image-{number}", tenantId=f"image{number}", image=image)
+        kube.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=body,
+                     env=platform)
 
 
 def test_tenant_id_cannot_change_after_creation(

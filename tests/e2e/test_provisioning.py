@@ -173,3 +173,57 @@ def test_a_second_manifest_for_the_same_tenant_is_refused(
     assert not (obj["status"].get("resources") or {}), "it touched nothing in AWS"
     first = envs.get(platform, namespace, "first")
     assert envs.phase(first) == "Active"
+
+
+def _listener_rule_paths(obj: envs.Obj) -> set[str]:
+    """The path patterns of the environment's listener rule, read from the emulated ALB."""
+    arn = obj["status"]["resources"]["listenerRuleArn"]
+    rules = boto3.client("elbv2").describe_rules(RuleArns=[arn])["Rules"]
+    return {value for cond in rules[0]["Conditions"] if cond["Field"] == "path-pattern"
+            for value in cond["PathPatternConfig"]["Values"]}
+
+
+def test_an_overlapping_route_is_refused_and_the_older_one_keeps_serving(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
+) -> None:
+    """/<t> holds /<t>/blog: the newer manifest fails (RouteInUse) before touching AWS.
+
+    It does not proceed by itself once the route is free: like any Failed environment it
+    tries again when its spec changes. A serving environment that moves onto a route in
+    use keeps its phase and its rule; only the change is refused.
+    """
+    first, second = envs.tenant(), envs.tenant()
+    envs.apply(platform, namespace, "first", tenantId=first)
+    envs.wait_ready(platform, namespace, "first")
+    other = f"{namespace}-b"
+    kube.kubectl("create", "namespace", other, env=platform)
+    envs.apply(platform, other, "second", tenantId=second,
+               routing={"pathPrefix": f"/{first}/blog"})
+    obj = envs.wait_for(platform, other, "second", lambda o: envs.phase(o) == "Failed",
+                        what="the overlapping route to fail")
+    ready = envs.condition(obj, "Ready")
+    assert ready["reason"] == "RouteInUse"
+    assert f"route /{first}/blog on any host overlaps the route of {namespace}/first" in (
+        ready["message"])
+    assert not (obj["status"].get("resources") or {}), "it touched nothing in AWS"
+    older = envs.get(platform, namespace, "first")
+    assert envs.phase(older) == "Active"
+    assert _listener_rule_paths(older) == {f"/{first}", f"/{first}/*"}
+
+    envs.patch(platform, namespace, "first", {"routing": {"pathPrefix": f"/{first}-moved"}})
+    moved_paths = {f"/{first}-moved", f"/{first}-moved/*"}
+    envs.wait_for(platform, namespace, "first", lambda o: _listener_rule_paths(o) == moved_paths,
+                  what="the first to move")
+    envs.patch(platform, other, "second", {"replicas": 1})  # any change: try again
+    envs.wait_ready(platform, other, "second")
+    assert envs.phase(envs.get(platform, other, "second")) == "Active"
+
+    envs.patch(platform, namespace, "first", {"routing": {"pathPrefix": f"/{first}"}})
+    moved = envs.wait_for(
+        platform, namespace, "first",
+        lambda o: envs.condition(o, "Ready").get("reason") == "RouteInUse",
+        what="the move back to be refused",
+    )
+    assert envs.phase(moved) == "Active", "it keeps serving its current route"
+    assert f"overlaps the route of {other}/second" in envs.condition(moved, "Ready")["message"]
+    assert _listener_rule_paths(moved) == moved_paths

@@ -47,7 +47,7 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tests.platform.fidelity import Refusal, answer
-from tests.platform.journal import IGNORED_PREFIXES, describe_request
+from tests.platform.journal import IGNORED_PREFIXES, REFUSED_BY, describe_request
 
 log = logging.getLogger("wpenv.chaos")
 
@@ -614,13 +614,19 @@ class Chaos:
 
     def decide(self, call: Call) -> Refusal | None:
         """The error to answer `call` with, or None to let it through."""
+        judged = self.judge(call)
+        return judged[1] if judged else None
+
+    def judge(self, call: Call) -> tuple[str, Refusal] | None:
+        """`decide`, and whether it is a "throttle" or an injected "fault"."""
         if not call.protocol:
             return None
         limit = self.limiter.admit(call)
         if limit is not None:
             error = throttle_for(call.service)
             self._count(f"throttled {call.service}:{limit.name}")
-            return Refusal(error.status, error.code, error.message, protocol=call.protocol)
+            return "throttle", Refusal(error.status, error.code, error.message,
+                                       protocol=call.protocol)
         with self.lock:
             settings = self.settings
             if settings.rate <= 0.0 or self.rng.random() >= settings.rate:
@@ -628,7 +634,7 @@ class Chaos:
             code = self.rng.choice(settings.codes)
         error = fault_for(code, call.service)
         self._count(f"fault {error.code}")
-        return Refusal(error.status, error.code, error.message, protocol=call.protocol)
+        return "fault", Refusal(error.status, error.code, error.message, protocol=call.protocol)
 
     def _count(self, what: str) -> None:
         with self.lock:
@@ -671,9 +677,11 @@ class Chaos:
         def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             if str(environ.get("PATH_INFO") or "").startswith(IGNORED_PREFIXES):
                 return app(environ, start_response)
-            refusal = self.decide(describe_call(environ, _buffer(environ)))
-            if refusal is None:
+            judged = self.judge(describe_call(environ, _buffer(environ)))
+            if judged is None:
                 return app(environ, start_response)
+            kind, refusal = judged
+            environ[REFUSED_BY] = f"{kind} {refusal.code}"  # the journal counts it
             _drain(environ)
             return answer(start_response, refusal)
 

@@ -8,7 +8,11 @@ and serves it over HTTP next to moto's API:
 - ``GET /wpenv/journal?since=<epoch seconds>``: ``{"now": t, "entries": [...]}`` for the
   requests that arrived at or after ``since`` (all of them without it), oldest first;
   ``now`` is the server's clock, a cursor for the next read;
-- ``DELETE /wpenv/journal``: forget everything, ``{"cleared": n}``.
+- ``DELETE /wpenv/journal``: forget everything, ``{"cleared": n}``;
+- ``GET /wpenv/journal/refusals``: ``{label: count}`` of the error answers since the server
+  started (a clear keeps them). A layer that refuses a request names itself in the WSGI
+  environ under REFUSED_BY (``fidelity <rule> <code>``, ``throttle <code>``,
+  ``fault <code>``); any other error answer (moto's own) counts as ``error <status>``.
 
 The server half (:class:`Journal`, :func:`journaled`) runs inside motoserver.py; the client
 half (:func:`read_journal`, :func:`clear_journal`, :func:`writes`, :func:`reads`,
@@ -41,7 +45,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,6 +54,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 __all__ = [
     "JOURNAL_PATH",
     "MAX_ENTRIES",
+    "REFUSALS_PATH",
+    "REFUSED_BY",
     "Entry",
     "Journal",
     "clear_journal",
@@ -59,11 +65,15 @@ __all__ = [
     "matching",
     "names",
     "read_journal",
+    "read_refusals",
     "reads",
     "writes",
 ]
 
 JOURNAL_PATH = "/wpenv/journal"
+REFUSALS_PATH = "/wpenv/journal/refusals"
+# The environ key where the fidelity and chaos layers say they refused the request.
+REFUSED_BY = "wpenv.refused_by"
 MAX_ENTRIES = 200_000
 READ_PREFIXES = (
     "Describe", "List", "Get", "Head", "BatchGet", "Search", "Lookup", "Query", "Scan",
@@ -227,6 +237,12 @@ class Journal:
     def __init__(self, maxlen: int = MAX_ENTRIES) -> None:
         self._entries: deque[Entry] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
+        self.refusals: Counter[str] = Counter()  # error answers by label, never cleared
+
+    def refused(self, label: str) -> None:
+        """Count one error answer."""
+        with self._lock:
+            self.refusals[label] += 1
 
     def add(self, entry: Entry) -> None:
         """Append an entry (in arrival order)."""
@@ -290,6 +306,8 @@ def journaled(app: WSGIApplication, journal: Journal) -> WSGIApplication:
         path = str(environ.get("PATH_INFO") or "")
         if path == JOURNAL_PATH:
             return _serve_journal(journal, environ, start_response)
+        if path == REFUSALS_PATH:
+            return _answer(start_response, "200 OK", dict(journal.refusals))
         if path.startswith(IGNORED_PREFIXES):
             return app(environ, start_response)
         arrived = time.time()
@@ -298,6 +316,8 @@ def journaled(app: WSGIApplication, journal: Journal) -> WSGIApplication:
 
         def recording(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             entry.status = int(status.split(" ", 1)[0])
+            if entry.status >= 400:
+                journal.refused(str(environ.get(REFUSED_BY) or f"error {entry.status}"))
             return start_response(status, headers, *exc)
 
         return app(environ, recording)
@@ -316,6 +336,13 @@ def read_journal(endpoint: str, since: float | None = None, timeout: float = 30.
     with urllib.request.urlopen(url, timeout=timeout) as answer:
         doc = json.load(answer)
     return [Entry.from_json(raw) for raw in doc["entries"]]
+
+
+def read_refusals(endpoint: str, timeout: float = 30.0) -> dict[str, int]:
+    """The server's error answers since it started, by label (see the module doc)."""
+    with urllib.request.urlopen(endpoint.rstrip("/") + REFUSALS_PATH, timeout=timeout) as got:
+        counts = json.load(got)
+    return {str(label): int(n) for label, n in counts.items()}
 
 
 def clear_journal(endpoint: str, timeout: float = 30.0) -> int:

@@ -9,10 +9,11 @@ Validation rules that span fields are CEL (`x-kubernetes-validations`), attached
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "bbws.io"
@@ -23,6 +24,34 @@ SINGULAR = "wordpressenvironment"
 SHORT_NAMES = ["wpenv"]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _image_reference() -> str:
+    """The OCI image reference grammar of distribution/reference, as one anchored regex.
+
+    `[domain[:port]/]path[:tag][@digest]`: the domain (host name or [IPv6], optional port)
+    may have capitals; path components are lowercase alphanumerics joined by `.`, `_`,
+    `__` or dashes; a tag is at most 128 word characters, dots and dashes, not starting
+    with a dot or dash; a digest is `algorithm:hex`. Only syntax that Python's `re` and
+    RE2 (the API server's CEL `matches`) read alike: no `\\w`, no look-arounds.
+    """
+    alnum = "[a-z0-9]+"
+    component = f"{alnum}(?:(?:[._]|__|-+){alnum})*"
+    label = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    host = rf"(?:{label}(?:\.{label})*|\[[a-fA-F0-9:]+\])"
+    domain = f"{host}(?::[0-9]+)?"
+    name = f"(?:{domain}/)?{component}(?:/{component})*"
+    tag = "[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127}"
+    algorithm = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*"
+    digest = f"{algorithm}:[0-9a-fA-F]{{32,}}"
+    return f"^{name}(?::{tag})?(?:@{digest})?$"
+
+
+IMAGE_REFERENCE = _image_reference()
+IMAGE_MESSAGE = (
+    "image must be an OCI image reference, [registry[:port]/]repository[:tag][@digest], "
+    "with a lowercase repository and no spaces or shell characters"
+)
 
 # Fargate's task sizes: CPU units -> allowed memory (MiB). Kept as data so the CEL rule
 # and the docs are generated from one table.
@@ -202,7 +231,22 @@ class WordPressEnvironmentSpec(_Model):
         "wordpress:6.8-apache",
         min_length=1,
         max_length=255,
-        description="WordPress container image; a change rolls out a new task definition.",
+        description=(
+            "WordPress container image, an OCI image reference "
+            "([registry[:port]/]repository[:tag][@digest]); a change rolls out a new task "
+            "definition."
+        ),
+        json_schema_extra={
+            # CEL rather than `pattern`: the API server's message is then ours, not the
+            # whole regex. The validator below refuses the same in Python.
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.matches(r'{IMAGE_REFERENCE}')",
+                    "message": IMAGE_MESSAGE,
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        },
     )
     replicas: int = Field(
         2,
@@ -235,6 +279,14 @@ class WordPressEnvironmentSpec(_Model):
             "every AWS resource; Retain leaves them in place and only releases the finalizer."
         ),
     )
+
+    @field_validator("image")
+    @classmethod
+    def _image_is_a_reference(cls, value: str) -> str:
+        """The CRD's CEL rule on `image`, for specs that never went through the API server."""
+        if not re.fullmatch(IMAGE_REFERENCE, value):
+            raise ValueError(IMAGE_MESSAGE)
+        return value
 
 
 class Condition(_Model):

@@ -10,11 +10,14 @@ import json
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
 
 from wpenv import conditions as st
 from wpenv import engine, reasons
-from wpenv.api.models import GROUP, Phase
+from wpenv.api.models import GROUP, Phase, parse_spec
+from wpenv.plan import Route, route_of, routes_overlap
 
 SUSPENDED = "Suspended"
 SUSPENDED_MESSAGE = "Scaled to zero as the spec asks (the listener rule is removed if configured)"
@@ -59,6 +62,92 @@ def tenant_holder(index: Mapping[Any, Any], tenant: str, me: tuple[str, str]) ->
     for _created, namespace, name in holders:
         return None if (namespace, name) == me else f"{namespace}/{name}"
     return None
+
+
+# The `routes` index's one key: every claim is compared with every other, since a route
+# without a host overlaps routes of any host.
+ROUTES = "routes"
+# How far an environment got, the first part of its rank: one that serves keeps its route.
+SERVING, STARTED, WAITING = 0, 1, 2
+
+
+class RouteClaim(NamedTuple):
+    """One environment's route as the `routes` index holds it, with its rank.
+
+    The rank (stage, creationTimestamp, namespace, name) orders claims deterministically:
+    an environment that serves (has been Active) before one being provisioned, that one
+    before one still waiting, then the older manifest, then by name.
+    """
+
+    rank: tuple[int, str, str, str]
+    host: str
+    prefix: str
+
+    @property
+    def owner(self) -> str:
+        """`namespace/name`."""
+        return f"{self.rank[2]}/{self.rank[3]}"
+
+
+def route_claim(
+    created: str | None,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> RouteClaim | None:
+    """The environment's claim on its route; None when its spec does not parse."""
+    try:
+        route = route_of(parse_spec(dict(spec)))
+    except ValidationError:
+        return None
+    times = status.get("provisioning") or {}
+    stage = SERVING if times.get("finishedAt") else STARTED if times.get("startedAt") else WAITING
+    return RouteClaim((stage, created or "", namespace, name), route.host, route.prefix)
+
+
+def holds_no_route(status: Mapping[str, Any]) -> bool:
+    """Failed before it ever served: its provision was rolled back or never began (a
+    TenantIdInUse or RouteInUse refusal), so it stands in nobody's way."""
+    serving = bool((status.get("provisioning") or {}).get("finishedAt"))
+    return status.get("phase") == Phase.FAILED.value and not serving
+
+
+def route_index_entry(
+    created: str | None,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> dict[str, RouteClaim]:
+    """What the `routes` index holds for one environment: its claim, or nothing."""
+    claim = route_claim(created, namespace, name, spec, status)
+    if claim is None or holds_no_route(status):
+        return {}
+    return {ROUTES: claim}
+
+
+def route_holder(index: Mapping[Any, Any], me: RouteClaim) -> str | None:
+    """`namespace/name` of the first-ranked other environment in `me`'s way, else None.
+
+    Why the Kubernetes objects (kopf's `routes` index, fed by its watch) and not the
+    listener rules on the load balancers: the decision comes before any AWS call, costs
+    none, sees the environments that have not created their rule yet (two applied at once
+    must not both pass) and can rank them. Routes are compared across the whole pool: a
+    host's DNS name points at one load balancer, and placement may move.
+
+    In `me`'s way is an overlapping claim that ranks before it, or any other serving one
+    when `me` serves too: a change of route never takes a route that already serves.
+    """
+    mine = Route(me.host, me.prefix)
+    ahead = [
+        claim
+        for claim in index.get(ROUTES, ())
+        if claim.owner != me.owner
+        and (claim.rank < me.rank or claim.rank[0] == me.rank[0] == SERVING)
+        and routes_overlap(Route(claim.host, claim.prefix), mine)
+    ]
+    return min(ahead).owner if ahead else None
 
 
 def suspend_condition(

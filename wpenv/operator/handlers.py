@@ -20,7 +20,7 @@ import prometheus_client
 from wpenv import engine, kube
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import Clients
-from wpenv.operator import usecases
+from wpenv.operator import decisions, usecases
 from wpenv.operator.app import App
 from wpenv.operator.result import GiveUp, Result, Retry
 from wpenv.operator.throttle import ProvisionSlots
@@ -94,20 +94,41 @@ def tenants(
     return {spec.get("tenantId"): (str(meta.get("creationTimestamp") or ""), namespace, name)}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def routes(
+    namespace: str | None,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    **_: Any,
+) -> Any:
+    """Every environment's route and rank, under one key (`decisions.route_holder`).
+
+    Kept up to date by kopf on every change, the status's too, since the rank depends on
+    how far the environment got; one Failed before it ever served claims nothing.
+    """
+    created = meta.get("creationTimestamp")
+    return decisions.route_index_entry(created, str(namespace), name, spec, status)
+
+
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Converge the environment toward its spec; requeue until it is Active or Failed."""
-    index = kwargs["tenants"]  # kopf passes indices by name
-    _apply(body, patch, usecases.reconcile(memo.app, _env(kwargs), index, partial(_post, body)))
+    tenants, routes = kwargs["tenants"], kwargs["routes"]  # kopf passes indices by name
+    result = usecases.reconcile(memo.app, _env(kwargs), tenants, partial(_post, body), routes)
+    _apply(body, patch, result)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CATCH_UP_SECONDS, initial_delay=CATCH_UP_SECONDS)
 async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Make the pass that no handler will make; cheap (no API call) when none is due."""
     post = partial(_post, body)
-    result = await usecases.catch_up(memo.app, _env(kwargs), kwargs["tenants"], post)
+    result = await usecases.catch_up(
+        memo.app, _env(kwargs), kwargs["tenants"], post, kwargs["routes"]
+    )
     # A requeue or a failure: the status says why; the next tick or spec change comes back.
     with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
         _apply(body, patch, result)
@@ -116,7 +137,7 @@ async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwa
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
 def drift(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Repair what someone changed by hand; an idle pass makes no write at all."""
-    _apply(body, patch, usecases.drift(memo.app, _env(kwargs)))
+    _apply(body, patch, usecases.drift(memo.app, _env(kwargs), kwargs["routes"]))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

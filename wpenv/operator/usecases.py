@@ -27,11 +27,14 @@ from wpenv.operator.app import App, observed_fields
 from wpenv.operator.decisions import (
     DEPROVISION,
     REPAIRS,
+    RouteClaim,
     accept,
     failure_of,
     live_handler,
     next_phase,
     pass_conditions,
+    route_claim,
+    route_holder,
     tenant_holder,
     transitions,
     unhandled,
@@ -116,11 +119,18 @@ def _converge(app: App, ctx: Context, *, attempt: int, may_roll_back: bool) -> e
 # --- create, spec change, resume -----------------------------------------------------------
 
 
-def reconcile(app: App, env: Env, tenants: Mapping[Any, Any], post: Post) -> Result:
+def reconcile(
+    app: App,
+    env: Env,
+    tenants: Mapping[Any, Any],
+    post: Post,
+    routes: Mapping[Any, Any] | None = None,
+) -> Result:
     """Converge the environment toward its spec; requeue until it is Active or Failed.
 
-    `tenants` is kopf's index (see `decisions.tenant_holder`); `post` announces the start
-    of a provision at once, since the pass that follows takes a while.
+    `tenants` and `routes` are kopf's indices (see `decisions.tenant_holder` and
+    `decisions.route_holder`); `post` announces the start of a provision at once, since
+    the pass that follows takes a while.
     """
     status = env.status
     if status.get("phase") == Phase.FAILED.value and status.get("observedGeneration") == (
@@ -133,6 +143,10 @@ def reconcile(app: App, env: Env, tenants: Mapping[Any, Any], post: Post) -> Res
     holder = None if was_active else tenant_holder(tenants, env.tenant, env.key)
     if holder is not None:
         return _tenant_in_use(env, current, first, holder)
+    taken = _route_taken(env, routes)
+    if taken is not None:
+        app.slots.release(env.uid)  # a slot held since an earlier pass, or a place in line
+        return _route_in_use(env, current, first, *taken, was_active=was_active)
     if not was_active and not app.slots.acquire(env.uid):
         return _queued(app, env, current, first)
     metrics.PROVISIONS_RUNNING.set(app.slots.in_use)
@@ -154,6 +168,44 @@ def _tenant_in_use(
     return Result(
         status={**first, **failed},
         events=(engine.Event("Warning", reasons.TENANT_ID_IN_USE, message),),
+        requeue=GiveUp(message),
+    )
+
+
+def _route_taken(env: Env, routes: Mapping[Any, Any] | None) -> tuple[RouteClaim, str] | None:
+    """The environment's claim and who holds a route it overlaps (`route_holder`), if any."""
+    me = route_claim(env.created, env.namespace, env.name, env.spec, env.status)
+    holder = None if me is None or routes is None else route_holder(routes, me)
+    return None if me is None or holder is None else (me, holder)
+
+
+def _route_in_use(
+    env: Env,
+    current: Mapping[str, Any],
+    first: Mapping[str, Any],
+    me: RouteClaim,
+    holder: str,
+    *,
+    was_active: bool,
+) -> Result:
+    """Refused before any AWS call: `holder` claims a route this spec's overlaps.
+
+    A new environment is Failed, as for TenantIdInUse; one that serves keeps its phase and
+    its current rule, and only the change is refused. Either tries again when its spec
+    changes; one that serves also when a drift pass finds the route free.
+    """
+    message = (
+        f"route {me.prefix} on {me.host or 'any host'} overlaps the route of {holder}, "
+        "which holds it; a request may go to one environment only"
+    )
+    phase = Phase(current["phase"]) if was_active else Phase.FAILED
+    refused = st.status_patch(
+        current, env.generation, phase=phase,
+        conditions=[st.Cond(st.READY, st.FALSE, reasons.ROUTE_IN_USE, message)],
+    )
+    return Result(
+        status={**first, **refused},
+        events=(engine.Event("Warning", reasons.ROUTE_IN_USE, message),),
         requeue=GiveUp(message),
     )
 
@@ -249,7 +301,13 @@ def _requeue(outcome: engine.Outcome, *, deferred: bool) -> Requeue:
 # --- the catch-up and drift timers ---------------------------------------------------------
 
 
-async def catch_up(app: App, env: Env, tenants: Mapping[Any, Any], post: Post) -> Result:
+async def catch_up(
+    app: App,
+    env: Env,
+    tenants: Mapping[Any, Any],
+    post: Post,
+    routes: Mapping[Any, Any] | None = None,
+) -> Result:
     """Make the pass that no handler will make (see `decisions.unhandled`).
 
     Cheap when there is nothing to do (no API call, no thread): it only compares the
@@ -265,14 +323,15 @@ async def catch_up(app: App, env: Env, tenants: Mapping[Any, Any], post: Post) -
         return Result()
     log.info("Generation %s of %s/%s has no handler on it; reconciling it now",
              env.generation, env.namespace, env.name)
-    return await asyncio.to_thread(reconcile, app, env, tenants, post)
+    return await asyncio.to_thread(reconcile, app, env, tenants, post, routes)
 
 
-def drift(app: App, env: Env) -> Result:
+def drift(app: App, env: Env, routes: Mapping[Any, Any] | None = None) -> Result:
     """Repair what someone changed by hand; an idle pass makes no write at all.
 
     Runs only for a settled environment (Active or Suspended, status for the current
-    generation, not being deleted) and never while a change is being reconciled.
+    generation, not being deleted) and never while a change is being reconciled, nor
+    while its spec's route is refused (RouteInUse): the pass would apply that route.
     """
     settled = env.status.get("phase") in (Phase.ACTIVE.value, Phase.SUSPENDED.value)
     if not settled or env.deleting:
@@ -281,6 +340,8 @@ def drift(app: App, env: Env) -> Result:
         return Result()
     if live_handler(env.annotations, now=datetime.now(UTC), grace=CATCH_UP_SECONDS):
         return Result()  # the handler owns the status until it is done (catch_up: a stuck one)
+    if _route_taken(env, routes) is not None:
+        return Result()
     lock = app.lock_for(env.uid)
     if not lock.acquire(blocking=False):
         return Result()

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tests.platform.fidelity import autoscaling, cognito, elbv2, execution_role, iam_propagation
+from tests.platform.journal import REFUSED_BY
 
 MAX_BODY = 10 * 1024 * 1024
 
@@ -142,6 +143,11 @@ def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _rule_name(rule: ModuleType) -> str:
+    """A rule module's own name (`elbv2`), as the journal's refusal counts show it."""
+    return rule.__name__.rpartition(".")[2]
+
+
 def faithful(app: WSGIApplication) -> WSGIApplication:
     """Wrap moto so that every rule in RULES holds for every request."""
     refusers = [rule for rule in RULES if hasattr(rule, "refuse")]
@@ -154,6 +160,7 @@ def faithful(app: WSGIApplication) -> WSGIApplication:
         for rule in refusers:
             refusal = rule.refuse(request)
             if refusal is not None:
+                environ[REFUSED_BY] = f"fidelity {_rule_name(rule)} {refusal.code}"
                 return answer(start_response, refusal)
         if not any(rule.wants(request) for rule in rewriters):
             return app(environ, start_response)
@@ -167,7 +174,10 @@ def faithful(app: WSGIApplication) -> WSGIApplication:
         status, headers = held["status"], held["headers"]
         if not status.startswith("2"):
             for rule in rewriters:
-                body = rule.rewrite(request, status, body) or body
+                rewritten = rule.rewrite(request, status, body)
+                if rewritten:
+                    body = rewritten
+                    environ[REFUSED_BY] = f"fidelity {_rule_name(rule)} rewritten"
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [body]

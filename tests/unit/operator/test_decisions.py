@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from wpenv import engine
 from wpenv.api.models import Phase
 from wpenv.errors import PermanentError
@@ -126,3 +129,58 @@ def test_pass_conditions_add_rollout_and_suspended() -> None:
     first = decisions.pass_conditions(outcome, suspended=True, was_active=False, status={})
     assert [(c.type, c.reason) for c in first] == [("Rollout", "Completed"),
                                                    ("Suspended", "Deferred")]
+
+
+def _claim(name: str, created: str, prefix: str, *, host: str = "",
+           status: Mapping[str, Any] | None = None) -> decisions.RouteClaim:
+    spec = {"tenantId": name, "routing": {"pathPrefix": prefix, "host": host}}
+    claim = decisions.route_claim(created, "ns", name, spec, status or {})
+    assert claim is not None
+    return claim
+
+
+SERVING = {"phase": "Active", "provisioning": {"startedAt": "s", "finishedAt": "f"}}
+STARTED = {"phase": "Provisioning", "provisioning": {"startedAt": "s"}}
+
+
+def test_the_older_claim_on_an_overlapping_route_wins() -> None:
+    old = _claim("old", "2026-01-01T00:00:00Z", "/a")
+    new = _claim("new", "2026-02-01T00:00:00Z", "/a/b")
+    index = {decisions.ROUTES: [new, old]}
+    assert decisions.route_holder(index, new) == "ns/old"
+    assert decisions.route_holder(index, old) is None
+    apart = _claim("apart", "2026-03-01T00:00:00Z", "/ab")
+    assert decisions.route_holder({decisions.ROUTES: [old, apart]}, apart) is None
+
+
+def test_the_same_creation_time_is_ordered_by_name() -> None:
+    b, a = _claim("b", "2026-01-01T00:00:00Z", "/x"), _claim("a", "2026-01-01T00:00:00Z", "/x")
+    index = {decisions.ROUTES: [b, a]}
+    assert (decisions.route_holder(index, a), decisions.route_holder(index, b)) == (None, "ns/a")
+
+
+def test_one_that_serves_keeps_its_route_against_an_older_one() -> None:
+    older = _claim("older", "2026-01-01T00:00:00Z", "/a")
+    serving = _claim("serving", "2026-02-01T00:00:00Z", "/a", status=SERVING)
+    started = _claim("started", "2026-03-01T00:00:00Z", "/a/b", status=STARTED)
+    index = {decisions.ROUTES: [older, serving, started]}
+    assert decisions.route_holder(index, older) == "ns/serving"
+    assert decisions.route_holder(index, started) == "ns/serving"
+    assert decisions.route_holder({decisions.ROUTES: [older, started]}, older) == "ns/started"
+
+
+def test_a_serving_one_may_not_move_onto_another_serving_route_whatever_its_age() -> None:
+    older = _claim("older", "2026-01-01T00:00:00Z", "/b", status=SERVING)
+    newer = _claim("newer", "2026-02-01T00:00:00Z", "/b/c", status=SERVING)
+    index = {decisions.ROUTES: [older, newer]}
+    assert decisions.route_holder(index, older) == "ns/newer"
+    assert decisions.route_holder(index, newer) == "ns/older"
+
+
+def test_what_claims_no_route() -> None:
+    assert decisions.holds_no_route({"phase": "Failed"})
+    assert not decisions.holds_no_route({**SERVING, "phase": "Failed"}), "it served"
+    assert not decisions.holds_no_route({"phase": "PendingProvisioning"})
+    unparsable = decisions.route_claim("t", "ns", "x", {"tenantId": "Bad"}, {})
+    assert unparsable is None
+    assert decisions.route_holder({}, _claim("alone", "t", "/a")) is None

@@ -21,7 +21,7 @@ from wpenv import conditions as st
 from wpenv import engine
 from wpenv.deprovision import STEPS, Archive
 from wpenv.errors import PermanentError, TransientError
-from wpenv.operator import usecases
+from wpenv.operator import decisions, usecases
 from wpenv.operator.app import App
 from wpenv.operator.result import GiveUp, Result, Retry
 from wpenv.operator.throttle import ProvisionSlots
@@ -127,6 +127,61 @@ def test_an_active_environment_is_never_told_its_tenant_is_taken(below: Below) -
     active = {"phase": "Active", "provisioning": {"startedAt": "x", "finishedAt": "y"}}
     result = usecases.reconcile(_app(), _env(active), OLDER, NOWHERE)
     assert result.requeue is None and below.passes == [{"attempt": 0, "may_roll_back": False}]
+
+
+def _routes(*claims: tuple[str, str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The `routes` index of older environments: (name, pathPrefix, status) each."""
+    found: list[decisions.RouteClaim] = []
+    for name, prefix, status in claims:
+        spec = {"tenantId": name, "routing": {"pathPrefix": prefix}}
+        found += decisions.route_index_entry(OLDER["acme"][0][0], "other", name, spec,
+                                             status).values()
+    return {decisions.ROUTES: found}
+
+
+def _newer(status: Mapping[str, Any] | None = None) -> Env:
+    """`_env`, created after everything in `_routes`."""
+    return replace(_env(status), created="2026-11-28T10:00:00Z")
+
+
+ACME_ROUTE_TAKEN = (
+    "route /acme on any host overlaps the route of other/shop, which holds it; a request "
+    "may go to one environment only"
+)
+
+
+def test_a_new_environment_on_a_claimed_route_fails_before_touching_anything(
+    below: Below,
+) -> None:
+    routes = _routes(("shop", "/acme/shop", {}))
+    app = _app(limit=1)
+    assert app.slots.acquire("u1"), "held since an earlier pass"
+    result = usecases.reconcile(app, _newer(), {}, NOWHERE, routes)
+    assert app.slots.in_use == 0, "a Failed environment gives its slot back"
+    assert result.requeue == GiveUp(ACME_ROUTE_TAKEN)
+    assert result.events == (engine.Event("Warning", "RouteInUse", ACME_ROUTE_TAKEN),)
+    assert result.status["phase"] == "Failed"
+    assert _cond(result, "Ready")["reason"] == "RouteInUse"
+    assert not below.passes
+    free = _routes(("shop", "/acmeshop", {}), ("gone", "/acme", {"phase": "Failed"}))
+    below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
+    assert usecases.reconcile(_app(), _newer(), {}, _ignore, free).status["phase"] == (
+        "Provisioning"
+    ), "a different route, or one Failed before it served, is in nobody's way"
+
+
+def test_a_serving_environment_keeps_its_phase_when_a_route_change_is_refused(
+    below: Below,
+) -> None:
+    active = {"phase": "Active", "provisioning": {"startedAt": "x", "finishedAt": "y"}}
+    routes = _routes(("shop", "/acme", {"phase": "Active", **active}))
+    result = usecases.reconcile(_app(), _newer(active), {}, NOWHERE, routes)
+    assert result.requeue == GiveUp(ACME_ROUTE_TAKEN)
+    assert "phase" not in result.status, "it stays Active"
+    assert _cond(result, "Ready")["reason"] == "RouteInUse"
+    assert not below.passes
+    assert usecases.drift(_app(), _newer({**_settled(), **active}), routes) == Result()
+    assert not below.passes, "drift would apply the refused route"
 
 
 def test_without_a_slot_it_waits_in_the_queue(below: Below) -> None:

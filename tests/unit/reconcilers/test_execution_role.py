@@ -80,7 +80,7 @@ def test_waits_until_the_secrets_it_names_are_recorded(identity: bool, missing: 
 
 
 def test_an_ecr_image_is_pulled_from_its_own_repository_only() -> None:
-    image = "444455556666.dkr.ecr.eu-central-1.amazonaws.com/team/wordpress:6.8@sha256:ab"
+    image = "444455556666.dkr.ecr.eu-central-1.amazonaws.com/team/wordpress:6.8@sha256:" + "ab" * 32
     pull = _statements(_ctx(image=image))["PullImage"]
     assert pull["Resource"] == "arn:aws:ecr:eu-central-1:444455556666:repository/team/wordpress"
     other = _statements(_ctx(image="wordpress:6.8-apache"))["PullImage"]

@@ -59,6 +59,12 @@ if phase == "Active" then
     hs.message = messageOf(rollout, "The image update failed and was rolled back")
     return hs
   end
+  -- A change onto a route another environment holds: refused, and it stays refused.
+  if ready ~= nil and ready.reason == "RouteInUse" then
+    hs.status = "Degraded"
+    hs.message = messageOf(ready, "The route is in use by another environment")
+    return hs
+  end
   if ready ~= nil and ready.status == "True" then
     hs.status = "Healthy"
     hs.message = messageOf(ready, "The WordPress environment is active")
