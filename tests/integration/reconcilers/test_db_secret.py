@@ -1,4 +1,4 @@
-"""The tenant DB secret against the platform's moto: lifecycle, value, restore, rotation."""
+"""The tenant DB secret against the platform's moto: password, value, restore, rotation."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from wpenv.aws import Clients
 from wpenv.engine import make_context
 from wpenv.mysql import read_credentials
 from wpenv.plan import TAG_RETAINED
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.settings import Settings
 
@@ -39,36 +39,19 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     DatabaseSecret().ensure_absent(context)
 
 
-def test_lifecycle(ctx: Context, make_ctx: MakeCtx, clients: Clients) -> None:
+def test_create_hides_the_password_and_keeps_it_until_a_delete(
+    ctx: Context, clients: Clients
+) -> None:
     secret = DatabaseSecret()
-    name = ctx.names.db_secret
-    assert not secret.observe(ctx).exists
-
-    secret.create(ctx, secret.observe(ctx))
+    secret.create(ctx, MISSING)
     observed = secret.observe(ctx)
-    assert observed.exists and observed.up_to_date, observed.detail
-    arn = observed.ids["dbSecretArn"]
-    assert ctx.ids["dbSecretArn"] == arn
-    password = read_credentials(clients, arn)["password"]
+    password = read_credentials(clients, ctx.ids["dbSecretArn"])["password"]
     assert password not in repr(observed) + observed.detail
 
-    secret.create(ctx, secret.observe(ctx))  # adopts: no second secret, and the password is kept
-    assert _count(clients, name) == 1
-    assert read_credentials(clients, arn)["password"] == password
+    secret.create(ctx, MISSING)  # adopts: the password is kept
+    assert read_credentials(clients, ctx.ids["dbSecretArn"])["password"] == password
 
-    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator: no recorded ids
-    assert fresh.ids == {}
-    again = secret.observe(fresh)
-    assert again.exists and again.up_to_date, again.detail
-    assert again.ids == {"dbSecretArn": arn}
-
-    secret.ensure_absent(ctx)
-    secret.ensure_absent(ctx)
-    secret.ensure_absent(fresh)
-    assert not secret.observe(ctx).exists
-    assert _count(clients, name) == 0
-
-    # Forced deletion frees the name at once (rollback, re-provision).
+    secret.ensure_absent(ctx)  # forced deletion frees the name at once (rollback, re-provision)
     secret.create(ctx, secret.observe(ctx))
     assert secret.observe(ctx).up_to_date
     assert read_credentials(clients, ctx.ids["dbSecretArn"])["password"] != password
@@ -285,7 +268,7 @@ def test_retain_tags_the_recorded_secret(ctx: Context, clients: Clients) -> None
     assert {t["Key"]: t["Value"] for t in described["Tags"]}[TAG_RETAINED] == "true"
 
 
-def test_managed_lists_the_secret_once_and_refresh_sees_it_go(
+def test_the_listing_holds_only_database_secrets_and_cleanup_frees_the_name(
     ctx: Context, clients: Clients
 ) -> None:
     secret = DatabaseSecret()
@@ -296,11 +279,7 @@ def test_managed_lists_the_secret_once_and_refresh_sees_it_go(
     assert ctx.tags.items() <= item.tags.items()
     assert item.details["name"] == ctx.names.db_secret
     assert all(f.details["name"].endswith("/database") for f in secret.managed(clients, settings))
-    assert secret.refresh(clients, settings, item) is not None
     secret.remove_tolerant(clients, settings, item.found)  # what the orphan cleanup does
-    secret.remove_tolerant(clients, settings, item.found)  # and again: already gone
-    assert secret.refresh(clients, settings, item) is None
-    assert arn not in {f.id for f in secret.managed(clients, settings)}
     assert _count(clients, ctx.names.db_secret) == 0  # forced: the name is free at once
 
 

@@ -1,4 +1,4 @@
-"""The tenant's security group against moto: lifecycle, restart safety, exact ingress."""
+"""The tenant's security group against moto: what create makes, exact ingress."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from wpenv.plan import TAG_TENANT
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.security_group import SecurityGroup, desired_ingress, flatten
 
 pytestmark = pytest.mark.e2e
@@ -40,18 +40,11 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     SecurityGroup().ensure_absent(context)
 
 
-def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
-    resource = SecurityGroup()
-    assert not resource.observe(ctx).exists
-
-    resource.create(ctx, resource.observe(ctx))
-    group_id = ctx.ids["securityGroupId"]
-    observed = resource.observe(ctx)
-    assert observed.exists and observed.up_to_date and observed.ready
-    assert observed.ids == {"securityGroupId": group_id}
-
+def test_create_makes_the_group_the_plan_describes(ctx: Context) -> None:
+    SecurityGroup().create(ctx, MISSING)
     (group,) = _groups(ctx)
-    assert group["GroupId"] == group_id and group["VpcId"] == ctx.settings.vpc_id
+    assert group["GroupId"] == ctx.ids["securityGroupId"]
+    assert group["VpcId"] == ctx.settings.vpc_id
     assert flatten(group["IpPermissions"]) == {
         ("tcp", ctx.settings.container_port, ctx.settings.container_port,
          "UserIdGroupPairs", ctx.settings.alb_security_group_id),
@@ -59,22 +52,6 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert flatten(group["IpPermissions"]) == flatten(desired_ingress(ctx))
     assert group["IpPermissionsEgress"]  # the default egress is left in place
     assert {t["Key"]: t["Value"] for t in group["Tags"]} == ctx.tags
-
-    resource.create(ctx, resource.observe(ctx))
-    assert len(_groups(ctx)) == 1
-
-    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
-    assert fresh.ids == {}
-    again = resource.observe(fresh)
-    assert again.exists and again.up_to_date and again.ids == {"securityGroupId": group_id}
-    resource.create(fresh, resource.observe(fresh))
-    assert fresh.ids["securityGroupId"] == group_id and len(_groups(ctx)) == 1
-
-    resource.ensure_absent(ctx)
-    resource.ensure_absent(ctx)
-    assert not resource.observe(ctx).exists
-    assert not resource.observe(fresh).exists
-    assert _groups(ctx) == []
 
 
 def test_hand_added_rule_is_stale_and_update_removes_it(ctx: Context) -> None:

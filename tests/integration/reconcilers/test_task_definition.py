@@ -1,4 +1,4 @@
-"""The tenant's task definition family against moto: revisions, restart safety, cleanup."""
+"""The tenant's task definition family against moto: what create registers, revisions, cleanup."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from wpenv.errors import TransientError
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.task_definition import DB_TLS_CONFIG, TaskDefinition, desired_task_definition
 
 pytestmark = pytest.mark.e2e
@@ -52,15 +52,11 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     TaskDefinition().ensure_absent(context)
 
 
-def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+def test_create_registers_the_revision_the_plan_describes(ctx: Context) -> None:
     resource = TaskDefinition()
-    assert not resource.observe(ctx).exists
-
-    resource.create(ctx, resource.observe(ctx))
+    resource.create(ctx, MISSING)
     arn = ctx.ids["taskDefinitionArn"]
     observed = resource.observe(ctx)
-    assert observed.exists and observed.up_to_date and observed.ready
-    assert observed.ids == {"taskDefinitionArn": arn}
     assert observed.found.current["revision"] == 1
     assert observed.found.revisions == observed.found.active == (arn,)
 
@@ -80,9 +76,17 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     resource.create(ctx, resource.observe(ctx))  # the newest matches: nothing registered
     resource.update(ctx, resource.observe(ctx))
     assert _arns(ctx) == [arn]
+    resource.ensure_absent(ctx)
+    assert _arns(ctx) == [] and _arns(ctx, "INACTIVE") == []  # moto has DeleteTaskDefinitions
 
+
+def test_a_lost_status_waits_for_the_dependencies_and_registers_nothing(
+    ctx: Context, make_ctx: MakeCtx
+) -> None:
+    resource = TaskDefinition()
+    resource.create(ctx, MISSING)
+    arn = ctx.ids["taskDefinitionArn"]
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
-    assert fresh.ids == {}
     again = resource.observe(fresh)
     assert again.exists and again.ids == {"taskDefinitionArn": arn}
     assert not again.up_to_date  # it cannot compare without the dependencies' ids
@@ -93,12 +97,6 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert resource.observe(fresh).up_to_date
     resource.create(fresh, resource.observe(fresh))
     assert fresh.ids["taskDefinitionArn"] == arn and _arns(ctx) == [arn]
-
-    resource.ensure_absent(ctx)
-    resource.ensure_absent(ctx)
-    assert not resource.observe(ctx).exists
-    assert _arns(ctx) == []
-    assert _arns(ctx, "INACTIVE") == []  # moto supports DeleteTaskDefinitions
 
 
 def test_changes_register_new_revisions(ctx: Context, make_ctx: MakeCtx) -> None:
@@ -153,7 +151,9 @@ def test_switching_identity_off_drops_the_sso_settings(ctx: Context, make_ctx: M
     assert resource.observe(off).up_to_date
 
 
-def test_managed_lists_the_family_and_refresh_sees_it_gone(ctx: Context, make_ctx: MakeCtx) -> None:
+def test_the_listing_names_every_revision_and_cleanup_removes_them_all(
+    ctx: Context, make_ctx: MakeCtx
+) -> None:
     resource = TaskDefinition()
     resource.create(ctx, resource.observe(ctx))
     newer = _with(make_ctx, ctx, image="wordpress:6.9-apache")
@@ -171,5 +171,3 @@ def test_managed_lists_the_family_and_refresh_sees_it_gone(ctx: Context, make_ct
 
     resource.remove_tolerant(ctx.clients, ctx.settings, again.found)  # the scan's shape
     assert _arns(ctx) == [] and _arns(ctx, "INACTIVE") == []
-    assert resource.refresh(ctx.clients, ctx.settings, item) is None
-    assert not resource.observe(ctx).exists

@@ -1,4 +1,4 @@
-"""The tenant's user pool against moto: lifecycle, quota, ownership, delete, orphan listing."""
+"""The tenant's user pool against moto: what create makes, quota, ownership, delete."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.integration.conftest import MakeCtx
 from tests.integration.identity import build, domain_owner, our_pools, pools_named, tear_down
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_RETAINED
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.user_pool import UserPool, list_pools
 
 pytestmark = pytest.mark.e2e
@@ -25,15 +25,10 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     tear_down(context)
 
 
-def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+def test_create_makes_the_pool_the_plan_describes(ctx: Context) -> None:
     pool = UserPool()
-    assert not pool.observe(ctx).exists
-
-    pool.create(ctx, pool.observe(ctx))
+    pool.create(ctx, MISSING)
     pool_id = ctx.ids["userPoolId"]
-    observed = pool.observe(ctx)
-    assert observed.exists and observed.up_to_date and observed.ready, observed.detail
-    assert observed.ids == {"userPoolId": pool_id}
     described = ctx.clients.cognito_idp.describe_user_pool(UserPoolId=pool_id)["UserPool"]
     assert described["Name"] == ctx.names.user_pool
     assert described["UsernameAttributes"] == ["email"]
@@ -41,19 +36,8 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert described["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
     assert described["DeletionProtection"] == "ACTIVE"
     assert ctx.tags.items() <= described["UserPoolTags"].items()
-
-    pool.create(ctx, pool.observe(ctx))  # adopts: still one pool
-    assert len(pools_named(ctx)) == 1
-
-    fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator with a lost status
-    again = pool.observe(fresh)
-    assert again.exists and again.up_to_date and again.ids == {"userPoolId": pool_id}
-
-    pool.ensure_absent(fresh)
-    pool.ensure_absent(ctx)
-    assert not pool.observe(ctx).exists
-    assert pools_named(ctx) == []
-    assert _archived(ctx) == [], "deleting exports nothing (the engine's users hook does)"
+    (item,) = [f for f in pool.managed(ctx.clients, ctx.settings) if f.id == pool_id]
+    assert item.details["name"] == ctx.names.user_pool
 
 
 def test_hand_changed_settings_are_put_back(ctx: Context) -> None:
@@ -182,21 +166,6 @@ def test_retain_tags_and_keeps_every_setting(ctx: Context) -> None:
     assert described["DeletionProtection"] == "ACTIVE"
     observed = pool.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
-
-
-def test_managed_lists_the_pool_and_refresh_sees_it_go(ctx: Context) -> None:
-    pool = UserPool()
-    pool.create(ctx, pool.observe(ctx))
-    pool_id = ctx.ids["userPoolId"]
-    settings, clients = ctx.settings, ctx.clients
-    (item,) = [f for f in pool.managed(clients, settings) if f.id == pool_id]
-    assert ctx.tags.items() <= item.tags.items()
-    assert item.details["name"] == ctx.names.user_pool
-    refreshed = pool.refresh(clients, settings, item)
-    assert refreshed is not None and refreshed.id == pool_id
-    pool.remove_tolerant(clients, settings, item.found)  # what the orphan cleanup does
-    assert pool.refresh(clients, settings, item) is None
-    assert not pool.observe(ctx).exists
 
 
 def _archived(ctx: Context) -> list[str]:

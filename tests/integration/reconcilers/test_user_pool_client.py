@@ -1,4 +1,4 @@
-"""The WordPress app client against moto: OAuth settings, URLs, restart safety, replacement."""
+"""The WordPress app client against moto: OAuth settings, URLs, replacement."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import tenant_fixture
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.listener_rule import listener_endpoint
 from wpenv.reconcilers.user_pool_client import UserPoolClient
 
@@ -34,18 +34,13 @@ def _clients(ctx: Context) -> list[str]:
 ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 
 
-def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+def test_create_makes_the_client_the_plan_describes_and_only_it(ctx: Context) -> None:
     client = UserPoolClient()
-    assert not client.observe(ctx).exists
-    client.create(ctx, client.observe(ctx))
+    client.create(ctx, MISSING)
     client_id = ctx.ids["userPoolClientId"]
-    observed = client.observe(ctx)
-    assert observed.exists and observed.up_to_date, observed.detail
-    assert observed.ids == {"userPoolClientId": client_id}
-
     described = _client(ctx)
     assert described["ClientSecret"]
-    assert described["ClientSecret"] not in repr(observed)
+    assert described["ClientSecret"] not in repr(client.observe(ctx))
     assert described["AllowedOAuthFlows"] == ["code"]
     assert described["AllowedOAuthFlowsUserPoolClient"] is True
     assert sorted(described["AllowedOAuthScopes"]) == ["email", "openid", "profile"]
@@ -59,16 +54,10 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
     assert described["CallbackURLs"] == [url + REDIRECT]
     assert described["LogoutURLs"] == [url]
 
-    client.create(ctx, client.observe(ctx))  # adopts
-    fresh = make_ctx(tenant=ctx.names.tenant)
-    again = client.observe(fresh)
-    assert again.exists and again.up_to_date and again.ids == {"userPoolClientId": client_id}
+    client.create(ctx, MISSING)  # adopts: Cognito would make a second client of the name
     assert _clients(ctx) == [client_id]
-
     client.ensure_absent(ctx)
-    client.ensure_absent(ctx)
-    assert not client.observe(ctx).exists and _clients(ctx) == []
-    assert list(client.managed(ctx.clients, ctx.settings)) == []  # goes with the pool
+    assert _clients(ctx) == []
 
 
 def test_spec_urls_and_hand_edits(ctx: Context, make_ctx: MakeCtx) -> None:

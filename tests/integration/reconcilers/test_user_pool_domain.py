@@ -1,14 +1,13 @@
-"""The hosted domain against moto: lifecycle, a prefix held elsewhere, moved from an old pool."""
+"""The hosted domain against moto: ours attached, a prefix held elsewhere, moved from ours."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import MakeCtx
 from tests.integration.identity import domain_owner, tenant_fixture
 from wpenv.errors import PermanentError
 from wpenv.plan import TAG_ENVIRONMENT
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.user_pool_domain import UserPoolDomain
 
 pytestmark = pytest.mark.e2e
@@ -17,26 +16,13 @@ pytestmark = pytest.mark.e2e
 ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 
 
-def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
+def test_create_attaches_the_prefix_to_our_pool_and_delete_detaches_it(ctx: Context) -> None:
     domain = UserPoolDomain()
-    assert not domain.observe(ctx).exists
-    domain.create(ctx, domain.observe(ctx))
-    prefix = ctx.names.user_pool_domain
-    assert ctx.ids["userPoolDomain"] == prefix
-    observed = domain.observe(ctx)
-    assert observed.exists and observed.up_to_date and observed.ready
-    assert observed.ids == {"userPoolDomain": prefix}
+    domain.create(ctx, MISSING)
+    assert ctx.ids["userPoolDomain"] == ctx.names.user_pool_domain
     assert domain_owner(ctx) == ctx.ids["userPoolId"]
-
-    domain.create(ctx, domain.observe(ctx))  # already ours: nothing happens
-    fresh = make_ctx(tenant=ctx.names.tenant)
-    assert domain.observe(fresh).exists
-
-    domain.ensure_absent(ctx)
     domain.ensure_absent(ctx)
     assert domain_owner(ctx) is None
-    assert not domain.observe(ctx).exists
-    assert list(domain.managed(ctx.clients, ctx.settings)) == []  # goes with the pool
 
 
 def test_a_prefix_held_by_someone_else_is_left_alone(ctx: Context) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import tenant_fixture
-from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.base import MISSING, Context
 from wpenv.reconcilers.user_pool_groups import UserPoolGroups
 
 pytestmark = pytest.mark.e2e
@@ -28,27 +28,14 @@ def _with(make_ctx: MakeCtx, ctx: Context, **identity: Any) -> Context:
 ctx = tenant_fixture(upto=1)  # a fresh tenant with its user pool
 
 
-def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
-    groups = UserPoolGroups()
-    assert not groups.observe(ctx).exists
-
-    groups.create(ctx, groups.observe(ctx))
-    observed = groups.observe(ctx)
-    assert observed.exists and observed.up_to_date, observed.detail
+def test_create_makes_the_spec_groups_in_order(ctx: Context) -> None:
+    UserPoolGroups().create(ctx, MISSING)
     have = _groups(ctx)
     assert {name: g["Precedence"] for name, g in have.items()} == {
         "Admin": 0, "Editor": 1, "Viewer": 2
     }
     assert "administrator" in have["Admin"]["Description"]
     assert "subscriber" in have["Viewer"]["Description"]
-
-    groups.create(ctx, groups.observe(ctx))  # adopts
-    fresh = make_ctx(tenant=ctx.names.tenant)  # lost status: found through the pool's name
-    assert groups.observe(fresh).up_to_date
-
-    groups.ensure_absent(ctx)  # the groups go with the pool (after its export), not before
-    assert set(_groups(ctx)) == {"Admin", "Editor", "Viewer"}
-    assert list(groups.managed(ctx.clients, ctx.settings)) == []  # no listing of their own
 
 
 def test_spec_changes_and_hand_edits(ctx: Context, make_ctx: MakeCtx) -> None:
