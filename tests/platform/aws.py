@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.platform import pki, procs
+from tests.platform.fidelity.iam_boundary import BOUNDARY_POLICY
 
 log = logging.getLogger("wpenv.platform.aws")
 
@@ -64,6 +65,8 @@ ARCHIVE_BUCKET = "wpenv-archive"
 # Seconds a new IAM role stays unusable by ECS (fidelity/iam_propagation.py; default 2).
 IAM_PROPAGATION_ENV = "WPENV_IAM_PROPAGATION_SECONDS"
 MASTER_SECRET_NAME = "wpenv/rds-master"
+# The permissions boundary of every tenant role (fidelity/iam_boundary.py requires it).
+BOUNDARY_DOCUMENT = REPO / "manifests" / "operator" / "tenant-boundary.json"
 # What the MariaDB component exports; used when it did not run (bootstrap says so).
 MYSQL_DEFAULTS = {
     "MYSQL_HOST": "127.0.0.1",
@@ -570,6 +573,38 @@ def _ensure_master_secret(secrets: Any, mysql: MySQL) -> str:
     return str(described["ARN"])
 
 
+def _ensure_boundary_policy(iam: Any) -> str:
+    """The tenant boundary as a managed policy; a changed document becomes its new version."""
+    document = json.loads(BOUNDARY_DOCUMENT.read_text())
+    try:
+        return str(iam.create_policy(
+            PolicyName=BOUNDARY_POLICY,
+            PolicyDocument=json.dumps(document),
+            Description="Permissions boundary of every wpenv tenant role",
+            Tags=_tags(),
+        )["Policy"]["Arn"])
+    except ClientError as error:
+        if _error_code(error) != "EntityAlreadyExists":
+            raise
+    arn = next(
+        str(p["Arn"])
+        for page in iam.get_paginator("list_policies").paginate(Scope="Local")
+        for p in page["Policies"]
+        if p["PolicyName"] == BOUNDARY_POLICY
+    )
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    stored = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    if stored["PolicyVersion"]["Document"] != document:
+        for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+            if not version["IsDefaultVersion"]:  # room for the new one (at most five)
+                iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+        iam.create_policy_version(
+            PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True
+        )
+        log.info("updated policy %s", BOUNDARY_POLICY)
+    return arn
+
+
 def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, str]:
     """Create what Terraform owns in production, unless it exists; return the WPENV_* settings.
 
@@ -597,6 +632,7 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
     listener_arns = _ensure_listeners(elbv2, alb_arn, certificate_arn)
     bucket = _ensure_bucket(client("s3"))
     secret_arn = _ensure_master_secret(client("secretsmanager"), database)
+    boundary_arn = _ensure_boundary_policy(client("iam"))
     return {
         "WPENV_REGION": REGION,
         "WPENV_CLUSTER_NAME": cluster,
@@ -611,4 +647,5 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
         # The RDS endpoint, as Terraform outputs it: never read from the master secret.
         "WPENV_DB_HOST": database.host,
         "WPENV_DB_PORT": str(database.port),
+        "WPENV_ROLE_PERMISSIONS_BOUNDARY_ARN": boundary_arn,
     }
