@@ -78,7 +78,7 @@ def test_lifecycle(provisioned: Callable[..., Context], make_ctx: MakeCtx, admin
     observed = database.observe(ctx)
     assert observed.exists and observed.up_to_date, observed.detail
     ids = {"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user}
-    assert observed.ids == ids
+    assert observed.ids == {**ids, "databaseLoginProven": ctx.ids["dbSecretArn"]}
     assert {k: ctx.ids[k] for k in ids} == ids
 
     database.create(ctx, MISSING)  # no duplicate, still in order
@@ -91,7 +91,7 @@ def test_lifecycle(provisioned: Callable[..., Context], make_ctx: MakeCtx, admin
 
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator: no recorded ids
     again = database.observe(fresh)
-    assert again.exists and again.ids == ids
+    assert again.exists and again.ids == {**ids, "databaseLoginProven": None}
     assert not again.up_to_date  # cannot check the password before the secret step ran
     fresh.remember(DatabaseSecret().observe(fresh).ids)  # what the engine does in order
     assert database.observe(fresh).up_to_date
@@ -291,3 +291,32 @@ def test_an_untrusted_server_certificate_is_a_tls_failure(
         Database().observe(make_context(namespace="it", name="tls", spec={"tenantId": "tls"},
                                         settings=untrusting, clients=clients, ids={}))
     assert observed.value.reason == "DatabaseTlsFailed"
+
+
+def _stages(clients: Clients, arn: str) -> list[list[str]]:
+    described = clients.secretsmanager.describe_secret(SecretId=arn)
+    return sorted(sorted(stages) for stages in described["VersionIdsToStages"].values())
+
+
+def test_rotation_is_switched_on_once_the_user_logs_in(
+    provisioned: Callable[..., Context], clients: Clients
+) -> None:
+    """With rotation configured, the pass that makes the user ends with rotation on.
+
+    The platform runs the rotation function's testSecret step (a TLS login with the
+    secret); had it failed, an emptied AWSPENDING version would be left beside AWSCURRENT.
+    """
+    assert clients.settings.db_rotation_lambda_arn, "the platform deploys a rotation function"
+    ctx = provisioned(create=False)
+    arn = ctx.ids["dbSecretArn"]
+    assert not clients.secretsmanager.describe_secret(SecretId=arn).get("RotationEnabled")
+    assert DatabaseSecret().observe(ctx).up_to_date  # unproven: rotation waits, not stale
+
+    Database().create(ctx, MISSING)
+    assert ctx.ids["databaseLoginProven"] == arn
+    described = clients.secretsmanager.describe_secret(SecretId=arn)
+    assert described["RotationEnabled"] is True
+    assert described["RotationLambdaARN"] == clients.settings.db_rotation_lambda_arn
+    assert _stages(clients, arn) == [["AWSCURRENT"]]  # testSecret passed, AWSPENDING gone
+    assert DatabaseSecret().observe(ctx).up_to_date
+    assert Database().observe(ctx).up_to_date

@@ -9,7 +9,9 @@ meets AWS's answers here.
 A rule module offers one or both of:
 - `refuse(request) -> Refusal | None`: look at a request before moto does and refuse it
   with AWS's error code and message (moto never sees it);
-- `rewrite(request, status, body) -> bytes | None`: change moto's error answer to AWS's.
+- `rewrite(request, status, body) -> bytes | None`: change moto's error answer to AWS's;
+- `after(request) -> None`: once moto answered a request the rule `wants` successfully, do
+  what AWS does next on its own (rotation.py runs the rotation function's testSecret step).
 Modules are listed in RULES; each is a file of its own in this package.
 """
 
@@ -32,6 +34,7 @@ from tests.platform.fidelity import (
     execution_role,
     iam_boundary,
     iam_propagation,
+    rotation,
 )
 
 MAX_BODY = 10 * 1024 * 1024
@@ -71,7 +74,7 @@ class Refusal:
 
 
 RULES: tuple[ModuleType, ...] = (
-    autoscaling, cognito, elbv2, iam_boundary, iam_propagation, execution_role
+    autoscaling, cognito, elbv2, iam_boundary, iam_propagation, execution_role, rotation
 )
 
 
@@ -155,6 +158,7 @@ def faithful(app: WSGIApplication) -> WSGIApplication:
     """Wrap moto so that every rule in RULES holds for every request."""
     refusers = [rule for rule in RULES if hasattr(rule, "refuse")]
     rewriters = [rule for rule in RULES if hasattr(rule, "rewrite")]
+    afters = [rule for rule in RULES if hasattr(rule, "after")]
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if str(environ.get("PATH_INFO") or "").startswith("/wpenv/"):
@@ -177,6 +181,10 @@ def faithful(app: WSGIApplication) -> WSGIApplication:
         if not status.startswith("2"):
             for rule in rewriters:
                 body = rule.rewrite(request, status, body) or body
+        else:
+            for rule in afters:
+                if rule.wants(request):
+                    rule.after(request)
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [body]
