@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     db_rotation_lambda_arn: str = Field(
         "", description="Rotation function for tenant DB secrets; empty turns rotation off."
     )
+    role_permissions_boundary_arn: str = Field(
+        "",
+        description="Managed policy set as the permissions boundary of every IAM role the "
+        "operator creates (manifests/operator/tenant-boundary.json; its IAM policy allows "
+        "CreateRole only with it). Empty: roles are created without one, which that policy "
+        "refuses, so only for accounts without it.",
+    )
     efs_mount_path: Path = Field(
         Path("/mnt/efs"), description="Where the operator sees the shared file system."
     )

@@ -65,6 +65,15 @@ def test_apply_to_active_with_every_resource_in_place(
     assert sum(t["TargetHealth"]["State"] == "healthy"
                for t in health["TargetHealthDescriptions"]) == 2
 
+    # Rotation configured on the platform: on once the user logged in, its test passed.
+    described = boto3.client("secretsmanager").describe_secret(SecretId=ids["dbSecretArn"])
+    assert described["RotationEnabled"] is True
+    assert list(described["VersionIdsToStages"].values()) == [["AWSCURRENT"]]
+    assert ids["databaseLoginProven"] == ids["dbSecretArn"]
+    role = boto3.client("iam").get_role(RoleName=ids["taskRoleArn"].rpartition("/")[2])["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"].endswith(
+        ":policy/wpenv-tenant-boundary")
+
     secret = json.loads(boto3.client("secretsmanager").get_secret_value(
         SecretId=ids["dbSecretArn"])["SecretString"])
     conn = pymysql.connect(host=secret["host"], port=int(secret["port"]),

@@ -11,12 +11,14 @@ See CONTRACT.md for the component interface.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.platform import pki, procs
+from tests.platform.fidelity.iam_boundary import BOUNDARY_POLICY
 
 log = logging.getLogger("wpenv.platform.aws")
 
@@ -64,6 +67,11 @@ ARCHIVE_BUCKET = "wpenv-archive"
 # Seconds a new IAM role stays unusable by ECS (fidelity/iam_propagation.py; default 2).
 IAM_PROPAGATION_ENV = "WPENV_IAM_PROPAGATION_SECONDS"
 MASTER_SECRET_NAME = "wpenv/rds-master"
+CA_BUNDLE_ENV = "WPENV_DB_CA_BUNDLE"
+# The stub rotation function of tenant DB secrets (its testSecret: fidelity/rotation.py).
+ROTATION_FUNCTION = "wpenv-rotate-mysql"
+# The permissions boundary of every tenant role (fidelity/iam_boundary.py requires it).
+BOUNDARY_DOCUMENT = REPO / "manifests" / "operator" / "tenant-boundary.json"
 # What the MariaDB component exports; used when it did not run (bootstrap says so).
 MYSQL_DEFAULTS = {
     "MYSQL_HOST": "127.0.0.1",
@@ -137,6 +145,8 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
         child_env["WPENV_SIM_DELAY_SECONDS"] = env["WPENV_SIM_DELAY_SECONDS"]
     if IAM_PROPAGATION_ENV in env:
         child_env[IAM_PROPAGATION_ENV] = env[IAM_PROPAGATION_ENV]
+    if CA_BUNDLE_ENV in env:  # the emulated rotation test step logs in over verified TLS
+        child_env[CA_BUNDLE_ENV] = env[CA_BUNDLE_ENV]
     # chaos.py: WPENV_AWS_FAULT_RATE, _FAULT_CODES, _FAULT_SEED and WPENV_AWS_RATE_LIMITS.
     child_env.update({k: v for k, v in env.items() if k.startswith("WPENV_AWS_")})
     pid = procs.start_detached(
@@ -570,6 +580,71 @@ def _ensure_master_secret(secrets: Any, mysql: MySQL) -> str:
     return str(described["ARN"])
 
 
+def _ensure_boundary_policy(iam: Any) -> str:
+    """The tenant boundary as a managed policy; a changed document becomes its new version."""
+    document = json.loads(BOUNDARY_DOCUMENT.read_text())
+    try:
+        return str(iam.create_policy(
+            PolicyName=BOUNDARY_POLICY,
+            PolicyDocument=json.dumps(document),
+            Description="Permissions boundary of every wpenv tenant role",
+            Tags=_tags(),
+        )["Policy"]["Arn"])
+    except ClientError as error:
+        if _error_code(error) != "EntityAlreadyExists":
+            raise
+    arn = next(
+        str(p["Arn"])
+        for page in iam.get_paginator("list_policies").paginate(Scope="Local")
+        for p in page["Policies"]
+        if p["PolicyName"] == BOUNDARY_POLICY
+    )
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    stored = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    if stored["PolicyVersion"]["Document"] != document:
+        for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+            if not version["IsDefaultVersion"]:  # room for the new one (at most five)
+                iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+        iam.create_policy_version(
+            PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True
+        )
+        log.info("updated policy %s", BOUNDARY_POLICY)
+    return arn
+
+
+def _function_zip() -> bytes:
+    """A handler that does nothing: the platform runs the testSecret step itself."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("lambda_function.py", "def lambda_handler(event, context):\n    pass\n")
+    return buffer.getvalue()
+
+
+def _ensure_rotation_function(iam: Any, lam: Any) -> str:
+    """The rotation function (and its role) that Terraform would deploy, as a stub."""
+    try:
+        return str(lam.get_function(FunctionName=ROTATION_FUNCTION)["Configuration"]["FunctionArn"])
+    except ClientError as error:
+        if _error_code(error) != "ResourceNotFoundException":
+            raise
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]}
+    try:
+        role = iam.get_role(RoleName=ROTATION_FUNCTION)["Role"]["Arn"]
+    except ClientError as error:
+        if _error_code(error) != "NoSuchEntity":
+            raise
+        role = iam.create_role(RoleName=ROTATION_FUNCTION,
+                               AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    arn = str(lam.create_function(
+        FunctionName=ROTATION_FUNCTION, Runtime="python3.12", Role=role,
+        Handler="lambda_function.lambda_handler", Code={"ZipFile": _function_zip()},
+    )["FunctionArn"])
+    log.info("created rotation function %s", arn)
+    return arn
+
+
 def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, str]:
     """Create what Terraform owns in production, unless it exists; return the WPENV_* settings.
 
@@ -597,6 +672,8 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
     listener_arns = _ensure_listeners(elbv2, alb_arn, certificate_arn)
     bucket = _ensure_bucket(client("s3"))
     secret_arn = _ensure_master_secret(client("secretsmanager"), database)
+    boundary_arn = _ensure_boundary_policy(client("iam"))
+    rotation_arn = _ensure_rotation_function(client("iam"), client("lambda"))
     return {
         "WPENV_REGION": REGION,
         "WPENV_CLUSTER_NAME": cluster,
@@ -611,4 +688,6 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
         # The RDS endpoint, as Terraform outputs it: never read from the master secret.
         "WPENV_DB_HOST": database.host,
         "WPENV_DB_PORT": str(database.port),
+        "WPENV_ROLE_PERMISSIONS_BOUNDARY_ARN": boundary_arn,
+        "WPENV_DB_ROTATION_LAMBDA_ARN": rotation_arn,
     }

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -79,6 +80,9 @@ def with_health(app: WSGIApplication, status: Callable[[], dict[str, object]]) -
 def serve(host: str, port: int, delay: float, period: float) -> None:
     """Run moto and the simulator until SIGTERM or SIGINT, then shut both down."""
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (presigned, queues) from it
+    # Lambda functions run without Docker: the only one invoked is the stub rotation
+    # function, whose testSecret step the fidelity layer runs itself (fidelity/rotation.py).
+    default_user_config["lambda"] = {"use_docker": False}
     chaos = Chaos()  # from the environment: a bad setting stops the server here
     simulator = Simulator(delay=delay)
     simulator.install_hooks()

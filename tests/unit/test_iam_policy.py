@@ -476,8 +476,8 @@ def policy() -> dict[str, Any]:
     return load_policy()
 
 
-def test_policy_is_a_plain_allow_document(policy: dict[str, Any]) -> None:
-    """Valid JSON, the current language version, one Sid'ed Allow statement per concern."""
+def test_policy_is_a_plain_document(policy: dict[str, Any]) -> None:
+    """Valid JSON, the current language version, Sid'ed Allow and Deny statements."""
     assert policy["Version"] == "2012-10-17"
     statements = policy["Statement"]
     assert isinstance(statements, list)
@@ -486,8 +486,8 @@ def test_policy_is_a_plain_allow_document(policy: dict[str, Any]) -> None:
     assert all(isinstance(sid, str) and sid.isalnum() for sid in sids), sids
     assert len(set(sids)) == len(sids), "duplicate Sid"
     for statement in statements:
-        # Only Allow/Action/Resource: what `allows` evaluates is then what IAM evaluates.
-        assert statement["Effect"] == "Allow", statement["Sid"]
+        # Only Action/Resource (no NotAction): what `allows` evaluates is what IAM evaluates.
+        assert statement["Effect"] in ("Allow", "Deny"), statement["Sid"]
         assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
         assert statement["Action"] and statement["Resource"], statement["Sid"]
         for action in _as_list(statement["Action"]):
@@ -554,6 +554,25 @@ def test_policy_allows_the_implicit_permissions(policy: dict[str, Any]) -> None:
     patterns = granted(policy)
     missing = [f"{a}: {why}" for a, why in IMPLICIT.items() if not allows(patterns, a)]
     assert not missing, "\n".join(missing)
+
+
+def test_no_unconditional_deny_blocks_a_needed_call(
+    scanned: ScanResult, policy: dict[str, Any]
+) -> None:
+    """The Deny statements guard the boundary; none may take away what the code needs.
+
+    A Deny with a condition (no permissions boundary, say) denies only the misuse, so only
+    the unconditional ones are checked against the needed actions.
+    """
+    needed = {a for use in scanned.uses for a in iam_actions(use)} | set(IMPLICIT)
+    denied = [
+        pattern
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Deny" and "Condition" not in statement
+        for pattern in _as_list(statement["Action"])
+    ]
+    assert denied, "the policy denies removing permissions boundaries"
+    assert not [a for a in sorted(needed) if allows(denied, a)]
 
 
 def test_policy_grants_nothing_unused(scanned: ScanResult, policy: dict[str, Any]) -> None:

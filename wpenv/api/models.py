@@ -323,6 +323,11 @@ class ResourceIds(_Model):
     database_name: str | None = Field(None, description="MySQL database on the shared server.")
     database_user: str | None = Field(None, description="MySQL user granted that database.")
     db_secret_arn: str | None = Field(None, description="Secret holding the DB credentials.")
+    database_login_proven: str | None = Field(
+        None,
+        description="The DB secret whose password was last proven to log in as the database "
+        "user: rotation is switched on only for it.",
+    )
     log_group_arn: str | None = Field(None, description="CloudWatch Logs log group.")
     task_definition_arn: str | None = Field(None, description="Current task definition.")
     service_arn: str | None = Field(None, description="ECS service.")

@@ -17,6 +17,13 @@ cap (one tenant cannot take the shared server's connections); a user that lost e
 stale and repaired with ALTER USER. Whether the secret's password still logs in is checked
 by logging in; a login refused only for the tenant's cap (1226) still proves the password,
 since the server checks the cap after authenticating.
+
+That login is also the proof secret rotation waits for (wpenv.reconcilers.db_secret): the
+secret's ARN is recorded as `databaseLoginProven` while its password logs in, and cleared
+when it does not. Right after create or update made or repaired the user, this step logs
+in once more and switches rotation on itself, so the pass that made the user ends with
+rotation on; a later drift of rotation is the DatabaseSecret step's, which reads the proof
+from the status and adds no AWS read to the idle pass.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from wpenv.mysql import (
 )
 from wpenv.plan import sql_identifier
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
+from wpenv.reconcilers.db_secret import PROVEN, DatabaseSecret
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -234,7 +242,7 @@ def limits_match(ctx: Context, row: Sequence[Any]) -> bool:
 class Database(
     Resource,
     group="Database",
-    ids=("databaseName", "databaseUser"),
+    ids=("databaseName", "databaseUser", PROVEN),
     gone={"1049", "1396"},
     needs=("DatabaseSecret",),
     archive="database",
@@ -336,7 +344,8 @@ class Database(
         return Observation(
             exists=True,
             up_to_date=not problems,
-            ids={"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user},
+            ids={"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user,
+                 PROVEN: ctx.ids.get("dbSecretArn") if login else None},
             detail="; ".join(problems),
             found=replace(found, login=bool(login)),
         )
@@ -357,6 +366,7 @@ class Database(
                 _with_password(cursor, alter_user_sql(ctx), password, "ALTER USER")
             self._fix_grants(cursor, ctx, reset=existed and not (state and state.grants))
         log.info("created database %s and its user", ctx.names.database)
+        self._prove_and_rotate(ctx, password)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Re-create what is missing; reset the password, limits and grants where they differ."""
@@ -375,6 +385,18 @@ class Database(
                 self._fix_grants(cursor, ctx, reset=found.user is not None)
         ctx.remember({"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user})
         log.info("repaired database %s and its user", ctx.names.database)
+        self._prove_and_rotate(ctx, password)
+
+    def _prove_and_rotate(self, ctx: Context, password: str) -> None:
+        """Log in as the user just made or repaired; once that works, rotation may start.
+
+        Recording the proof first lets DatabaseSecret judge rotation on later passes.
+        """
+        arn = str(ctx.ids.get("dbSecretArn") or "")
+        if not arn or not self._logs_in(ctx, {"password": password}):
+            return
+        ctx.remember({PROVEN: arn})
+        DatabaseSecret().rotate_once_proven(ctx, arn)
 
     def _fix_grants(self, cursor: Cursor, ctx: Context, *, reset: bool) -> None:
         """Grant ALL on the tenant's database, first revoking everything else if asked."""

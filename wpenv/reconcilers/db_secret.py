@@ -10,9 +10,18 @@ and port are the shared server's endpoint from the settings (`db_host`, `db_port
 WordPress: the RDS master secret holds only a login, so nothing here reads it.
 
 The value has the shape AWS's MySQL rotation functions expect, so when
-`db_rotation_lambda_arn` is set rotation is switched on (every 30 days). It is switched on
-without an immediate rotation: the MySQL user does not exist yet when the secret is created,
-and the rotation function would fail to log in. Finding, restoring, re-tagging, the
+`db_rotation_lambda_arn` is set rotation is switched on (every 30 days), but only once the
+database user exists and logs in with this secret's password. RotateSecret, even with
+RotateImmediately false, has Secrets Manager run the rotation function's testSecret step,
+which logs in with the secret; before the Database step made the user that fails, and a
+failed rotation leaves AWSPENDING behind, which blocks every later RotateSecret. So the
+proof comes from the Database kind, which already logs in on every pass: it records the ARN
+of the secret whose password it proved as `databaseLoginProven`, and switches rotation on
+itself right after it made or repaired the user (so a first provision ends with rotation
+on). Here rotation is judged against the settings only for a proven secret: an unproven
+one is never switched on (and never reported stale for it), and the idle pass reads nothing
+more than DescribeSecret, which it reads anyway. Switching rotation off needs no proof.
+Finding, restoring, re-tagging, the
 forced deletion and the orphan listing (only names shaped like `wpenv/<tenant>/database`)
 are `secret_store`'s, shared with the client secret.
 """
@@ -29,13 +38,15 @@ from wpenv import mysql
 from wpenv.mysql import read_credentials
 from wpenv.plan import Names
 from wpenv.reconcilers.base import Context, Observation
-from wpenv.reconcilers.secret_store import StoredSecret
+from wpenv.reconcilers.secret_store import StoredSecret, describe
 
 log = logging.getLogger(__name__)
 
 ROTATION_DAYS = 30
 PASSWORD_BYTES = 32  # token_urlsafe(32): 43 characters of [A-Za-z0-9_-]
 FIELDS = ("engine", "host", "port", "username", "dbname")
+# status.resources key the Database kind records: the secret whose password logged in.
+PROVEN = "databaseLoginProven"
 
 DESCRIPTION = "MySQL credentials of WordPress environment {namespace}/{name}"
 STALE_FIELDS = "secret {name} has other {fields} than the plan"
@@ -59,6 +70,11 @@ def desired_fields(ctx: Context, endpoint: Mapping[str, Any]) -> dict[str, Any]:
         "username": ctx.names.database_user,
         "dbname": ctx.names.database,
     }
+
+
+def proven(ctx: Context, arn: str) -> bool:
+    """Whether the Database step recorded that this secret's password logs in (no I/O)."""
+    return bool(arn) and ctx.ids.get(PROVEN) == arn
 
 
 def desired_rotation(ctx: Context) -> dict[str, Any] | None:
@@ -140,7 +156,8 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
                 problems.append(STALE_FIELDS.format(name=name, fields=", ".join(fields)))
             if not value.get("password"):
                 problems.append(STALE_NO_CREDENTIAL.format(name=name))
-        if not rotation_matches(rotation, described):
+        deferred = rotation is not None and not proven(ctx, arn)  # no user to test yet
+        if not deferred and not rotation_matches(rotation, described):
             problems.append(
                 STALE_ROTATION.format(
                     name=name,
@@ -157,9 +174,8 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
             fields = desired_fields(ctx, shared_endpoint(ctx))
             return json.dumps({**fields, "password": new_password()})
 
-        arn = self.create_or_adopt(ctx, observed, value, lambda found: self._adopt(ctx, found))
-        if arn is not None:
-            self._ensure_rotation(ctx, arn, {})  # a new secret rotates only once told to
+        # A new secret has no database user yet: rotation waits for the Database step.
+        self.create_or_adopt(ctx, observed, value, lambda found: self._adopt(ctx, found))
 
     def _adopt(self, ctx: Context, described: Mapping[str, Any]) -> None:
         """Take over an existing secret of our name: restore it if deleted, then update it."""
@@ -185,9 +201,12 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
         self._ensure_rotation(ctx, arn, described)
 
     def _ensure_rotation(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> None:
-        """Switch rotation on or off as the settings say, without rotating right now."""
+        """Switch rotation on or off as the settings say, without rotating right now.
+
+        On only for a proven secret (see the module docstring); off whenever told.
+        """
         wanted = desired_rotation(ctx)
-        if rotation_matches(wanted, described):
+        if rotation_matches(wanted, described) or (wanted is not None and not proven(ctx, arn)):
             return
         sm = ctx.clients.secretsmanager
         if wanted is None:
@@ -196,3 +215,15 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
             return
         sm.rotate_secret(SecretId=arn, RotateImmediately=False, **wanted)
         log.info("turned rotation on for secret %s", ctx.names.db_secret)
+
+    def rotate_once_proven(self, ctx: Context, arn: str) -> None:
+        """The Database step's call once it proved the login: rotation as the settings say.
+
+        Reads DescribeSecret only when the settings want rotation, and only from the
+        Database step's create or update, never from an idle pass.
+        """
+        if desired_rotation(ctx) is None or not proven(ctx, arn):
+            return
+        described = describe(ctx.clients, arn)
+        if described is not None and not described.get("DeletedDate"):
+            self._ensure_rotation(ctx, arn, described)

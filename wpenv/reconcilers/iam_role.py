@@ -9,9 +9,14 @@ the work is written once here: a kind declares its name, its id, the name suffix
 tells its roles apart in the account, and its inline policy.
 
 The trust policy (ECS tasks only) and the one inline policy are owned exactly; any other
-inline policy found on the role is removed by update. IAM role names are unique per
-account, so a role is found by its deterministic name, and create adopts on
-`EntityAlreadyExists`.
+inline policy found on the role is removed by update. Every role carries the permissions
+boundary the settings name (`role_permissions_boundary_arn`, the tenant boundary policy):
+the operator's own IAM policy lets it create a role, or change a role's policies, only with
+that boundary on it, so a role whose boundary is missing or another is set back with
+PutRolePermissionsBoundary before anything else is written to it. The tags go first of all:
+the operator's policy allows writes to a role only while it carries the managed-by tag.
+IAM role names are unique per account, so a role is found by its deterministic name, and
+create adopts on `EntityAlreadyExists`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "VERSION",
     "Role",
     "TenantRole",
+    "boundary_differs",
     "canonical",
     "desired_trust_policy",
     "parse_document",
@@ -100,6 +106,13 @@ def same_document(observed: Any, wanted: dict[str, Any]) -> bool:
     return bool(canonical(parse_document(observed)) == canonical(wanted))
 
 
+def boundary_differs(settings: Settings, role: Mapping[str, Any]) -> bool:
+    """Whether the role lacks the boundary the settings name (none named: never)."""
+    wanted = settings.role_permissions_boundary_arn
+    have = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    return bool(wanted) and have != wanted
+
+
 def _ignore_missing(call: Any, **kwargs: Any) -> Any:
     """`call(**kwargs)`, or None when IAM answers NoSuchEntity (already gone)."""
     try:
@@ -140,7 +153,7 @@ class Role:
 
 
 def role_name(arn: str) -> str:
-    """`wpenv-acme-task` of `arn:aws:iam::1:role/wpenv-acme-task` (paths included)."""
+    """`wpenv-acme-task` of `arn:<partition>:iam::1:role/wpenv-acme-task` (paths included)."""
     return arn.rpartition("/")[2]
 
 
@@ -171,8 +184,8 @@ class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=Tru
         """(account id, partition) of the operator's credentials, cached."""
         if self._caller is None:
             identity = ctx.clients.sts.get_caller_identity()
-            arn = str(identity.get("Arn", "arn:aws:"))
-            self._caller = (str(identity["Account"]), arn.split(":")[1] or "aws")
+            # arn:<partition>:sts::<account>:assumed-role/...: the partition is never assumed.
+            self._caller = (str(identity["Account"]), str(identity["Arn"]).split(":")[1])
         return self._caller
 
     def _policy(self, ctx: Context) -> dict[str, Any]:
@@ -210,6 +223,8 @@ class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=Tru
                 stale.append("inline policy")
         if set(found.inline or ()) - {POLICY_NAME}:
             stale.append("extra inline policies")
+        if boundary_differs(ctx.settings, found.role):
+            stale.append("permissions boundary")
         if tag_diff(ctx.tags, found.role):
             stale.append("tags")
         return Observation(
@@ -233,12 +248,14 @@ class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=Tru
         """CreateRole; on EntityAlreadyExists (a pass we do not remember) the existing one."""
         name = self.role_name(ctx)
         trust = desired_trust_policy()
+        boundary = ctx.settings.role_permissions_boundary_arn
         try:
             role = ctx.clients.iam.create_role(
                 RoleName=name,
                 AssumeRolePolicyDocument=json.dumps(trust),
                 Description=self.description.format(tenant=ctx.names.tenant),
                 Tags=ctx.tag_list,
+                **({"PermissionsBoundary": boundary} if boundary else {}),
             )["Role"]
         except ClientError as exc:
             if aws.error_code(exc) != DUPLICATE:
@@ -249,8 +266,11 @@ class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=Tru
                 raise
             return adopted
         log.info("created role %s", name)
-        # Just made with our trust policy and tags, and without inline policies.
-        return Role({**role, "AssumeRolePolicyDocument": trust, "Tags": ctx.tag_list}, ())
+        # Just made with our trust policy, tags and boundary, and without inline policies.
+        made = {**role, "AssumeRolePolicyDocument": trust, "Tags": ctx.tag_list}
+        if boundary:
+            made["PermissionsBoundary"] = {"PermissionsBoundaryArn": boundary}
+        return Role(made, ())
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Restore trust, inline policy and tags; drop inline policies we did not write."""
@@ -259,9 +279,21 @@ class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=Tru
         self._converge(ctx, observed.found, policy)
 
     def _converge(self, ctx: Context, found: Role, policy: dict[str, Any]) -> None:
-        """Write only what differs from what was found."""
+        """Write only what differs: tags, then the boundary, then trust and policies.
+
+        That order is what the operator's IAM policy needs: writes to a role need our
+        managed-by tag on it, and its inline policies may change only under our boundary.
+        """
         iam = ctx.clients.iam
         name = found.name
+        tags = tag_diff(ctx.tags, found.role)
+        if tags:
+            iam.tag_role(RoleName=name, Tags=tag_list(tags))
+        if boundary_differs(ctx.settings, found.role):
+            iam.put_role_permissions_boundary(
+                RoleName=name, PermissionsBoundary=ctx.settings.role_permissions_boundary_arn
+            )
+            log.info("set the permissions boundary of role %s", name)
         trust = desired_trust_policy()
         if not same_document(found.role.get("AssumeRolePolicyDocument"), trust):
             iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
@@ -275,9 +307,6 @@ class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=Tru
         for other in set(inline) - {POLICY_NAME}:
             _ignore_missing(iam.delete_role_policy, RoleName=name, PolicyName=other)
             log.info("removed inline policy %s from role %s", other, name)
-        tags = tag_diff(ctx.tags, found.role)
-        if tags:
-            iam.tag_role(RoleName=name, Tags=tag_list(tags))
 
     @staticmethod
     def _inline_names(clients: Any, name: str) -> list[str]:

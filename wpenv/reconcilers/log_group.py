@@ -55,7 +55,7 @@ def group_arn(described: Mapping[str, Any]) -> str:
 
 
 def name_of(arn: str) -> str:
-    """`/wpenv/acme` of `arn:aws:logs:us-east-1:1:log-group:/wpenv/acme` (`:*` or not)."""
+    """`/wpenv/acme` of `arn:<partition>:logs:us-east-1:1:log-group:/wpenv/acme` (`:*` or not)."""
     return arn.partition(ARN_MARK)[2].removesuffix(":*")
 
 

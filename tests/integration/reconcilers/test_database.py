@@ -77,7 +77,7 @@ def test_create_makes_one_schema_and_one_user_of_the_tenants_names(
     database.create(ctx, MISSING)
     database.create(ctx, MISSING)  # no duplicate, still in order
     ids = {"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user}
-    assert database.observe(ctx).ids == ids
+    assert database.observe(ctx).ids == {**ids, "databaseLoginProven": ctx.ids["dbSecretArn"]}
     schemata = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
     assert _sql(admin, schemata, ctx.names.database) == [(ctx.names.database,)]
     assert _sql(
@@ -94,7 +94,8 @@ def test_a_lost_status_is_stale_until_the_secret_is_known(
     ctx = provisioned()
     fresh = make_ctx(tenant=ctx.names.tenant)  # a restarted operator: no recorded ids
     again = database.observe(fresh)
-    assert again.exists and again.ids == database.observe(ctx).ids
+    ids = {"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user}
+    assert again.exists and again.ids == {**ids, "databaseLoginProven": None}
     assert not again.up_to_date  # cannot check the password before the secret step ran
     fresh.remember(DatabaseSecret().observe(fresh).ids)  # what the engine does in order
     assert database.observe(fresh).up_to_date
@@ -289,3 +290,32 @@ def test_an_untrusted_server_certificate_is_a_tls_failure(
         Database().observe(make_context(namespace="it", name="tls", spec={"tenantId": "tls"},
                                         settings=untrusting, clients=clients, ids={}))
     assert observed.value.reason == "DatabaseTlsFailed"
+
+
+def _stages(clients: Clients, arn: str) -> list[list[str]]:
+    described = clients.secretsmanager.describe_secret(SecretId=arn)
+    return sorted(sorted(stages) for stages in described["VersionIdsToStages"].values())
+
+
+def test_rotation_is_switched_on_once_the_user_logs_in(
+    provisioned: Callable[..., Context], clients: Clients
+) -> None:
+    """With rotation configured, the pass that makes the user ends with rotation on.
+
+    The platform runs the rotation function's testSecret step (a TLS login with the
+    secret); had it failed, an emptied AWSPENDING version would be left beside AWSCURRENT.
+    """
+    assert clients.settings.db_rotation_lambda_arn, "the platform deploys a rotation function"
+    ctx = provisioned(create=False)
+    arn = ctx.ids["dbSecretArn"]
+    assert not clients.secretsmanager.describe_secret(SecretId=arn).get("RotationEnabled")
+    assert DatabaseSecret().observe(ctx).up_to_date  # unproven: rotation waits, not stale
+
+    Database().create(ctx, MISSING)
+    assert ctx.ids["databaseLoginProven"] == arn
+    described = clients.secretsmanager.describe_secret(SecretId=arn)
+    assert described["RotationEnabled"] is True
+    assert described["RotationLambdaARN"] == clients.settings.db_rotation_lambda_arn
+    assert _stages(clients, arn) == [["AWSCURRENT"]]  # testSecret passed, AWSPENDING gone
+    assert DatabaseSecret().observe(ctx).up_to_date
+    assert Database().observe(ctx).up_to_date

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import json
-import urllib.request
-import zipfile
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx, aws_calls
+from tests.platform.fidelity.rotation import IN_PROGRESS
 from wpenv.aws import Clients
 from wpenv.engine import make_context
 from wpenv.mysql import read_credentials
 from wpenv.plan import TAG_RETAINED
 from wpenv.reconcilers.base import MISSING, Context
+from wpenv.reconcilers.database import Database
 from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.settings import Settings
 
@@ -138,106 +137,83 @@ def test_a_secret_scheduled_for_deletion_is_restored(ctx: Context, clients: Clie
 
 
 # --- rotation ---------------------------------------------------------------------------
-# moto's RotateSecret insists the Lambda exists (ResourceNotFoundException for a dummy ARN,
-# after half-applying the rotation settings) and invokes it, in Docker by default. So the
-# test creates a real function in moto and switches moto to its Docker-free Lambda, whose
-# invocations always succeed, for the duration of the test.
+# The platform's bootstrap deploys a stub rotation function (WPENV_DB_ROTATION_LAMBDA_ARN)
+# and runs its testSecret step itself (tests/platform/fidelity/rotation.py): a TLS login to
+# the platform's MariaDB with the secret's value. The operator's side is in test_database.py
+# (rotation switched on once the user logs in).
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("lambda_function.py", "def lambda_handler(event, context):\n    pass\n")
-    return buffer.getvalue()
+def _stages(clients: Clients, arn: str) -> list[list[str]]:
+    described = clients.secretsmanager.describe_secret(SecretId=arn)
+    return sorted(sorted(stages) for stages in described["VersionIdsToStages"].values())
 
 
-def _moto_config(url: str, change: dict[str, Any] | None = None) -> dict[str, Any]:
-    """GET (or POST a change to) moto's runtime configuration; returns the configuration."""
-    data = None if change is None else json.dumps(change).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        config: dict[str, Any] = json.load(answer)
-    return config
-
-
-@pytest.fixture
-def rotation_lambda(clients: Clients, platform: dict[str, str]) -> Iterator[str]:
-    """A rotation function in moto (Docker-free Lambda); moto's config restored after."""
-    config_url = platform["AWS_ENDPOINT_URL"] + "/moto-api/config"
-    before = _moto_config(config_url)
-    _moto_config(config_url, {"lambda": {"use_docker": False}})
-    iam = clients.iam
-    lam = clients.session.client("lambda")
-    name = "wpenv-it-rotate-mysql"
-    try:
-        try:
-            role = iam.get_role(RoleName=name)["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
-            role = iam.create_role(
-                RoleName=name,
-                AssumeRolePolicyDocument=json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "lambda.amazonaws.com"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    }
-                ),
-            )["Role"]["Arn"]
-        try:
-            arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
-        except lam.exceptions.ResourceNotFoundException:
-            arn = lam.create_function(
-                FunctionName=name,
-                Runtime="python3.12",
-                Role=role,
-                Handler="lambda_function.lambda_handler",
-                Code={"ZipFile": _zip()},
-            )["FunctionArn"]
-        yield str(arn)
-    finally:
-        _moto_config(config_url, {"lambda": before.get("lambda", {"use_docker": True})})
-
-
-def test_rotation_is_configured_when_a_lambda_is_set(
-    make_ctx: MakeCtx, settings: Settings, clients: Clients, rotation_lambda: str
+def test_a_new_secret_waits_for_a_proven_user_before_rotating(
+    ctx: Context, settings: Settings
 ) -> None:
+    """Created without rotation, and not stale for it, until the Database step proves it."""
+    assert settings.db_rotation_lambda_arn
+    secret = DatabaseSecret()
+    secret.create(ctx, secret.observe(ctx))
+    observed = secret.observe(ctx)
+    assert observed.up_to_date, observed.detail
+    assert not observed.found.get("RotationEnabled")
+
+
+def test_the_platform_fails_rotation_of_a_secret_whose_user_does_not_exist(
+    ctx: Context, clients: Clients, settings: Settings
+) -> None:
+    """testSecret cannot log in: AWSPENDING stays (emptied), the next RotateSecret refused."""
+    secret = DatabaseSecret()
+    secret.create(ctx, secret.observe(ctx))
+    arn = ctx.ids["dbSecretArn"]
+    sm = clients.secretsmanager
+    sm.rotate_secret(SecretId=arn, RotateImmediately=False,
+                     RotationLambdaARN=settings.db_rotation_lambda_arn,
+                     RotationRules={"AutomaticallyAfterDays": 30})
+    assert _stages(clients, arn) == [["AWSCURRENT"], ["AWSPENDING"]]
+    with pytest.raises(ClientError) as refused:
+        sm.rotate_secret(SecretId=arn, RotateImmediately=False)
+    error = refused.value.response["Error"]
+    assert (error["Code"], error["Message"]) == ("InvalidRequestException", IN_PROGRESS)
+
+
+def test_rotation_follows_the_settings_for_a_proven_secret(
+    make_ctx: MakeCtx, settings: Settings, clients: Clients
+) -> None:
+    """Proven: on as the settings say; off when they say off (no proof needed for that)."""
     secret = DatabaseSecret()
     ctx = make_ctx()
-    ctx.settings = settings.model_copy(update={"db_rotation_lambda_arn": rotation_lambda})
     try:
         secret.create(ctx, secret.observe(ctx))
-        observed = secret.observe(ctx)
-        assert observed.up_to_date, observed.detail
-        assert observed.found["RotationEnabled"] is True
         arn = ctx.ids["dbSecretArn"]
+        plain = make_context(
+            namespace="it", name=ctx.names.tenant, spec={"tenantId": ctx.names.tenant},
+            settings=settings.model_copy(update={"db_rotation_lambda_arn": ""}),
+            clients=clients, ids=dict(ctx.ids),
+        )
+        # The Database step makes the user, proves the login and switches rotation on.
+        Database().create(ctx, MISSING)
+        assert ctx.ids["databaseLoginProven"] == arn
+        observed = secret.observe(ctx)
+        assert observed.up_to_date and observed.found["RotationEnabled"] is True
         described = clients.secretsmanager.describe_secret(SecretId=arn)
-        assert described["RotationEnabled"] is True
-        assert described["RotationLambdaARN"] == rotation_lambda
         assert described["RotationRules"]["AutomaticallyAfterDays"] == 30
-        # Not rotated at once: the MySQL user does not exist yet when the secret is made.
-        assert set(read_credentials(clients, arn)) >= {"password", "host", "port"}
 
-        # The same secret seen with rotation turned off in the settings: stale, then off.
-        plain = make_ctx(tenant=ctx.names.tenant)
         observed = secret.observe(plain)
         assert observed.exists and not observed.up_to_date
         assert "rotation" in observed.detail
         secret.update(plain, observed)
         assert secret.observe(plain).up_to_date
-        described = clients.secretsmanager.describe_secret(SecretId=arn)
-        assert not described.get("RotationEnabled")
+        assert not clients.secretsmanager.describe_secret(SecretId=arn).get("RotationEnabled")
 
-        # ...and on again when the settings say so.
-        observed = secret.observe(ctx)
+        observed = secret.observe(ctx)  # on again: the proof is still recorded
         assert not observed.up_to_date
         secret.update(ctx, observed)
         assert secret.observe(ctx).up_to_date
+        assert _stages(clients, arn) == [["AWSCURRENT"]]
     finally:
+        Database().ensure_absent(ctx)
         secret.ensure_absent(ctx)
 
 

@@ -146,3 +146,36 @@ def test_delete_removes_the_role_from_instance_profiles(ctx: Context) -> None:
         assert roles == []
     finally:
         iam.delete_instance_profile(InstanceProfileName=profile)
+
+
+def test_the_role_carries_the_boundary_and_a_lost_one_is_put_back(ctx: Context) -> None:
+    """Created under the platform's boundary; removed by hand, it is stale and restored."""
+    boundary = ctx.settings.role_permissions_boundary_arn
+    assert boundary.endswith(":policy/wpenv-tenant-boundary"), "the platform exports it"
+    resource = TaskRole()
+    resource.create(ctx, resource.observe(ctx))
+    iam = ctx.clients.iam
+    role = iam.get_role(RoleName=ctx.names.task_role)["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+
+    iam.delete_role_permissions_boundary(RoleName=ctx.names.task_role)  # by someone else
+    observed = resource.observe(ctx)
+    assert not observed.up_to_date and "permissions boundary" in observed.detail
+    resource.update(ctx, observed)
+    role = iam.get_role(RoleName=ctx.names.task_role)["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    assert resource.observe(ctx).up_to_date
+
+
+def test_the_platform_refuses_an_operator_role_without_the_boundary(ctx: Context) -> None:
+    """What the operator's IAM policy makes AWS answer: AccessDenied, an explicit deny."""
+    unbounded = ctx.settings.model_copy(update={"role_permissions_boundary_arn": ""})
+    plain = Context(**{**vars(ctx), "settings": unbounded, "ids": dict(ctx.ids)})
+    with pytest.raises(ClientError) as refused:
+        TaskRole().create(plain, TaskRole().observe(plain))
+    error = refused.value.response["Error"]
+    assert error["Code"] == "AccessDenied"
+    assert error["Message"].endswith(
+        f":role/{ctx.names.task_role} with an explicit deny in an identity-based policy"
+    )
+    assert not TaskRole().observe(ctx).exists

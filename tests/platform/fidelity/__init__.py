@@ -9,7 +9,9 @@ meets AWS's answers here.
 A rule module offers one or both of:
 - `refuse(request) -> Refusal | None`: look at a request before moto does and refuse it
   with AWS's error code and message (moto never sees it);
-- `rewrite(request, status, body) -> bytes | None`: change moto's error answer to AWS's.
+- `rewrite(request, status, body) -> bytes | None`: change moto's error answer to AWS's;
+- `after(request) -> None`: once moto answered a request the rule `wants` successfully, do
+  what AWS does next on its own (rotation.py runs the rotation function's testSecret step).
 Modules are listed in RULES; each is a file of its own in this package.
 """
 
@@ -25,7 +27,15 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from tests.platform.fidelity import autoscaling, cognito, elbv2, execution_role, iam_propagation
+from tests.platform.fidelity import (
+    autoscaling,
+    cognito,
+    elbv2,
+    execution_role,
+    iam_boundary,
+    iam_propagation,
+    rotation,
+)
 from tests.platform.journal import REFUSED_BY
 
 MAX_BODY = 10 * 1024 * 1024
@@ -64,7 +74,9 @@ class Refusal:
     protocol: str = ""
 
 
-RULES: tuple[ModuleType, ...] = (autoscaling, cognito, elbv2, iam_propagation, execution_role)
+RULES: tuple[ModuleType, ...] = (
+    autoscaling, cognito, elbv2, iam_boundary, iam_propagation, execution_role, rotation
+)
 
 
 def _request(environ: WSGIEnvironment) -> Request:
@@ -152,6 +164,7 @@ def faithful(app: WSGIApplication) -> WSGIApplication:
     """Wrap moto so that every rule in RULES holds for every request."""
     refusers = [rule for rule in RULES if hasattr(rule, "refuse")]
     rewriters = [rule for rule in RULES if hasattr(rule, "rewrite")]
+    afters = [rule for rule in RULES if hasattr(rule, "after")]
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if str(environ.get("PATH_INFO") or "").startswith("/wpenv/"):
@@ -178,6 +191,10 @@ def faithful(app: WSGIApplication) -> WSGIApplication:
                 if rewritten:
                     body = rewritten
                     environ[REFUSED_BY] = f"fidelity {_rule_name(rule)} rewritten"
+        else:
+            for rule in afters:
+                if rule.wants(request):
+                    rule.after(request)
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [body]

@@ -91,3 +91,16 @@ def test_role_name_of_an_arn_and_declarations() -> None:
     assert resource.ids == ("taskRoleArn",) and resource.retainable
     assert resource.group == "Permissions" and resource.suffix == "-task"
     assert resource.role_name(_ctx()) == "wpenv-acme-task"
+
+
+def test_a_missing_or_other_boundary_differs_only_when_one_is_set() -> None:
+    from wpenv.reconcilers.iam_role import boundary_differs  # noqa: PLC0415
+    from wpenv.settings import Settings  # noqa: PLC0415
+
+    ours = "arn:aws-cn:iam::1:policy/wpenv-tenant-boundary"
+    bounded = Settings(role_permissions_boundary_arn=ours)
+    with_ours = {"PermissionsBoundary": {"PermissionsBoundaryArn": ours}}
+    other = {"PermissionsBoundary": {"PermissionsBoundaryArn": ours + "-wide"}}
+    assert not boundary_differs(bounded, with_ours)
+    assert boundary_differs(bounded, {}) and boundary_differs(bounded, other)
+    assert not boundary_differs(Settings(), {})  # none configured: none checked
