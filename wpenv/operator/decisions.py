@@ -113,15 +113,9 @@ def holds_no_route(status: Mapping[str, Any]) -> bool:
     return status.get("phase") == Phase.FAILED.value and not serving
 
 
-def route_index_entry(
-    created: str | None,
-    namespace: str,
-    name: str,
-    spec: Mapping[str, Any],
-    status: Mapping[str, Any],
-) -> dict[str, RouteClaim]:
-    """What the `routes` index holds for one environment: its claim, or nothing."""
-    claim = route_claim(created, namespace, name, spec, status)
+def route_index_entry(claim: RouteClaim | None, status: Mapping[str, Any]) -> dict[str, RouteClaim]:
+    """What the `routes` index holds for one environment (`route_claim` of it, and its
+    status): its claim, or nothing."""
     if claim is None or holds_no_route(status):
         return {}
     return {ROUTES: claim}

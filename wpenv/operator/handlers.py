@@ -63,7 +63,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 def _env(kwargs: Mapping[str, Any]) -> usecases.Env:
     """The object as the use cases read it, from the handler's keyword arguments."""
-    return usecases.Env.of(kwargs["meta"], kwargs["spec"], kwargs["status"])
+    return usecases.Env.of(kwargs["meta"], kwargs["spec"], kwargs["status"], kwargs)
 
 
 def _post(body: kopf.Body, event: engine.Event) -> None:
@@ -109,7 +109,8 @@ def routes(
     how far the environment got; one Failed before it ever served claims nothing.
     """
     created = meta.get("creationTimestamp")
-    return decisions.route_index_entry(created, str(namespace), name, spec, status)
+    claim = decisions.route_claim(created, str(namespace), name, spec, status)
+    return decisions.route_index_entry(claim, status)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -117,18 +118,13 @@ def routes(
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Converge the environment toward its spec; requeue until it is Active or Failed."""
-    tenants, routes = kwargs["tenants"], kwargs["routes"]  # kopf passes indices by name
-    result = usecases.reconcile(memo.app, _env(kwargs), tenants, partial(_post, body), routes)
-    _apply(body, patch, result)
+    _apply(body, patch, usecases.reconcile(memo.app, _env(kwargs), partial(_post, body)))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CATCH_UP_SECONDS, initial_delay=CATCH_UP_SECONDS)
 async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Make the pass that no handler will make; cheap (no API call) when none is due."""
-    post = partial(_post, body)
-    result = await usecases.catch_up(
-        memo.app, _env(kwargs), kwargs["tenants"], post, kwargs["routes"]
-    )
+    result = await usecases.catch_up(memo.app, _env(kwargs), partial(_post, body))
     # A requeue or a failure: the status says why; the next tick or spec change comes back.
     with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
         _apply(body, patch, result)
@@ -137,7 +133,7 @@ async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwa
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
 def drift(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Repair what someone changed by hand; an idle pass makes no write at all."""
-    _apply(body, patch, usecases.drift(memo.app, _env(kwargs), kwargs["routes"]))
+    _apply(body, patch, usecases.drift(memo.app, _env(kwargs)))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -151,7 +147,7 @@ def on_delete(
     """
     env = _env(kwargs)
     result = usecases.delete(
-        memo.app, env, kwargs["tenants"], retry=retry, post=partial(_post, body),
+        memo.app, env, retry=retry, post=partial(_post, body),
         write=kube.status_writer(env.namespace, env.name),
     )
     _apply(body, patch, result)

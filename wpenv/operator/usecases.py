@@ -77,10 +77,18 @@ class Env:
     annotations: Mapping[str, str] = field(default_factory=dict)
     created: str | None = None
     deleting: bool = False
+    # kopf's indices of every environment, what this one knows of the others (see
+    # `decisions.tenant_holder` and `decisions.route_holder`); no API call reads them.
+    tenants: Mapping[Any, Any] = field(default_factory=dict)
+    routes: Mapping[Any, Any] | None = None
 
     @classmethod
     def of(
-        cls, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
+        cls,
+        meta: Mapping[str, Any],
+        spec: Mapping[str, Any],
+        status: Mapping[str, Any],
+        indices: Mapping[str, Any],
     ) -> Env:
         """Copy what the use cases need out of kopf's views of the object."""
         return cls(
@@ -93,6 +101,8 @@ class Env:
             annotations=dict(meta.get("annotations") or {}),
             created=meta.get("creationTimestamp"),
             deleting=bool(meta.get("deletionTimestamp")),
+            tenants=indices.get("tenants") or {},
+            routes=indices.get("routes"),
         )
 
     @property
@@ -119,18 +129,12 @@ def _converge(app: App, ctx: Context, *, attempt: int, may_roll_back: bool) -> e
 # --- create, spec change, resume -----------------------------------------------------------
 
 
-def reconcile(
-    app: App,
-    env: Env,
-    tenants: Mapping[Any, Any],
-    post: Post,
-    routes: Mapping[Any, Any] | None = None,
-) -> Result:
+def reconcile(app: App, env: Env, post: Post) -> Result:
     """Converge the environment toward its spec; requeue until it is Active or Failed.
 
-    `tenants` and `routes` are kopf's indices (see `decisions.tenant_holder` and
-    `decisions.route_holder`); `post` announces the start of a provision at once, since
-    the pass that follows takes a while.
+    `env.tenants` and `env.routes` (kopf's indices) say who else claims its tenant or
+    route; `post` announces the start of a provision at once, since the pass that follows
+    takes a while.
     """
     status = env.status
     if status.get("phase") == Phase.FAILED.value and status.get("observedGeneration") == (
@@ -140,10 +144,10 @@ def reconcile(
     first = accept(dict(status), env.generation)
     current = {**status, **first}
     was_active = bool((current.get("provisioning") or {}).get("finishedAt"))
-    holder = None if was_active else tenant_holder(tenants, env.tenant, env.key)
+    holder = None if was_active else tenant_holder(env.tenants, env.tenant, env.key)
     if holder is not None:
         return _tenant_in_use(env, current, first, holder)
-    taken = _route_taken(env, routes)
+    taken = _route_taken(env)
     if taken is not None:
         app.slots.release(env.uid)  # a slot held since an earlier pass, or a place in line
         return _route_in_use(env, current, first, *taken, was_active=was_active)
@@ -172,10 +176,10 @@ def _tenant_in_use(
     )
 
 
-def _route_taken(env: Env, routes: Mapping[Any, Any] | None) -> tuple[RouteClaim, str] | None:
+def _route_taken(env: Env) -> tuple[RouteClaim, str] | None:
     """The environment's claim and who holds a route it overlaps (`route_holder`), if any."""
     me = route_claim(env.created, env.namespace, env.name, env.spec, env.status)
-    holder = None if me is None or routes is None else route_holder(routes, me)
+    holder = None if me is None or env.routes is None else route_holder(env.routes, me)
     return None if me is None or holder is None else (me, holder)
 
 
@@ -301,13 +305,7 @@ def _requeue(outcome: engine.Outcome, *, deferred: bool) -> Requeue:
 # --- the catch-up and drift timers ---------------------------------------------------------
 
 
-async def catch_up(
-    app: App,
-    env: Env,
-    tenants: Mapping[Any, Any],
-    post: Post,
-    routes: Mapping[Any, Any] | None = None,
-) -> Result:
+async def catch_up(app: App, env: Env, post: Post) -> Result:
     """Make the pass that no handler will make (see `decisions.unhandled`).
 
     Cheap when there is nothing to do (no API call, no thread): it only compares the
@@ -323,10 +321,10 @@ async def catch_up(
         return Result()
     log.info("Generation %s of %s/%s has no handler on it; reconciling it now",
              env.generation, env.namespace, env.name)
-    return await asyncio.to_thread(reconcile, app, env, tenants, post, routes)
+    return await asyncio.to_thread(reconcile, app, env, post)
 
 
-def drift(app: App, env: Env, routes: Mapping[Any, Any] | None = None) -> Result:
+def drift(app: App, env: Env) -> Result:
     """Repair what someone changed by hand; an idle pass makes no write at all.
 
     Runs only for a settled environment (Active or Suspended, status for the current
@@ -340,7 +338,7 @@ def drift(app: App, env: Env, routes: Mapping[Any, Any] | None = None) -> Result
         return Result()
     if live_handler(env.annotations, now=datetime.now(UTC), grace=CATCH_UP_SECONDS):
         return Result()  # the handler owns the status until it is done (catch_up: a stuck one)
-    if _route_taken(env, routes) is not None:
+    if _route_taken(env) is not None:
         return Result()
     lock = app.lock_for(env.uid)
     if not lock.acquire(blocking=False):
@@ -382,7 +380,7 @@ def _drift_checked(app: App, env: Env, ctx: Context, outcome: engine.Outcome) ->
 
 
 def delete(
-    app: App, env: Env, tenants: Mapping[Any, Any], *, retry: int, post: Post, write: Write
+    app: App, env: Env, *, retry: int, post: Post, write: Write
 ) -> Result:
     """The finalizer: archive and verify, then remove everything (or retain it all).
 
@@ -391,7 +389,7 @@ def delete(
     verified. `post` and `write` report each step at once: deprovisioning takes minutes.
     """
     app.slots.release(env.uid)
-    holder = tenant_holder(tenants, env.tenant, env.key)
+    holder = tenant_holder(env.tenants, env.tenant, env.key)
     if holder is not None:
         app.forget(env.uid)
         message = f"tenantId {env.tenant} belongs to {holder}; this manifest owns nothing"

@@ -101,15 +101,15 @@ def below(monkeypatch: pytest.MonkeyPatch) -> Below:
 
 def test_failed_stays_failed_until_the_spec_changes(below: Below) -> None:
     failed = {"phase": "Failed", "observedGeneration": 1}
-    assert usecases.reconcile(_app(), _env(failed), {}, NOWHERE) == Result()
+    assert usecases.reconcile(_app(), _env(failed), NOWHERE) == Result()
     assert not below.passes
     below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
-    changed = usecases.reconcile(_app(), _env(failed, generation=2), {}, _ignore)
+    changed = usecases.reconcile(_app(), _env(failed, generation=2), _ignore)
     assert changed.status["phase"] == "Provisioning" and below.passes
 
 
 def test_a_second_manifest_for_a_tenant_fails_before_touching_anything(below: Below) -> None:
-    result = usecases.reconcile(_app(), _env(), OLDER, NOWHERE)
+    result = usecases.reconcile(_app(), replace(_env(), tenants=OLDER), NOWHERE)
     message = (
         "tenantId acme belongs to other/shop; each tenant has one environment (its AWS "
         "resources and database are named after the tenant)"
@@ -125,7 +125,7 @@ def test_a_second_manifest_for_a_tenant_fails_before_touching_anything(below: Be
 def test_an_active_environment_is_never_told_its_tenant_is_taken(below: Below) -> None:
     below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
     active = {"phase": "Active", "provisioning": {"startedAt": "x", "finishedAt": "y"}}
-    result = usecases.reconcile(_app(), _env(active), OLDER, NOWHERE)
+    result = usecases.reconcile(_app(), replace(_env(active), tenants=OLDER), NOWHERE)
     assert result.requeue is None and below.passes == [{"attempt": 0, "may_roll_back": False}]
 
 
@@ -134,8 +134,8 @@ def _routes(*claims: tuple[str, str, Mapping[str, Any]]) -> dict[str, Any]:
     found: list[decisions.RouteClaim] = []
     for name, prefix, status in claims:
         spec = {"tenantId": name, "routing": {"pathPrefix": prefix}}
-        found += decisions.route_index_entry(OLDER["acme"][0][0], "other", name, spec,
-                                             status).values()
+        claim = decisions.route_claim(OLDER["acme"][0][0], "other", name, spec, status)
+        found += decisions.route_index_entry(claim, status).values()
     return {decisions.ROUTES: found}
 
 
@@ -156,7 +156,7 @@ def test_a_new_environment_on_a_claimed_route_fails_before_touching_anything(
     routes = _routes(("shop", "/acme/shop", {}))
     app = _app(limit=1)
     assert app.slots.acquire("u1"), "held since an earlier pass"
-    result = usecases.reconcile(app, _newer(), {}, NOWHERE, routes)
+    result = usecases.reconcile(app, replace(_newer(), routes=routes), NOWHERE)
     assert app.slots.in_use == 0, "a Failed environment gives its slot back"
     assert result.requeue == GiveUp(ACME_ROUTE_TAKEN)
     assert result.events == (engine.Event("Warning", "RouteInUse", ACME_ROUTE_TAKEN),)
@@ -165,7 +165,7 @@ def test_a_new_environment_on_a_claimed_route_fails_before_touching_anything(
     assert not below.passes
     free = _routes(("shop", "/acmeshop", {}), ("gone", "/acme", {"phase": "Failed"}))
     below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
-    assert usecases.reconcile(_app(), _newer(), {}, _ignore, free).status["phase"] == (
+    assert usecases.reconcile(_app(), replace(_newer(), routes=free), _ignore).status["phase"] == (
         "Provisioning"
     ), "a different route, or one Failed before it served, is in nobody's way"
 
@@ -175,19 +175,20 @@ def test_a_serving_environment_keeps_its_phase_when_a_route_change_is_refused(
 ) -> None:
     active = {"phase": "Active", "provisioning": {"startedAt": "x", "finishedAt": "y"}}
     routes = _routes(("shop", "/acme", {"phase": "Active", **active}))
-    result = usecases.reconcile(_app(), _newer(active), {}, NOWHERE, routes)
+    result = usecases.reconcile(_app(), replace(_newer(active), routes=routes), NOWHERE)
     assert result.requeue == GiveUp(ACME_ROUTE_TAKEN)
     assert "phase" not in result.status, "it stays Active"
     assert _cond(result, "Ready")["reason"] == "RouteInUse"
     assert not below.passes
-    assert usecases.drift(_app(), _newer({**_settled(), **active}), routes) == Result()
+    serving = replace(_newer({**_settled(), **active}), routes=routes)
+    assert usecases.drift(_app(), serving) == Result()
     assert not below.passes, "drift would apply the refused route"
 
 
 def test_without_a_slot_it_waits_in_the_queue(below: Below) -> None:
     app = _app(limit=1)
     assert app.slots.acquire("someone-else")
-    result = usecases.reconcile(app, _env(), {}, NOWHERE)
+    result = usecases.reconcile(app, _env(), NOWHERE)
     assert result.requeue == Retry(usecases.QUEUED, usecases.QUEUE_POLL_SECONDS)
     assert result.status["phase"] == "PendingProvisioning"
     assert _cond(result, "Ready")["message"] == (
@@ -203,7 +204,7 @@ def test_a_first_pass_announces_the_provision_then_polls(below: Below) -> None:
     below.outcomes.append(
         engine.Outcome(retry_after=3.0, conditions=[PROGRESSING], events=[created])
     )
-    result = usecases.reconcile(app, _env(), {}, posted.append)
+    result = usecases.reconcile(app, _env(), posted.append)
     assert posted == [engine.Event("Normal", "Provisioning", "Provisioning started")]
     assert result.events == (created,)
     assert result.requeue == Retry(usecases.CONVERGING, 3.0)
@@ -214,7 +215,7 @@ def test_a_first_pass_announces_the_provision_then_polls(below: Below) -> None:
     assert app.slots.in_use == 1, "the slot is held until the provision ends"
 
     below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
-    again = usecases.reconcile(app, _env({**result.status}), {}, posted.append)
+    again = usecases.reconcile(app, _env({**result.status}), posted.append)
     assert len(posted) == 1, "started once"
     assert again.status == {}, "a poll that changed nothing writes nothing"
 
@@ -225,7 +226,7 @@ def test_the_pass_that_converges_makes_it_active(below: Below) -> None:
     before = _sample("wpenv_reconcile_passes_total", result="ready")
     below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
     status = {"phase": "Provisioning", "provisioning": {"queuedAt": "q", "startedAt": started}}
-    result = usecases.reconcile(app, _env(status), {}, NOWHERE)
+    result = usecases.reconcile(app, _env(status), NOWHERE)
     times = result.status["provisioning"]
     assert result.status["phase"] == "Active" and result.requeue is None
     assert 9 <= times["durationSeconds"] <= 60 and times["withinTarget"] is True
@@ -240,7 +241,7 @@ def test_the_pass_that_converges_makes_it_active(below: Below) -> None:
 def test_a_suspend_asked_for_while_provisioning_waits_for_active(below: Below) -> None:
     below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
     status = {"phase": "Provisioning", "provisioning": {"startedAt": st.now_rfc3339()}}
-    result = usecases.reconcile(_app(), _env(status, suspended=True), {}, NOWHERE)
+    result = usecases.reconcile(_app(), _env(status, suspended=True), NOWHERE)
     assert below.specs[0]["suspended"] is False, "provisioned serving first"
     assert result.status["phase"] == "Active"
     assert _cond(result, "Suspended")["reason"] == "Deferred"
@@ -251,12 +252,12 @@ def test_a_permanent_failure_fails_a_provision_but_not_an_active_one(below: Belo
     app = _app()
     broken = engine.Outcome(failure=PermanentError("Boom", "it broke"))
     below.outcomes.append(broken)
-    result = usecases.reconcile(app, _env({"phase": "Provisioning"}), {}, _ignore)
+    result = usecases.reconcile(app, _env({"phase": "Provisioning"}), _ignore)
     assert result.status["phase"] == "Failed" and result.requeue == GiveUp("it broke")
     assert app.slots.in_use == 0
     below.outcomes.append(broken)
     active = {"phase": "Active", "provisioning": {"finishedAt": "y"}}
-    kept = usecases.reconcile(app, _env(active), {}, NOWHERE)
+    kept = usecases.reconcile(app, _env(active), NOWHERE)
     assert "phase" not in kept.status and kept.requeue == GiveUp("it broke")
 
 
@@ -269,13 +270,13 @@ def test_catch_up_passes_only_for_a_generation_nobody_handles(below: Below) -> N
     settled = {"phase": "Active", "observedGeneration": 1, "provisioning": {"finishedAt": "y"}}
     env = Env(namespace="ns", name="acme", uid="u1", generation=1, spec={"tenantId": "acme"},
               status=settled, created=long_ago)
-    assert asyncio.run(usecases.catch_up(app, env, {}, NOWHERE)) == Result()
+    assert asyncio.run(usecases.catch_up(app, env, NOWHERE)) == Result()
     behind = replace(env, generation=2)
     with app.lock_for("u1"):
-        assert asyncio.run(usecases.catch_up(app, behind, {}, NOWHERE)) == Result()
+        assert asyncio.run(usecases.catch_up(app, behind, NOWHERE)) == Result()
     assert not below.passes
     below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
-    result = asyncio.run(usecases.catch_up(app, behind, {}, NOWHERE))
+    result = asyncio.run(usecases.catch_up(app, behind, NOWHERE))
     assert below.passes and result.status["observedGeneration"] == 2
 
 
@@ -364,7 +365,7 @@ def _delete(app: App, env: Env, tenants: Mapping[Any, Any] | None = None) -> tup
 ]:
     posted: list[engine.Event] = []
     written: list[Mapping[str, Any]] = []
-    result = usecases.delete(app, env, tenants or {}, retry=2, post=posted.append,
+    result = usecases.delete(app, replace(env, tenants=tenants or {}), retry=2, post=posted.append,
                              write=written.append)
     return result, posted, written
 
@@ -437,7 +438,7 @@ def test_env_copies_what_the_use_cases_read_from_the_event() -> None:
     meta = {"namespace": "ns", "name": "acme", "uid": "u1", "generation": 3,
             "annotations": {"a": "b"}, "creationTimestamp": "2026-11-27T10:00:00Z",
             "deletionTimestamp": "2026-11-27T11:00:00Z"}
-    env = Env.of(meta, {"tenantId": "acme"}, {"phase": "Active"})
+    env = Env.of(meta, {"tenantId": "acme"}, {"phase": "Active"}, {})
     assert (env.key, env.uid, env.generation, env.tenant) == (("ns", "acme"), "u1", 3, "acme")
     assert env.deleting and env.created == "2026-11-27T10:00:00Z"
     assert env.annotations == {"a": "b"} and env.status == {"phase": "Active"}
