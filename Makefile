@@ -41,9 +41,10 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-## crd: regenerate crds/ from the pydantic models
+## crd: regenerate crds/ and the install settings (manifests/base/settings.env) from the models
 crd: $(STAMP)
 	$(PY) -m wpenv.api.crd
+	$(PY) -m wpenv.manifests
 
 clean: down
 	rm -rf .local
