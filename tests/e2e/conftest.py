@@ -36,7 +36,9 @@ def operator(operator_env: dict[str, str], local: Path) -> Iterator[subprocess.P
            # The emulator has no pool quota and the suite makes many environments; the
            # quota itself is tested with explicit settings in tests/integration.
            "WPENV_USER_POOL_QUOTA": "1000"}
-    proc = kube.start_operator(env, local / "operator.log", OPERATOR_HEALTH_PORT)
+    log = local / "operator.log"
+    log.unlink(missing_ok=True)  # this session's lines only (test_operator_identity reads them)
+    proc = kube.start_operator(env, log, OPERATOR_HEALTH_PORT)
     try:
         yield proc
     finally:
