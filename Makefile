@@ -23,10 +23,11 @@ up: deps
 down:
 	@if [ -x $(PY) ]; then $(PY) -m tests.platform down; fi
 
-## run: the operator in the foreground against the local platform
+## run: the operator in the foreground against the local platform, as its own service account
 run: up
 	$(PY) -m tests.platform crd
-	set -a; source .local/env; set +a; exec $(PY) -m wpenv.operator
+	set -a; source .local/env; set +a; \
+	  KUBECONFIG=$$($(PY) -m tests.platform operator-kubeconfig) exec $(PY) -m wpenv.operator
 
 ## demo: platform up, operator running, the sample applied, `kubectl get wpenv -o wide`
 demo: up
@@ -41,9 +42,10 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-## crd: regenerate crds/ from the pydantic models
+## crd: regenerate crds/ and the install settings (manifests/base/settings.env) from the models
 crd: $(STAMP)
 	$(PY) -m wpenv.api.crd
+	$(PY) -m wpenv.manifests
 
 clean: down
 	rm -rf .local

@@ -54,9 +54,9 @@ class Settings(BaseSettings):
     role_permissions_boundary_arn: str = Field(
         "",
         description="Managed policy set as the permissions boundary of every IAM role the "
-        "operator creates (manifests/operator/tenant-boundary.json; its IAM policy allows "
-        "CreateRole only with it). Empty: roles are created without one, which that policy "
-        "refuses, so only for accounts without it.",
+        "operator creates (manifests/overlays/production/tenant-boundary.json; its IAM "
+        "policy allows CreateRole only with it). Empty: roles are created without one, "
+        "which that policy refuses, so only for accounts without it.",
     )
     efs_mount_path: Path = Field(
         Path("/mnt/efs"), description="Where the operator sees the shared file system."

@@ -18,14 +18,27 @@ ORPHAN_SCAN_SECONDS = 15
 
 
 @pytest.fixture(scope="session")
-def operator(platform: dict[str, str], local: Path) -> Iterator[subprocess.Popen[bytes]]:
+def operator_env(platform: dict[str, str], local: Path) -> dict[str, str]:
+    """What an operator process of the suite gets: its own service account's credentials.
+
+    A token of the install's ServiceAccount (TokenRequest API), bound by the install's
+    ClusterRole, never the platform's admin: every end-to-end test shows the ClusterRole
+    is enough. The tests' own kubectl calls stay admin.
+    """
+    return kube.operator_env(platform, local)
+
+
+@pytest.fixture(scope="session")
+def operator(operator_env: dict[str, str], local: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The operator as its own process, as it runs in production."""
-    env = {**platform, "WPENV_DRIFT_INTERVAL_SECONDS": str(DRIFT_SECONDS),
+    env = {**operator_env, "WPENV_DRIFT_INTERVAL_SECONDS": str(DRIFT_SECONDS),
            "WPENV_ORPHAN_SCAN_INTERVAL_SECONDS": str(ORPHAN_SCAN_SECONDS),
            # The emulator has no pool quota and the suite makes many environments; the
            # quota itself is tested with explicit settings in tests/integration.
            "WPENV_USER_POOL_QUOTA": "1000"}
-    proc = kube.start_operator(env, local / "operator.log", OPERATOR_HEALTH_PORT)
+    log = local / "operator.log"
+    log.unlink(missing_ok=True)  # this session's lines only (test_operator_identity reads them)
+    proc = kube.start_operator(env, log, OPERATOR_HEALTH_PORT)
     try:
         yield proc
     finally:

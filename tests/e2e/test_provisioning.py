@@ -108,12 +108,12 @@ def _kind_of(arn: str) -> str:
 
 def test_operator_killed_mid_provision_converges_with_one_of_each(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str,
-    local: Path,
+    local: Path, operator_env: dict[str, str],
 ) -> None:
     """Kill -9 the operator once the database is recorded, start a new one: no duplicates."""
     tenant = envs.tenant()
     victim = kube.start_operator(
-        platform, local / "operator-victim.log", SPARE_OPERATOR_HEALTH_PORT
+        operator_env, local / "operator-victim.log", SPARE_OPERATOR_HEALTH_PORT
     )
     try:
         operator.send_signal(signal.SIGSTOP)  # only the victim works on this one

@@ -71,7 +71,7 @@ CA_BUNDLE_ENV = "WPENV_DB_CA_BUNDLE"
 # The stub rotation function of tenant DB secrets (its testSecret: fidelity/rotation.py).
 ROTATION_FUNCTION = "wpenv-rotate-mysql"
 # The permissions boundary of every tenant role (fidelity/iam_boundary.py requires it).
-BOUNDARY_DOCUMENT = REPO / "manifests" / "operator" / "tenant-boundary.json"
+BOUNDARY_DOCUMENT = REPO / "manifests" / "overlays" / "production" / "tenant-boundary.json"
 # What the MariaDB component exports; used when it did not run (bootstrap says so).
 MYSQL_DEFAULTS = {
     "MYSQL_HOST": "127.0.0.1",

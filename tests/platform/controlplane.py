@@ -4,7 +4,9 @@ Why: the operator's end-to-end tests need real API semantics (CRD validation, RB
 server-side apply, finalizers, watches) but no nodes, so no kubelet, scheduler or
 controller-manager run. Consequence worth knowing: nothing finalizes namespaces, so a
 deleted namespace stays Terminating, and no ServiceAccount token controller exists (hence
-the ServiceAccount admission plugin is disabled).
+the ServiceAccount admission plugin is disabled). Service account tokens still come from
+the TokenRequest API, signed with the key pair in ``pki/`` (made once, kept with the rest
+of the PKI): the end-to-end suite runs the operator with one (tests/platform/kube.py).
 
 Layout (see CONTRACT.md): ``local/controlplane/{pki,etcd,*.pid,*.log}`` and ``local/kubeconfig``.
 """
@@ -324,6 +326,8 @@ def _apiserver_argv(bin_dir: Path, lay: _Layout) -> list[str]:
         f"--tls-cert-file={pki.serving_cert}",
         f"--tls-private-key-file={pki.serving_key}",
         f"--client-ca-file={pki.ca_cert}",
+        # TokenRequest (`kubectl create token`): issued and signed with sa.key, verified
+        # with sa.pub; the operator's e2e identity is such a token.
         f"--service-account-issuer={lay.apiserver_url}",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",

@@ -1,7 +1,9 @@
 """The main job on the local platform: a sample manifest becomes an environment.
 
-Installs the CRD, runs the operator, applies `manifests/samples/acme.yaml`, waits for the
-environment to settle and prints `kubectl get wpenv -o wide` as a platform team sees it.
+Installs the CRD and the operator's identity (manifests/base: its ServiceAccount and
+ClusterRole), runs the operator with a token of that service account, applies
+`manifests/samples/acme.yaml`, waits for the environment to settle and prints
+`kubectl get wpenv -o wide` as a platform team sees it.
 The platform stays up afterwards (`make down` stops it); the operator is stopped.
 """
 
@@ -20,7 +22,10 @@ def run(local: Path, wait_seconds: float = 300) -> int:
     """Apply the sample under a running operator; 0 when it settles, 1 otherwise."""
     env = stack.read_env(local / "env")
     kube.install_crd(env)
-    operator = kube.start_operator(env, local / "operator.log", health_port=18080)
+    # The operator as the install runs it: its own service account, the base's ClusterRole.
+    operator = kube.start_operator(
+        kube.operator_env(env, local), local / "operator.log", health_port=18080
+    )
     try:
         print(kube.kubectl("apply", "-f", str(SAMPLE), env=env).stdout.strip())
         phase = ""

@@ -6,6 +6,7 @@ virtualenv), because that is how platform teams drive the operator.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,21 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+import yaml
+
+from tests.platform.pki import write_file
+
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 CRD = REPO / "crds" / "wordpressenvironments.bbws.io.yaml"
+# The operator's identity as the install's base declares it: its namespace, then the
+# ServiceAccount, ClusterRole and binding. Applied as they are, not copied.
+BASE = REPO / "manifests" / "base"
+IDENTITY = (BASE / "namespace.yaml", BASE / "rbac.yaml")
+OPERATOR_NAMESPACE = "wpenv-system"
+OPERATOR_ACCOUNT = "wpenv-operator"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+TOKEN_DURATION = "24h"  # longer than any test session or demo
 
 
 def kubectl(
@@ -49,6 +62,49 @@ def install_crd(env: Mapping[str, str]) -> None:
         "wait", "--for=condition=Established", "--timeout=60s",
         "crd/wordpressenvironments.bbws.io", env=env,
     )
+
+
+def install_operator_identity(env: Mapping[str, str]) -> None:
+    """Apply the base's namespace, ServiceAccount, ClusterRole and binding (as admin)."""
+    files = [arg for path in IDENTITY for arg in ("-f", str(path))]
+    kubectl("apply", "--server-side", "--force-conflicts", *files, env=env)
+
+
+def service_account_kubeconfig(env: Mapping[str, str], path: Path) -> Path:
+    """A kubeconfig for the operator's own service account, with nothing of the admin's.
+
+    The token comes from the TokenRequest API (`kubectl create token`), as the kubelet
+    gets a pod's projected token; the API server signs it with the platform's service
+    account key (controlplane.py). An operator using this file can do exactly what the
+    install's ClusterRole allows.
+    """
+    install_operator_identity(env)
+    token = kubectl(
+        "create", "token", OPERATOR_ACCOUNT, "--namespace", OPERATOR_NAMESPACE,
+        f"--duration={TOKEN_DURATION}", env=env,
+    ).stdout.strip()
+    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json", env=env).stdout)
+    cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": OPERATOR_ACCOUNT, "user": {"token": token}}],
+        "contexts": [
+            {"name": OPERATOR_ACCOUNT,
+             "context": {"cluster": cluster["name"], "user": OPERATOR_ACCOUNT}}
+        ],
+        "current-context": OPERATOR_ACCOUNT,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file(path, yaml.safe_dump(config, sort_keys=False).encode(), secret=True)
+    return path
+
+
+def operator_env(env: Mapping[str, str], local: Path) -> dict[str, str]:
+    """The platform's variables with KUBECONFIG pointing at the service account's file."""
+    kubeconfig = service_account_kubeconfig(env, local / "operator.kubeconfig")
+    return {**env, "KUBECONFIG": str(kubeconfig)}
 
 
 def start_operator(

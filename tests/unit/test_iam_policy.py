@@ -1,4 +1,4 @@
-"""The operator's IAM policy (manifests/operator/iam-policy.json) allows every AWS call it makes.
+"""The operator's IAM policy (the production overlay's iam-policy.json) allows every AWS call.
 
 The calls are found statically: `ast` walks every module of `wpenv/` and collects the
 methods used on boto3 clients, which the package reaches in a few ways only:
@@ -46,8 +46,9 @@ from wpenv import aws
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "wpenv"
-POLICY = REPO / "manifests" / "operator" / "iam-policy.json"
-OPERATOR_MANIFEST = REPO / "manifests" / "operator" / "operator.yaml"
+PRODUCTION = REPO / "manifests" / "overlays" / "production"
+POLICY = PRODUCTION / "iam-policy.json"
+PRODUCTION_KUSTOMIZATION = PRODUCTION / "kustomization.yaml"
 
 INLINE_POLICY_LIMIT = 10_240  # characters, whitespace not counted
 
@@ -502,9 +503,9 @@ def test_policy_fits_an_inline_role_policy(policy: dict[str, Any]) -> None:
     assert len(json.dumps(policy, separators=(",", ":"))) <= INLINE_POLICY_LIMIT
 
 
-def test_operator_manifest_points_at_the_policy() -> None:
-    """Whoever deploys the operator finds the policy from its manifest."""
-    assert POLICY.name in OPERATOR_MANIFEST.read_text().split("\n---", 1)[0]
+def test_production_overlay_points_at_the_policy() -> None:
+    """Whoever deploys the operator finds the policy from the overlay they apply."""
+    assert POLICY.name in PRODUCTION_KUSTOMIZATION.read_text()
 
 
 def test_scan_follows_every_client(scanned: ScanResult) -> None:

@@ -32,7 +32,7 @@ from parliament import analyze_policy_string
 from tests.unit.test_iam_policy import POLICY, REPO, allows, load_policy
 from wpenv.reconcilers import execution_role, task_role
 
-BOUNDARY = REPO / "manifests" / "operator" / "tenant-boundary.json"
+BOUNDARY = REPO / "manifests" / "overlays" / "production" / "tenant-boundary.json"
 BOUNDARY_NAME = "wpenv-tenant-boundary"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 OPERATOR = "wpenv-operator"

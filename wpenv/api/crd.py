@@ -171,20 +171,26 @@ def render() -> str:
     return header + body
 
 
+def write_or_check(path: Path, text: str, *, check: bool, command: str) -> int:
+    """Write a generated file, or with `check` return 1 (and say so) when it is stale."""
+    if check:
+        current = path.read_text() if path.exists() else ""
+        if current != text:
+            print(f"{path} is stale: run `{command}`", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the CRD, or with --check exit 1 when the file on disk is stale."""
     args = sys.argv[1:] if argv is None else argv
-    text = render()
-    if "--check" in args:
-        current = CRD_PATH.read_text() if CRD_PATH.exists() else ""
-        if current != text:
-            print(f"{CRD_PATH} is stale: run `python -m wpenv.api.crd`", file=sys.stderr)
-            return 1
-        return 0
-    CRD_PATH.parent.mkdir(parents=True, exist_ok=True)
-    CRD_PATH.write_text(text)
-    print(CRD_PATH)
-    return 0
+    return write_or_check(
+        CRD_PATH, render(), check="--check" in args, command="python -m wpenv.api.crd"
+    )
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
 """IAM CreateRole as the operator's credentials meet it: only with the tenant boundary.
 
-The operator's IAM policy (manifests/operator/iam-policy.json) allows `iam:CreateRole` only
-with the condition `iam:PermissionsBoundary` naming the tenant boundary policy, and denies
-it explicitly otherwise (statement DenyUnboundedRoles; IAM User Guide, "Permissions
-boundaries for IAM entities"). moto evaluates no policy, so a role created without the
-boundary would pass here and be refused on AWS with AccessDenied.
+The operator's IAM policy (manifests/overlays/production/iam-policy.json) allows
+`iam:CreateRole` only with the condition `iam:PermissionsBoundary` naming the tenant
+boundary policy, and denies it explicitly otherwise (statement DenyUnboundedRoles; IAM
+User Guide, "Permissions boundaries for IAM entities"). moto evaluates no policy, so a
+role created without the boundary would pass here and be refused on AWS with AccessDenied.
 
 The platform therefore requires it once it is configured to: when the account holds the
 managed policy BOUNDARY_POLICY (the bootstrap in tests/platform/aws.py creates it from
-manifests/operator/tenant-boundary.json), a CreateRole that carries the operator's
-managed-by tag (the operator's own requests; the tests' and the bootstrap's helpers make
-untagged roles) and names no boundary or another is refused with IAM's 403 AccessDenied
-"User: <caller> is not authorized to perform: iam:CreateRole on resource: <role> with an
-explicit deny in an identity-based policy". Later changes of a role's boundary are left to
-moto, so a test can make the drift the operator then repairs.
+manifests/overlays/production/tenant-boundary.json), a CreateRole that carries the
+operator's managed-by tag (the operator's own requests; the tests' and the bootstrap's
+helpers make untagged roles) and names no boundary or another is refused with IAM's 403
+AccessDenied "User: <caller> is not authorized to perform: iam:CreateRole on resource:
+<role> with an explicit deny in an identity-based policy". Later changes of a role's
+boundary are left to moto, so a test can make the drift the operator then repairs.
 """
 
 from __future__ import annotations
