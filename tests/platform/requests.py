@@ -174,7 +174,8 @@ def _session() -> botocore.session.Session:
 
 
 @cache
-def _available() -> frozenset[str]:
+def available_services() -> frozenset[str]:
+    """The services botocore has models of."""
     return frozenset(_session().get_available_services())
 
 
@@ -189,7 +190,7 @@ def service_model(service: str, version: str) -> ServiceModel | None:
         name = "elbv2" if version in ("", ELBV2_VERSION) else "elb"
     else:
         name = SERVICE_NAMES.get(service, service)
-    return _load(name) if name in _available() else None
+    return _load(name) if name in available_services() else None
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,8 @@ class Route:
     pattern: re.Pattern[str]
     labels: dict[str, str]  # regex group -> URI label
     query: tuple[tuple[str, str | None], ...]
-    weight: tuple[int, int]
+    headers: tuple[str, ...]  # required header members (CopyObject's x-amz-copy-source)
+    weight: tuple[int, int, int]
     name: str
 
 
@@ -208,7 +210,8 @@ class Route:
 def _routes(model: ServiceModel) -> tuple[Route, ...]:
     routes = []
     for name in model.operation_names:
-        http = model.operation_model(name).http
+        operation_model = model.operation_model(name)
+        http = operation_model.http
         uri = str(http.get("requestUri", "/"))
         path, _, query = uri.partition("?")
         regex, labels, literal = "", {}, 0
@@ -223,9 +226,20 @@ def _routes(model: ServiceModel) -> tuple[Route, ...]:
                 literal += len(piece)
         required = tuple((k, v or None) for k, _, v in
                          (pair.partition("=") for pair in query.split("&") if pair))
+        headers = _required_headers(operation_model.input_shape)
         routes.append(Route(str(http.get("method", "POST")).upper(), re.compile(regex + "/?"),
-                            labels, required, (len(required), literal), name))
+                            labels, required, headers,
+                            (len(required), len(headers), literal), name))
     return tuple(sorted(routes, key=lambda route: route.weight, reverse=True))
+
+
+def _required_headers(shape: Shape | None) -> tuple[str, ...]:
+    if shape is None:
+        return ()
+    required = shape.metadata.get("required", [])
+    return tuple(str(shape.members[name].serialization.get("name", name)).lower()
+                 for name in required
+                 if shape.members[name].serialization.get("location") == "header")
 
 
 def operation(request: AwsRequest) -> tuple[OperationModel, dict[str, str]] | None:
@@ -248,7 +262,8 @@ def operation(request: AwsRequest) -> tuple[OperationModel, dict[str, str]] | No
         if found is None:
             continue
         if all(key in query and (value is None or value in query[key])
-               for key, value in route.query):
+               for key, value in route.query) and \
+                all(header in request.headers for header in route.headers):
             labels = {route.labels[g]: urllib.parse.unquote(v)
                       for g, v in found.groupdict().items()}
             return model.operation_model(route.name), labels

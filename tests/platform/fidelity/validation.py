@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import regex
 from botocore.model import Shape
 
-from tests.platform.requests import AwsRequest, parameters
+from tests.platform.requests import AwsRequest, available_services, parameters
 
 if TYPE_CHECKING:  # the package imports this module while it defines Refusal
     from tests.platform.fidelity import Refusal
@@ -88,48 +88,75 @@ class Violation:
 # --- Java patterns ---------------------------------------------------------------------------
 
 
-def translate(pattern: str) -> str | None:
-    """`pattern` (Java syntax) in the `regex` module's syntax; None if it cannot be."""
-    out, i, depth = [], 0, 0
+def translate(pattern: str) -> tuple[str, bool] | None:
+    """`pattern` (Java syntax) in the `regex` module's, and whether it needs its VERSION1
+    (nested character classes, `&&`); None if it cannot be translated."""
+    out: list[str] = []
+    i, depth, nested = 0, 0, "&&" in pattern
     while i < len(pattern):
         char = pattern[i]
         if char == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            if nxt in "pP" and pattern.startswith("{", i + 2):
-                end = pattern.find("}", i + 3)
-                if end < 0:
-                    return None
-                name = pattern[i + 3:end].removeprefix("Is")
-                if name in POSIX:
-                    if nxt == "P" and depth:
-                        return None
-                    ranges = POSIX[name]
-                    out.append(ranges if depth else f"[{'^' if nxt == 'P' else ''}{ranges}]")
-                else:
-                    out.append(pattern[i:end + 1])
-                i = end + 1
-                continue
-            if nxt.lower() in SHORTHANDS:
-                ranges = SHORTHANDS[nxt.lower()]
-                if nxt.isupper():
-                    if depth:
-                        return None
-                    out.append(f"[^{ranges}]")
-                else:
-                    out.append(ranges if depth else f"[{ranges}]")
-            elif nxt in "QEG":
-                return None  # quoting and \G: rare in models, not worth translating
-            else:
-                out.append("\\Z" if nxt == "z" else pattern[i:i + 2])
-            i += 2
+            start = i
+            piece, i = _escape(pattern, i, depth)
+            if piece is None:
+                return None
+            nested = nested or (depth > 0 and piece.startswith("["))
+            out.append(piece)
+            expanded = piece != pattern[start:i] and pattern[start + 1] != "u"  # a class
+            if depth and expanded and pattern.startswith("-", i) and \
+                    not pattern.startswith("-]", i):
+                out.append("\\-")  # Java: a hyphen after a class escape is literal
+                i += 1
             continue
-        if char == "[" and (depth == 0 or pattern[i - 1] != "\\"):
+        if char == "[":
+            nested = nested or depth > 0
             depth += 1
         elif char == "]" and depth and pattern[i - 1] != "[":
             depth -= 1
         out.append(char)
         i += 1
-    return "".join(out)
+    return "".join(out), nested
+
+
+def _escape(pattern: str, i: int, depth: int) -> tuple[str | None, int]:
+    """The translation of the escape at `i`, and where the pattern goes on."""
+    nxt = pattern[i + 1]
+    if nxt in "pP" and pattern.startswith("{", i + 2):
+        end = pattern.find("}", i + 3)
+        if end < 0:
+            return None, i
+        name = pattern[i + 3:end].removeprefix("Is")
+        if name not in POSIX:
+            return pattern[i:end + 1], end + 1  # Unicode properties: the same in `regex`
+        return _ranges(POSIX[name], nxt == "P", depth), end + 1
+    if nxt.lower() in SHORTHANDS:
+        return _ranges(SHORTHANDS[nxt.lower()], nxt.isupper(), depth), i + 2
+    if nxt == "u":
+        return _unicode(pattern, i), i + (12 if _surrogates(pattern, i) else 6)
+    if nxt in "QEG":
+        return None, i  # quoting and \G: rare in models, not worth translating
+    return ("\\Z" if nxt == "z" else pattern[i:i + 2]), i + 2
+
+
+def _ranges(ranges: str, negated: bool, depth: int) -> str:
+    """A class of `ranges`; inside a class a negated one is a nested set (VERSION1)."""
+    if depth and not negated:
+        return ranges
+    return f"[{'^' if negated else ''}{ranges}]"
+
+
+def _surrogates(pattern: str, i: int) -> bool:
+    """Whether `\\uHHHH\\uHHHH` at `i` is a UTF-16 surrogate pair (Java's way past U+FFFF)."""
+    high, low = pattern[i + 2:i + 6], pattern[i + 8:i + 12]
+    return (pattern[i + 6:i + 8] == "\\u" and len(low) == 4
+            and "D800" <= high.upper() <= "DBFF" and "DC00" <= low.upper() <= "DFFF")
+
+
+def _unicode(pattern: str, i: int) -> str:
+    if not _surrogates(pattern, i):
+        return pattern[i:i + 6]
+    high, low = int(pattern[i + 2:i + 6], 16), int(pattern[i + 8:i + 12], 16)
+    return f"\\U{0x10000 + (high - 0xD800) * 0x400 + (low - 0xDC00):08X}"
 
 
 @cache
@@ -139,9 +166,9 @@ def compiled(pattern: str) -> regex.Pattern[str] | None:
     if translated is None:
         log.info("pattern not translated, not checked: %s", pattern)
         return None
-    flags = regex.V1 if "&&" in translated else regex.V0
+    text, nested = translated
     try:
-        return regex.compile(translated, flags)
+        return regex.compile(text, regex.V1 if nested else regex.V0)
     except (regex.error, ValueError, OverflowError):
         log.info("pattern does not compile, not checked: %s", pattern)
         return None
