@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import regex
 from botocore.model import Shape
 
-from tests.platform.requests import AwsRequest, available_services, parameters
+from tests.platform.requests import AwsRequest, parameters
 
 if TYPE_CHECKING:  # the package imports this module while it defines Refusal
     from tests.platform.fidelity import Refusal
