@@ -14,13 +14,15 @@ The server half (:class:`Journal`, :func:`journaled`) runs inside motoserver.py;
 half (:func:`read_journal`, :func:`clear_journal`, :func:`writes`, :func:`reads`,
 :func:`matching`) is plain HTTP for any process.
 
-How a request is described:
+How a request is described (read once, by tests/platform/requests.py, for every layer of
+the server: the journal, chaos and the fidelity rules):
 
 - ``service``: the SigV4 signing name from the credential scope (``ecs``,
   ``application-autoscaling``, ``elasticloadbalancing``, ``iam``, ``s3``, ...); boto3 signs
   every call, so this names the API exactly as AWS does.
 - ``action``: for JSON protocols the operation after the dot of ``X-Amz-Target``
   (``UpdateService``); for query protocols (EC2, ELBv2, IAM, STS) the ``Action`` parameter;
+  for the tagging API's CBOR protocol the operation at the end of the path (``GetResources``);
   for REST protocols (S3, EFS, Lambda) ``METHOD /path`` plus the query's key names
   (``PUT /bucket/key?tagging``).
 - ``write``: one rule. An action is a read when its name starts with a prefix in
