@@ -338,6 +338,9 @@ def refusal_for(request: AwsRequest) -> Refusal | None:
     found = violations(model.input_shape, value)
     if not found:
         return None
+    # Paths only: a value may be anything the caller sent.
+    log.info("refused %s %s at %s", request.service, model.name,
+             ", ".join(sorted({v.path for v in found})))
     if request.protocol == "ec2":  # EC2 names one parameter, in its own words
         first = found[0]
         shown = "" if first.value is None else first.value
