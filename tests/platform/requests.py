@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
@@ -179,9 +180,13 @@ def available_services() -> frozenset[str]:
     return frozenset(_session().get_available_services())
 
 
+_LOADING = threading.Lock()  # request threads share botocore's one session
+
+
 @cache
 def _load(name: str) -> ServiceModel:
-    return _session().get_service_model(name)
+    with _LOADING:
+        return _session().get_service_model(name)
 
 
 def service_model(service: str, version: str) -> ServiceModel | None:
