@@ -49,15 +49,19 @@ CODES = {
     "cognito-idp": "InvalidParameterException",
     # CloudWatch Logs API reference, CreateLogGroup and others: InvalidParameterException.
     "logs": "InvalidParameterException",
-    # Amazon ECS API reference, "Common Errors" aside, ECS answers invalid input with
-    # ClientException ("These errors are usually caused by a client action").
+    # Amazon ECS API reference, ClientException: "These errors are usually caused by a
+    # client action". ECS does not document which code its constraint errors carry; this is
+    # the one its API reference gives for invalid requests in general (InvalidParameterException
+    # is the other candidate).
     "ecs": "ClientException",
     # Resource Groups Tagging API reference: InvalidParameterException.
     "tagging": "InvalidParameterException",
 }
 JSON_CODE = "ValidationException"  # "Common Errors" of the JSON APIs
 QUERY_CODE = "ValidationError"  # IAM, STS, ELBv2: "Common Errors" of the query APIs
-EC2_CODE = "InvalidParameterValue"  # "Error codes for the Amazon EC2 API"
+# "Error codes for the Amazon EC2 API": InvalidParameterValue, "Value (x) for parameter p is
+# invalid."; EC2's own explanation after that varies by parameter, the constraint stands in.
+EC2_CODE = "InvalidParameterValue"
 UNCHECKED_SERVICES = frozenset({"s3"})
 MATCH_TIMEOUT_SECONDS = 0.05
 # Java's POSIX character classes are US-ASCII ("Pattern", java.util.regex).
