@@ -47,7 +47,8 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tests.platform.fidelity import Refusal, answer
-from tests.platform.journal import IGNORED_PREFIXES, REFUSED_BY, describe_request
+from tests.platform.journal import IGNORED_PREFIXES, REFUSED_BY
+from tests.platform.requests import AwsRequest, describe, read
 
 log = logging.getLogger("wpenv.chaos")
 
@@ -59,7 +60,6 @@ DEFAULT_CODES = ("ThrottlingException", "InternalFailure", "ServiceUnavailable")
 CONTROL_PATH = "/wpenv/faults/aws"
 MAX_BODY = 1 << 20
 UNTOUCHED_SERVICES = frozenset({"s3"})
-REST_JSON_SERVICES = frozenset({"elasticfilesystem"})
 ELBV2_VERSION = "2015-12-01"
 
 
@@ -145,40 +145,17 @@ class Call:
     params: Mapping[str, str] = field(default_factory=dict)  # query params / JSON scalars
 
 
-def _params(environ: WSGIEnvironment, body: bytes) -> dict[str, str]:
-    if environ.get("HTTP_X_AMZ_TARGET"):
-        try:
-            doc = json.loads(body or b"{}")
-        except ValueError:
-            return {}
-        if not isinstance(doc, dict):
-            return {}
-        return {k: v for k, v in doc.items() if isinstance(v, str)}
-    pairs = urllib.parse.parse_qsl(str(environ.get("QUERY_STRING") or ""))
-    if str(environ.get("CONTENT_TYPE") or "").startswith("application/x-www-form-urlencoded"):
-        pairs += urllib.parse.parse_qsl(body.decode("utf-8", "replace"))
-    return dict(pairs)
+def call_of(request: AwsRequest) -> Call:
+    """What chaos sees of a described request; S3 and other REST-XML calls are left alone."""
+    protocol = request.protocol
+    if request.service in UNTOUCHED_SERVICES or protocol == "rest-xml":
+        protocol = ""
+    return Call(request.service, request.action, protocol, request.params)
 
 
 def describe_call(environ: WSGIEnvironment, body: bytes) -> Call:
     """Service, operation and protocol of a request (its body already read into `body`)."""
-    entry = describe_request(environ, body, 0.0)
-    service, action = entry.service, entry.action
-    params = _params(environ, body)
-    path = str(environ.get("PATH_INFO") or "")
-    if service in UNTOUCHED_SERVICES:
-        protocol = ""
-    elif environ.get("HTTP_X_AMZ_TARGET"):
-        protocol = "json"
-    elif environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
-        protocol, action = "rpc-v2-cbor", path.rpartition("/operation/")[2]
-    elif "Action" in params:
-        protocol = "ec2" if service == "ec2" else "query"
-    elif service in REST_JSON_SERVICES:
-        protocol = "rest-json"
-    else:
-        protocol = ""
-    return Call(service, action, protocol, params)
+    return call_of(describe(environ, body))
 
 
 # --- token buckets ---------------------------------------------------------------------------
@@ -677,7 +654,7 @@ class Chaos:
         def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             if str(environ.get("PATH_INFO") or "").startswith(IGNORED_PREFIXES):
                 return app(environ, start_response)
-            judged = self.judge(describe_call(environ, _buffer(environ)))
+            judged = self.judge(call_of(read(environ)))
             if judged is None:
                 return app(environ, start_response)
             kind, refusal = judged
@@ -686,21 +663,6 @@ class Chaos:
             return answer(start_response, refusal)
 
         return wsgi
-
-
-def _buffer(environ: WSGIEnvironment) -> bytes:
-    """A small body read, with an unread copy put back for the layers below; b"" otherwise."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return b""
-    service = describe_request(environ, b"", 0.0).service
-    if length <= 0 or length > MAX_BODY or service in UNTOUCHED_SERVICES:
-        return b""
-    body: bytes = environ["wsgi.input"].read(length)
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    return body
 
 
 def _drain(environ: WSGIEnvironment) -> None:

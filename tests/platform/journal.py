@@ -18,13 +18,15 @@ The server half (:class:`Journal`, :func:`journaled`) runs inside motoserver.py;
 half (:func:`read_journal`, :func:`clear_journal`, :func:`writes`, :func:`reads`,
 :func:`matching`) is plain HTTP for any process.
 
-How a request is described:
+How a request is described (read once, by tests/platform/requests.py, for every layer of
+the server: the journal, chaos and the fidelity rules):
 
 - ``service``: the SigV4 signing name from the credential scope (``ecs``,
   ``application-autoscaling``, ``elasticloadbalancing``, ``iam``, ``s3``, ...); boto3 signs
   every call, so this names the API exactly as AWS does.
 - ``action``: for JSON protocols the operation after the dot of ``X-Amz-Target``
   (``UpdateService``); for query protocols (EC2, ELBv2, IAM, STS) the ``Action`` parameter;
+  for the tagging API's CBOR protocol the operation at the end of the path (``GetResources``);
   for REST protocols (S3, EFS, Lambda) ``METHOD /path`` plus the query's key names
   (``PUT /bucket/key?tagging``).
 - ``write``: one rule. An action is a read when its name starts with a prefix in
@@ -39,7 +41,6 @@ How a request is described:
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -51,6 +52,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from tests.platform.requests import AwsRequest, describe, read
+
 __all__ = [
     "JOURNAL_PATH",
     "MAX_ENTRIES",
@@ -60,6 +63,7 @@ __all__ = [
     "Journal",
     "clear_journal",
     "describe_request",
+    "entry_for",
     "is_write",
     "journaled",
     "matching",
@@ -96,9 +100,6 @@ QUERY_KEYS = frozenset({
     # IAM
     "RoleName", "PolicyName", "PolicyArn", "InstanceProfileName",
 })
-MAX_PARSED_BODY = 1 << 20  # JSON and query bodies are small; anything larger is not parsed
-JSON_TYPE = "application/x-amz-json-"
-FORM_TYPE = "application/x-www-form-urlencoded"
 ORDER_SLACK_SECONDS = 1.0  # how far request threads may append out of arrival order
 IGNORED_PREFIXES = ("/wpenv/", "/moto-api")  # the platform's own endpoints, not AWS
 
@@ -140,20 +141,6 @@ def is_write(action: str) -> bool:
 # --- describing one request (pure) -----------------------------------------------------------
 
 
-def _signing_service(environ: WSGIEnvironment) -> str:
-    """The service of the SigV4 credential scope (header, or a presigned URL's query)."""
-    auth = str(environ.get("HTTP_AUTHORIZATION") or "")
-    credential = ""
-    if "Credential=" in auth:
-        credential = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
-    else:
-        query = urllib.parse.parse_qs(str(environ.get("QUERY_STRING") or ""))
-        credential = (query.get("X-Amz-Credential") or [""])[0]
-    parts = credential.split("/")
-    # <key>/<date>/<region>/<service>/aws4_request
-    return parts[3] if len(parts) == 5 else "unknown"
-
-
 def _scalar(value: Any) -> str | None:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return str(value)
@@ -162,13 +149,7 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def _json_ids(body: bytes) -> dict[str, str]:
-    try:
-        doc = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    if not isinstance(doc, dict):
-        return {}
+def _json_ids(doc: dict[str, Any]) -> dict[str, str]:
     ids = {}
     for key in JSON_KEYS & doc.keys():
         value = _scalar(doc[key])
@@ -177,7 +158,7 @@ def _json_ids(body: bytes) -> dict[str, str]:
     return ids
 
 
-def _query_ids(params: list[tuple[str, str]]) -> dict[str, str]:
+def _query_ids(params: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Identifiers of a query-protocol request; members keep their numbered order."""
     found: dict[str, list[tuple[int, str]]] = {}
     for key, value in params:
@@ -189,43 +170,22 @@ def _query_ids(params: list[tuple[str, str]]) -> dict[str, str]:
     return {base: ",".join(v for _, v in sorted(values)) for base, values in found.items()}
 
 
+def entry_for(request: AwsRequest, at: float) -> Entry:
+    """The entry for one described request that arrived at `at`."""
+    if request.protocol == "json":
+        ids = _json_ids(request.json())
+    elif request.protocol in ("query", "ec2"):
+        ids = _query_ids(request.form)
+    else:
+        ids = {}
+    rest = request.protocol not in ("json", "query", "ec2", "rpc-v2-cbor")
+    write = request.method not in READ_METHODS if rest else is_write(request.action)
+    return Entry(at, request.service, request.action, write, ids)
+
+
 def describe_request(environ: WSGIEnvironment, body: bytes, at: float) -> Entry:
     """The entry for one request that arrived at `at`; `body` is b"" when not buffered."""
-    service = _signing_service(environ)
-    method = str(environ.get("REQUEST_METHOD") or "GET").upper()
-    target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
-    content_type = str(environ.get("CONTENT_TYPE") or "")
-    query = str(environ.get("QUERY_STRING") or "")
-    if target:
-        action = target.rpartition(".")[2]
-        return Entry(at, service, action, is_write(action), _json_ids(body))
-    params = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    if content_type.startswith(FORM_TYPE):
-        params += urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-    action = next((v for k, v in params if k == "Action"), "")
-    if action:
-        return Entry(at, service, action, is_write(action), _query_ids(params))
-    path = str(environ.get("PATH_INFO") or "/")
-    keys = sorted({k for k, _ in urllib.parse.parse_qsl(query, keep_blank_values=True)})
-    rest = f"{method} {path}" + (f"?{'&'.join(keys)}" if keys else "")
-    return Entry(at, service, rest, method not in READ_METHODS)
-
-
-def _buffer_body(environ: WSGIEnvironment) -> bytes:
-    """Read a JSON or form body and put an unread copy back for moto; b"" otherwise."""
-    content_type = str(environ.get("CONTENT_TYPE") or "")
-    if not (content_type.startswith((JSON_TYPE, FORM_TYPE)) or environ.get("HTTP_X_AMZ_TARGET")):
-        return b""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return b""
-    if length <= 0 or length > MAX_PARSED_BODY:
-        return b""
-    body: bytes = environ["wsgi.input"].read(length)
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    return body
+    return entry_for(describe(environ, body), at)
 
 
 # --- the server half -------------------------------------------------------------------------
@@ -311,7 +271,7 @@ def journaled(app: WSGIApplication, journal: Journal) -> WSGIApplication:
         if path.startswith(IGNORED_PREFIXES):
             return app(environ, start_response)
         arrived = time.time()
-        entry = describe_request(environ, _buffer_body(environ), arrived)
+        entry = entry_for(read(environ), arrived)
         journal.add(entry)
 
         def recording(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:

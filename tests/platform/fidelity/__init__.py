@@ -12,19 +12,18 @@ A rule module offers one or both of:
 - `rewrite(request, status, body) -> bytes | None`: change moto's error answer to AWS's;
 - `after(request) -> None`: once moto answered a request the rule `wants` successfully, do
   what AWS does next on its own (rotation.py runs the rotation function's testSecret step).
-Modules are listed in RULES; each is a file of its own in this package.
+Modules are listed in RULES; each is a file of its own in this package. A request is read
+once for every layer of the server by tests/platform/requests.py.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tests.platform.fidelity import (
@@ -35,30 +34,12 @@ from tests.platform.fidelity import (
     iam_boundary,
     iam_propagation,
     rotation,
+    validation,
 )
 from tests.platform.journal import REFUSED_BY
+from tests.platform.requests import AwsRequest, read
 
-MAX_BODY = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a rule sees of one AWS request (JSON protocol target, or query Action)."""
-
-    target: str  # X-Amz-Target (JSON protocols), e.g. "AnyScaleFrontendService.X"
-    action: str  # the operation name: target's suffix, or the query protocol's Action
-    host: str
-    path: str
-    body: bytes
-    headers: dict[str, str]
-
-    def json(self) -> dict[str, Any]:
-        """The body of a JSON-protocol request ({} when it is not JSON)."""
-        try:
-            value = json.loads(self.body or b"{}")
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+Request = AwsRequest  # what a rule sees of one request: tests/platform/requests.py
 
 
 @dataclass(frozen=True)
@@ -74,25 +55,12 @@ class Refusal:
     protocol: str = ""
 
 
+# The service-model constraints come last: the rules before them answer with the more
+# specific messages AWS gives for the same requests.
 RULES: tuple[ModuleType, ...] = (
-    autoscaling, cognito, elbv2, iam_boundary, iam_propagation, execution_role, rotation
+    autoscaling, cognito, elbv2, iam_boundary, iam_propagation, execution_role, rotation,
+    validation,
 )
-
-
-def _request(environ: WSGIEnvironment) -> Request:
-    length = min(int(environ.get("CONTENT_LENGTH") or 0), MAX_BODY)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
-    target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
-    action = target.rpartition(".")[2]
-    if not action:
-        query = parse_qs(str(environ.get("QUERY_STRING") or ""))
-        form = parse_qs(body.decode("utf-8", "replace")) if body[:1] != b"{" else {}
-        action = (form.get("Action") or query.get("Action") or [""])[0]
-    headers = {k[5:].replace("_", "-").lower(): str(v)
-               for k, v in environ.items() if k.startswith("HTTP_")}
-    return Request(target, action, str(environ.get("HTTP_HOST") or ""),
-                   str(environ.get("PATH_INFO") or ""), body, headers)
 
 
 def answer(start_response: StartResponse, refusal: Refusal) -> Iterable[bytes]:
@@ -169,7 +137,7 @@ def faithful(app: WSGIApplication) -> WSGIApplication:
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if str(environ.get("PATH_INFO") or "").startswith("/wpenv/"):
             return app(environ, start_response)
-        request = _request(environ)
+        request = read(environ)
         for rule in refusers:
             refusal = rule.refuse(request)
             if refusal is not None:
