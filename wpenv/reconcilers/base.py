@@ -15,7 +15,9 @@ A kind declares, as class attributes:
   it may be deleted, for a kind that holds the tenant's data;
 - `retainable`: whether deletionPolicy Retain tags it (the kinds that carry tags);
 - `goes_with`: the kind whose delete removes this one too, when its own delete is nothing
-  (the Cognito groups go with their pool, after the pool's archive hook read the members).
+  (the Cognito groups go with their pool, after the pool's archive hook read the members);
+- `in_aws`: False for a decision the status alone records (the load balancer placement),
+  which a lost status cannot find again until a later kind builds on it.
 
 and implements, on what observe found (`Observation.found`), never looking it up again:
 - `find_by_id` / `find_by_name`: the base's `find` tries the recorded id, then the name;
@@ -138,6 +140,7 @@ class Resource:
     archive: ClassVar[str | None] = None
     retainable: ClassVar[bool] = False
     goes_with: ClassVar[str | None] = None
+    in_aws: ClassVar[bool] = True
 
     # -- the spec --------------------------------------------------------------------
     def wanted(self, ctx: Context) -> bool:
