@@ -25,7 +25,14 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from tests.platform.fidelity import autoscaling, cognito, elbv2, execution_role, iam_propagation
+from tests.platform.fidelity import (
+    autoscaling,
+    cognito,
+    elb_quotas,
+    elbv2,
+    execution_role,
+    iam_propagation,
+)
 
 MAX_BODY = 10 * 1024 * 1024
 
@@ -63,7 +70,9 @@ class Refusal:
     protocol: str = ""
 
 
-RULES: tuple[ModuleType, ...] = (autoscaling, cognito, elbv2, iam_propagation, execution_role)
+RULES: tuple[ModuleType, ...] = (
+    autoscaling, cognito, elbv2, elb_quotas, iam_propagation, execution_role,
+)
 
 
 def _request(environ: WSGIEnvironment) -> Request:
