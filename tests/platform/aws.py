@@ -3,9 +3,9 @@
 In production Terraform owns the shared infrastructure (VPC, subnets, security groups, ECS
 cluster, EFS, the pool of internal ALBs, each with its HTTPS listener and ACM certificate,
 archive bucket, RDS master secret) and the operator only reads its ids from WPENV_*
-settings. Here ``up`` starts moto (motoserver.py) and :func:`bootstrap` plays Terraform's part, idempotently:
-everything is looked up by name or Name tag first, so a second ``up`` against a running
-server creates nothing.
+settings. Here ``up`` starts moto (motoserver.py) and :func:`bootstrap` plays Terraform's
+part, idempotently: everything is looked up by name or Name tag first, so a second ``up``
+against a running server creates nothing.
 See CONTRACT.md for the component interface.
 """
 
