@@ -32,6 +32,7 @@ from wpenv.orphans import DELETION_ORDER, Item, cleanup, run_scan, scan, select
 from wpenv.orphans.cleanup import DELETED, GONE, OWNED, SKIPPED, WOULD_ARCHIVE
 from wpenv.orphans.scan import all_kinds
 from wpenv.plan import TAG_RETAINED, names_for, sql_identifier, tags_for
+from wpenv.reconcilers.pool import pool_listeners
 from wpenv.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -231,7 +232,7 @@ class World:
 
     def _rule(self, env: Env, tag_list: list[dict[str, str]]) -> str:
         """A rule on the first pool listener, at a free priority (other tests race for one)."""
-        listener = self.settings.listener_arns[0]
+        listener = pool_listeners(self.clients, self.settings)[0]
         elbv2 = self.clients.elbv2
         for _ in range(5):
             rules = elbv2.describe_rules(ListenerArn=listener)["Rules"]

@@ -86,4 +86,5 @@ class Placement(Resource):
         """Nothing to bring in line: a placement is never stale."""
 
     def delete(self, ctx: Context, observed: Observation) -> None:
-        """Nothing in AWS: the engine forgets the recorded ids."""
+        """Nothing in AWS to delete: forgetting the recorded ids is all."""
+        ctx.forget(self.ids)

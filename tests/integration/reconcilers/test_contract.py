@@ -87,7 +87,8 @@ def test_every_kind_keeps_the_contract(
     lost = make_ctx(tenant=ctx.spec.tenant_id, **SPEC)
     lost.ids.update({k: v for k, v in ctx.ids.items() if k not in kind.ids})
     adopted = kind.observe(lost)
-    assert adopted.exists and adopted.ids == observed.ids, "a lost status is not adopted"
+    if kind.in_aws:  # the placement: nothing in AWS shows it before the rule exists
+        assert adopted.exists and adopted.ids == observed.ids, "a lost status is not adopted"
 
     kind.delete(ctx, observed)
     kind.delete(ctx, observed)  # already gone is success
