@@ -9,6 +9,7 @@ import pytest
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import tenant_fixture
 from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.placement import Placement
 from wpenv.reconcilers.pool import endpoint
 from wpenv.reconcilers.user_pool_client import UserPoolClient
 
@@ -61,6 +62,10 @@ def test_lifecycle(ctx: Context, make_ctx: MakeCtx) -> None:
 
     client.create(ctx, client.observe(ctx))  # adopts
     fresh = make_ctx(tenant=ctx.names.tenant)
+    # A lost status is placed again first (the engine's order); fill-first gives the same
+    # load balancer while it has room, so the URL, and the client, are unchanged.
+    Placement().create(fresh, Placement().observe(fresh))
+    assert fresh.ids["loadBalancerArn"] == ctx.ids["loadBalancerArn"]
     again = client.observe(fresh)
     assert again.exists and again.up_to_date and again.ids == {"userPoolClientId": client_id}
     assert _clients(ctx) == [client_id]
