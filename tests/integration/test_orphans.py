@@ -32,6 +32,7 @@ from wpenv.orphans import DELETION_ORDER, Item, cleanup, run_scan, scan, select
 from wpenv.orphans.cleanup import DELETED, GONE, OWNED, SKIPPED, WOULD_ARCHIVE
 from wpenv.orphans.scan import all_kinds
 from wpenv.plan import TAG_RETAINED, names_for, sql_identifier, tags_for
+from wpenv.reconcilers import registry
 from wpenv.reconcilers.pool import pool_listeners
 from wpenv.settings import Settings
 
@@ -41,7 +42,9 @@ Found = set[tuple[str, str]]
 # Kinds that go with another one: deleted with it, so their listing is always empty.
 WITH_ANOTHER = frozenset({"UserPoolGroups", "UserPoolDomain", "UserPoolClient", "Autoscaling"})
 # The kinds the scan lists, in deletion order: one item each per environment.
-LISTED = tuple(kind for kind in DELETION_ORDER if kind not in WITH_ANOTHER)
+# The placement is a record in the status only: there is nothing of it in AWS to list.
+LISTED = tuple(kind for kind in DELETION_ORDER
+               if kind not in WITH_ANOTHER and registry.by_name(kind).in_aws)
 EVERYTHING = frozenset(LISTED)
 CONTAINER = "wordpress"
 # What AWS answers for each kind's "no such resource", exactly.
