@@ -1,7 +1,7 @@
 """Deprovisioning (HLD 3.4): the engine's one teardown, with the finalizer's archive hooks.
 
 Every kind is removed in the creation order reversed (wpenv.reconcilers.registry), one
-Event a kind ("Step N/17" with the registry as it is). The kinds that hold data run their
+Event a kind ("Step N/18" with the registry as it is). The kinds that hold data run their
 archive hook first (wpenv.archive.hooks.Deprovisioning), and nothing is deleted when it
 raises:
 
