@@ -11,9 +11,10 @@ from urllib.parse import urlencode
 import botocore.session
 import pytest
 from botocore.serialize import create_serializer
+from moto.elbv2.models import elbv2_backends
 
 from tests.platform.fidelity import Request
-from tests.platform.fidelity.elb_quotas import CONTROL, Quotas, refuse
+from tests.platform.fidelity.elb_quotas import CONTROL, Quotas, refuse, target_room
 from tests.unit.reconcilers.test_pool import Pool, two
 from wpenv.reconcilers import pool
 
@@ -119,6 +120,18 @@ def test_targets_over_the_quota_are_refused_at_registration_and_attachment(
                       Conditions=_path("/2"), Actions=_forward(waiting))
     refusal = refuse(attach)
     assert refusal is not None and refusal.code == "TooManyTargets"
+
+
+def test_the_simulator_s_registrations_stop_at_the_target_quota(small: Pool) -> None:
+    group = small.target_group("tasks")
+    backend = elbv2_backends["123456789012"]["us-east-1"]
+    assert target_room(backend, group) == 3  # attached nowhere yet: the quota itself
+    small.rule(0, 1, group)
+    small.clients.elbv2.client.register_targets(TargetGroupArn=group,
+                                                Targets=[{"Id": "10.9.1.1"}, {"Id": "10.9.1.2"}])
+    assert target_room(backend, group) == 1
+    small.clients.elbv2.client.register_targets(TargetGroupArn=group, Targets=[{"Id": "10.9.1.3"}])
+    assert target_room(backend, group) == 0
 
 
 def test_a_rule_has_at_most_five_condition_values_and_five_wildcards(two: Pool) -> None:

@@ -12,6 +12,7 @@ moto server's process, reading moto's ELBv2 backend:
 - CreateRule, ModifyRule or RegisterTargets that would put more targets behind one load
   balancer than its quota: TooManyTargets;
 - a rule with more condition values or wildcards than allowed: ValidationError.
+The simulator's own registrations of ECS tasks (simulator.py) stop at the target quota too.
 The codes are those of botocore's ELBv2 model (CreateRule's, ModifyRule's and
 RegisterTargets' errors); the messages those ELBv2 gives.
 
@@ -263,6 +264,16 @@ def rule_refusal(
                        TOO_MANY_TARGETS.format(quota=quotas.targets, arn=load_balancer_arn),
                        query=True)
     return None
+
+
+def target_room(backend: Any, target_group_arn: str) -> int:
+    """How many more targets the target group may take before a load balancer that
+    forwards to it reaches its target quota (ECS's registrations meet the same quota)."""
+    quota = CONTROL.quotas().targets
+    rooms = [quota - targets_behind(backend, groups)
+             for groups in (usage(backend, arn).groups for arn in backend.load_balancers)
+             if target_group_arn in groups]
+    return max(0, min(rooms, default=quota))
 
 
 def registration_refusal(backend: Any, params: dict[str, str], quotas: Quotas) -> Refusal | None:
