@@ -199,21 +199,98 @@ def routes_overlap(a: Route, b: Route) -> bool:
 _SCHEMES = {"HTTP": ("http", 80), "HTTPS": ("https", 443)}
 
 
-def url_for(
-    spec: WordPressEnvironmentSpec,
-    settings: Settings,
-    listener_port: int | None,
-    listener_protocol: str = "HTTP",
-) -> str:
-    """Where the tenant's WordPress answers through the shared ALB.
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a tenant placed on a load balancer answers: its DNS name, listener port, protocol."""
 
-    `https` when the listener is an HTTPS one (Cognito accepts nothing else for a callback
-    that is not on localhost); the listener's port unless it is the scheme's default.
+    dns_name: str
+    port: int
+    protocol: str
+
+
+def url_for(spec: WordPressEnvironmentSpec, endpoint: Endpoint | None) -> str:
+    """Where the tenant's WordPress answers through the load balancer it is placed on.
+
+    The spec's host, else the load balancer's DNS name; `https` when the listener is an
+    HTTPS one (Cognito accepts nothing else for a callback that is not on localhost); the
+    listener's port unless it is the scheme's default. Without an endpoint (not placed):
+    http on the spec's host, or a placeholder.
     """
-    scheme, default_port = _SCHEMES.get(listener_protocol.upper(), _SCHEMES["HTTP"])
-    host = spec.routing.host or settings.alb_dns_name or "alb.local"
-    port = "" if listener_port in (None, default_port) else f":{listener_port}"
+    protocol = endpoint.protocol if endpoint else "HTTP"
+    scheme, default_port = _SCHEMES.get(protocol.upper(), _SCHEMES["HTTP"])
+    host = spec.routing.host or (endpoint.dns_name if endpoint else "") or "alb.local"
+    port = "" if endpoint is None or endpoint.port == default_port else f":{endpoint.port}"
     return f"{scheme}://{host}{port}{path_prefix(spec)}/"
+
+
+# --- placement on the load balancer pool (ELBv2's quotas are per load balancer) ----------
+
+
+@dataclass(frozen=True)
+class LoadBalancerQuotas:
+    """ELBv2's per-load-balancer quotas ("Quotas for your Application Load Balancers")."""
+
+    rules: int
+    target_groups: int
+    targets: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> LoadBalancerQuotas:
+        """The quotas the settings name (AWS's defaults unless raised)."""
+        return cls(settings.rules_per_load_balancer, settings.target_groups_per_load_balancer,
+                   settings.targets_per_load_balancer)
+
+
+@dataclass(frozen=True)
+class LoadBalancerUsage:
+    """What one load balancer holds: non-default rules, target groups its listeners
+    forward to (each counted once), and their registered targets (None: not counted)."""
+
+    arn: str
+    rules: int
+    target_groups: int
+    targets: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The load balancer's name, from its ARN (…:loadbalancer/app/<name>/<id>)."""
+        parts = self.arn.split("/")
+        return parts[-2] if len(parts) >= 3 else self.arn
+
+
+def tenant_targets(spec: WordPressEnvironmentSpec) -> int:
+    """The most targets a tenant registers: one per task, at the scaler's maximum."""
+    return max(spec.replicas, spec.autoscaling.max_replicas if spec.autoscaling else 0)
+
+
+def shortfall(usage: LoadBalancerUsage, quotas: LoadBalancerQuotas, targets: int) -> list[str]:
+    """The quotas one more tenant (a rule, a target group, `targets`) would break, as
+    "rules 100/100"; empty when it fits. Targets not counted yet are not judged."""
+    short = []
+    if usage.rules + 1 > quotas.rules:
+        short.append(f"rules {usage.rules}/{quotas.rules}")
+    if usage.target_groups + 1 > quotas.target_groups:
+        short.append(f"target groups {usage.target_groups}/{quotas.target_groups}")
+    if usage.targets is not None and usage.targets + targets > quotas.targets:
+        short.append(f"targets {usage.targets}+{targets}/{quotas.targets}")
+    return short
+
+
+POOL_FULL = (
+    "every load balancer in the pool is full ({detail}); add a load balancer with an HTTPS "
+    "listener to WPENV_LOAD_BALANCER_ARNS, or raise the adjustable quota in Service Quotas "
+    "and the matching WPENV_*_PER_LOAD_BALANCER setting; the environment waits and retries"
+)
+
+
+def pool_full_message(
+    usages: Iterable[LoadBalancerUsage], quotas: LoadBalancerQuotas, targets: int
+) -> str:
+    """What a full pool is short of, per load balancer, and what to add."""
+    detail = "; ".join(
+        f"{u.name}: {', '.join(shortfall(u, quotas, targets))}" for u in usages
+    )
+    return POOL_FULL.format(detail=detail)
 
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]{1,64}$")

@@ -40,6 +40,14 @@ SERVICE_DRAINING = "ServiceDraining"
 SECRET_DELETION_PENDING = "SecretDeletionPending"  # noqa: S105 (a reason word)
 # The account's Cognito user pool quota (settings.user_pool_quota) is used up.
 USER_POOL_QUOTA_REACHED = "UserPoolQuotaReached"
+# No load balancer pool is configured (WPENV_LOAD_BALANCER_ARNS is empty).
+NO_LOAD_BALANCER_POOL = "NoLoadBalancerPool"
+# A load balancer of the pool has no HTTPS listener to hold tenant rules.
+NO_HTTPS_LISTENER = "NoHttpsListener"
+# Every load balancer in the pool is at one of its quotas (rules, target groups, targets).
+LOAD_BALANCER_POOL_FULL = "LoadBalancerPoolFull"
+# The load balancer a tenant was placed on filled up before its rule was made: place again.
+LOAD_BALANCER_FULL = "LoadBalancerFull"
 
 # --- permanent trouble (PermanentError or Failed: a person must change something) --------
 
@@ -53,10 +61,6 @@ ARCHIVE_STEP_MISSING = "ArchiveStepMissing"
 ACCESS_POINT_IMMUTABLE = "AccessPointImmutable"
 # MySQL refused a statement of the Database step (not a connection problem).
 DATABASE_REFUSED = "DatabaseRefused"
-# No listener pool is configured (WPENV_LISTENER_ARNS is empty).
-NO_LISTENER_POOL = "NoListenerPool"
-# Every listener in the pool holds its quota of rules.
-LISTENER_POOL_FULL = "ListenerPoolFull"
 # The Cognito hosted-domain prefix belongs to another pool or account.
 DOMAIN_TAKEN = "DomainTaken"
 # An older manifest holds the same tenantId: this one is Failed and owns nothing.

@@ -2,7 +2,7 @@
 
 In production these name the shared infrastructure that Terraform owns (HLD 2.0); on the
 local platform `make up` writes them to `.local/env`. Lists are comma-separated so a plain
-`export WPENV_LISTENER_ARNS=a,b` works.
+`export WPENV_LOAD_BALANCER_ARNS=a,b` works.
 """
 
 from __future__ import annotations
@@ -32,10 +32,14 @@ class Settings(BaseSettings):
     private_subnet_ids: CommaList = Field(
         default_factory=list, description="Private subnets for tenant tasks."
     )
-    alb_security_group_id: str = Field("", description="Security group of the internal ALB.")
-    alb_dns_name: str = Field("", description="DNS name of the internal ALB, for tenant URLs.")
-    listener_arns: CommaList = Field(
-        default_factory=list, description="Pool of ALB listeners that hold tenant rules."
+    alb_security_group_id: str = Field(
+        "", description="Security group of the internal ALBs (every one in the pool)."
+    )
+    load_balancer_arns: CommaList = Field(
+        default_factory=list,
+        description="The pool of internal ALBs that hold tenant rules, in the order they "
+        "fill; each has one HTTPS listener (the lowest-port one if several), and a tenant's "
+        "URL is its load balancer's DNS name.",
     )
     file_system_id: str = Field("", description="Shared EFS file system.")
     archive_bucket: str = Field("", description="S3 bucket for deprovisioning archives.")
@@ -67,7 +71,17 @@ class Settings(BaseSettings):
     max_concurrent_provisions: int = Field(
         10, ge=1, description="Provisions running at once; the rest wait (HLD 5.3)."
     )
-    rules_per_listener: int = Field(100, ge=1, description="Listener rule quota (HLD 8).")
+    # ELBv2's quotas per Application Load Balancer ("Quotas for your Application Load
+    # Balancers"), at AWS's defaults; set them to what Service Quotas shows for the account.
+    rules_per_load_balancer: int = Field(
+        100, ge=1, description="Rules per ALB, default rules not counted (adjustable)."
+    )
+    target_groups_per_load_balancer: int = Field(
+        100, ge=1, description="Target groups per ALB (not adjustable)."
+    )
+    targets_per_load_balancer: int = Field(
+        1000, ge=1, description="Targets per ALB (adjustable)."
+    )
     user_pool_quota: int = Field(60, ge=1, description="Cognito user pools per account (HLD 8).")
     drift_interval_seconds: float = Field(600.0, gt=0, description="Period of the drift check.")
     orphan_scan_interval_seconds: float = Field(86400.0, gt=0, description="Orphan scan period.")
@@ -117,7 +131,7 @@ class Settings(BaseSettings):
             raise ValueError(f"CloudWatch Logs accepts only these retentions: {accepted}")
         return value
 
-    @field_validator("private_subnet_ids", "listener_arns", mode="before")
+    @field_validator("private_subnet_ids", "load_balancer_arns", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -39,8 +39,7 @@ EXPORTED = {
     "WPENV_VPC_ID",
     "WPENV_PRIVATE_SUBNET_IDS",
     "WPENV_ALB_SECURITY_GROUP_ID",
-    "WPENV_ALB_DNS_NAME",
-    "WPENV_LISTENER_ARNS",
+    "WPENV_LOAD_BALANCER_ARNS",
     "WPENV_FILE_SYSTEM_ID",
     "WPENV_ARCHIVE_BUCKET",
     "WPENV_DB_MASTER_SECRET_ARN",
@@ -184,41 +183,15 @@ def test_up_bootstraps_is_idempotent_simulates_and_down_cleans_up(scratch: Path)
     mount_targets = efs.describe_mount_targets(FileSystemId=env["WPENV_FILE_SYSTEM_ID"])
     assert sorted(m["SubnetId"] for m in mount_targets["MountTargets"]) == sorted(subnet_ids)
 
+    # The load balancer pool: at least two, each with one HTTPS listener (TLS 1.2+, an ACM
+    # certificate for its own name, 404 for unmatched paths) and HTTP redirecting to it.
     elbv2 = client("elbv2")
-    [alb] = elbv2.describe_load_balancers(Names=["wpenv-internal"])["LoadBalancers"]
-    assert alb["Scheme"] == "internal"
-    assert alb["DNSName"] == env["WPENV_ALB_DNS_NAME"]
-    listeners = elbv2.describe_listeners(ListenerArns=env["WPENV_LISTENER_ARNS"].split(","))[
-        "Listeners"
-    ]
-    assert [listener["Port"] for listener in listeners] == [443, 8443, 8444]
-    for listener in listeners:
-        assert listener["Protocol"] == "HTTPS"
-        assert listener["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
-        [certificate] = listener["Certificates"]
-        described = client("acm").describe_certificate(
-            CertificateArn=certificate["CertificateArn"]
-        )["Certificate"]
-        assert described["Status"] == "ISSUED"
-        assert described["DomainName"] == env["WPENV_ALB_DNS_NAME"]
-        [action] = listener["DefaultActions"]
-        assert action["Type"] == "fixed-response"
-        assert action["FixedResponseConfig"]["StatusCode"] == "404"
-    plain = {
-        listener["Port"]: listener
-        for listener in elbv2.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])[
-            "Listeners"
-        ]
-        if listener["Protocol"] == "HTTP"
-    }
-    assert sorted(plain) == [80, 8080, 8081]
-    for port, https_port in ((80, 443), (8080, 8443), (8081, 8444)):
-        [action] = plain[port]["DefaultActions"]
-        assert action["Type"] == "redirect"
-        redirect = action["RedirectConfig"]
-        assert (redirect["Protocol"], redirect["Port"], redirect["StatusCode"]) == (
-            "HTTPS", str(https_port), "HTTP_301"
-        )
+    pool = env["WPENV_LOAD_BALANCER_ARNS"].split(",")
+    assert len(pool) >= 2
+    balancers = elbv2.describe_load_balancers(LoadBalancerArns=pool)["LoadBalancers"]
+    assert [b["LoadBalancerName"] for b in balancers] == ["wpenv-internal-1", "wpenv-internal-2"]
+    for alb in balancers:
+        _check_load_balancer(client, alb)
 
     client("s3").head_bucket(Bucket=env["WPENV_ARCHIVE_BUCKET"])
     secret = client("secretsmanager").get_secret_value(SecretId=env["WPENV_DB_MASTER_SECRET_ARN"])
@@ -317,3 +290,32 @@ def test_up_restarts_a_server_that_died(scratch: Path) -> None:
     assert motoserver_pids(PORT) not in ([], [pid])
     assert again["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL"]
     client_factory(again)("ec2").describe_vpcs(VpcIds=[again["WPENV_VPC_ID"]])
+
+
+def _check_load_balancer(client: Any, alb: dict[str, Any]) -> None:
+    """One ALB of the pool: internal, HTTPS on 443 with its own certificate, 80 redirecting."""
+    assert alb["Scheme"] == "internal"
+    listeners = {
+        listener["Port"]: listener
+        for listener in client("elbv2").describe_listeners(
+            LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]
+    }
+    assert sorted(listeners) == [80, 443]
+    https = listeners[443]
+    assert https["Protocol"] == "HTTPS"
+    assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    [certificate] = https["Certificates"]
+    described = client("acm").describe_certificate(
+        CertificateArn=certificate["CertificateArn"]
+    )["Certificate"]
+    assert described["Status"] == "ISSUED"
+    assert described["DomainName"] == alb["DNSName"]
+    [action] = https["DefaultActions"]
+    assert action["Type"] == "fixed-response"
+    assert action["FixedResponseConfig"]["StatusCode"] == "404"
+    [action] = listeners[80]["DefaultActions"]
+    assert action["Type"] == "redirect"
+    redirect = action["RedirectConfig"]
+    assert (redirect["Protocol"], redirect["Port"], redirect["StatusCode"]) == (
+        "HTTPS", "443", "HTTP_301"
+    )

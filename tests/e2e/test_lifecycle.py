@@ -32,7 +32,16 @@ def _service(obj: envs.Obj) -> dict[str, Any]:
 def _rules_to(target_group_arn: str) -> list[dict[str, Any]]:
     elbv2 = boto3.client("elbv2")
     found = []
-    for listener in os.environ["WPENV_LISTENER_ARNS"].split(","):
+    for balancer in os.environ["WPENV_LOAD_BALANCER_ARNS"].split(","):
+        listeners = elbv2.describe_listeners(LoadBalancerArn=balancer)["Listeners"]
+        https = [item["ListenerArn"] for item in listeners if item["Protocol"] == "HTTPS"]
+        found.extend(_rules_on(elbv2, https, target_group_arn))
+    return found
+
+
+def _rules_on(elbv2: Any, listeners: list[str], target_group_arn: str) -> list[dict[str, Any]]:
+    found = []
+    for listener in listeners:
         for rule in elbv2.describe_rules(ListenerArn=listener)["Rules"]:
             if any(a.get("TargetGroupArn") == target_group_arn for a in rule["Actions"]):
                 found.append(rule)

@@ -35,7 +35,7 @@ def test_apply_to_active_with_every_resource_in_place(
     assert status["replicas"] == 2
     assert status["readyReplicas"] == 2
     assert status["url"].endswith(f"/{tenant}/")
-    assert status["url"].startswith("https://")  # the listener pool is HTTPS
+    assert status["url"].startswith("https://")  # every load balancer of the pool is HTTPS
     times = status["provisioning"]
     assert times["queuedAt"] and times["startedAt"] and times["finishedAt"]
     assert times["withinTarget"] is True

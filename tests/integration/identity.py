@@ -12,6 +12,7 @@ from tests.integration.conftest import MakeCtx
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.client_secret import ClientSecret
+from wpenv.reconcilers.placement import Placement
 from wpenv.reconcilers.user_pool import UserPool, list_pools
 from wpenv.reconcilers.user_pool_client import UserPoolClient
 from wpenv.reconcilers.user_pool_domain import UserPoolDomain
@@ -45,7 +46,9 @@ def domain_owner(ctx: Context) -> str | None:
 
 
 def build(ctx: Context, upto: int = len(IDENTITY)) -> None:
-    """Create the first `upto` identity pieces, in the engine's order."""
+    """Place the tenant (its URL follows), then create the first `upto` identity pieces."""
+    placement = Placement()
+    placement.create(ctx, placement.observe(ctx))
     for kind in IDENTITY[:upto]:
         resource = kind()
         observed = resource.observe(ctx)

@@ -17,6 +17,7 @@ from wpenv import aws, engine
 from wpenv.aws import Clients
 from wpenv.errors import TransientError
 from wpenv.plan import cognito_domain_prefix
+from wpenv.reconcilers.pool import https_listener
 from wpenv.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -35,14 +36,14 @@ def test_https_listeners_need_a_certificate_and_a_known_policy(
     clients: Clients, settings: Settings
 ) -> None:
     elbv2 = clients.elbv2
-    [alb] = elbv2.describe_load_balancers(Names=["wpenv-internal"])["LoadBalancers"]
-    [pool_listener] = elbv2.describe_listeners(ListenerArns=settings.listener_arns[:1])[
-        "Listeners"
-    ]
+    alb_arn = settings.load_balancer_arns[0]
+    [pool_listener] = elbv2.describe_listeners(
+        ListenerArns=[https_listener(clients, alb_arn)]
+    )["Listeners"]
     assert pool_listener["Protocol"] == "HTTPS"
     certificate = pool_listener["Certificates"][0]["CertificateArn"]
     base: dict[str, Any] = {
-        "LoadBalancerArn": alb["LoadBalancerArn"], "Port": 9443,
+        "LoadBalancerArn": alb_arn, "Port": 9443,
         "DefaultActions": [{"Type": "fixed-response",
                             "FixedResponseConfig": {"StatusCode": "404"}}],
     }
@@ -60,7 +61,7 @@ def test_https_listeners_need_a_certificate_and_a_known_policy(
                               **base)
     assert _code(error)[0] == "CertificateNotFound"
     ports = {listener["Port"] for listener in
-             elbv2.describe_listeners(LoadBalancerArn=alb["LoadBalancerArn"])["Listeners"]}
+             elbv2.describe_listeners(LoadBalancerArn=alb_arn)["Listeners"]}
     assert 9443 not in ports, "a refused listener was made anyway"
 
 

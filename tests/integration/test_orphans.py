@@ -32,6 +32,8 @@ from wpenv.orphans import DELETION_ORDER, Item, cleanup, run_scan, scan, select
 from wpenv.orphans.cleanup import DELETED, GONE, OWNED, SKIPPED, WOULD_ARCHIVE
 from wpenv.orphans.scan import all_kinds
 from wpenv.plan import TAG_RETAINED, names_for, sql_identifier, tags_for
+from wpenv.reconcilers import registry
+from wpenv.reconcilers.pool import pool_listeners
 from wpenv.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +42,9 @@ Found = set[tuple[str, str]]
 # Kinds that go with another one: deleted with it, so their listing is always empty.
 WITH_ANOTHER = frozenset({"UserPoolGroups", "UserPoolDomain", "UserPoolClient", "Autoscaling"})
 # The kinds the scan lists, in deletion order: one item each per environment.
-LISTED = tuple(kind for kind in DELETION_ORDER if kind not in WITH_ANOTHER)
+# The placement is a record in the status only: there is nothing of it in AWS to list.
+LISTED = tuple(kind for kind in DELETION_ORDER
+               if kind not in WITH_ANOTHER and registry.by_name(kind).in_aws)
 EVERYTHING = frozenset(LISTED)
 CONTAINER = "wordpress"
 # What AWS answers for each kind's "no such resource", exactly.
@@ -231,7 +235,7 @@ class World:
 
     def _rule(self, env: Env, tag_list: list[dict[str, str]]) -> str:
         """A rule on the first pool listener, at a free priority (other tests race for one)."""
-        listener = self.settings.listener_arns[0]
+        listener = pool_listeners(self.clients, self.settings)[0]
         elbv2 = self.clients.elbv2
         for _ in range(5):
             rules = elbv2.describe_rules(ListenerArn=listener)["Rules"]

@@ -1,11 +1,11 @@
 """The platform's AWS: a moto server with the simulator, and the shared infrastructure in it.
 
 In production Terraform owns the shared infrastructure (VPC, subnets, security groups, ECS
-cluster, EFS, internal ALB with its HTTPS listener pool and ACM certificate, archive bucket,
-RDS master secret) and the operator only reads its ids from WPENV_* settings. Here ``up``
-starts moto (motoserver.py) and :func:`bootstrap` plays Terraform's part, idempotently:
-everything is looked up by name or Name tag first, so a second ``up`` against a running
-server creates nothing.
+cluster, EFS, the pool of internal ALBs, each with its HTTPS listener and ACM certificate,
+archive bucket, RDS master secret) and the operator only reads its ids from WPENV_*
+settings. Here ``up`` starts moto (motoserver.py) and :func:`bootstrap` plays Terraform's
+part, idempotently: everything is looked up by name or Name tag first, so a second ``up``
+against a running server creates nothing.
 See CONTRACT.md for the component interface.
 """
 
@@ -52,12 +52,13 @@ ALB_SG_NAME = "wpenv-alb"
 EFS_SG_NAME = "wpenv-efs"
 CLUSTER_NAME = "wpenv"
 EFS_TOKEN = "wpenv-shared"
-ALB_NAME = "wpenv-internal"
-# The listener pool tenants' rules go into (WPENV_LISTENER_ARNS): HTTPS, as Cognito accepts
-# only https callback URLs. Each HTTP port answers with a permanent redirect to its twin.
-HTTPS_PORTS = (443, 8443, 8444)
-HTTP_PORTS = (80, 8080, 8081)
-LISTENER_PORTS = HTTP_PORTS + HTTPS_PORTS
+# The load balancer pool tenants are placed on (WPENV_LOAD_BALANCER_ARNS), in fill order:
+# ELBv2's quotas are per load balancer, so capacity grows by adding one. Each has one HTTPS
+# listener, as Cognito accepts only https callback URLs, and HTTP redirecting to it.
+ALB_NAMES = ("wpenv-internal-1", "wpenv-internal-2")
+HTTPS_PORT = 443
+HTTP_PORT = 80
+LISTENER_PORTS = (HTTP_PORT, HTTPS_PORT)
 # TLS 1.3 and 1.2, nothing older: the policy AWS recommends for ALBs ("Security policies for
 # your Application Load Balancer").
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -149,6 +150,8 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
         child_env[CA_BUNDLE_ENV] = env[CA_BUNDLE_ENV]
     # chaos.py: WPENV_AWS_FAULT_RATE, _FAULT_CODES, _FAULT_SEED and WPENV_AWS_RATE_LIMITS.
     child_env.update({k: v for k, v in env.items() if k.startswith("WPENV_AWS_")})
+    # fidelity/elb_quotas.py: WPENV_ELB_RULES_PER_LB and the other ELBv2 quotas.
+    child_env.update({k: v for k, v in env.items() if k.startswith("WPENV_ELB_")})
     pid = procs.start_detached(
         [sys.executable, "-m", MODULE, "--host", HOST, "--port", str(port)],
         pid_file=home / "moto.pid",
@@ -395,24 +398,24 @@ def _wait_available(efs: Any, fs_id: str, timeout: float = 30.0) -> None:
 
 
 def _ensure_load_balancer(
-    elbv2: Any, subnet_ids: list[str], security_group_id: str
+    elbv2: Any, name: str, subnet_ids: list[str], security_group_id: str
 ) -> tuple[str, str]:
-    """The internal ALB: (ARN, DNS name)."""
+    """One internal ALB of the pool: (ARN, DNS name)."""
     try:
-        found = elbv2.describe_load_balancers(Names=[ALB_NAME])["LoadBalancers"]
+        found = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]
     except ClientError as error:
         if _error_code(error) != "LoadBalancerNotFound":
             raise
         found = []
     if not found:
         found = elbv2.create_load_balancer(
-            Name=ALB_NAME,
+            Name=name,
             Subnets=subnet_ids,
             SecurityGroups=[security_group_id],
             Scheme="internal",
             Type="application",
             IpAddressType="ipv4",
-            Tags=_tags(ALB_NAME),
+            Tags=_tags(name),
         )["LoadBalancers"]
         log.info("created ALB %s", found[0]["LoadBalancerArn"])
     return str(found[0]["LoadBalancerArn"]), str(found[0]["DNSName"])
@@ -484,28 +487,38 @@ def _ensure_certificate(acm: Any, domain: str) -> str:
     return arn
 
 
-def _ensure_listeners(elbv2: Any, load_balancer_arn: str, certificate_arn: str) -> list[str]:
-    """The HTTPS listener pool tenants' rules go into (unmatched: 404); HTTP redirects to it."""
+def _ensure_listeners(elbv2: Any, load_balancer_arn: str, certificate_arn: str) -> str:
+    """The ALB's HTTPS listener tenants' rules go into (unmatched: 404); HTTP redirects to it."""
     existing = {
         int(listener["Port"]): listener
         for listener in elbv2.describe_listeners(LoadBalancerArn=load_balancer_arn)["Listeners"]
     }
+    if HTTPS_PORT not in existing:
+        existing[HTTPS_PORT] = elbv2.create_listener(
+            LoadBalancerArn=load_balancer_arn,
+            Protocol="HTTPS",
+            Port=HTTPS_PORT,
+            SslPolicy=SSL_POLICY,
+            Certificates=[{"CertificateArn": certificate_arn}],
+            DefaultActions=[NOT_FOUND_ACTION],
+            Tags=_tags(),
+        )["Listeners"][0]
+        log.info("created HTTPS listener on port %d", HTTPS_PORT)
+    _ensure_redirect(elbv2, load_balancer_arn, existing.get(HTTP_PORT), HTTP_PORT, HTTPS_PORT)
+    return str(existing[HTTPS_PORT]["ListenerArn"])
+
+
+def ensure_load_balancer_pool(
+    client: ClientFactory, subnet_ids: list[str], security_group_id: str,
+    names: tuple[str, ...] = ALB_NAMES,
+) -> list[str]:
+    """The pool's ALBs (ARNs, in fill order), each with its certificate and listeners."""
+    elbv2 = client("elbv2")
     arns = []
-    for port in HTTPS_PORTS:
-        if port not in existing:
-            existing[port] = elbv2.create_listener(
-                LoadBalancerArn=load_balancer_arn,
-                Protocol="HTTPS",
-                Port=port,
-                SslPolicy=SSL_POLICY,
-                Certificates=[{"CertificateArn": certificate_arn}],
-                DefaultActions=[NOT_FOUND_ACTION],
-                Tags=_tags(),
-            )["Listeners"][0]
-            log.info("created HTTPS listener on port %d", port)
-        arns.append(str(existing[port]["ListenerArn"]))
-    for port, https_port in zip(HTTP_PORTS, HTTPS_PORTS, strict=True):
-        _ensure_redirect(elbv2, load_balancer_arn, existing.get(port), port, https_port)
+    for name in names:
+        arn, dns = _ensure_load_balancer(elbv2, name, subnet_ids, security_group_id)
+        _ensure_listeners(elbv2, arn, _ensure_certificate(client("acm"), dns))
+        arns.append(arn)
     return arns
 
 
@@ -666,10 +679,7 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
     efs_sg = _ensure_security_group(ec2, vpc_id, EFS_SG_NAME, "wpenv EFS mount targets", (2049,))
     cluster = _ensure_cluster(client("ecs"))
     fs_id = _ensure_file_system(client("efs"), subnet_ids, efs_sg)
-    elbv2 = client("elbv2")
-    alb_arn, alb_dns = _ensure_load_balancer(elbv2, subnet_ids, alb_sg)
-    certificate_arn = _ensure_certificate(client("acm"), alb_dns)
-    listener_arns = _ensure_listeners(elbv2, alb_arn, certificate_arn)
+    load_balancer_arns = ensure_load_balancer_pool(client, subnet_ids, alb_sg)
     bucket = _ensure_bucket(client("s3"))
     secret_arn = _ensure_master_secret(client("secretsmanager"), database)
     boundary_arn = _ensure_boundary_policy(client("iam"))
@@ -680,8 +690,7 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
         "WPENV_VPC_ID": vpc_id,
         "WPENV_PRIVATE_SUBNET_IDS": ",".join(subnet_ids),
         "WPENV_ALB_SECURITY_GROUP_ID": alb_sg,
-        "WPENV_ALB_DNS_NAME": alb_dns,
-        "WPENV_LISTENER_ARNS": ",".join(listener_arns),
+        "WPENV_LOAD_BALANCER_ARNS": ",".join(load_balancer_arns),
         "WPENV_FILE_SYSTEM_ID": fs_id,
         "WPENV_ARCHIVE_BUCKET": bucket,
         "WPENV_DB_MASTER_SECRET_ARN": secret_arn,

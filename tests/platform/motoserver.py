@@ -39,7 +39,7 @@ from werkzeug.serving import make_server
 
 from tests.platform.chaos import Chaos
 from tests.platform.faults import Faults
-from tests.platform.fidelity import faithful
+from tests.platform.fidelity import elb_quotas, faithful
 from tests.platform.journal import Journal, journaled
 from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
 
@@ -86,7 +86,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     chaos = Chaos()  # from the environment: a bad setting stops the server here
     simulator = Simulator(delay=delay)
     simulator.install_hooks()
-    faults = Faults([chaos])
+    faults = Faults([chaos, elb_quotas.CONTROL])
     faults.install_hooks()
     stop = threading.Event()
     sim_thread = threading.Thread(

@@ -41,6 +41,7 @@ from moto.backends import get_backend
 from moto.core.utils import utcnow
 from moto.ecs.models import EC2ContainerServiceBackend
 
+from tests.platform.fidelity import elb_quotas
 from tests.platform.task_start import BROKEN_SUFFIX, start_failure
 
 __all__ = [
@@ -476,6 +477,7 @@ class Simulator:
                 for ip, port in want.items()
                 if target_group.targets.get(ip, {}).get("Port") != port
             ]
+            new = new[:elb_quotas.target_room(elbv2, arn)]  # ECS: TooManyTargets
             if new:
                 target_group.register(new)
             if want:

@@ -51,7 +51,7 @@ from wpenv.reconcilers.base import Found, Resource
 from wpenv.reconcilers.database import TENANT_NAME, Schema, drop_sql
 from wpenv.settings import Settings
 
-SETTINGS = Settings(operator_name="wpenv-operator", archive_bucket="arch", listener_arns=[])
+SETTINGS = Settings(operator_name="wpenv-operator", archive_bucket="arch", load_balancer_arns=[])
 
 
 def manifest(namespace: str, name: str, tenant: str | None) -> dict[str, Any]:

@@ -147,7 +147,7 @@ class Routing(_Model):
         max_length=64,
         pattern=r"^(/[a-z0-9][a-z0-9._-]*)*$",
         description=(
-            "Path prefix on the shared listener, e.g. /acme. Empty means /<tenantId>. "
+            "Path prefix on the tenant's load balancer, e.g. /acme. Empty means /<tenantId>. "
             "Requests for the prefix and everything below it go to this tenant."
         ),
     )
@@ -332,7 +332,12 @@ class ResourceIds(_Model):
     task_definition_arn: str | None = Field(None, description="Current task definition.")
     service_arn: str | None = Field(None, description="ECS service.")
     target_group_arn: str | None = Field(None, description="ALB target group.")
-    listener_arn: str | None = Field(None, description="Listener that holds the rule.")
+    load_balancer_arn: str | None = Field(
+        None, description="Load balancer of the pool the tenant is placed on (it stays there)."
+    )
+    listener_arn: str | None = Field(
+        None, description="That load balancer's HTTPS listener, which holds the rule."
+    )
     listener_rule_arn: str | None = Field(None, description="The tenant's listener rule.")
     rule_priority: int | None = Field(None, description="Priority of that rule.")
     scalable_target: str | None = Field(None, description="Application Auto Scaling target.")

@@ -11,9 +11,9 @@ from wpenv import engine, kube
 from wpenv.aws import Clients
 from wpenv.operator.decisions import Announcements
 from wpenv.operator.throttle import ProvisionSlots
-from wpenv.plan import url_for
+from wpenv.plan import Endpoint, url_for
 from wpenv.reconcilers.base import Context, Resource
-from wpenv.reconcilers.listener_rule import Endpoint, listener_endpoint
+from wpenv.reconcilers.pool import endpoint
 from wpenv.settings import Settings
 
 
@@ -66,8 +66,8 @@ class App:
         self.slots.release(uid)
 
     def endpoint_of(self, listener_arn: str) -> Endpoint:
-        """A listener's port and protocol (asked once per process: the listeners stay)."""
-        return listener_endpoint(self.clients, listener_arn)
+        """Where a placed tenant answers (asked once per process: the pool stays)."""
+        return endpoint(self.clients, listener_arn)
 
 
 def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str, Any]:
@@ -77,7 +77,6 @@ def observed_fields(app: App, ctx: Context, outcome: engine.Outcome) -> dict[str
         fields["replicas"] = outcome.facts.running
         fields["readyReplicas"] = outcome.facts.healthy
     if ctx.ids.get("listenerArn"):
-        listener = app.endpoint_of(ctx.ids["listenerArn"])
-        fields["url"] = url_for(ctx.spec, app.settings, listener.port, listener.protocol)
+        fields["url"] = url_for(ctx.spec, app.endpoint_of(ctx.ids["listenerArn"]))
     return fields
 

@@ -15,7 +15,9 @@ A kind declares, as class attributes:
   it may be deleted, for a kind that holds the tenant's data;
 - `retainable`: whether deletionPolicy Retain tags it (the kinds that carry tags);
 - `goes_with`: the kind whose delete removes this one too, when its own delete is nothing
-  (the Cognito groups go with their pool, after the pool's archive hook read the members).
+  (the Cognito groups go with their pool, after the pool's archive hook read the members);
+- `in_aws`: False for a decision the status alone records (the load balancer placement),
+  which a lost status cannot find again until a later kind builds on it.
 
 and implements, on what observe found (`Observation.found`), never looking it up again:
 - `find_by_id` / `find_by_name`: the base's `find` tries the recorded id, then the name;
@@ -82,7 +84,9 @@ class Observation:
 MISSING = Observation(exists=False, up_to_date=False, ready=False)
 
 # What a kind may declare in its class statement (see Resource.__init_subclass__).
-DECLARATIONS = ("group", "ids", "gone", "needs", "archive", "retainable", "goes_with")
+DECLARATIONS = (
+    "group", "ids", "gone", "needs", "archive", "retainable", "goes_with", "in_aws"
+)
 # The archive steps a kind that holds data may name (the hooks in wpenv/archive/hooks.py).
 ARCHIVE_STEPS = (None, "users", "database", "files")
 BAD_DECLARATION = "{kind} declares {keys}, which a resource kind cannot declare"
@@ -145,6 +149,7 @@ class Resource:
     archive: ClassVar[str | None] = None
     retainable: ClassVar[bool] = False
     goes_with: ClassVar[str | None] = None
+    in_aws: ClassVar[bool] = True
 
     def __init_subclass__(cls, **declared: Any) -> None:
         """A kind declares itself in its class statement, checked here once.

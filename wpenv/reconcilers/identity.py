@@ -9,12 +9,12 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.plan import url_for
+from wpenv.plan import Endpoint, url_for
+from wpenv.reconcilers import pool
 from wpenv.reconcilers.base import Context
-from wpenv.reconcilers.listener_rule import Endpoint, listener_endpoint
 
-# DescribeListeners' code for a listener that is gone (exact: never a substring match).
-LISTENER_GONE = "ListenerNotFound"
+# ELBv2's codes for a listener or load balancer that is gone (exact, never a substring).
+LISTENER_GONE = frozenset({"ListenerNotFound", "LoadBalancerNotFound"})
 # The ids the identity steps record, in creation order; the task definition needs them all.
 IDENTITY_IDS = ("userPoolId", "userPoolClientId", "userPoolDomain", "clientSecretArn")
 
@@ -25,26 +25,21 @@ def enabled(ctx: Context) -> bool:
 
 
 def tenant_url(ctx: Context) -> str:
-    """The tenant's URL for OAuth redirects; reads one listener's port and protocol, once.
+    """The tenant's URL for OAuth redirects: where its placement answers.
 
-    https on an HTTPS listener, which is what the shared ALB has: Cognito refuses http
-    callback and sign-out URLs anywhere but on localhost. The identity steps run before
-    routing, so on the first pass the tenant's listener is not known yet: the URL then uses
-    the first listener of the pool, which is where new rules go until it holds its quota of
-    rules. Once the rule is recorded its own listener is used, so a tenant placed on a later
-    listener is corrected on the next pass (a client update and a new task definition
-    revision, once).
+    https on the placed load balancer's HTTPS listener, at that load balancer's DNS name:
+    Cognito refuses http callback and sign-out URLs anywhere but on localhost. The
+    placement comes first in every pass, so the URL is the final one from the start; its
+    listener's port and protocol and its DNS name are read once per process.
     """
-    listener = ctx.ids.get("listenerArn") or next(iter(ctx.settings.listener_arns), None)
+    listener = ctx.ids.get("listenerArn")
     endpoint: Endpoint | None = None
     if listener:
         try:
-            endpoint = listener_endpoint(ctx.clients, str(listener))
+            endpoint = pool.endpoint(ctx.clients, str(listener))
         except LookupError:
             pass  # a vanished listener: routing repairs it, the URL follows next pass
         except ClientError as exc:
-            if aws.error_code(exc) != LISTENER_GONE:
+            if aws.error_code(exc) not in LISTENER_GONE:
                 raise
-    if endpoint is None:
-        return url_for(ctx.spec, ctx.settings, None)
-    return url_for(ctx.spec, ctx.settings, endpoint.port, endpoint.protocol)
+    return url_for(ctx.spec, endpoint)

@@ -1,14 +1,18 @@
-"""The tenant's rule on the shared, sharded listener pool (HLD 1.3 and 8).
+"""The tenant's rule on the HTTPS listener of the load balancer it is placed on (HLD 1.3, 8).
 
 Every tenant gets one rule, `path-pattern [prefix, prefix/*]` (plus `host-header` when the
-spec names a host) forwarding to its own target group. One listener holds at most
-`settings.rules_per_listener` rules (the AWS quota is 100), so the platform provides a pool
-of listeners and a new rule goes to the first one with room, at the smallest free priority.
+spec names a host) forwarding to its own target group. Which load balancer of the pool it
+goes to is the Placement's decision (wpenv.reconcilers.placement), made before anything
+else and counted against ELBv2's per-load-balancer quotas; here the rule goes to that
+load balancer's HTTPS listener at its smallest free priority. Should the load balancer
+have filled up meanwhile (another operator, a person), ELBv2 refuses the rule with one of
+its quota codes: the placement is dropped and the environment waits to be placed again.
 
 Finding an existing rule does not depend on the status: the recorded ARN first, then the
-rule in the pool that forwards to the tenant's target group (unique per tenant), then the
-rule carrying the tenant's tags. ALB happily holds two rules with the same conditions, so
-create relies on that lookup (the observation it is given) rather than on an error.
+rule on the placed listener (or, unplaced, anywhere in the pool) that forwards to the
+tenant's target group (unique per tenant), then the rule carrying the tenant's tags. ALB
+happily holds two rules with the same conditions, so create relies on that lookup (the
+observation it is given) rather than on an error.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wpenv import aws, reasons
-from wpenv.errors import PermanentError, TransientError
+from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_TENANT, path_prefix
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
+from wpenv.reconcilers.pool import forward_targets, load_balancer_of, pool_listeners
 from wpenv.reconcilers.target_group import TargetGroup, add_elb_tags, elb_tags
 from wpenv.settings import Settings
 
@@ -34,13 +39,18 @@ RULE_NOT_FOUND = "RuleNotFound"
 # the rule's target group being gone says nothing about the rule.
 LISTENER_NOT_FOUND = "ListenerNotFound"
 GONE = frozenset({RULE_NOT_FOUND, LISTENER_NOT_FOUND})
-LISTENER_POOL_FULL = (
-    "every listener in the pool holds {limit} rules (the per-listener quota); add a listener "
-    "to the pool (WPENV_LISTENER_ARNS) or raise the quota and rules_per_listener"
+# CreateRule's answers when the load balancer is at a quota ("Quotas for your Application
+# Load Balancers"; CreateRule's Errors): rules, unique target groups, targets.
+QUOTA_CODES = frozenset({
+    "TooManyRules", "TooManyUniqueTargetGroupsPerLoadBalancer", "TooManyTargets",
+})
+PLACEMENT_IDS = ("loadBalancerArn", "listenerArn")
+LOAD_BALANCER_FULL = (
+    "load balancer {name} filled up before the tenant's rule was made ({code}); the "
+    "environment is placed again on the next pass"
 )
-NO_LISTENER_POOL = "no listener pool is configured: set WPENV_LISTENER_ARNS"
 WAITING_FOR_TARGET_GROUP = "the tenant's target group is not recorded yet"
-NO_SUCH_LISTENER = "listener {arn} was not found"
+WAITING_FOR_PLACEMENT = "the tenant is not placed on a load balancer yet"
 
 
 def desired_conditions(ctx: Context) -> list[dict[str, Any]]:
@@ -76,66 +86,13 @@ def condition_sets(conditions: Sequence[dict[str, Any]]) -> dict[str, frozenset[
     return {key: frozenset(values) for key, values in sets.items()}
 
 
-def forward_targets(actions: Sequence[dict[str, Any]]) -> set[str]:
-    """Target group ARNs the rule forwards to (plain or weighted `ForwardConfig`)."""
-    arns: set[str] = set()
-    for action in actions:
-        if action.get("Type") != "forward":
-            continue
-        if action.get("TargetGroupArn"):
-            arns.add(str(action["TargetGroupArn"]))
-        for group in (action.get("ForwardConfig") or {}).get("TargetGroups") or []:
-            arns.add(str(group["TargetGroupArn"]))
-    return arns
-
-
-def pick_slot(pool: Sequence[tuple[str, Collection[int]]], limit: int) -> tuple[str, int]:
-    """Where a new rule goes: (listener ARN, priority).
-
-    `pool` lists, in pool order, each listener with the priorities of its non-default
-    rules (so their count). The first listener with fewer than `limit` rules wins, at its
-    smallest free priority >= 1.
-    """
-    if not pool:
-        raise PermanentError(reasons.NO_LISTENER_POOL, NO_LISTENER_POOL)
-    for listener_arn, priorities in pool:
-        if len(priorities) >= limit:
-            continue
-        used = set(priorities)
-        priority = 1
-        while priority in used:
-            priority += 1
-        return listener_arn, priority
-    raise PermanentError(reasons.LISTENER_POOL_FULL, LISTENER_POOL_FULL.format(limit=limit))
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """What of a listener the tenant's URL needs: its port and protocol (HTTP or HTTPS)."""
-
-    port: int
-    protocol: str
-
-
-# Listener ARN -> endpoint. The pool's listeners belong to the shared infrastructure and do
-# not move, so each is asked once per process (the URL is needed by several kinds a pass).
-_ENDPOINTS: dict[str, Endpoint] = {}
-
-
-def listener_endpoint(clients: Any, listener_arn: str) -> Endpoint:
-    """The port and protocol a listener answers on, for the tenant's URL (read once)."""
-    if listener_arn not in _ENDPOINTS:
-        listeners = clients.elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
-        if not listeners:
-            raise LookupError(NO_SUCH_LISTENER.format(arn=listener_arn))
-        found = listeners[0]
-        _ENDPOINTS[listener_arn] = Endpoint(int(found["Port"]), str(found.get("Protocol", "")))
-    return _ENDPOINTS[listener_arn]
-
-
-def listener_port(clients: Any, listener_arn: str) -> int:
-    """The port a listener answers on."""
-    return listener_endpoint(clients, listener_arn).port
+def free_priority(priorities: Collection[int]) -> int:
+    """The smallest priority >= 1 no rule of the listener holds (priorities are per listener)."""
+    used = set(priorities)
+    priority = 1
+    while priority in used:
+        priority += 1
+    return priority
 
 
 def listener_of(rule_arn: str) -> str:
@@ -164,16 +121,12 @@ class PoolRule:
     @property
     def ids(self) -> dict[str, Any]:
         """The ResourceIds keys this resource records."""
-        return {
-            "listenerArn": self.listener_arn,
-            "listenerRuleArn": self.arn,
-            "rulePriority": int(self.rule["Priority"]),
-        }
+        return {"listenerRuleArn": self.arn, "rulePriority": int(self.rule["Priority"])}
 
 
 @dataclass
 class PoolState:
-    """The pool's non-default rules, read once per call, in pool order."""
+    """Non-default rules of some of the pool's listeners, read once per call, in order."""
 
     rules: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
 
@@ -183,16 +136,17 @@ class PoolState:
             for rule in rules:
                 yield PoolRule(rule, listener_arn)
 
-    def slots(self) -> list[tuple[str, list[int]]]:
-        """The input of `pick_slot`."""
-        return [(arn, [int(r["Priority"]) for r in rules]) for arn, rules in self.rules]
 
+def read_pool(
+    clients: Any, settings: Settings, listeners: Sequence[str] | None = None
+) -> PoolState:
+    """The non-default rules of `listeners` (default: every load balancer's HTTPS listener).
 
-def read_pool(clients: Any, settings: Settings) -> PoolState:
-    """Every listener's non-default rules (paginated: a listener can hold 100)."""
+    Paginated: a load balancer can hold 100 rules, more with a raised quota.
+    """
     paginator = clients.elbv2.get_paginator("describe_rules")
     state = PoolState()
-    for listener_arn in settings.listener_arns:
+    for listener_arn in pool_listeners(clients, settings) if listeners is None else listeners:
         rules = [
             dict(rule)
             for page in paginator.paginate(ListenerArn=listener_arn)
@@ -223,7 +177,11 @@ def target_group_arn(ctx: Context, lookup: bool) -> str | None:
 
 
 def find_rule(ctx: Context, target_group: str | None) -> PoolRule | None:
-    """Our rule: by recorded ARN, else the pool rule forwarding to our target group, else tags."""
+    """Our rule: by recorded ARN, else the rule forwarding to our target group, else tags.
+
+    Without a recorded rule, only the placed listener is read; the whole pool only when
+    the placement is not recorded either.
+    """
     rule_arn = ctx.ids.get("listenerRuleArn")
     if rule_arn:
         try:
@@ -234,7 +192,9 @@ def find_rule(ctx: Context, target_group: str | None) -> PoolRule | None:
         else:
             if rules:
                 return PoolRule(dict(rules[0]), listener_of(str(rule_arn)), target_group)
-    return in_pool(ctx, read_pool(ctx.clients, ctx.settings), target_group)
+    placed = ctx.ids.get("listenerArn")
+    listeners = [str(placed)] if placed else None
+    return in_pool(ctx, read_pool(ctx.clients, ctx.settings, listeners), target_group)
 
 
 def in_pool(ctx: Context, pool: PoolState, target_group: str | None) -> PoolRule | None:
@@ -259,15 +219,35 @@ def _required_target_group(ctx: Context) -> str:
     return arn
 
 
+def _placed_listener(ctx: Context) -> str:
+    arn = ctx.ids.get("listenerArn")
+    if not arn:
+        raise TransientError(reasons.WAITING_FOR_DEPENDENCIES, WAITING_FOR_PLACEMENT)
+    return str(arn)
+
+
+def quota_refusal(ctx: Context, listener_arn: str, exc: ClientError) -> TransientError | None:
+    """ELBv2 refused the rule for a quota of the placed load balancer: drop the placement
+    (the next pass places the tenant again) and wait; None for any other refusal."""
+    code = aws.error_code(exc)
+    if code not in QUOTA_CODES:
+        return None
+    ctx.forget(PLACEMENT_IDS)  # the Placement's ids: nothing of it exists in AWS
+    name = load_balancer_of(listener_arn).split("/")[-2]
+    return TransientError(
+        reasons.LOAD_BALANCER_FULL, LOAD_BALANCER_FULL.format(name=name, code=code)
+    )
+
+
 class ListenerRule(
     Resource,
     group="Routing",
-    ids=("listenerRuleArn", "listenerArn", "rulePriority"),
+    ids=("listenerRuleArn", "rulePriority"),
     gone=GONE,
-    needs=("TargetGroup",),
+    needs=("Placement", "TargetGroup"),
     retainable=True,
 ):
-    """The tenant's rule on the shared listener pool (condition group "Routing")."""
+    """The tenant's rule on its load balancer's HTTPS listener (condition group "Routing")."""
 
     def wanted(self, ctx: Context) -> bool:
         """No rule while suspended (when the spec says so): the listener's default answers."""
@@ -301,29 +281,37 @@ class ListenerRule(
         )
 
     def create(self, ctx: Context, observed: Observation) -> None:
-        """Adopt our rule if it exists, else create it in the first listener with room.
+        """Adopt our rule if it exists, else create it on the placed listener.
 
         ALB accepts a second rule with the same conditions, so this checks first: the
-        pool it reads to choose a slot is searched for our rule, which costs no more calls.
+        listener's rules it reads to choose a priority are searched for our rule, which
+        costs no more calls.
         """
         target_group = _required_target_group(ctx)
         if observed.found is not None:
             ctx.remember(observed.found.ids)
             return
-        pool = read_pool(ctx.clients, ctx.settings)
-        found = in_pool(ctx, pool, target_group)
+        listener_arn = _placed_listener(ctx)
+        state = read_pool(ctx.clients, ctx.settings, [listener_arn])
+        found = in_pool(ctx, state, target_group)
         if found is not None:
             ctx.remember(found.ids)
             return
-        listener_arn, priority = pick_slot(pool.slots(), ctx.settings.rules_per_listener)
-        # PriorityInUse (a concurrent provision took the slot) propagates: transient.
-        created = ctx.clients.elbv2.create_rule(
-            ListenerArn=listener_arn,
-            Priority=priority,
-            Conditions=desired_conditions(ctx),
-            Actions=desired_actions(target_group),
-            Tags=ctx.tag_list,
-        )["Rules"][0]
+        priority = free_priority([int(r["Priority"]) for _arn, rules in state.rules
+                                  for r in rules])
+        try:  # PriorityInUse (a concurrent provision took the slot) propagates: transient.
+            created = ctx.clients.elbv2.create_rule(
+                ListenerArn=listener_arn,
+                Priority=priority,
+                Conditions=desired_conditions(ctx),
+                Actions=desired_actions(target_group),
+                Tags=ctx.tag_list,
+            )["Rules"][0]
+        except ClientError as exc:
+            waiting = quota_refusal(ctx, listener_arn, exc)
+            if waiting is None:
+                raise
+            raise waiting from exc
         ctx.remember(PoolRule(dict(created), listener_arn).ids)
         log.info("created listener rule %s priority %d", created["RuleArn"], priority)
 
@@ -348,7 +336,7 @@ class ListenerRule(
         add_elb_tags(ctx.clients, recorded, tags)
 
     def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
-        """Every non-default rule of the pool's listeners with our managed-by tag."""
+        """Every non-default rule of the pool's HTTPS listeners with our managed-by tag."""
         for listener_arn, rules in read_pool(clients, settings).rules:
             by_arn = {str(rule["RuleArn"]): rule for rule in rules}
             for arn, tags in elb_tags(clients, list(by_arn)).items():

@@ -4,8 +4,11 @@ Converge walks it forwards; rollback, removing what the spec switched off, depro
 and the orphan cleanup walk it backwards; Retain and the orphan scan read it. Adding a kind
 is one module and one line here.
 
-The order (HLD 3.1 with three deliberate differences, all invisible from outside):
-- the Cognito pieces come first: a user pool is the one resource with a small account
+The order (HLD 3.1 with four deliberate differences, all invisible from outside):
+- the placement on a load balancer of the pool comes first: it holds nothing in AWS, the
+  tenant's URL (Cognito's callback URLs, the task definition) follows it, and a full pool
+  makes the environment wait before it holds anything;
+- then the Cognito pieces: a user pool is the one resource with a small account
   quota (HLD 8), and an environment that waits for a free pool must hold nothing
   half-built meanwhile; the task definition also names the client secret;
 - the secret precedes the database: the password is born in Secrets Manager, so a crash
@@ -32,6 +35,7 @@ from wpenv.reconcilers.db_secret import DatabaseSecret
 from wpenv.reconcilers.execution_role import ExecutionRole
 from wpenv.reconcilers.listener_rule import ListenerRule
 from wpenv.reconcilers.log_group import LogGroup
+from wpenv.reconcilers.placement import Placement
 from wpenv.reconcilers.security_group import SecurityGroup
 from wpenv.reconcilers.service import Service
 from wpenv.reconcilers.target_group import TargetGroup
@@ -50,6 +54,7 @@ UNDECLARED = "{kind} declares no {what}"
 def kinds() -> list[Resource]:
     """A fresh instance of every kind, in creation order."""
     return [
+        Placement(),
         UserPool(),
         UserPoolGroups(),
         UserPoolDomain(),
@@ -89,12 +94,12 @@ def check(order: Sequence[Resource]) -> None:
 
 
 def check_declarations(order: Sequence[Resource]) -> None:
-    """Raise ValueError unless every kind names its condition group and its "gone" codes,
-    and Retain can tag every retainable one."""
+    """Raise ValueError unless every kind names its condition group and, when it lives in
+    AWS, its "gone" codes, and Retain can tag every retainable one."""
     for resource in order:
         missing = [what for what, lacks in (
             ("condition group", not getattr(resource, "group", "")),
-            ('"gone" codes', not resource.gone),
+            ('"gone" codes', resource.in_aws and not resource.gone),
             ("tag (yet is retainable)", resource.retainable and type(resource).tag is Resource.tag),
         ) if lacks]
         if missing:

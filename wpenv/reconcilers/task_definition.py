@@ -92,11 +92,11 @@ def sso_container_settings(
     """(environment, secrets) entries for the SSO plugin; both empty without identity.
 
     The client secret is a `secrets` reference to its Secrets Manager key, never a value.
-    `tenant_url` is where sign-out lands (None: the URL without a listener port).
+    `tenant_url` is where sign-out lands (None: the URL of an unplaced tenant).
     """
     if not identity.enabled(ctx):
         return [], []
-    url = tenant_url or url_for(ctx.spec, ctx.settings, None)
+    url = tenant_url or url_for(ctx.spec, None)
     settings = sso.sso_settings(
         region=ctx.settings.region,
         user_pool_id=str(ctx.ids["userPoolId"]),

@@ -106,10 +106,11 @@ def test_every_kind_keeps_the_contract(
     lost.ids.update({k: v for k, v in ctx.ids.items() if k not in kind.ids})
     assert recorded(kind, lost) == {}
     adopted = kind.observe(lost)
-    assert adopted.exists and adopted.ids == observed.ids, "a lost status is not adopted"
-    assert adopted.up_to_date, adopted.detail
-    kind.create(lost, adopted)  # a restarted operator records what it adopted
-    assert recorded(kind, lost) == observed.ids
+    if kind.in_aws:  # the placement: nothing in AWS shows it before the rule exists
+        assert adopted.exists and adopted.ids == observed.ids, "a lost status is not adopted"
+        assert adopted.up_to_date, adopted.detail
+        kind.create(lost, adopted)  # a restarted operator records what it adopted
+        assert recorded(kind, lost) == observed.ids
     if lists_itself(kind):
         assert len(mine(kind, ctx)) == 1, "create on a lost status made a duplicate"
 

@@ -1,4 +1,4 @@
-"""The tenant's listener rule against moto: what create makes, pool sharding, drift repair."""
+"""The tenant's listener rule against the platform: what create makes, placement, drift repair."""
 
 from __future__ import annotations
 
@@ -10,15 +10,11 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
 from wpenv import aws
-from wpenv.errors import PermanentError, TransientError
+from wpenv.errors import TransientError
 from wpenv.reconcilers.base import MISSING, Context
-from wpenv.reconcilers.listener_rule import (
-    ListenerRule,
-    find_rule,
-    forward_targets,
-    listener_port,
-    read_pool,
-)
+from wpenv.reconcilers.listener_rule import ListenerRule, find_rule, read_pool
+from wpenv.reconcilers.placement import Placement
+from wpenv.reconcilers.pool import endpoint, forward_targets, pool_listeners
 from wpenv.reconcilers.target_group import TargetGroup
 
 pytestmark = pytest.mark.e2e
@@ -28,11 +24,12 @@ Tenant = Callable[..., Context]
 
 @pytest.fixture
 def tenant(make_ctx: MakeCtx) -> Iterator[Tenant]:
-    """Contexts for new tenants, each with its own target group; all removed at the end."""
+    """Contexts for new tenants, placed, each with its own target group; all removed after."""
     made: list[Context] = []
 
     def build(**spec: Any) -> Context:
         ctx = make_ctx(**spec)
+        Placement().create(ctx, Placement().observe(ctx))
         TargetGroup().create(ctx, TargetGroup().observe(ctx))
         made.append(ctx)
         return ctx
@@ -68,7 +65,7 @@ def test_create_makes_the_rule_the_plan_describes(tenant: Tenant) -> None:
     resource = ListenerRule()
     resource.create(ctx, MISSING)
     rule_arn = ctx.ids["listenerRuleArn"]
-    assert ctx.ids["listenerArn"] in ctx.settings.listener_arns
+    assert ctx.ids["listenerArn"] in pool_listeners(ctx.clients, ctx.settings)
     assert isinstance(ctx.ids["rulePriority"], int) and ctx.ids["rulePriority"] >= 1
     [rule] = _rules_forwarding_to(ctx)
     prefix = f"/{ctx.names.tenant}"
@@ -76,7 +73,7 @@ def test_create_makes_the_rule_the_plan_describes(tenant: Tenant) -> None:
     assert _values(rule, "host-header") == set()
     tags = ctx.clients.elbv2.describe_tags(ResourceArns=[rule_arn])["TagDescriptions"][0]["Tags"]
     assert {t["Key"]: t["Value"] for t in tags} == ctx.tags
-    assert listener_port(ctx.clients, ctx.ids["listenerArn"]) in (443, 8443, 8444)  # HTTPS
+    assert endpoint(ctx.clients, ctx.ids["listenerArn"]).protocol == "HTTPS"
     (item,) = [f for f in resource.managed(ctx.clients, ctx.settings) if f.id == rule_arn]
     assert item.tags == ctx.tags and item.details["listenerArn"] == ctx.ids["listenerArn"]
 
@@ -90,11 +87,15 @@ def test_a_lost_status_finds_the_rule_by_its_tags_without_the_target_group(
     assert by_tags is not None and by_tags.rule["RuleArn"] == ctx.ids["listenerRuleArn"]
 
 
-def test_create_waits_for_the_target_group(make_ctx: MakeCtx) -> None:
+def test_create_waits_for_the_target_group_and_the_placement(make_ctx: MakeCtx) -> None:
     ctx = make_ctx()
     with pytest.raises(TransientError) as raised:
         ListenerRule().create(ctx, ListenerRule().observe(ctx))
     assert raised.value.reason == "WaitingForTargetGroup"
+    ctx.ids["targetGroupArn"] = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1"
+    with pytest.raises(TransientError) as raised:
+        ListenerRule().create(ctx, ListenerRule().observe(ctx))
+    assert raised.value.reason == "WaitingForDependencies"
 
 
 def test_hand_modified_rule_is_stale_and_update_repairs_it(tenant: Tenant) -> None:
@@ -130,43 +131,6 @@ def test_host_condition_when_routing_host_is_set(tenant: Tenant) -> None:
     resource.update(ctx, observed)
     [rule] = _rules_forwarding_to(ctx)
     assert _values(rule, "host-header") == {"other.example.com"}
-
-
-def test_rules_spill_over_the_pool_and_a_full_pool_is_permanent(tenant: Tenant) -> None:
-    resource = ListenerRule()
-    limit = 2
-    first = tenant()
-    first.settings = first.settings.model_copy(update={"rules_per_listener": limit})
-    pool = first.settings.listener_arns
-    assert len(pool) >= 2
-    start = {arn: len(rules) for arn, rules in read_pool(first.clients, first.settings).rules}
-    room = sum(max(0, limit - count) for count in start.values())
-    assert room >= limit + 1, "the shared listeners hold leftover rules from another test"
-
-    placed: list[tuple[str, int]] = []
-    for index in range(room):
-        ctx = first if index == 0 else tenant()
-        ctx.settings = first.settings
-        resource.create(ctx, resource.observe(ctx))
-        placed.append((ctx.ids["listenerArn"], ctx.ids["rulePriority"]))
-        assert resource.observe(ctx).up_to_date
-
-    # Pool order: a listener is used only once every earlier one is full.
-    order = [pool.index(arn) for arn, _ in placed]
-    assert order == sorted(order)
-    assert len(set(order)) >= 2, "rules did not spill over to the next listener"
-    assert len(set(placed)) == len(placed), "two rules share a listener and priority"
-    for arn, rules in read_pool(first.clients, first.settings).rules:
-        assert len(rules) <= max(limit, start[arn])
-        assert len({rule["Priority"] for rule in rules}) == len(rules)
-
-    full = tenant()
-    full.settings = first.settings
-    with pytest.raises(PermanentError) as raised:
-        resource.create(full, resource.observe(full))
-    assert raised.value.reason == "ListenerPoolFull"
-    assert "add a listener" in str(raised.value)
-    assert "listenerRuleArn" not in full.ids
 
 
 def test_removing_a_rule_deleted_by_hand_is_success(tenant: Tenant) -> None:

@@ -23,6 +23,7 @@ from wpenv import aws
 from wpenv.reconcilers.base import MISSING, Context, Facts, Observation
 from wpenv.reconcilers.execution_role import ExecutionRole
 from wpenv.reconcilers.log_group import LogGroup
+from wpenv.reconcilers.pool import pool_listeners
 from wpenv.reconcilers.service import Service, rollout_of
 from wpenv.reconcilers.task_definition import TaskDefinition
 
@@ -79,7 +80,7 @@ def _active_services(ctx: Context) -> int:
 def _listener_rule(ctx: Context, target_group: str) -> str:
     """A rule forwarding the tenant's path to its target group, at a free high priority."""
     elbv2 = ctx.clients.elbv2
-    listener = ctx.settings.listener_arns[-1]
+    listener = pool_listeners(ctx.clients, ctx.settings)[-1]
     prefix = f"/{ctx.names.tenant}"
     for _ in range(20):
         try:

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from tests.integration.conftest import MakeCtx
 from wpenv import aws
 from wpenv.reconcilers.base import MISSING, Context
+from wpenv.reconcilers.pool import pool_listeners
 from wpenv.reconcilers.target_group import TargetGroup, desired_target_group
 
 pytestmark = pytest.mark.e2e
@@ -70,7 +71,7 @@ def test_delete_while_a_rule_forwards_to_it_propagates_resource_in_use(ctx: Cont
     resource = TargetGroup()
     resource.create(ctx, resource.observe(ctx))
     elbv2 = ctx.clients.elbv2
-    listener = ctx.settings.listener_arns[0]
+    listener = pool_listeners(ctx.clients, ctx.settings)[0]
     used = {
         int(rule["Priority"])
         for rule in elbv2.describe_rules(ListenerArn=listener)["Rules"]

@@ -9,7 +9,7 @@ import pytest
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import tenant_fixture
 from wpenv.reconcilers.base import MISSING, Context
-from wpenv.reconcilers.listener_rule import listener_endpoint
+from wpenv.reconcilers.pool import endpoint
 from wpenv.reconcilers.user_pool_client import UserPoolClient
 
 pytestmark = pytest.mark.e2e
@@ -45,11 +45,11 @@ def test_create_makes_the_client_the_plan_describes_and_only_it(ctx: Context) ->
     assert described["AllowedOAuthFlowsUserPoolClient"] is True
     assert sorted(described["AllowedOAuthScopes"]) == ["email", "openid", "profile"]
     assert described["SupportedIdentityProviders"] == ["COGNITO"]
-    # The pool's first listener takes new rules; its port is part of the tenant's URL, and
-    # it is an HTTPS one: Cognito takes no http callback outside localhost.
-    listener = listener_endpoint(ctx.clients, ctx.settings.listener_arns[0])
+    # The URL is the placed load balancer's, on its HTTPS listener: Cognito takes no http
+    # callback outside localhost.
+    listener = endpoint(ctx.clients, ctx.ids["listenerArn"])
     assert listener.protocol == "HTTPS"
-    host = ctx.settings.alb_dns_name + ("" if listener.port == 443 else f":{listener.port}")
+    host = listener.dns_name + ("" if listener.port == 443 else f":{listener.port}")
     url = f"https://{host}/{ctx.names.tenant}/"
     assert described["CallbackURLs"] == [url + REDIRECT]
     assert described["LogoutURLs"] == [url]

@@ -29,6 +29,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from tests.platform.fidelity import (
     autoscaling,
     cognito,
+    elb_quotas,
     elbv2,
     execution_role,
     iam_boundary,
@@ -58,8 +59,8 @@ class Refusal:
 # The service-model constraints come last: the rules before them answer with the more
 # specific messages AWS gives for the same requests.
 RULES: tuple[ModuleType, ...] = (
-    autoscaling, cognito, elbv2, iam_boundary, iam_propagation, execution_role, rotation,
-    validation,
+    autoscaling, cognito, elbv2, elb_quotas, iam_boundary, iam_propagation, execution_role,
+    rotation, validation,
 )
 
 

@@ -13,7 +13,7 @@ from wpenv.settings import Settings
 
 
 def _ctx(tenant: str = "acme", mount: Path = Path("/mnt/efs")) -> Context:
-    settings = Settings(file_system_id="fs-123", efs_mount_path=mount, listener_arns=[])
+    settings = Settings(file_system_id="fs-123", efs_mount_path=mount, load_balancer_arns=[])
     return make_context("ns", tenant, {"tenantId": tenant}, settings=settings, clients=None)
 
 

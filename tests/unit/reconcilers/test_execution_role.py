@@ -23,7 +23,7 @@ OIDC = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/oidc-cli
 
 def _ctx(tenant: str = "acme", *, identity: bool = True, image: str | None = None,
          ids: dict[str, str] | None = None) -> Context:
-    settings = Settings(region="eu-west-1", listener_arns=[])
+    settings = Settings(region="eu-west-1", load_balancer_arns=[])
     spec: dict[str, Any] = {"tenantId": tenant, "identity": {"enabled": identity}}
     if image:
         spec["image"] = image

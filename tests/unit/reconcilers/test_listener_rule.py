@@ -1,4 +1,4 @@
-"""Rule conditions and slot choice on the listener pool, without AWS."""
+"""Rule conditions, priorities and quota refusals of the tenant's rule, without AWS."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from wpenv.engine import make_context
-from wpenv.errors import PermanentError
 from wpenv.reconcilers import listener_rule as lr
 from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.pool import forward_targets
 from wpenv.settings import Settings
 
 
 def _ctx(tenant: str = "acme", **spec: Any) -> Context:
-    settings = Settings(listener_arns=["l1", "l2"])
+    settings = Settings(load_balancer_arns=["lb1", "lb2"])
     return make_context(
         "ns", tenant, {"tenantId": tenant, **spec}, settings=settings, clients=None
     )
@@ -54,29 +54,40 @@ def test_forward_targets_reads_plain_and_weighted_forms() -> None:
         {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "tg2"}]}},
         {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}},
     ]
-    assert lr.forward_targets(actions) == {"tg1", "tg2"}
-    assert lr.forward_targets(lr.desired_actions("tg")) == {"tg"}
+    assert forward_targets(actions) == {"tg1", "tg2"}
+    assert forward_targets(lr.desired_actions("tg")) == {"tg"}
 
 
-def test_pick_slot_takes_the_first_listener_with_room_and_smallest_free_priority() -> None:
-    assert lr.pick_slot([("l1", []), ("l2", [])], 2) == ("l1", 1)
-    assert lr.pick_slot([("l1", [2]), ("l2", [])], 2) == ("l1", 1)
-    assert lr.pick_slot([("l1", [1, 3]), ("l2", [])], 3) == ("l1", 2)
-    assert lr.pick_slot([("l1", [1, 2]), ("l2", [1])], 2) == ("l2", 2)
-    assert lr.pick_slot([("l1", [5, 1]), ("l2", [])], 2) == ("l2", 1)
+def test_a_new_rule_takes_the_smallest_free_priority_of_its_listener() -> None:
+    assert lr.free_priority([]) == 1
+    assert lr.free_priority([2]) == 1
+    assert lr.free_priority([1, 3]) == 2
+    assert lr.free_priority([5, 1, 2]) == 3
 
 
-def test_pick_slot_all_full_asks_for_another_listener() -> None:
-    with pytest.raises(PermanentError) as raised:
-        lr.pick_slot([("l1", [1, 2]), ("l2", [1, 7])], 2)
-    assert raised.value.reason == "ListenerPoolFull"
-    assert "add a listener" in str(raised.value)
+LISTENER = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/wpenv-1/abc/def"
 
 
-def test_pick_slot_without_a_pool_is_permanent() -> None:
-    with pytest.raises(PermanentError) as raised:
-        lr.pick_slot([], 100)
-    assert raised.value.reason == "NoListenerPool"
+@pytest.mark.parametrize(
+    "code", ["TooManyRules", "TooManyUniqueTargetGroupsPerLoadBalancer", "TooManyTargets"]
+)
+def test_a_quota_refusal_drops_the_placement_and_waits(code: str) -> None:
+    ctx = _ctx()
+    ctx.ids.update({"loadBalancerArn": "lb", "listenerArn": LISTENER, "targetGroupArn": "tg"})
+    exc = ClientError({"Error": {"Code": code, "Message": "x"}}, "CreateRule")
+    waiting = lr.quota_refusal(ctx, LISTENER, exc)
+    assert waiting is not None and waiting.reason == "LoadBalancerFull"
+    assert "wpenv-1" in str(waiting) and code in str(waiting)
+    assert "loadBalancerArn" not in ctx.ids and "listenerArn" not in ctx.ids
+    assert ctx.ids["targetGroupArn"] == "tg"
+
+
+def test_other_refusals_keep_the_placement() -> None:
+    ctx = _ctx()
+    ctx.ids.update({"loadBalancerArn": "lb", "listenerArn": LISTENER})
+    exc = ClientError({"Error": {"Code": "TooManyTargetGroups", "Message": "x"}}, "CreateRule")
+    assert lr.quota_refusal(ctx, LISTENER, exc) is None  # the account's, not the LB's
+    assert ctx.ids["listenerArn"] == LISTENER
 
 
 def test_listener_of_a_rule_arn() -> None:
@@ -103,7 +114,7 @@ class _Clients:
 @pytest.mark.parametrize("code", ["RuleNotFound", "ListenerNotFound"])
 def test_rule_or_listener_not_found_means_the_rule_is_gone(code: str) -> None:
     found = lr.PoolRule({"RuleArn": "r", "Priority": "1"}, "l1")
-    lr.ListenerRule().remove_tolerant(_Clients(code), Settings(listener_arns=[]), found)
+    lr.ListenerRule().remove_tolerant(_Clients(code), Settings(), found)
 
 
 def test_a_gone_target_group_is_not_a_gone_rule() -> None:
@@ -111,6 +122,6 @@ def test_a_gone_target_group_is_not_a_gone_rule() -> None:
     found = lr.PoolRule({"RuleArn": "r", "Priority": "1"}, "l1")
     with pytest.raises(ClientError):
         lr.ListenerRule().remove_tolerant(
-            _Clients("TargetGroupNotFound"), Settings(listener_arns=[]), found
+            _Clients("TargetGroupNotFound"), Settings(), found
         )
-    assert lr.ListenerRule().needs == ("TargetGroup",)
+    assert lr.ListenerRule().needs == ("Placement", "TargetGroup")

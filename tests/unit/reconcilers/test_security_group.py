@@ -12,7 +12,7 @@ from wpenv.settings import Settings
 
 def _ctx(tenant: str = "acme") -> Context:
     settings = Settings(
-        vpc_id="vpc-1", alb_security_group_id="sg-alb", container_port=8080, listener_arns=[]
+        vpc_id="vpc-1", alb_security_group_id="sg-alb", container_port=8080, load_balancer_arns=[]
     )
     return make_context("ns", tenant, {"tenantId": tenant}, settings=settings, clients=None)
 

@@ -9,7 +9,7 @@ from wpenv.settings import Settings
 
 
 def _ctx(tenant: str = "acme") -> Context:
-    settings = Settings(vpc_id="vpc-123", container_port=8080, listener_arns=[])
+    settings = Settings(vpc_id="vpc-123", container_port=8080, load_balancer_arns=[])
     return make_context("ns", tenant, {"tenantId": tenant}, settings=settings, clients=None)
 
 

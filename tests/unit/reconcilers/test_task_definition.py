@@ -25,7 +25,7 @@ IDS = {"taskRoleArn": ROLE, "executionRoleArn": EXECUTION_ROLE, "logGroupArn": L
 def _ctx(ids: dict[str, Any] | None = None, **spec: Any) -> Context:
     """Single sign-on off unless the test asks: its settings have tests of their own."""
     settings = Settings(file_system_id="fs-123", region="eu-west-1", container_port=80,
-                        alb_dns_name="alb.example.internal")
+                        load_balancer_arns=[])
     return make_context(
         "ns", "acme", {"tenantId": "acme", "identity": {"enabled": False}, **spec},
         settings=settings, clients=None, ids=IDS if ids is None else ids,
@@ -170,11 +170,11 @@ def test_sso_settings_and_the_client_secret_by_reference() -> None:
     assert "define($wpenv_oidc_name" in env["WORDPRESS_CONFIG_EXTRA"]
 
 
-def test_without_a_listener_port_sign_out_goes_to_the_portless_url() -> None:
+def test_an_unplaced_tenant_signs_out_to_the_placeholder_url() -> None:
     doc = td.desired_task_definition(_ctx(ids=SSO_IDS, identity=ON))
     env = {e["name"]: e["value"] for e in _container(doc)["environment"]}
     assert env["OIDC_ENDPOINT_LOGOUT_URL"].endswith(
-        "logout_uri=http%3A%2F%2Falb.example.internal%2Facme%2F"
+        "logout_uri=http%3A%2F%2Falb.local%2Facme%2F"
     )
     spec_logout = {"enabled": True, "logoutUrls": ["https://acme.example.com/bye"]}
     doc = td.desired_task_definition(_ctx(ids=SSO_IDS, identity=spec_logout))
@@ -238,7 +238,7 @@ ARNS = tuple(f"arn:aws:ecs:eu-west-1:1:task-definition/wpenv-acme:{n}" for n in 
 def test_remove_deregisters_the_active_and_deletes_all_in_batches_of_ten() -> None:
     clients = _Clients()
     family = td.Family("wpenv-acme", ARNS, active=ARNS[-2:])
-    td.TaskDefinition().remove(clients, Settings(listener_arns=[]), family)
+    td.TaskDefinition().remove(clients, Settings(load_balancer_arns=[]), family)
     assert clients.ecs.deregistered == list(ARNS[-2:])
     assert clients.ecs.deleted == [list(ARNS[:10]), list(ARNS[10:])]
 
@@ -246,7 +246,7 @@ def test_remove_deregisters_the_active_and_deletes_all_in_batches_of_ten() -> No
 def test_remove_of_a_scanned_family_deregisters_every_revision() -> None:
     """The tagging API does not say which revisions are ACTIVE: deregister them all."""
     clients = _Clients()
-    td.TaskDefinition().remove(clients, Settings(listener_arns=[]), td.Family("f", ARNS[:3]))
+    td.TaskDefinition().remove(clients, Settings(load_balancer_arns=[]), td.Family("f", ARNS[:3]))
     assert clients.ecs.deregistered == list(ARNS[:3])
     assert clients.ecs.deleted == [list(ARNS[:3])]
 

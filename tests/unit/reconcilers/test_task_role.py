@@ -18,7 +18,7 @@ AP_ARN = "arn:aws:elasticfilesystem:eu-west-1:111122223333:access-point/fsap-acm
 
 
 def _ctx(tenant: str = "acme", ap_arn: str | None = AP_ARN) -> Context:
-    settings = Settings(file_system_id="fs-123", region="eu-west-1", listener_arns=[])
+    settings = Settings(file_system_id="fs-123", region="eu-west-1", load_balancer_arns=[])
     ids = {"accessPointArn": ap_arn} if ap_arn else {}
     return make_context(
         "ns", tenant, {"tenantId": tenant}, settings=settings, clients=None, ids=ids

@@ -1,0 +1,148 @@
+"""Placement on the load balancer pool, against the platform with small ELBv2 quotas.
+
+Each test builds a pool of its own (two fresh ALBs with an HTTPS listener each, as the
+platform's bootstrap makes them), so rules other tests leave on the shared pool do not
+count, and sets the platform's per-load-balancer quotas small for its duration.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import MakeCtx
+from tests.platform.aws import clients_for, ensure_load_balancer_pool
+from tests.platform.faults import clear_faults
+from tests.platform.fidelity.elb_quotas import set_quotas
+from wpenv import engine
+from wpenv.errors import TransientError
+from wpenv.reconcilers.base import Context
+from wpenv.reconcilers.listener_rule import ListenerRule
+from wpenv.reconcilers.placement import Placement
+from wpenv.reconcilers.pool import endpoint, https_listener
+from wpenv.reconcilers.target_group import TargetGroup
+from wpenv.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+RULES = 2  # per load balancer, on the platform and in the operator's settings alike
+
+
+@dataclass
+class OwnPool:
+    """Two fresh ALBs and the operator settings that name them, with the small quota."""
+
+    settings: Settings
+    arns: list[str]
+    made: list[Context] = field(default_factory=list)
+
+
+@pytest.fixture
+def own_pool(settings: Settings) -> Iterator[OwnPool]:
+    endpoint_url = os.environ["AWS_ENDPOINT_URL"]
+    client = clients_for(endpoint_url)
+    tag = uuid.uuid4().hex[:8]
+    arns = ensure_load_balancer_pool(
+        client, settings.private_subnet_ids, settings.alb_security_group_id,
+        names=(f"it-{tag}-1", f"it-{tag}-2"),
+    )
+    set_quotas(endpoint_url, rules=RULES)
+    pool = OwnPool(settings.model_copy(update={"load_balancer_arns": arns,
+                                               "rules_per_load_balancer": RULES}), arns)
+    yield pool
+    clear_faults(endpoint_url)
+    for ctx in pool.made:
+        ListenerRule().ensure_absent(ctx)
+        TargetGroup().ensure_absent(ctx)
+    elbv2 = client("elbv2")
+    for arn in arns:
+        for listener in elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+            elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+
+
+Tenant = Callable[..., Context]
+
+
+@pytest.fixture
+def tenant(own_pool: OwnPool, make_ctx: MakeCtx) -> Tenant:
+    """A new tenant on the test's own pool (its rule and target group removed after)."""
+
+    def build(**spec: Any) -> Context:
+        ctx = make_ctx(**spec)
+        ctx.settings = own_pool.settings
+        own_pool.made.append(ctx)
+        return ctx
+
+    return build
+
+
+def _route(ctx: Context) -> None:
+    """Place the tenant, then make its target group and rule, as the engine's order does."""
+    for kind in (Placement(), TargetGroup(), ListenerRule()):
+        observed = kind.observe(ctx)
+        if not observed.exists:
+            kind.create(ctx, observed)
+
+
+def test_the_first_load_balancer_fills_then_the_next_takes_tenants(
+    own_pool: OwnPool, tenant: Tenant
+) -> None:
+    first, second = own_pool.arns
+    placed = []
+    for _ in range(RULES + 1):
+        ctx = tenant()
+        _route(ctx)
+        placed.append(ctx)
+    assert [ctx.ids["loadBalancerArn"] for ctx in placed] == [first] * RULES + [second]
+    last = placed[-1]
+    assert last.ids["listenerArn"] == https_listener(last.clients, second)
+    url = endpoint(last.clients, last.ids["listenerArn"])
+    assert (url.protocol, url.port) == ("HTTPS", 443)
+    assert url.dns_name != endpoint(last.clients, placed[0].ids["listenerArn"]).dns_name
+
+    # A placed tenant stays: its recorded placement is kept, pass after pass.
+    again = Placement().observe(placed[0])
+    assert again.ids["loadBalancerArn"] == first and again.up_to_date
+
+
+def test_a_load_balancer_that_filled_meanwhile_is_refused_and_the_tenant_placed_again(
+    own_pool: OwnPool, tenant: Tenant
+) -> None:
+    first, second = own_pool.arns
+    late = tenant()
+    Placement().create(late, Placement().observe(late))  # placed while the first had room
+    TargetGroup().create(late, TargetGroup().observe(late))
+    assert late.ids["loadBalancerArn"] == first
+    for _ in range(RULES):  # others take the first one's room
+        _route(tenant())
+    with pytest.raises(TransientError) as raised:
+        ListenerRule().create(late, ListenerRule().observe(late))
+    assert raised.value.reason == "LoadBalancerFull"
+    assert "TooManyRules" in str(raised.value)  # the platform refused, as ELBv2 does
+    assert "loadBalancerArn" not in late.ids
+    _route(late)  # the next pass places it again
+    assert late.ids["loadBalancerArn"] == second
+
+
+def test_a_full_pool_waits_with_what_to_add_and_rolls_nothing_back(
+    own_pool: OwnPool, tenant: Tenant
+) -> None:
+    for _ in range(2 * RULES):
+        _route(tenant())
+    waiting = tenant()
+    outcome = engine.converge(waiting, engine.default_resources())
+    assert outcome.failure is None and outcome.troubled
+    assert outcome.retry_after is not None
+    ready = next(c for c in outcome.conditions if c.type == "Ready")
+    assert ready.reason == "LoadBalancerPoolFull"
+    assert "every load balancer in the pool is full" in ready.message
+    assert f"rules {RULES}/{RULES}" in ready.message
+    assert "add a load balancer" in ready.message and "WPENV_LOAD_BALANCER_ARNS" in ready.message
+    assert not [e for e in outcome.events if e.reason in ("RolledBack", "Created")]
+    assert waiting.ids == {}, "nothing was built while it waits"

@@ -1,0 +1,174 @@
+"""The shared load balancer pool: each load balancer's HTTPS listener, endpoint and usage.
+
+ELBv2's quotas are per load balancer, not per listener ("Quotas for your Application Load
+Balancers": 100 rules, default rules not counted; 100 target groups; 1,000 targets), so the
+settings name a pool of load balancers (WPENV_LOAD_BALANCER_ARNS) and a tenant is placed on
+one with room for it (`place`). The pure part of that decision (what counts as room, which
+one wins, what a full pool says) is in `wpenv.plan`; this module only reads.
+
+The pool belongs to the shared infrastructure and does not move while the operator runs, so
+each load balancer's listeners and DNS name are asked once per process. Usage is counted
+only when placing: a tenant with a recorded placement never reads the pool again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from wpenv import reasons
+from wpenv.errors import TransientError
+from wpenv.plan import (
+    Endpoint,
+    LoadBalancerQuotas,
+    LoadBalancerUsage,
+    pool_full_message,
+    shortfall,
+)
+from wpenv.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NO_POOL = "no load balancer pool is configured: set WPENV_LOAD_BALANCER_ARNS"
+NO_HTTPS = (
+    "load balancer {name} has no HTTPS listener to hold tenant rules; give it one (with a "
+    "certificate and a TLS 1.2+ policy) or take it out of WPENV_LOAD_BALANCER_ARNS"
+)
+NO_SUCH_LISTENER = "listener {arn} was not found"
+
+# Load balancer ARN -> its listeners; load balancer ARN -> its DNS name (read once each).
+_LISTENERS: dict[str, list[dict[str, Any]]] = {}
+_DNS_NAMES: dict[str, str] = {}
+
+
+def load_balancer_of(listener_arn: str) -> str:
+    """The load balancer a listener belongs to (AWS derives one ARN from the other).
+
+    arn:…:listener/app/<name>/<lb-id>/<listener-id> -> arn:…:loadbalancer/app/<name>/<lb-id>
+    """
+    head = listener_arn.rpartition("/")[0]
+    return head.replace(":listener/", ":loadbalancer/", 1)
+
+
+def forward_targets(actions: Sequence[dict[str, Any]]) -> set[str]:
+    """Target group ARNs the actions forward to (plain or weighted `ForwardConfig`)."""
+    arns: set[str] = set()
+    for action in actions:
+        if action.get("Type") != "forward":
+            continue
+        if action.get("TargetGroupArn"):
+            arns.add(str(action["TargetGroupArn"]))
+        for group in (action.get("ForwardConfig") or {}).get("TargetGroups") or []:
+            arns.add(str(group["TargetGroupArn"]))
+    return arns
+
+
+def listeners(clients: Any, load_balancer_arn: str) -> list[dict[str, Any]]:
+    """Every listener of a load balancer (read once per process)."""
+    if load_balancer_arn not in _LISTENERS:
+        paginator = clients.elbv2.get_paginator("describe_listeners")
+        _LISTENERS[load_balancer_arn] = [
+            dict(listener)
+            for page in paginator.paginate(LoadBalancerArn=load_balancer_arn)
+            for listener in page["Listeners"]
+        ]
+    return _LISTENERS[load_balancer_arn]
+
+
+def https_listener(clients: Any, load_balancer_arn: str) -> str:
+    """The HTTPS listener tenant rules go into (the lowest port if there are several)."""
+    found = sorted(
+        (int(listener["Port"]), str(listener["ListenerArn"]))
+        for listener in listeners(clients, load_balancer_arn)
+        if str(listener.get("Protocol", "")).upper() == "HTTPS"
+    )
+    if not found:
+        name = LoadBalancerUsage(load_balancer_arn, 0, 0).name
+        raise TransientError(reasons.NO_HTTPS_LISTENER, NO_HTTPS.format(name=name))
+    return found[0][1]
+
+
+def pool_listeners(clients: Any, settings: Settings) -> list[str]:
+    """The HTTPS listener of every load balancer in the pool, in pool order."""
+    return [https_listener(clients, arn) for arn in settings.load_balancer_arns]
+
+
+def dns_name(clients: Any, load_balancer_arn: str) -> str:
+    """A load balancer's DNS name (read once per process)."""
+    if load_balancer_arn not in _DNS_NAMES:
+        found = clients.elbv2.describe_load_balancers(LoadBalancerArns=[load_balancer_arn])
+        _DNS_NAMES[load_balancer_arn] = str(found["LoadBalancers"][0]["DNSName"])
+    return _DNS_NAMES[load_balancer_arn]
+
+
+def endpoint(clients: Any, listener_arn: str) -> Endpoint:
+    """Where a listener answers (its load balancer's DNS name, its port and protocol).
+
+    LookupError when the load balancer no longer has that listener; ELBv2's
+    LoadBalancerNotFound when the load balancer itself is gone.
+    """
+    load_balancer_arn = load_balancer_of(listener_arn)
+    found = next(
+        (item for item in listeners(clients, load_balancer_arn)
+         if item["ListenerArn"] == listener_arn),
+        None,
+    )
+    if found is None:
+        raise LookupError(NO_SUCH_LISTENER.format(arn=listener_arn))
+    return Endpoint(dns_name(clients, load_balancer_arn), int(found["Port"]),
+                    str(found.get("Protocol", "")))
+
+
+def usage(clients: Any, load_balancer_arn: str) -> tuple[LoadBalancerUsage, set[str]]:
+    """Rules and target groups of one load balancer, across all its listeners.
+
+    A target group counts once a rule (or a listener's default action) forwards to it,
+    however many do; the default rules do not count as rules. Returns the target groups
+    too, for `count_targets`.
+    """
+    paginator = clients.elbv2.get_paginator("describe_rules")
+    rules, groups = 0, set()
+    for listener in listeners(clients, load_balancer_arn):
+        groups |= forward_targets(listener.get("DefaultActions") or [])
+        for page in paginator.paginate(ListenerArn=listener["ListenerArn"]):
+            for rule in page["Rules"]:
+                groups |= forward_targets(rule.get("Actions") or [])
+                if not rule.get("IsDefault") and rule.get("Priority") != "default":
+                    rules += 1
+    return LoadBalancerUsage(load_balancer_arn, rules, len(groups)), groups
+
+
+def count_targets(clients: Any, target_groups: set[str]) -> int:
+    """Targets registered in these target groups (one DescribeTargetHealth each)."""
+    return sum(
+        len(clients.elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"])
+        for arn in sorted(target_groups)
+    )
+
+
+def place(clients: Any, settings: Settings, targets: int) -> tuple[str, str]:
+    """(load balancer, HTTPS listener) for a new tenant needing `targets` targets.
+
+    The first load balancer in pool order with room for one more rule, target group and
+    `targets` targets; targets are counted (a call per target group) only on a load
+    balancer whose rules and target groups have room. A full pool, or none, is a
+    TransientError: the environment waits and tries again, nothing is rolled back.
+    """
+    if not settings.load_balancer_arns:
+        raise TransientError(reasons.NO_LOAD_BALANCER_POOL, NO_POOL)
+    quotas = LoadBalancerQuotas.of(settings)
+    counted: list[LoadBalancerUsage] = []
+    for load_balancer_arn in settings.load_balancer_arns:
+        found, groups = usage(clients, load_balancer_arn)
+        if not shortfall(found, quotas, targets):
+            found = replace(found, targets=count_targets(clients, groups))
+        counted.append(found)
+        if not shortfall(found, quotas, targets):
+            listener_arn = https_listener(clients, load_balancer_arn)
+            log.info("placing on load balancer %s (%s)", found.name, found)
+            return load_balancer_arn, listener_arn
+    raise TransientError(
+        reasons.LOAD_BALANCER_POOL_FULL, pool_full_message(counted, quotas, targets)
+    )
