@@ -121,10 +121,10 @@ def configure(level: str, routine: Iterable[str], log_format: str = "json") -> N
     )
     root = logging.getLogger()
     root.setLevel(numeric)
-    for handler in root.handlers:
-        handler.addFilter(EnvironmentFields())
-        if log_format == "json":
-            handler.setFormatter(JsonLines())
+    handler = root.handlers[-1]  # the stream handler kopf.configure has just added
+    handler.addFilter(EnvironmentFields())
+    if log_format == "json":
+        handler.setFormatter(JsonLines())
     for name in BODY_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     logging.getLogger("kopf.objects").addFilter(RoutineRequeues(routine))
