@@ -15,6 +15,7 @@ and labels that existing controller dashboards read.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -158,6 +159,7 @@ def set_lb_pool_capacity(load_balancer: str, quota: str, used: int, limit: int) 
 # --- what the watch shows: phases, the work queue, provisions under way -----------------
 
 NO_PHASE = "New"  # created, not yet seen by a handler
+RECENTLY_GONE = 256
 WORKQUEUE = "wordpressenvironment"
 
 
@@ -182,24 +184,31 @@ class Inventory(Collector):
 
     def __init__(self) -> None:
         self._objects: dict[str, Seen] = {}
+        # Tenants of the last few objects gone: kopf logs its last line about an object
+        # after the deletion event.
+        self._gone: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def saw(self, uid: str, seen: Seen) -> None:
         """An environment was added or changed."""
         with self._lock:
             self._objects[uid] = seen
+            self._gone.pop(uid, None)
 
     def gone(self, uid: str) -> None:
         """An environment was deleted from the API (harmless if never seen)."""
         with self._lock:
-            self._objects.pop(uid, None)
+            seen = self._objects.pop(uid, None)
+            if seen is not None:
+                self._gone[uid] = seen.tenant
+                while len(self._gone) > RECENTLY_GONE:
+                    self._gone.popitem(last=False)
 
-    def tenant_of(self, namespace: str | None, name: str | None) -> str | None:
+    def tenant_of(self, uid: str) -> str | None:
         """The tenantId of an environment, for log lines that name only the object."""
         with self._lock:
-            objects = list(self._objects.values())
-        return next((o.tenant for o in objects if (o.namespace, o.name) == (namespace, name)),
-                    None)
+            seen = self._objects.get(uid)
+            return seen.tenant if seen is not None else self._gone.get(uid)
 
     def collect(self) -> Iterator[Metric]:
         """Count phases, outstanding work and running provisions from one snapshot."""

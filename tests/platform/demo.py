@@ -20,7 +20,9 @@ def run(local: Path, wait_seconds: float = 300) -> int:
     """Apply the sample under a running operator; 0 when it settles, 1 otherwise."""
     env = stack.read_env(local / "env")
     kube.install_crd(env)
-    operator = kube.start_operator(env, local / "operator.log", health_port=18080)
+    # Plain text for a person reading the log (the image logs JSON).
+    operator = kube.start_operator({"WPENV_LOG_FORMAT": "plain", **env}, local / "operator.log",
+                                   health_port=18080)
     try:
         print(kube.kubectl("apply", "-f", str(SAMPLE), env=env).stdout.strip())
         phase = ""

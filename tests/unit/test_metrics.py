@@ -52,7 +52,13 @@ def test_the_work_queue_and_the_provisions_under_way_come_from_the_same_snapshot
     inventory.saw("a", _seen("a", "Active"))
     assert registry.get_sample_value("wpenv_provision_started_timestamp_seconds", started) is None
     assert registry.get_sample_value("workqueue_depth", {"name": "wordpressenvironment"}) == 1
-    assert inventory.tenant_of("shop", "b") == "t-b" and inventory.tenant_of("x", "b") is None
+    assert inventory.tenant_of("b") == "t-b" and inventory.tenant_of("x") is None
+    inventory.gone("b")
+    assert inventory.tenant_of("b") == "t-b", "kopf's last line about it comes after"
+    for n in range(metrics.RECENTLY_GONE):
+        inventory.saw(f"other-{n}", _seen(f"other-{n}", "Active"))
+        inventory.gone(f"other-{n}")
+    assert inventory.tenant_of("b") is None, "only the last few are remembered"
 
 
 def _count(name: str, **labels: str) -> float:

@@ -31,7 +31,7 @@ from wpenv import metrics
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ROUTINE_SUCCESS = ("Timer 'drift' succeeded.", "Timer 'catch_up' succeeded.",
-                   "Indexer 'tenants' succeeded.")
+                   "Indexer 'tenants' succeeded.", "Handler 'inventory' succeeded.")
 # They log whole requests and responses at DEBUG: SecretString, passwords, tokens.
 BODY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "kubernetes")
 # kopf's record attributes that are bookkeeping, not fields of a line.
@@ -80,7 +80,7 @@ class EnvironmentFields(logging.Filter):
         if isinstance(ref, dict) and ref.get("name"):
             namespace, name = ref.get("namespace"), ref.get("name")
             if subject is None or (subject["namespace"], subject["name"]) != (namespace, name):
-                tenant = metrics.INVENTORY.tenant_of(namespace, name)
+                tenant = metrics.INVENTORY.tenant_of(str(ref.get("uid") or ""))
                 subject = {"namespace": str(namespace or ""), "name": str(name),
                            "tenant": tenant or ""}
         if subject is not None:
