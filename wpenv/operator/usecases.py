@@ -47,6 +47,8 @@ ORPHAN_SCAN_FIRST_DELAY = 300.0
 # How long a spec generation may wait with no handler on it before `catch_up` takes it.
 CATCH_UP_SECONDS = 15.0
 PROVISION_TARGET_SECONDS = 15 * 60  # HLD 5.1
+# Where a suspend or a resume (HLD 6: within 2 and 5 minutes) has arrived.
+ARRIVES_AT = {"suspend": Phase.SUSPENDED, "resume": Phase.ACTIVE}
 # Requeues that are how a pass waits for AWS, not failures (see operator.logs).
 CONVERGING = "Converging"
 QUEUED = "Queued for a provisioning slot"
@@ -238,9 +240,6 @@ def _transition(env: Env, *, was_active: bool) -> str | None:
     if not suspended and phase == Phase.SUSPENDED.value:
         return "resume"
     return None
-
-
-ARRIVES_AT = {"suspend": Phase.SUSPENDED, "resume": Phase.ACTIVE}
 
 
 def _arrived(app: App, uid: str, moving: str) -> None:

@@ -119,3 +119,22 @@ def test_a_pass_that_makes_a_secret_logs_and_posts_none_of_it(
         clients.secretsmanager.put_secret_value(SecretId=ctx.names.db_secret,
                                                 SecretString="canary-" + password)
         assert any("canary-" in json.dumps(line) for line in lines())
+
+
+def test_plain_text_for_a_terminal() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", [], "plain")
+        buffer = io.StringIO()
+        handler = root.handlers[-1]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(buffer)
+        ref = {"namespace": "shop", "name": "acme", "uid": "u-plain"}
+        logging.getLogger("kopf.objects").info("Handler 'reconcile' succeeded.",
+                                               extra={"k8s_ref": ref})
+        (line,) = buffer.getvalue().splitlines()
+        assert line.endswith("INFO kopf.objects: [shop/acme] Handler 'reconcile' succeeded.")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
