@@ -14,7 +14,7 @@ BUILD = REPO / "tests" / "platform" / "build-promtool.sh"
 
 @pytest.fixture(scope="session")
 def promtool() -> Path:
-    """The cached promtool binary; the first run builds it (about two minutes)."""
+    """The cached promtool binary; the first run builds it (two to four minutes)."""
     built = subprocess.run([str(BUILD)], capture_output=True, text=True, check=False)
     if built.returncode != 0:
         pytest.fail(f"building promtool failed:\n{built.stderr[-3000:]}")
