@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## deps: Python packages in .venv and the control-plane binaries (built once, cached)
+## deps: Python packages in .venv, the control-plane binaries and promtool (built once, cached)
 deps: $(STAMP)
 	@tests/platform/build-control-plane.sh >/dev/null
+	@tests/platform/build-promtool.sh >/dev/null
 
 ## up / down: the local platform (MariaDB, moto + simulator, etcd + kube-apiserver)
 up: deps
@@ -26,7 +27,7 @@ down:
 ## run: the operator in the foreground against the local platform, as its own service account
 run: up
 	$(PY) -m tests.platform crd
-	set -a; source .local/env; set +a; \
+	set -a; source .local/env; set +a; WPENV_LOG_FORMAT=$${WPENV_LOG_FORMAT:-plain} \
 	  KUBECONFIG=$$($(PY) -m tests.platform operator-kubeconfig) exec $(PY) -m wpenv.operator
 
 ## demo: platform up, operator running, the sample applied, `kubectl get wpenv -o wide`

@@ -4,11 +4,16 @@ Retries of throttling and 5xx answers are botocore's own (standard mode, more at
 than the default); the engine adds backoff between passes for what still fails. The
 endpoint comes from AWS_ENDPOINT_URL when set, which is how the local platform points
 boto3 at its emulator: the operator has no emulator-specific code.
+
+Every client reports its calls to the metrics through botocore's own event hooks
+(`instrument`): one count and one latency per API call, retries included, and one count
+per attempt that botocore's standard retry mode classifies as throttled.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +28,9 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
 
+from wpenv import metrics
 from wpenv.settings import Settings
 
 SERVICES = (
@@ -115,8 +122,66 @@ class Clients:
             raise AttributeError(service)
         if name not in self._made:
             config = self._long if name == "s3" else self._config
-            self._made[name] = self.session.client(name, config=config)
+            self._made[name] = instrument(self.session.client(name, config=config))
         return self._made[name]
+
+
+# Where a call's start time waits, in the per-call context botocore passes to each hook.
+_STARTED = "wpenv_started"
+_THROTTLING = ThrottlingErrorDetector(RetryEventAdapter())
+
+
+def instrument(client: Any) -> Any:
+    """Count `client`'s calls, their latency and throttled attempts (botocore's hooks).
+
+    before-call and after-call / after-call-error frame one API call, retries included;
+    needs-retry fires once per attempt. Unique ids make a second call a no-op.
+    """
+    events = client.meta.events
+    events.register("before-call", _call_started, unique_id="wpenv-metrics-start")
+    events.register("after-call", _call_answered, unique_id="wpenv-metrics-answer")
+    events.register("after-call-error", _call_failed, unique_id="wpenv-metrics-error")
+    events.register("needs-retry", _attempt_done, unique_id="wpenv-metrics-throttle")
+    return client
+
+
+def _labels(model: Any) -> tuple[str, str]:
+    """(service, operation) of an OperationModel: e.g. ("cognito-idp", "CreateUserPool")."""
+    return str(model.service_model.service_name), str(model.name)
+
+
+def _call_started(context: dict[str, Any], model: Any, **_: Any) -> None:
+    context[_STARTED] = (time.monotonic(), *_labels(model))
+
+
+def _call_ended(context: dict[str, Any], outcome: str) -> None:
+    started = context.pop(_STARTED, None)
+    if started is None:
+        return
+    began, service, operation = started
+    metrics.AWS_CALLS.labels(service, operation, outcome).inc()
+    metrics.AWS_SECONDS.labels(service, operation).observe(time.monotonic() - began)
+
+
+def _call_answered(
+    context: dict[str, Any], http_response: Any, parsed: dict[str, Any], **_: Any
+) -> None:
+    if int(http_response.status_code) < 300:
+        _call_ended(context, "ok")
+    else:
+        _call_ended(context, str(parsed.get("Error", {}).get("Code") or http_response.status_code))
+
+
+def _call_failed(context: dict[str, Any], exception: BaseException, **_: Any) -> None:
+    _call_ended(context, type(exception).__name__)
+
+
+def _attempt_done(**kwargs: Any) -> None:
+    """Count a throttled attempt; return None so botocore's own retry handler decides."""
+    if kwargs.get("response") is None and kwargs.get("caught_exception") is None:
+        return
+    if _THROTTLING.is_throttling_error(**kwargs):
+        metrics.AWS_THROTTLED.labels(*_labels(kwargs["operation"])).inc()
 
 
 def error_code(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ local platform `make up` writes them to `.local/env`. Lists are comma-separated 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     operator_name: str = Field("wpenv-operator", description="Value of the managed-by tag.")
     health_port: int = Field(8080, description="Port of the liveness endpoint (/healthz).")
     metrics_port: int = Field(9090, description="Port of the Prometheus metrics endpoint.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["json", "plain"] = Field(
+        "json",
+        description="json: one object per line (time, level, logger, message, and the "
+        "environment's namespace, name and tenant), for a log pipeline; plain: text "
+        "for a terminal (the local platform's `make run` sets it).",
+    )
     log_retention_days: int = Field(
         30,
         description="Days CloudWatch Logs keeps a tenant's container logs (its log group's "

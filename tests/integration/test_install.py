@@ -105,7 +105,8 @@ def test_production_marks_every_placeholder() -> None:
     role = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
     assert role.startswith("arn:aws:iam::REPLACE_")
     data = _settings(objects)["data"]
-    for name in ("WPENV_VPC_ID", "WPENV_DB_HOST", "WPENV_LOAD_BALANCER_ARNS", "WPENV_FILE_SYSTEM_ID"):
+    for name in ("WPENV_VPC_ID", "WPENV_DB_HOST", "WPENV_LOAD_BALANCER_ARNS",
+                 "WPENV_FILE_SYSTEM_ID"):
         assert data[name].startswith("REPLACE_"), name
     assert "127.0.0.1" not in yaml.safe_dump_all(objects)
 

@@ -22,9 +22,11 @@ def run(local: Path, wait_seconds: float = 300) -> int:
     """Apply the sample under a running operator; 0 when it settles, 1 otherwise."""
     env = stack.read_env(local / "env")
     kube.install_crd(env)
-    # The operator as the install runs it: its own service account, the base's ClusterRole.
+    # The operator as the install runs it: its own service account, the base's ClusterRole;
+    # plain text for a person reading the log (the image logs JSON).
     operator = kube.start_operator(
-        kube.operator_env(env, local), local / "operator.log", health_port=18080
+        {"WPENV_LOG_FORMAT": "plain", **kube.operator_env(env, local)}, local / "operator.log",
+        health_port=18080,
     )
     try:
         print(kube.kubectl("apply", "-f", str(SAMPLE), env=env).stdout.strip())

@@ -16,8 +16,8 @@ from wpenv.settings import Settings
 
 def main() -> None:
     """Validate settings, then hand the event loop to kopf."""
-    logs.configure(os.environ.get("WPENV_LOG_LEVEL", "INFO"), handlers.ROUTINE_REQUEUES)
     settings = Settings()
+    logs.configure(settings.log_level, handlers.ROUTINE_REQUEUES, settings.log_format)
     namespaces = [n for n in os.environ.get("WPENV_NAMESPACES", "").split(",") if n]
     kopf.run(
         standalone=True,

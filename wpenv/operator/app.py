@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wpenv import engine, kube
+from wpenv import engine, kube, metrics
 from wpenv.aws import Clients
 from wpenv.operator.decisions import Announcements
 from wpenv.operator.throttle import ProvisionSlots
+from wpenv.operator.timing import Stopwatch
 from wpenv.plan import Endpoint, url_for
 from wpenv.reconcilers.base import Context, Resource
 from wpenv.reconcilers.pool import endpoint
@@ -31,7 +32,12 @@ class App:
     # `retry`, which also counts every routine poll of a rollout and would make the
     # first hiccup after a long rollout wait minutes.
     streaks: dict[str, int] = field(default_factory=dict)
+    stopwatch: Stopwatch = field(default_factory=Stopwatch)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        """The provisioning gauges read these slots at every scrape (never stale)."""
+        metrics.follow_slots(lambda: self.slots.in_use, lambda: self.slots.waiting)
 
     def lock_for(self, uid: str) -> threading.Lock:
         """One lock per environment: the drift check never races a reconcile pass."""
@@ -63,6 +69,7 @@ class App:
             self.locks.pop(uid, None)
             self.streaks.pop(uid, None)
         self.said.forget(uid)
+        self.stopwatch.forget(uid)
         self.slots.release(uid)
 
     def endpoint_of(self, listener_arn: str) -> Endpoint:

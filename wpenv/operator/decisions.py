@@ -248,14 +248,15 @@ def transitions(
     return events
 
 
-def _stamp(value: object) -> datetime | None:
+def moment(value: object) -> datetime | None:
+    """An RFC 3339 timestamp as Kubernetes writes it, else None; naive means UTC."""
     if not isinstance(value, str):
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _progress(annotations: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -282,7 +283,7 @@ def live_handler(annotations: Mapping[str, str], *, now: datetime, grace: float)
     for record in _progress(annotations):
         if record.get("success") or record.get("failure"):
             continue
-        moments = [m for m in (_stamp(record.get("started")), _stamp(record.get("delayed"))) if m]
+        moments = [m for m in (moment(record.get("started")), moment(record.get("delayed"))) if m]
         if moments and (now - max(moments)).total_seconds() <= grace:
             return True
     return False
@@ -313,7 +314,7 @@ def unhandled(
     converging = ready.get("reason") == reasons.PROGRESSING and status.get("phase") in SETTLED
     if not (behind or converging):
         return False
-    born = _stamp(created)
+    born = moment(created)
     if born is not None and (now - born).total_seconds() <= grace:
         return False
     return not live_handler(annotations, now=now, grace=grace)

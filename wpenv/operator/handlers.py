@@ -20,7 +20,7 @@ import prometheus_client
 from wpenv import engine, kube
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import Clients
-from wpenv.operator import decisions, usecases
+from wpenv.operator import decisions, observe, usecases
 from wpenv.operator.app import App
 from wpenv.operator.result import GiveUp, Result, Retry
 from wpenv.operator.throttle import ProvisionSlots
@@ -32,6 +32,8 @@ DRIFT_INTERVAL = Settings().drift_interval_seconds
 CATCH_UP_SECONDS = usecases.CATCH_UP_SECONDS
 # `python -m wpenv.operator` lowers kopf's log level for these requeues (operator.logs).
 ROUTINE_REQUEUES = usecases.ROUTINE_REQUEUES
+# The `controller` label of the controller-runtime families, one per kind of handler.
+CONTROLLER = "wordpressenvironment"
 log = logging.getLogger(__name__)
 
 
@@ -111,17 +113,30 @@ def routes(
     created = meta.get("creationTimestamp")
     claim = decisions.route_claim(created, str(namespace), name, spec, status)
     return decisions.route_index_entry(claim, status)
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def inventory(*, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Every watch event, deletions included: the phase and queue gauges count from it.
+
+    An object that is gone from the API needs nothing kept for it any more, even if it
+    went without the finalizer (a provisioning slot or a place in the queue).
+    """
+    gone = observe.watched(type, body)
+    app = getattr(memo, "app", None)
+    if gone is not None and app is not None:
+        app.forget(gone)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@observe.reconciler(CONTROLLER, ROUTINE_REQUEUES)
 def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Converge the environment toward its spec; requeue until it is Active or Failed."""
     _apply(body, patch, usecases.reconcile(memo.app, _env(kwargs), partial(_post, body)))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CATCH_UP_SECONDS, initial_delay=CATCH_UP_SECONDS)
+@observe.about_environment
 async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Make the pass that no handler will make; cheap (no API call) when none is due."""
     result = await usecases.catch_up(memo.app, _env(kwargs), partial(_post, body))
@@ -131,12 +146,14 @@ async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwa
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
+@observe.reconciler(f"{CONTROLLER}-drift", ROUTINE_REQUEUES)
 def drift(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Repair what someone changed by hand; an idle pass makes no write at all."""
     _apply(body, patch, usecases.drift(memo.app, _env(kwargs)))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
+@observe.reconciler(f"{CONTROLLER}-deletion", ROUTINE_REQUEUES)
 def on_delete(
     *, body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo, **kwargs: Any
 ) -> None:

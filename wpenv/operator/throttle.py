@@ -50,3 +50,10 @@ class ProvisionSlots:
         """How many provisions run now."""
         with self._lock:
             return len(self._holders)
+
+    @property
+    def waiting(self) -> int:
+        """How many environments wait for a slot now."""
+        with self._lock:
+            return len(self._waiting)
+

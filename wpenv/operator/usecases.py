@@ -31,6 +31,7 @@ from wpenv.operator.decisions import (
     accept,
     failure_of,
     live_handler,
+    moment,
     next_phase,
     pass_conditions,
     route_claim,
@@ -49,6 +50,8 @@ ORPHAN_SCAN_FIRST_DELAY = 300.0
 # How long a spec generation may wait with no handler on it before `catch_up` takes it.
 CATCH_UP_SECONDS = 15.0
 PROVISION_TARGET_SECONDS = 15 * 60  # HLD 5.1
+# Where a suspend or a resume (HLD 6: within 2 and 5 minutes) has arrived.
+ARRIVES_AT = {"suspend": Phase.SUSPENDED, "resume": Phase.ACTIVE}
 # Requeues that are how a pass waits for AWS, not failures (see operator.logs).
 CONVERGING = "Converging"
 QUEUED = "Queued for a provisioning slot"
@@ -81,6 +84,7 @@ class Env:
     # `decisions.tenant_holder` and `decisions.route_holder`); no API call reads them.
     tenants: Mapping[Any, Any] = field(default_factory=dict)
     routes: Mapping[Any, Any] | None = None
+    deletion_requested: str | None = None  # metadata.deletionTimestamp
 
     @classmethod
     def of(
@@ -103,6 +107,7 @@ class Env:
             deleting=bool(meta.get("deletionTimestamp")),
             tenants=indices.get("tenants") or {},
             routes=indices.get("routes"),
+            deletion_requested=meta.get("deletionTimestamp"),
         )
 
     @property
@@ -153,7 +158,6 @@ def reconcile(app: App, env: Env, post: Post) -> Result:
         return _route_in_use(env, current, first, *taken, was_active=was_active)
     if not was_active and not app.slots.acquire(env.uid):
         return _queued(app, env, current, first)
-    metrics.PROVISIONS_RUNNING.set(app.slots.in_use)
     return _pass(app, env, current, first, was_active=was_active, post=post)
 
 
@@ -225,7 +229,6 @@ def _queued(app: App, env: Env, current: Mapping[str, Any], first: Mapping[str, 
         current, env.generation, phase=Phase.PENDING_PROVISIONING,
         conditions=[st.Cond(st.READY, st.FALSE, reasons.QUEUED, message)],
     )
-    metrics.PROVISIONS_QUEUED.set(len(app.slots._waiting))
     return Result(status={**first, **waiting}, requeue=Retry(QUEUED, QUEUE_POLL_SECONDS))
 
 
@@ -247,6 +250,9 @@ def _pass(
     deferred = bool(wanted.get("suspended")) and not was_active
     if deferred:
         wanted["suspended"] = False  # provision serving first, suspend once Active
+    moving = _transition(env, was_active=was_active)
+    if moving is not None:
+        app.stopwatch.start(env.uid, moving)
     ctx = _context(app, env, wanted)
     with app.lock_for(env.uid):
         outcome = _converge(app, ctx, attempt=app.streak(env.uid), may_roll_back=not was_active)
@@ -268,10 +274,35 @@ def _pass(
     )
     if phase not in (Phase.PROVISIONING, Phase.PENDING_PROVISIONING):
         app.slots.release(env.uid)
+    if moving is not None and phase == ARRIVES_AT[moving]:
+        _arrived(app, env.uid, moving)
     result = "ready" if outcome.ready else "failed" if outcome.failure else "progressing"
     metrics.PASSES.labels(result).inc()
     return Result(status={**first, **changes}, events=tuple(events),
                   requeue=_requeue(outcome, deferred=deferred))
+
+
+def _transition(env: Env, *, was_active: bool) -> str | None:
+    """"suspend" or "resume" while an environment moves between Active and Suspended.
+
+    The phase stays where it was until the pass that settles, so every pass on the way
+    names the same move, and a spec that flips back mid-way names the other one.
+    """
+    if not was_active:
+        return None  # a suspend asked for while provisioning waits for Active (deferred)
+    phase, suspended = env.status.get("phase"), bool(env.spec.get("suspended"))
+    if suspended and phase == Phase.ACTIVE.value:
+        return "suspend"
+    if not suspended and phase == Phase.SUSPENDED.value:
+        return "resume"
+    return None
+
+
+def _arrived(app: App, uid: str, moving: str) -> None:
+    """A suspend or resume settled: record how long it took from its first pass."""
+    seconds = app.stopwatch.stop(uid, moving)
+    if seconds is not None:
+        metrics.observe_duration(moving, seconds)
 
 
 def _finished(times: Mapping[str, Any]) -> tuple[dict[str, Any], engine.Event]:
@@ -279,7 +310,7 @@ def _finished(times: Mapping[str, Any]) -> tuple[dict[str, Any], engine.Event]:
     finished = datetime.now(UTC)
     started = datetime.fromisoformat(times["startedAt"].replace("Z", "+00:00"))
     seconds = round((finished - started).total_seconds(), 1)
-    metrics.PROVISION_SECONDS.observe(seconds)
+    metrics.observe_duration("provision", seconds)
     done = {
         **times,
         "finishedAt": st.now_rfc3339(),
@@ -424,7 +455,8 @@ def _deprovision(
     def report(step: int, message: str) -> None:
         post(engine.Event("Normal", reasons.DEPROVISIONING, f"Step {step}/{STEPS}: {message}"))
 
-    started = datetime.now(UTC)
+    # The offboarding target (HLD 6) runs from the deletion request, across attempts.
+    started = moment(env.deletion_requested) or datetime.now(UTC)
     try:
         with app.lock_for(env.uid):
             Deprovisioner(ctx, app.resources, archive, report).run()
@@ -480,7 +512,7 @@ def _deprovisioned(
     """Everything archived and removed: Deprovisioned is the last phase written."""
     locations = {"location": archive.uri(), **archive.locations}
     seconds = round((datetime.now(UTC) - started).total_seconds(), 1)
-    metrics.DEPROVISION_SECONDS.observe(seconds)
+    metrics.observe_duration("deprovision", seconds)
     done = st.status_patch(
         current, env.generation, phase=Phase.DEPROVISIONED,
         conditions=[

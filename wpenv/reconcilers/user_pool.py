@@ -28,7 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws, reasons
+from wpenv import aws, metrics, reasons
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY
 from wpenv.reconcilers import identity
@@ -185,7 +185,12 @@ def describe_pool(ctx: Context, pid: str) -> dict[str, Any] | None:
 
 def list_pools(ctx: Context) -> list[dict[str, Any]]:
     """Every user pool of the account and region (id, name, creation date)."""
-    idp = ctx.clients.cognito_idp
+    return account_pools(ctx.clients, ctx.settings)
+
+
+def account_pools(clients: Any, settings: Settings) -> list[dict[str, Any]]:
+    """Every user pool of the account and region; the quota gauge takes each count."""
+    idp = clients.cognito_idp
     pools: list[dict[str, Any]] = []
     token: str | None = None
     while True:
@@ -193,6 +198,7 @@ def list_pools(ctx: Context) -> list[dict[str, Any]]:
         pools.extend(dict(p) for p in page.get("UserPools") or [])
         token = page.get("NextToken")
         if not token:
+            metrics.set_user_pools(len(pools), settings.user_pool_quota)
             return pools
 
 
@@ -329,6 +335,7 @@ class UserPool(
             idp.update_user_pool(**update_arguments(found, DeletionProtection="INACTIVE"))
         idp.delete_user_pool(UserPoolId=pid)
         log.info("deleted user pool %s", pid)
+        account_pools(clients, settings)  # one fewer in use: the quota gauge must say so
 
     def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
         """Merge `tags` into the pool's, keeping its current settings (ResourceNotFound: gone).

@@ -238,6 +238,51 @@ def test_the_pass_that_converges_makes_it_active(below: Below) -> None:
     assert _sample("wpenv_reconcile_passes_total", result="ready") == before + 1
 
 
+def test_provisions_in_flight_and_queued_go_up_and_down(below: Below) -> None:
+    app = _app(limit=1)
+    first, second = replace(_env(), uid="first"), replace(_env(), name="beta", uid="second")
+    below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
+    provisioning = usecases.reconcile(app, first, _ignore)
+    queued = usecases.reconcile(app, second, NOWHERE)
+    assert queued.requeue == Retry(usecases.QUEUED, usecases.QUEUE_POLL_SECONDS)
+    gauges = ("wpenv_provisions_running", "wpenv_provisions_queued")
+    assert [_sample(g) for g in gauges] == [1, 1]
+    below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
+    usecases.reconcile(app, replace(first, status=dict(provisioning.status)), _ignore)
+    assert [_sample(g) for g in gauges] == [0, 1], "Active gives the slot back"
+    below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
+    usecases.reconcile(app, second, _ignore)
+    assert [_sample(g) for g in gauges] == [1, 0], "the next in line took it"
+    app.forget("second")  # deleted while provisioning
+    assert [_sample(g) for g in gauges] == [0, 0]
+
+
+def _active(suspended: bool) -> Env:
+    times = {"startedAt": "2026-12-01T10:00:00Z", "finishedAt": "2026-12-01T10:09:00Z"}
+    phase = "Active" if suspended else "Suspended"
+    return _env({"phase": phase, "provisioning": times}, suspended=suspended)
+
+
+@pytest.mark.parametrize("move", ["suspend", "resume"])
+def test_a_suspend_or_resume_is_timed_from_its_first_pass_to_the_phase(
+    below: Below, move: str
+) -> None:
+    app, env = _app(), _active(suspended=move == "suspend")
+    count = f"wpenv_{move}_duration_seconds_count"
+    before = _sample(count)
+    below.outcomes += [engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]),
+                       engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]),
+                       engine.Outcome(ready=True, conditions=[READY])]
+    first = usecases.reconcile(app, env, NOWHERE)
+    assert first.status.get("phase") in (None, env.status["phase"]), "the phase waits"
+    usecases.reconcile(app, env, NOWHERE)
+    assert _sample(count) == before, "not there yet"
+    settled = usecases.reconcile(app, env, NOWHERE)
+    assert settled.status["phase"] == ("Suspended" if move == "suspend" else "Active")
+    assert _sample(count) == before + 1
+    assert app.stopwatch.stop(env.uid, move) is None, "timed once"
+
+
 def test_a_suspend_asked_for_while_provisioning_waits_for_active(below: Below) -> None:
     below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
     status = {"phase": "Provisioning", "provisioning": {"startedAt": st.now_rfc3339()}}
@@ -434,6 +479,20 @@ def test_a_failed_attempt_retries_and_resumes_the_same_archive(
     assert steps.archives[1].prefix == steps.archives[0].prefix, "the same archive again"
 
 
+def test_deprovisioning_is_timed_from_the_deletion_request_across_attempts(
+    below: Below, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(usecases, "Deprovisioner", Steps())
+    asked = (datetime.now(UTC) - timedelta(minutes=11)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    misses = _sample("wpenv_sla_misses_total", operation="deprovision")
+    env = replace(_env({"phase": "Active"}), deleting=True, deletion_requested=asked)
+    result, _, _ = _delete(_app(), env)
+    (done,) = result.events
+    seconds = float(done.message.split(" in ")[1].split("s;")[0])
+    assert 660 <= seconds < 700
+    assert _sample("wpenv_sla_misses_total", operation="deprovision") == misses + 1
+
+
 def test_env_copies_what_the_use_cases_read_from_the_event() -> None:
     meta = {"namespace": "ns", "name": "acme", "uid": "u1", "generation": 3,
             "annotations": {"a": "b"}, "creationTimestamp": "2026-11-27T10:00:00Z",
@@ -441,4 +500,5 @@ def test_env_copies_what_the_use_cases_read_from_the_event() -> None:
     env = Env.of(meta, {"tenantId": "acme"}, {"phase": "Active"}, {})
     assert (env.key, env.uid, env.generation, env.tenant) == (("ns", "acme"), "u1", 3, "acme")
     assert env.deleting and env.created == "2026-11-27T10:00:00Z"
+    assert env.deletion_requested == "2026-11-27T11:00:00Z"
     assert env.annotations == {"a": "b"} and env.status == {"phase": "Active"}
