@@ -94,8 +94,11 @@ def test_argo_cd_health_follows_an_environment_through_its_life(
     envs.apply(platform, namespace, "site", tenantId=envs.tenant(), replicas=1)
     envs.apply(platform, namespace, "broken", tenantId=envs.tenant(), image="wordpress:broken")
 
-    obj = envs.wait_for(platform, namespace, "site", lambda o: envs.phase(o) == "Provisioning",
-                        timeout=60, what="phase Provisioning")
+    obj = envs.wait_for(
+        platform, namespace, "site",
+        lambda o: envs.phase(o) == "Provisioning" and bool(envs.condition(o, "Ready")),
+        timeout=60, what="phase Provisioning with its Ready condition",
+    )
     observe(obj, "provisioning", "Progressing", envs.condition(obj, "Ready")["message"])
 
     envs.wait_ready(platform, namespace, "site")
