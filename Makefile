@@ -39,6 +39,7 @@ test: deps lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
+	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

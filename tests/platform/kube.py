@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -108,13 +108,14 @@ def operator_env(env: Mapping[str, str], local: Path) -> dict[str, str]:
 
 
 def start_operator(
-    env: Mapping[str, str], log_path: Path, health_port: int
+    env: Mapping[str, str], log_path: Path, health_port: int,
+    command: Sequence[str] = (sys.executable, "-m", "wpenv.operator"),
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m wpenv.operator` detached and wait until its liveness probe answers."""
+    """Start the operator (`command`) detached and wait until its liveness probe answers."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wpenv.operator"],
+            list(command),
             cwd=REPO,
             env={
                 **os.environ,
