@@ -25,7 +25,16 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from tests.platform.fidelity import autoscaling, cognito, elbv2, execution_role, iam_propagation
+from tests.platform.fidelity import (
+    autoscaling,
+    cognito,
+    elbv2,
+    execution_role,
+    iam_propagation,
+    secret_names,
+    security_groups,
+    service_drain,
+)
 
 MAX_BODY = 10 * 1024 * 1024
 
@@ -64,6 +73,8 @@ class Refusal:
 
 
 RULES: tuple[ModuleType, ...] = (autoscaling, cognito, elbv2, iam_propagation, execution_role)
+# Resource lifecycles: names and groups that stay taken for a while after a delete.
+RULES += (secret_names, security_groups, service_drain)
 
 
 def _request(environ: WSGIEnvironment) -> Request:
