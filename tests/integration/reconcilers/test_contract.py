@@ -9,13 +9,14 @@ again; the orphan listing finds it and the orphan cleanup removes it with the ki
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MakeCtx, role_propagated, settle
-from wpenv import engine
+from tests.integration.conftest import MakeCtx, role_propagated, settle, tear_down_settled
+from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers import registry
 from wpenv.reconcilers.base import MISSING, Context, Found, Resource
@@ -41,6 +42,21 @@ def mine(kind: Resource, ctx: Context) -> list[Found]:
     ]
 
 
+def create_when_free(kind: Resource, ctx: Context, timeout: float = 30.0) -> None:
+    """Create again right after a delete: a deleted service's name is free only once it
+    drained (ServiceDraining), as the operator's next passes find."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kind.create(ctx, MISSING)
+        except TransientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+        else:
+            return
+
+
 def lists_itself(kind: Resource) -> bool:
     """Kinds that go with another one (Cognito groups, domain, client; the scaler) do not."""
     return type(kind).managed is not Resource.managed
@@ -59,7 +75,7 @@ def prepared(
     assert not outcome.troubled, outcome.conditions
     role_propagated(ctx)  # the kind under test is created directly, not retried
     yield ctx, KINDS[index]
-    engine.tear_down(ctx, KINDS[: index + 1])
+    tear_down_settled(ctx, KINDS[: index + 1])
 
 
 @pytest.mark.parametrize("prepared", range(len(KINDS)), ids=[k.kind for k in KINDS],
@@ -100,7 +116,7 @@ def test_every_kind_keeps_the_contract(
 
     if not lists_itself(kind):
         return
-    kind.create(ctx, MISSING)
+    create_when_free(kind, ctx)
     (found,) = mine(kind, ctx)
     fresh = kind.refresh(ctx.clients, ctx.settings, found)
     assert fresh is not None
