@@ -49,6 +49,8 @@ SERVICES = (
 )
 
 # Error codes that are worth another pass: throttling, eventual consistency, conflicts.
+# Not here: codes that are transient for one call only (EC2's DependencyViolation while a
+# security group's interfaces go away), which that call's kind matches itself.
 TRANSIENT_CODES = {
     "Throttling",
     "ThrottlingException",
@@ -68,7 +70,6 @@ TRANSIENT_CODES = {
     "ConcurrentModificationException",
     "ResourceInUse",
     "ResourceInUseException",
-    "DependencyViolation",
     "PriorityInUse",
     "IncorrectFileSystemLifeCycleState",
     "InvalidParameterException.Throttled",

@@ -36,6 +36,9 @@ DATABASE_TLS_FAILED = "DatabaseTlsFailed"
 AWS_RETRYING = "AwsRetrying"
 # The ECS service of the same name is still DRAINING after a delete; re-create later.
 SERVICE_DRAINING = "ServiceDraining"
+# The tenant's security group is still used by network interfaces (of tasks that stopped
+# a moment ago: ECS releases them a while later); its delete is tried again.
+SECURITY_GROUP_IN_USE = "SecurityGroupInUse"
 # A secret of the same name is scheduled for deletion and still being deleted.
 SECRET_DELETION_PENDING = "SecretDeletionPending"  # noqa: S105 (a reason word)
 # The account's Cognito user pool quota (settings.user_pool_quota) is used up.

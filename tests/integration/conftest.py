@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.platform.fidelity.iam_propagation import propagation_seconds
 from wpenv import engine
-from wpenv.aws import SERVICES, Clients
+from wpenv.aws import SERVICES, Clients, error_code
 from wpenv.engine import make_context
+from wpenv.errors import PermanentError
 from wpenv.reconcilers.base import Context, Resource
 from wpenv.reconcilers.database import Database
 from wpenv.reconcilers.db_secret import DatabaseSecret
@@ -122,6 +124,54 @@ def settle(ctx: Context, resources: Sequence[Resource], timeout: float = 30.0) -
         if not outcome.troubled or outcome.failure or time.monotonic() > deadline:
             return outcome
         time.sleep(0.5)
+
+
+def tear_down_settled(
+    ctx: Context, resources: Sequence[Resource], timeout: float = 60.0
+) -> list[engine.TeardownError]:
+    """The teardown, run again while transient trouble stops it, as the operator's retries do.
+
+    A security group stays in use for a while after its service is deleted (the tasks'
+    network interfaces go later); what stopped the earlier attempts is returned.
+    """
+    deadline = time.monotonic() + timeout
+    stopped: list[engine.TeardownError] = []
+    while True:
+        try:
+            engine.tear_down(ctx, resources)
+        except engine.TeardownError as exc:
+            if isinstance(engine.classify(exc.cause), PermanentError):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            stopped.append(exc)
+            time.sleep(0.5)
+        else:
+            return stopped
+
+
+def until_released(call: Callable[..., Any], *args: Any, timeout: float = 60.0,
+                   **kwargs: Any) -> Any:
+    """`call(*args, **kwargs)`, again while EC2 answers DependencyViolation (a security group
+    that the network interfaces of tasks stopped a moment ago still use)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except ClientError as exc:
+            if error_code(exc) != "DependencyViolation" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def roll_back_settled(ctx: Context, resources: Sequence[Resource], timeout: float = 60.0) -> bool:
+    """`engine.roll_back` until it finished (True), or False after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not engine.roll_back(ctx, resources, engine.Outcome()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def role_propagated(ctx: Context) -> None:

@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import MakeCtx
+from tests.integration.conftest import MakeCtx, roll_back_settled
 from tests.integration.test_engine import leftovers
 from tests.platform.chaos import aws_fault_state, reset_aws_faults, set_aws_faults
 from tests.platform.journal import read_journal
@@ -168,5 +168,5 @@ def test_an_operator_pass_converges_with_a_third_of_the_calls_failing(
         statuses = {entry.status for entry in read_journal(endpoint, since)}
         assert {500, 503} <= statuses
     finally:
-        engine.roll_back(ctx, resources, engine.Outcome())
+        assert roll_back_settled(ctx, resources)
     assert leftovers(ctx) == []

@@ -15,7 +15,7 @@ import boto3
 import pymysql
 import pytest
 
-from tests.integration.conftest import MakeCtx, aws_calls, settle, writes
+from tests.integration.conftest import MakeCtx, aws_calls, roll_back_settled, settle, writes
 from tests.integration.identity import domain_owner, our_pools
 from wpenv import engine
 from wpenv.errors import PermanentError
@@ -108,7 +108,7 @@ def test_from_nothing_to_ready_then_an_idle_pass_changes_nothing(make_ctx: MakeC
     assert idle.events == [], "an idle pass must not create or update anything"
     assert calls, "the pass did read"
     assert writes(calls) == [], f"an idle pass made writes: {writes(calls)}"
-    engine.roll_back(ctx, resources, engine.Outcome())
+    assert roll_back_settled(ctx, resources)
     assert leftovers(ctx) == []
 
 
@@ -144,5 +144,5 @@ def test_restart_after_each_step_creates_no_duplicates(make_ctx: MakeCtx, step: 
     assert sum(a["AccessPointId"] == again.ids["accessPointId"] for a in aps) == 1
     assert len([a for a in aps if a["RootDirectory"]["Path"] ==
                 again.names.access_point_root]) == 1
-    engine.roll_back(again, engine.default_resources(), engine.Outcome())
+    assert roll_back_settled(again, engine.default_resources())
     assert leftovers(again) == []

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MakeCtx, aws_calls, writes
+from tests.integration.conftest import MakeCtx, aws_calls, roll_back_settled, writes
 from tests.integration.identity import domain_owner, our_pools, read_secret, tear_down
 from tests.integration.test_engine import leftovers
 from wpenv import engine
@@ -91,7 +91,7 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
     """A fresh environment (identity on by default); all of it removed afterwards."""
     context = make_ctx()
     yield context
-    engine.roll_back(context, engine.default_resources(), engine.Outcome())
+    assert roll_back_settled(context, engine.default_resources())
     tear_down(context)
 
 

@@ -67,6 +67,9 @@ CERTIFICATE_KEY_TYPE = "EC_prime256v1"
 ARCHIVE_BUCKET = "wpenv-archive"
 # Seconds a new IAM role stays unusable by ECS (fidelity/iam_propagation.py; default 2).
 IAM_PROPAGATION_ENV = "WPENV_IAM_PROPAGATION_SECONDS"
+# Seconds a deleted service drains, and a stopped task's network interface lingers
+# (simulator.py; default 2 each).
+LIFECYCLE_ENVS = ("WPENV_ECS_DRAIN_SECONDS", "WPENV_ENI_RELEASE_SECONDS")
 MASTER_SECRET_NAME = "wpenv/rds-master"
 CA_BUNDLE_ENV = "WPENV_DB_CA_BUNDLE"
 # The stub rotation function of tenant DB secrets (its testSecret: fidelity/rotation.py).
@@ -144,8 +147,9 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if "WPENV_SIM_DELAY_SECONDS" in env:
         child_env["WPENV_SIM_DELAY_SECONDS"] = env["WPENV_SIM_DELAY_SECONDS"]
-    if IAM_PROPAGATION_ENV in env:
-        child_env[IAM_PROPAGATION_ENV] = env[IAM_PROPAGATION_ENV]
+    for name in (IAM_PROPAGATION_ENV, *LIFECYCLE_ENVS):
+        if name in env:
+            child_env[name] = env[name]
     if CA_BUNDLE_ENV in env:  # the emulated rotation test step logs in over verified TLS
         child_env[CA_BUNDLE_ENV] = env[CA_BUNDLE_ENV]
     # chaos.py: WPENV_AWS_FAULT_RATE, _FAULT_CODES, _FAULT_SEED and WPENV_AWS_RATE_LIMITS.

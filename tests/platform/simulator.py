@@ -15,7 +15,13 @@ operator waits for exactly those things, so this module supplies them:
 - tasks that ECS would not start do not start (task_start.py: an image ending in
   ``:broken``, a log group that does not exist, a secret the execution role may not
   read): the service says why in an event, and the deployment circuit breaker rolls the
-  service back to the task definition of its last COMPLETED deployment.
+  service back to the task definition of its last COMPLETED deployment;
+- a deleted service is DRAINING for ``drain`` seconds (WPENV_ECS_DRAIN_SECONDS) while its
+  tasks stop, then INACTIVE (fidelity/service_drain.py refuses its name meanwhile);
+- each running task of an awsvpc service has a network interface in moto's EC2 backend,
+  in its subnet with the service's security groups; it is deleted ``eni_release`` seconds
+  (WPENV_ENI_RELEASE_SECONDS) after the task stopped, and until then the groups cannot be
+  deleted (fidelity/security_groups.py).
 
 It runs inside the moto server process (see motoserver.py) so that the operator only ever
 talks plain HTTP to moto, exactly as it talks to AWS. Keeping state on moto's objects, and
@@ -47,8 +53,13 @@ from tests.platform.task_start import BROKEN_SUFFIX, start_failure
 __all__ = [
     "BROKEN_SUFFIX",
     "DEFAULT_DELAY_SECONDS",
+    "DEFAULT_DRAIN_SECONDS",
+    "DEFAULT_ENI_RELEASE_SECONDS",
     "DELAY_ENV",
+    "DRAIN_ENV",
+    "ENI_RELEASE_ENV",
     "Simulator",
+    "TaskEni",
     "Tracked",
     "add_event",
     "complete_rollout",
@@ -56,14 +67,24 @@ __all__ = [
     "fail_rollout",
     "first_image",
     "resolve_task_definition",
+    "seconds_from_env",
     "start_deployment",
     "task_ips",
+    "task_placements",
 ]
 
 log = logging.getLogger("wpenv.simulator")
 
 DELAY_ENV = "WPENV_SIM_DELAY_SECONDS"
 DEFAULT_DELAY_SECONDS = 2.0
+# How long a deleted service drains, and how long a stopped task's interface lingers.
+DRAIN_ENV = "WPENV_ECS_DRAIN_SECONDS"
+DEFAULT_DRAIN_SECONDS = 2.0
+ENI_RELEASE_ENV = "WPENV_ENI_RELEASE_SECONDS"
+DEFAULT_ENI_RELEASE_SECONDS = 2.0
+ACTIVE = "ACTIVE"
+DRAINING = "DRAINING"
+INACTIVE = "INACTIVE"
 DEFAULT_PERIOD_SECONDS = 0.5
 # Where tasks of a service without awsvpc subnets get their fake addresses.
 FALLBACK_CIDR = "10.255.0.0/16"
@@ -77,7 +98,12 @@ Deployment = dict[str, Any]
 
 def delay_from_env(default: float = DEFAULT_DELAY_SECONDS) -> float:
     """The simulated task start-up time, from WPENV_SIM_DELAY_SECONDS (tests shorten it)."""
-    raw = os.environ.get(DELAY_ENV, "").strip()
+    return seconds_from_env(DELAY_ENV, default)
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A number of seconds from the environment variable ``name``; ``default`` when unset."""
+    raw = os.environ.get(name, "").strip()
     return float(raw) if raw else default
 
 
@@ -217,29 +243,42 @@ def task_ips(service: Service, count: int, ec2: Backend | None) -> list[str]:
     service's ARN. The subnet's first FIRST_TASK_OFFSET addresses (AWS reserves 4; moto gives
     EFS mount targets .4 and up) and its last one (reserved) are never used.
     """
-    cidrs = _subnet_cidrs(service, ec2) or [FALLBACK_CIDR]
+    return [ip for _subnet, ip in task_placements(service, count, ec2)]
+
+
+def task_placements(service: Service, count: int, ec2: Backend | None) -> list[tuple[str, str]]:
+    """(subnet id, address) of tasks 0..count-1; the subnet is "" for the fallback range."""
+    subnets = _subnets(service, ec2) or [("", FALLBACK_CIDR)]
     seed = zlib.crc32(f"{service.cluster_arn}/{service.name}".encode())
-    ips = []
+    placements = []
     for index in range(count):
-        network = ipaddress.ip_network(cidrs[index % len(cidrs)], strict=False)
+        subnet, cidr = subnets[index % len(subnets)]
+        network = ipaddress.ip_network(cidr, strict=False)
         usable = max(network.num_addresses - FIRST_TASK_OFFSET - 1, 1)
-        offset = FIRST_TASK_OFFSET + (seed + index // len(cidrs)) % usable
-        ips.append(str(network.network_address + offset))
-    return ips
+        offset = FIRST_TASK_OFFSET + (seed + index // len(subnets)) % usable
+        placements.append((subnet, str(network.network_address + offset)))
+    return placements
 
 
-def _subnet_cidrs(service: Service, ec2: Backend | None) -> list[str]:
-    """CIDR blocks of the service's awsvpc subnets that moto's EC2 backend knows."""
+def _subnets(service: Service, ec2: Backend | None) -> list[tuple[str, str]]:
+    """(id, CIDR block) of the service's awsvpc subnets that moto's EC2 backend knows."""
     config = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
-    cidrs: list[str] = []
+    found: list[tuple[str, str]] = []
     if ec2 is None:
-        return cidrs
+        return found
     for subnet_id in config.get("subnets") or []:
         try:
-            cidrs.append(str(ec2.get_subnet(subnet_id).cidr_block))
+            found.append((str(subnet_id), str(ec2.get_subnet(subnet_id).cidr_block)))
         except Exception:  # unknown subnet (or no EC2 backend): fall back below
             continue
-    return cidrs
+    return found
+
+
+def _security_groups(service: Service, ec2: Backend) -> tuple[str, ...]:
+    """The service's awsvpc security groups that still exist (moto would invent the others)."""
+    config = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
+    wanted = [str(g) for g in config.get("securityGroups") or []]
+    return tuple(g for g in wanted if ec2.get_security_group_from_id(g) is not None)
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -256,9 +295,20 @@ class Tracked:
     stable_task_definition: str | None  # of the last COMPLETED deployment: rollback target
     settled: bool  # nothing left to do until the next change
     targets: dict[str, set[str]] = field(default_factory=dict)  # target group ARN -> ips
+    deleted_at: float | None = None  # clock time of DeleteService; it drains from then
 
 
 ServiceKey = tuple[str, str, str, str]  # account, region, cluster, service name
+
+
+@dataclass
+class TaskEni:
+    """The network interface of one task, in moto's EC2 backend, and when its task stopped."""
+
+    service: ServiceKey
+    ip: str
+    groups: tuple[str, ...]  # the security groups it carries
+    stopped_at: float | None = None  # the interface goes ``eni_release`` seconds later
 
 
 class Simulator:
@@ -274,25 +324,42 @@ class Simulator:
         self,
         delay: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        drain: float | None = None,
+        eni_release: float | None = None,
     ) -> None:
         self.delay = delay_from_env() if delay is None else delay
+        self.drain = seconds_from_env(DRAIN_ENV, DEFAULT_DRAIN_SECONDS) if drain is None else drain
+        self.eni_release = (seconds_from_env(ENI_RELEASE_ENV, DEFAULT_ENI_RELEASE_SECONDS)
+                            if eni_release is None else eni_release)
         self.clock = clock
         self.lock = threading.RLock()
         self.tracked: dict[ServiceKey, Tracked] = {}
+        self.enis: dict[str, TaskEni] = {}  # ENI id -> the task it belongs to
         self.last_pass: float | None = None  # clock time of the last finished pass
         self._originals: dict[str, Callable[..., Any]] = {}
 
     # -- hooks into moto --------------------------------------------------------------------
 
     def install_hooks(self) -> None:
-        """Wrap moto's ECS ``create_service``/``update_service`` (class-wide, in this process)."""
+        """Wrap moto's ECS create/update/delete_service (class-wide, in this process)."""
         if self._originals:
             return
         cls = EC2ContainerServiceBackend
         original_create = cls.create_service
         original_update = cls.update_service
-        self._originals = {"create_service": original_create, "update_service": original_update}
+        original_delete = cls.delete_service
+        self._originals = {"create_service": original_create, "update_service": original_update,
+                           "delete_service": original_delete}
         sim = self
+
+        def delete_service(backend: Backend, cluster_name: str, service_name: str,
+                           force: bool) -> Service:
+            with sim.lock:
+                before = backend._get_service(cluster_name, service_name).status
+                service = original_delete(backend, cluster_name, service_name, force)
+                sim.on_delete(backend, service, before)
+                return service
 
         def create_service(backend: Backend, *args: Any, **kwargs: Any) -> Service:
             with sim.lock:
@@ -325,6 +392,7 @@ class Simulator:
 
         setattr(cls, "create_service", create_service)  # noqa: B010 - mypy forbids plain assignment
         setattr(cls, "update_service", update_service)  # noqa: B010
+        setattr(cls, "delete_service", delete_service)  # noqa: B010
 
     def uninstall_hooks(self) -> None:
         """Put moto's methods back (unit tests share the process with other tests)."""
@@ -399,6 +467,16 @@ class Simulator:
             tracked.changed_at = self.clock()
             tracked.settled = False
 
+    def on_delete(self, ecs: Backend, service: Service, before: str) -> None:
+        """moto marks a deleted service INACTIVE at once; ECS lets its tasks drain first."""
+        tracked = self.observe(ecs, service)
+        if before != ACTIVE:  # deleted again: it keeps draining (or stays INACTIVE)
+            service.status = before
+            return
+        tracked.deleted_at = self.clock()
+        if self.drain > 0:
+            service.status = DRAINING
+
     # -- one pass ---------------------------------------------------------------------------
 
     def step(self) -> None:
@@ -413,19 +491,24 @@ class Simulator:
                     log.exception("simulating %s failed", service.name)
             for key in set(self.tracked) - seen:  # moto was reset: its targets went with it
                 del self.tracked[key]
+            self._release_enis(seen)
             self.last_pass = self.clock()
 
     def _advance_service(self, ecs: Backend, service: Service) -> None:
         """Move one service on if its delay is over, then keep its targets in line."""
         tracked = self.observe(ecs, service)
-        if service.status != "ACTIVE":  # deleted: its tasks drain away
-            tracked.running = 0
+        if service.status == DRAINING and self.clock() - (tracked.deleted_at or 0) >= self.drain:
+            service.status = INACTIVE  # its tasks stopped
+        if service.status != ACTIVE:  # deleted: its tasks drain away (out of the groups now)
+            if service.status == INACTIVE:
+                tracked.running = 0
             tracked.settled = True
             service.pending_count = 0
         elif not tracked.settled and self.clock() - tracked.changed_at >= self.delay:
             self._settle(ecs, service, tracked)
         service.running_count = tracked.running
         self._sync_targets(ecs, service, tracked)
+        self._sync_enis(ecs, service, tracked)
 
     def _settle(self, ecs: Backend, service: Service, tracked: Tracked) -> None:
         """The delay is over: the rollout completes, or fails and rolls back."""
@@ -454,7 +537,7 @@ class Simulator:
         """Register one ip target per running task in each target group; deregister the rest."""
         elbv2 = _region_backend("elbv2", ecs.account_id, ecs.region_name)
         ec2 = _region_backend("ec2", ecs.account_id, ecs.region_name)
-        count = tracked.running if service.status == "ACTIVE" else 0
+        count = tracked.running if service.status == ACTIVE else 0
         ips = task_ips(service, count, ec2)
         wanted: dict[str, dict[str, int]] = {}
         for lb in service.load_balancers or []:
@@ -485,14 +568,61 @@ class Simulator:
             else:
                 tracked.targets.pop(arn, None)
 
+    def _sync_enis(self, ecs: Backend, service: Service, tracked: Tracked) -> None:
+        """One interface per running task in its subnet; a stopped task's starts to go."""
+        ec2 = _region_backend("ec2", ecs.account_id, ecs.region_name)
+        if ec2 is None:
+            return
+        key, now = self.key(ecs, service), self.clock()
+        groups = _security_groups(service, ec2)
+        placements = task_placements(service, tracked.running, ec2) if groups else []
+        wanted = {ip: subnet for subnet, ip in placements if subnet}
+        live: dict[str, str] = {}
+        for eni_id, eni in self.enis.items():
+            if eni.service != key or eni.stopped_at is not None:
+                continue
+            if eni.ip in wanted and eni.groups == groups:
+                live[eni.ip] = eni_id
+            else:
+                eni.stopped_at = now
+        for ip, subnet in wanted.items():
+            if ip not in live:
+                made = ec2.create_network_interface(
+                    subnet=subnet, private_ip_address=ip, group_ids=list(groups),
+                    description=f"{ecs_attachment_arn(ecs)}",
+                )
+                made.status, made.requester_managed = "in-use", True
+                self.enis[str(made.id)] = TaskEni(key, ip, groups)
+
+    def _release_enis(self, seen: set[ServiceKey]) -> None:
+        """Delete the interfaces whose task stopped ``eni_release`` seconds ago."""
+        now = self.clock()
+        for eni_id, eni in list(self.enis.items()):
+            if eni.stopped_at is None and eni.service not in seen:
+                eni.stopped_at = now  # its service is gone from moto
+            if eni.stopped_at is None or now - eni.stopped_at < self.eni_release:
+                continue
+            account, region = eni.service[0], eni.service[1]
+            ec2 = _region_backend("ec2", account, region)
+            if ec2 is not None:
+                ec2.enis.pop(eni_id, None)  # gone already when moto was reset
+            del self.enis[eni_id]
+
     def run(self, stop: threading.Event, period: float = DEFAULT_PERIOD_SECONDS) -> None:
         """Call :meth:`step` every ``period`` seconds until ``stop`` is set."""
-        log.info("simulator running: delay %.1fs, period %.1fs", self.delay, period)
+        log.info("simulator running: delay %.1fs, drain %.1fs, ENI release %.1fs, period %.1fs",
+                 self.delay, self.drain, self.eni_release, period)
         while not stop.wait(period):
             try:
                 self.step()
             except Exception:  # keep simulating whatever happens in one pass
                 log.exception("simulator pass failed")
+
+
+def ecs_attachment_arn(ecs: Backend) -> str:
+    """An ECS attachment ARN: what a Fargate task's interface has as its description."""
+    return (f"arn:aws:ecs:{ecs.region_name}:{ecs.account_id}:attachment/"
+            f"{random.getrandbits(128):032x}")
 
 
 def _region_backend(service_name: str, account_id: str, region: str) -> Backend | None:

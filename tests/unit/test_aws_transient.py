@@ -40,3 +40,12 @@ def test_anything_else_with_that_code_or_those_words_stays_permanent(
     exc = _error(code, message)
     assert not aws.is_transient(exc)
     assert isinstance(engine.classify(exc), PermanentError)
+
+
+def test_dependency_violation_is_transient_only_where_its_kind_says_so() -> None:
+    """EC2's DependencyViolation is "in use a little longer" for DeleteSecurityGroup only
+    (reconcilers/security_group.py), never by its code alone."""
+    exc = _error("DependencyViolation", "resource sg-0123 has a dependent object",
+                 "DeleteSecurityGroup")
+    assert not aws.is_transient(exc)
+    assert isinstance(engine.classify(exc), PermanentError)

@@ -8,6 +8,7 @@ import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
+from wpenv.errors import TransientError
 from wpenv.orphans.__main__ import parser
 from wpenv.orphans.cleanup import (
     SKIPPED,
@@ -281,6 +282,8 @@ def test_safe_error_never_repeats_more_than_a_code() -> None:
     mysql_error = pymysql.err.OperationalError(1045, "Access denied ... password hunter2")
     assert safe_error(mysql_error) == "MySQL error 1045"
     assert safe_error(ValueError("hunter2")) == "ValueError"
+    waiting = TransientError("SecurityGroupInUse", "security group sg-1 is still used")
+    assert safe_error(waiting) == "SecurityGroupInUse: security group sg-1 is still used"
 
 
 def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:

@@ -19,9 +19,13 @@ from moto.backends import get_backend
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ecs.models import EC2ContainerServiceBackend
 
-from tests.platform.simulator import Simulator, delay_from_env, task_ips
+from tests.platform.fidelity.security_groups import deletion_refusal, users
+from tests.platform.fidelity.service_drain import creation_refusal
+from tests.platform.simulator import Simulator, delay_from_env, seconds_from_env, task_ips
 
 REGION = "us-east-1"
+DRAIN = 2.0
+ENI_RELEASE = 3.0
 
 
 class FakeClock:
@@ -131,7 +135,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             Name="wp-acme", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip"
         )["TargetGroups"][0]["TargetGroupArn"]
         clock = FakeClock()
-        with Simulator(delay=0.0, clock=clock).hooked() as sim:
+        simulator = Simulator(delay=0.0, clock=clock, drain=DRAIN, eni_release=ENI_RELEASE)
+        with simulator.hooked() as sim:
             yield World(ecs, elbv2, subnets, cidrs, sg, tg, sim, clock)
 
 
@@ -289,10 +294,17 @@ def test_deleted_service_deregisters_its_targets(world: World) -> None:
     world.sim.step()
     assert len(world.health()) == 2
 
-    world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
+    deleted = world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
     world.sim.step()
 
-    assert world.health() == {}
+    assert deleted["service"]["status"] == "DRAINING"
+    assert world.health() == {}  # out of the target group at once; the tasks still stop
+    assert world.service()["status"] == "DRAINING"
+    assert world.service()["runningCount"] == 2
+
+    world.clock.now += DRAIN
+    world.sim.step()
+    assert world.service()["status"] == "INACTIVE"
     assert world.service()["runningCount"] == 0
 
 
@@ -414,3 +426,124 @@ def test_a_revision_whose_log_group_is_missing_is_rolled_back(world: World) -> N
     world.sim.step()
     [deployment] = world.service()["deployments"]
     assert (deployment["taskDefinition"], deployment["rolloutState"]) == (logged, "COMPLETED")
+
+
+def _ec2() -> Any:
+    return get_backend("ec2")[DEFAULT_ACCOUNT_ID][REGION]
+
+
+def _ecs() -> Any:
+    return get_backend("ecs")[DEFAULT_ACCOUNT_ID][REGION]
+
+
+def _interfaces(world: World) -> dict[str, str]:
+    """The service's task interfaces in moto's EC2: private ip -> subnet."""
+    found = boto3.client("ec2", region_name=REGION).describe_network_interfaces(
+        Filters=[{"Name": "group-id", "Values": [world.security_group]}])["NetworkInterfaces"]
+    return {n["PrivateIpAddress"]: n["SubnetId"] for n in found}
+
+
+def test_each_running_task_has_an_interface_with_the_services_groups(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"), desired=2)
+    assert _interfaces(world) == {}  # nothing runs yet
+    world.sim.step()
+
+    interfaces = _interfaces(world)
+    assert set(interfaces) == set(world.health())  # the targets are the tasks' addresses
+    assert sorted(interfaces.values()) == sorted(world.subnets)  # one task per subnet
+    world.sim.step()
+    assert _interfaces(world) == interfaces  # nothing new for tasks that keep running
+
+
+def test_a_deleted_services_group_stays_in_use_until_its_interfaces_are_released(
+    world: World,
+) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"), desired=2)
+    world.sim.step()
+    world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
+    params = {"GroupId": world.security_group}
+
+    for elapsed in (0.0, DRAIN, DRAIN + ENI_RELEASE - 0.5):  # draining, stopped, lingering
+        world.clock.now = 1000.0 + elapsed
+        world.sim.step()
+        assert len(users(_ec2(), world.security_group)) == 2, elapsed
+        refusal = deletion_refusal(_ec2(), params)
+        assert refusal is not None
+        assert (refusal.status, refusal.code, refusal.protocol) == (400, "DependencyViolation",
+                                                                    "ec2")
+        assert refusal.message == f"resource {world.security_group} has a dependent object"
+
+    world.clock.now = 1000.0 + DRAIN + ENI_RELEASE
+    world.sim.step()
+    assert _interfaces(world) == {}
+    assert deletion_refusal(_ec2(), params) is None
+    assert world.sim.enis == {}
+
+
+def test_a_scale_down_releases_the_stopped_tasks_interfaces_later(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"), desired=2)
+    world.sim.step()
+    world.ecs.update_service(cluster="wpenv", service="wp-acme", desiredCount=1)
+    world.sim.step()
+    assert world.service()["runningCount"] == 1
+    assert len(_interfaces(world)) == 2  # the stopped task's interface lingers
+    world.clock.now += ENI_RELEASE
+    world.sim.step()
+    assert set(_interfaces(world)) == set(world.health())
+    assert len(_interfaces(world)) == 1
+
+
+def test_the_name_of_a_draining_service_is_refused_until_it_is_inactive(world: World) -> None:
+    task_definition = world.task_definition("wordpress:6.8")
+    world.create_service(task_definition)
+    world.sim.step()
+    body = {"cluster": "wpenv", "serviceName": "wp-acme"}
+    assert creation_refusal(_ecs(), body) is None  # ACTIVE: another rule's business
+    world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
+    world.sim.step()
+
+    refusal = creation_refusal(_ecs(), body)
+    assert refusal is not None
+    assert (refusal.status, refusal.code) == (400, "InvalidParameterException")
+    assert refusal.message == "Unable to Start a service that is still Draining."
+    cluster_arn = world.service()["clusterArn"]
+    assert creation_refusal(_ecs(), {**body, "cluster": cluster_arn}) is not None
+    assert creation_refusal(_ecs(), {**body, "serviceName": "other"}) is None
+
+    world.clock.now += DRAIN
+    world.sim.step()
+    assert creation_refusal(_ecs(), body) is None
+    world.create_service(task_definition)  # the name is free again
+    assert world.service()["status"] == "ACTIVE"
+
+
+def test_deleting_a_draining_service_again_keeps_it_draining(world: World) -> None:
+    world.create_service(world.task_definition("wordpress:6.8"))
+    world.sim.step()
+    world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
+    world.clock.now += DRAIN / 2
+    again = world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
+    assert again["service"]["status"] == "DRAINING"
+    world.clock.now += DRAIN / 2  # the drain counts from the first delete
+    world.sim.step()
+    assert world.service()["status"] == "INACTIVE"
+
+
+def test_without_a_drain_time_a_deleted_service_is_inactive_at_once(world: World) -> None:
+    world.sim.drain = 0.0
+    world.create_service(world.task_definition("wordpress:6.8"))
+    world.sim.step()
+    deleted = world.ecs.delete_service(cluster="wpenv", service="wp-acme", force=True)
+    assert deleted["service"]["status"] == "INACTIVE"
+
+
+def test_lifecycle_delays_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WPENV_ECS_DRAIN_SECONDS", "WPENV_ENI_RELEASE_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    sim = Simulator(delay=0.0)
+    assert (sim.drain, sim.eni_release) == (2.0, 2.0)
+    monkeypatch.setenv("WPENV_ECS_DRAIN_SECONDS", "0.5")
+    monkeypatch.setenv("WPENV_ENI_RELEASE_SECONDS", "0")
+    sim = Simulator(delay=0.0)
+    assert (sim.drain, sim.eni_release) == (0.5, 0.0)
+    assert seconds_from_env("WPENV_ECS_DRAIN_SECONDS", 9.0) == 0.5

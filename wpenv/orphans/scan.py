@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
+from wpenv.errors import OperatorError
 from wpenv.orphans.model import (
     UNTAGGED,
     Item,
@@ -80,6 +81,8 @@ def safe_error(exc: BaseException) -> str:
     if isinstance(exc, pymysql.MySQLError):
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else "?"
         return f"MySQL error {code}"
+    if isinstance(exc, OperatorError):  # its message is safe to show by contract
+        return f"{exc.reason}: {exc}"
     return type(exc).__name__
 
 

@@ -134,13 +134,15 @@ class StoredSecret(Resource, gone={NOT_FOUND}, retainable=True):
             )
         except ClientError as exc:
             code = aws.error_code(exc)
-            if code == EXISTS:  # created meanwhile (or moto's answer for a deleted name)
+            if code == EXISTS:  # created meanwhile
                 again = self.find_by_name(ctx)
                 if again is not None:
                     adopt(again)
                     return None
             if code in (EXISTS, INVALID_REQUEST):
-                # AWS finishes a forced delete asynchronously: the name frees up shortly.
+                # The name is reserved: scheduled for deletion since observe looked (the next
+                # pass finds and restores it), or a forced delete AWS has not finished yet
+                # (it frees the name shortly).
                 raise self._deletion_pending(ctx) from exc
             raise
         arn = str(created["ARN"])

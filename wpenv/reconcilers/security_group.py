@@ -7,6 +7,11 @@ tasks need to reach RDS, EFS, Secrets Manager and the image registry.
 
 Group names are unique per VPC, so a restarted operator finds the group by recorded id,
 then by VPC + name; create adopts a group that already exists.
+
+A Fargate task's network interface carries the group and is released only some time after
+the task stopped, so right after the service is deleted EC2 refuses to delete the group
+(DependencyViolation "resource sg-... has a dependent object"). On that call only, that
+code means "in use a little longer": a TransientError, and the teardown tries again later.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws
+from wpenv import aws, reasons
+from wpenv.errors import TransientError
 from wpenv.plan import TAG_MANAGED_BY, tag_dict, tag_diff, tag_list
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
@@ -28,11 +34,16 @@ NOT_FOUND = "InvalidGroup.NotFound"
 DUPLICATE = "InvalidGroup.Duplicate"
 DUPLICATE_RULE = "InvalidPermission.Duplicate"
 RULE_NOT_FOUND = "InvalidPermission.NotFound"
+IN_USE = "DependencyViolation"  # DeleteSecurityGroup while interfaces still use the group
 
 DESCRIPTION = "wpenv tenant {tenant}: WordPress tasks, reachable only from the shared ALB"
 RULE_DESCRIPTION = "WordPress from the shared ALB"
 STALE_RULES = "security group {id}: {extra} unexpected ingress rule(s), {missing} missing"
 STALE_TAGS = "security group {id} lacks tags {keys}"
+IN_USE_MESSAGE = (
+    "security group {id} is still used by network interfaces (of tasks that stopped a moment "
+    "ago); deleting it again shortly"
+)
 
 # One ingress grant, flattened: (protocol, from port, to port, source kind, source).
 Rule = tuple[str, int | None, int | None, str, str]
@@ -195,9 +206,16 @@ class SecurityGroup(
         clients.ec2.create_tags(Resources=[group_id], Tags=tag_list(tags))
 
     def remove(self, clients: Any, settings: Settings, found: dict[str, Any]) -> None:
-        """DeleteSecurityGroup; DependencyViolation (ENIs still attached) propagates."""
-        clients.ec2.delete_security_group(GroupId=found["GroupId"])
-        log.info("deleted security group %s", found["GroupId"])
+        """DeleteSecurityGroup; still in use (DependencyViolation) is a TransientError."""
+        group_id = str(found["GroupId"])
+        try:
+            clients.ec2.delete_security_group(GroupId=group_id)
+        except ClientError as exc:
+            if aws.error_code(exc) != IN_USE:
+                raise
+            raise TransientError(reasons.SECURITY_GROUP_IN_USE,
+                                 IN_USE_MESSAGE.format(id=group_id)) from exc
+        log.info("deleted security group %s", group_id)
 
     def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
         """CreateTags on the recorded group."""

@@ -52,13 +52,14 @@ GRACE_SECONDS = 120
 GONE_CODES = frozenset(
     {"ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException"}
 )
-# CreateService for a name that is taken, with another client token.
+# CreateService for a name that is taken (another client token, or still DRAINING).
 NOT_IDEMPOTENT = "InvalidParameterException"
 TARGET_GROUP_GONE = "TargetGroupNotFound"
 SCALER_GONE = "ObjectNotFoundException"
 SERVICES_PER_CALL = 10  # DescribeServices takes at most ten
 SCALING_NAMESPACE = "ecs"
 ACTIVE = "ACTIVE"
+DRAINING = "DRAINING"  # deleted, its tasks still stopping: its name is not free yet
 
 
 def _require(ctx: Context, *keys: str) -> list[str]:
@@ -276,16 +277,18 @@ class Service(
         another token fails as not idempotent and is adopted.
         """
         service: dict[str, Any] | None = observed.found or self.find(ctx)
-        if service is not None and service.get("status") == "DRAINING":
-            raise TransientError(
-                reasons.SERVICE_DRAINING, DRAINING_MESSAGE.format(name=ctx.names.service)
-            )
+        if service is not None and service.get("status") == DRAINING:
+            raise self._draining(ctx)
         if service is None or not _active(service):
             service = self._create(ctx)
         ctx.remember({"serviceArn": str(service["serviceArn"])})
 
     def _create(self, ctx: Context) -> dict[str, Any]:
-        """CreateService; on "not idempotent" (a racing create won) the winner."""
+        """CreateService; on InvalidParameterException the winner of a racing create.
+
+        The same code answers a name whose old service is still DRAINING (deleted after
+        observe looked): then the service waits, as when observe finds it draining.
+        """
         desired = desired_service(ctx)  # may be waiting for the other resources
         try:
             service: dict[str, Any] = ctx.clients.ecs.create_service(**desired)["service"]
@@ -293,11 +296,19 @@ class Service(
             if aws.error_code(exc) != NOT_IDEMPOTENT:
                 raise
             adopted = self.find_by_name(ctx)
+            if adopted is not None and adopted.get("status") == DRAINING:
+                raise self._draining(ctx) from exc
             if adopted is None or not _active(adopted):
                 raise
             return adopted
         log.info("created service %s", ctx.names.service)
         return service
+
+    @staticmethod
+    def _draining(ctx: Context) -> TransientError:
+        return TransientError(
+            reasons.SERVICE_DRAINING, DRAINING_MESSAGE.format(name=ctx.names.service)
+        )
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Deploy the recorded task definition and/or set the desired count, as differ."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MakeCtx
+from tests.integration.conftest import MakeCtx, roll_back_settled
 from tests.platform.journal import Entry, read_journal, writes
 from wpenv import engine
 from wpenv.errors import TransientError
@@ -238,5 +238,5 @@ def test_the_engine_scales_after_the_service_and_not_while_suspended(make_ctx: M
         assert _target(ctx) is not None and _policy(ctx) is not None
         ctx.ids.update(resumed.ids)
     finally:
-        assert engine.roll_back(ctx, engine.default_resources(), engine.Outcome())
+        assert roll_back_settled(ctx, engine.default_resources())
     assert _target(ctx) is None and _policy(ctx) is None

@@ -12,13 +12,21 @@ particular to their kind (what create makes, drift, waiting for dependencies).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import MakeCtx, aws_calls, role_propagated, settle, writes
-from wpenv import engine
+from tests.integration.conftest import (
+    MakeCtx,
+    aws_calls,
+    role_propagated,
+    settle,
+    tear_down_settled,
+    writes,
+)
+from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT
 from wpenv.reconcilers import registry
 from wpenv.reconcilers.base import MISSING, Context, Found, Resource
@@ -50,6 +58,19 @@ def mine(kind: Resource, ctx: Context) -> list[Found]:
 def recorded(kind: Resource, ctx: Context) -> dict[str, Any]:
     """The kind's ids in the context's status."""
     return {k: v for k, v in ctx.ids.items() if k in kind.ids}
+def create_when_free(kind: Resource, ctx: Context, timeout: float = 30.0) -> None:
+    """Create again right after a delete: a deleted service's name is free only once it
+    drained (ServiceDraining), as the operator's next passes find."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kind.create(ctx, MISSING)
+        except TransientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+        else:
+            return
 
 
 def lists_itself(kind: Resource) -> bool:
@@ -70,7 +91,7 @@ def prepared(
     assert not outcome.troubled, outcome.conditions
     role_propagated(ctx)  # the kind under test is created directly, not retried
     yield ctx, KINDS[index]
-    engine.tear_down(ctx, KINDS[: index + 1])
+    tear_down_settled(ctx, KINDS[: index + 1])
 
 
 @pytest.mark.parametrize("prepared", range(len(KINDS)), ids=[k.kind for k in KINDS],
@@ -131,7 +152,7 @@ def test_every_kind_keeps_the_contract(
         return
     assert mine(kind, ctx) == [], "listed after its delete"
 
-    kind.create(ctx, MISSING)
+    create_when_free(kind, ctx)
     (found,) = mine(kind, ctx)
     assert ctx.tags.items() <= found.tags.items() or kind.kind == "Database", found.tags
     fresh = kind.refresh(ctx.clients, ctx.settings, found)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.conftest import MakeCtx, role_propagated
+from tests.integration.conftest import MakeCtx, role_propagated, until_released
 from wpenv import aws
 from wpenv.reconcilers.base import MISSING, Context, Facts, Observation
 from wpenv.reconcilers.execution_role import ExecutionRole
@@ -125,7 +125,7 @@ def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
             GroupName=f"{context.names.security_group}-{uuid.uuid4().hex[:6]}",
             Description="service integration test", VpcId=settings.vpc_id,
         )["GroupId"]
-        cleanup.callback(ec2.delete_security_group, GroupId=group)
+        cleanup.callback(until_released, ec2.delete_security_group, GroupId=group)
         target_group = elbv2.create_target_group(
             Name=context.names.target_group, Protocol="HTTP", Port=settings.container_port,
             VpcId=settings.vpc_id, TargetType="ip", HealthCheckPath="/wp-login.php",

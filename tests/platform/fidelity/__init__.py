@@ -35,6 +35,9 @@ from tests.platform.fidelity import (
     iam_boundary,
     iam_propagation,
     rotation,
+    secret_names,
+    security_groups,
+    service_drain,
     validation,
 )
 from tests.platform.journal import REFUSED_BY
@@ -56,11 +59,12 @@ class Refusal:
     protocol: str = ""
 
 
-# The service-model constraints come last: the rules before them answer with the more
-# specific messages AWS gives for the same requests.
+# Resource lifecycles (names and groups that stay taken for a while after a delete) sit
+# with the others; the service-model constraints come last: the rules before them answer
+# with the more specific messages AWS gives for the same requests.
 RULES: tuple[ModuleType, ...] = (
     autoscaling, cognito, elbv2, elb_quotas, iam_boundary, iam_propagation, execution_role,
-    rotation, validation,
+    rotation, secret_names, security_groups, service_drain, validation,
 )
 
 
