@@ -145,8 +145,9 @@ class World:
             "Action": "sts:AssumeRole",
         }]}
         if "TaskRole" in kinds:
-            c.iam.create_role(
-                RoleName=names.task_role, AssumeRolePolicyDocument=json.dumps(trust), Tags=tag_list
+            c.iam.create_role(  # as the operator makes it: under the tenant boundary
+                RoleName=names.task_role, AssumeRolePolicyDocument=json.dumps(trust), Tags=tag_list,
+                PermissionsBoundary=settings.role_permissions_boundary_arn,
             )
             policy = {"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*",
@@ -159,7 +160,7 @@ class World:
         if "ExecutionRole" in kinds:
             c.iam.create_role(
                 RoleName=names.execution_role, AssumeRolePolicyDocument=json.dumps(trust),
-                Tags=tag_list,
+                Tags=tag_list, PermissionsBoundary=settings.role_permissions_boundary_arn,
             )
             env.made["ExecutionRole"] = names.execution_role
         if "LogGroup" in kinds:
