@@ -58,6 +58,7 @@ __all__ = [
     "REFUSED_BY",
     "Entry",
     "Journal",
+    "buffer_body",
     "clear_journal",
     "describe_request",
     "is_write",
@@ -211,7 +212,7 @@ def describe_request(environ: WSGIEnvironment, body: bytes, at: float) -> Entry:
     return Entry(at, service, rest, method not in READ_METHODS)
 
 
-def _buffer_body(environ: WSGIEnvironment) -> bytes:
+def buffer_body(environ: WSGIEnvironment) -> bytes:
     """Read a JSON or form body and put an unread copy back for moto; b"" otherwise."""
     content_type = str(environ.get("CONTENT_TYPE") or "")
     if not (content_type.startswith((JSON_TYPE, FORM_TYPE)) or environ.get("HTTP_X_AMZ_TARGET")):
@@ -311,7 +312,7 @@ def journaled(app: WSGIApplication, journal: Journal) -> WSGIApplication:
         if path.startswith(IGNORED_PREFIXES):
             return app(environ, start_response)
         arrived = time.time()
-        entry = describe_request(environ, _buffer_body(environ), arrived)
+        entry = describe_request(environ, buffer_body(environ), arrived)
         journal.add(entry)
 
         def recording(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
