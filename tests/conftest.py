@@ -38,8 +38,12 @@ SPARE_OPERATOR_HEALTH_PORT = _BASE + 180
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """End-to-end tests last: their operator (session-scoped) watches every namespace, and
-    would start provisioning manifests that integration tests create only as data."""
-    items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
+    would start provisioning manifests that integration tests create only as data. Tests
+    marked `runs_last` (the leak scan, which reads what every other test left) after all."""
+    items.sort(key=lambda item: (
+        "tests/e2e/" in item.nodeid.replace("\\", "/"),
+        item.get_closest_marker("runs_last") is not None,
+    ))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ see journal.py), so tests and benchmarks can count and time the operator's calls
 answers the fault endpoints under ``/wpenv/faults`` (faults.py), with which a test damages
 what S3 stores, and throttles and fails AWS calls as AWS does (chaos.py: WPENV_AWS_FAULT_*
 and WPENV_AWS_RATE_LIMITS, or ``/wpenv/faults/aws``); chaos sits inside the journal, so the
-journal records the status of the answers it injects.
+journal records the status of the answers it injects; and keeps every secret value that
+crosses it (``GET /wpenv/witness/secrets``, witness.py), so a leak test knows the secrets
+of environments long deleted.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from tests.platform.faults import Faults
 from tests.platform.fidelity import elb_quotas, faithful
 from tests.platform.journal import Journal, journaled
 from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
+from tests.platform.witness import Witness, witnessed
 
 HEALTH_PATH = "/wpenv/health"
 log = logging.getLogger("wpenv.motoserver")
@@ -92,12 +95,9 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     sim_thread = threading.Thread(
         target=simulator.run, args=(stop, period), name="simulator", daemon=True
     )
+    moto = faithful(DomainDispatcherApplication(create_backend_app))
     app = with_health(
-        faults.wsgi(
-            journaled(
-                chaos.wsgi(faithful(DomainDispatcherApplication(create_backend_app))), Journal()
-            )
-        ),
+        faults.wsgi(witnessed(journaled(chaos.wsgi(moto), Journal()), Witness())),
         lambda: health(simulator, sim_thread, period),
     )
     # Bound here, in the main thread, so a taken port fails the process at once (moto's

@@ -17,6 +17,7 @@ import yaml
 from wpenv.api.models import (
     GROUP,
     KIND,
+    NAME_RULE,
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
@@ -117,6 +118,7 @@ def build_crd() -> dict[str, Any]:
             "wpenv-operator."
         ),
         "required": ["spec"],
+        "x-kubernetes-validations": [NAME_RULE],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "bbws.io"
@@ -24,6 +24,35 @@ SINGULAR = "wordpressenvironment"
 SHORT_NAMES = ["wpenv"]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+# Every resource carries the tag `<namespace>.<name>` (plan.tags_for); AWS tag values hold
+# at most 256 characters and a namespace 63, which leaves 192 for the object's name. Only
+# the API server sees metadata.name before the operator, so the CRD refuses longer names.
+MAX_NAME_LENGTH = 256 - 63 - 1
+NAME_RULE = {
+    "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+    "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: "
+    "<namespace>.<name> is an AWS tag value (at most 256)",
+    "reason": "FieldValueInvalid",
+}
+# An ALB host-header value: at most 128 characters, case insensitive (so lowercase only
+# here: two spellings of one host would be two routes that overlap), no wildcards (they
+# would claim other tenants' hosts), labels of at most 63 characters, a final label of
+# letters (HostHeaderConditionConfig).
+HOST = r"^$|^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+MAX_HOST_LENGTH = 128
+# A Cognito redirect URL: https, or http on the loopback host only (what Cognito accepts
+# for a web client), at most 1024 characters; no fragment, spaces, quotes or shell
+# characters (`;`, `$`, backticks, `|`, `<`, `>`, `\\`, parentheses).
+REDIRECT_URL = (
+    r"^(https://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|http://(localhost|127\.0\.0\.1|\[::1\]))"
+    r"(:[0-9]{1,5})?(/[-A-Za-z0-9._~%/:@?=&+,]*)?$"
+)
+MAX_URL_LENGTH = 1024
+# A Cognito group name is 1-128 characters (CreateGroup); these are also the keys of the
+# WordPress role map, so only letters, digits, `.`, `_` and `-`, starting alphanumeric.
+GROUP_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_GROUP_LENGTH = 128
 
 
 def _image_reference() -> str:
@@ -153,9 +182,12 @@ class Routing(_Model):
     )
     host: str = Field(
         "",
-        max_length=253,
-        pattern=r"^$|^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$",
-        description="Optional host name the rule also matches (host-header condition).",
+        max_length=MAX_HOST_LENGTH,
+        pattern=HOST,
+        description=(
+            "Optional host name the rule also matches (host-header condition): lowercase, "
+            f"at most {MAX_HOST_LENGTH} characters, no wildcards."
+        ),
     )
     remove_rule_when_suspended: bool = Field(
         True,
@@ -166,24 +198,39 @@ class Routing(_Model):
     )
 
 
+RedirectUrl = Annotated[
+    str, Field(min_length=1, max_length=MAX_URL_LENGTH, pattern=REDIRECT_URL)
+]
+GroupName = Annotated[
+    str, Field(min_length=1, max_length=MAX_GROUP_LENGTH, pattern=GROUP_NAME)
+]
+# A list whose items are unique: the API server refuses a repeated item ("Duplicate value").
+SET: dict[str, JsonValue] = {"x-kubernetes-list-type": "set"}
+
+
 class Identity(_Model):
     """The tenant's own Cognito user pool for WordPress single sign-on (HLD 3.3)."""
 
     enabled: bool = Field(True, description="Provision a Cognito user pool for this tenant.")
-    callback_urls: list[str] = Field(
+    callback_urls: list[RedirectUrl] = Field(
         [],
         max_length=20,
-        description="OAuth callback URLs; empty derives one from the tenant's URL.",
+        description="OAuth callback URLs (https, or http://localhost); empty derives one "
+        "from the tenant's URL.",
+        json_schema_extra=SET,
     )
-    logout_urls: list[str] = Field(
+    logout_urls: list[RedirectUrl] = Field(
         [],
         max_length=20,
-        description="Sign-out URLs; empty derives one from the tenant's URL.",
+        description="Sign-out URLs (https, or http://localhost); empty derives one from the "
+        "tenant's URL.",
+        json_schema_extra=SET,
     )
-    groups: list[str] = Field(
+    groups: list[GroupName] = Field(
         ["Admin", "Editor", "Viewer"],
         max_length=25,
         description="User pool groups; each maps to the WordPress role of the same meaning.",
+        json_schema_extra=SET,
     )
 
 
