@@ -35,13 +35,16 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.backends import get_backend
 from moto.core.utils import utcnow
 from moto.ecs.models import EC2ContainerServiceBackend
 
 from tests.platform.task_start import BROKEN_SUFFIX, start_failure
+
+if TYPE_CHECKING:
+    from tests.platform.wordpress import DataPlane
 
 __all__ = [
     "BROKEN_SUFFIX",
@@ -273,8 +276,10 @@ class Simulator:
         self,
         delay: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        data_plane: DataPlane | None = None,
     ) -> None:
         self.delay = delay_from_env() if delay is None else delay
+        self.data_plane = data_plane  # real WordPress tasks (wordpress.py), when on
         self.clock = clock
         self.lock = threading.RLock()
         self.tracked: dict[ServiceKey, Tracked] = {}
@@ -412,6 +417,8 @@ class Simulator:
                     log.exception("simulating %s failed", service.name)
             for key in set(self.tracked) - seen:  # moto was reset: its targets went with it
                 del self.tracked[key]
+            if self.data_plane is not None:
+                self.data_plane.forget_except(f"{key[2]}/{key[3]}" for key in seen)
             self.last_pass = self.clock()
 
     def _advance_service(self, ecs: Backend, service: Service) -> None:
@@ -425,11 +432,17 @@ class Simulator:
             self._settle(ecs, service, tracked)
         service.running_count = tracked.running
         self._sync_targets(ecs, service, tracked)
+        if self.data_plane is not None:
+            self.data_plane.sync(service)
 
     def _settle(self, ecs: Backend, service: Service, tracked: Tracked) -> None:
         """The delay is over: the rollout completes, or fails and rolls back."""
         primary = service.deployments[0] if service.deployments else None
         failure = None if primary is None else start_failure(ecs, primary["taskDefinition"])
+        if failure is None and primary is not None and self.data_plane is not None:
+            failure = self.data_plane.rollout(ecs, service, primary)
+            if failure == "pending":  # wordpress.PENDING: its tasks are not healthy yet
+                return
         if primary is None or failure is None:
             complete_rollout(service)
             tracked.running = service.desired_count
