@@ -133,6 +133,10 @@ def test_each_task_serves_wordpress_from_its_own_database(
     status, _, page = _get(other + "/", host=tasks[0]["address"])
     assert status == 200 and "Data plane" in page
     # wp-content is the tenant's directory, seeded with the image's themes.
+    for task in _tasks(data_plane, ctx):  # what one task costs (README, "Data plane")
+        print(f"task {task['taskId']}: listening after {task['listeningAfterSeconds']}s, "
+              f"healthy after {task['healthyAfterSeconds']}s, {task['memoryKiB']} KiB")
+        assert task["memoryKiB"] and task["memoryKiB"] > 0
     themes = Path(ctx.settings.efs_mount_path) / "tenants" / ctx.names.tenant / "themes"
     assert (themes / "twentytwentythree").is_dir()
 

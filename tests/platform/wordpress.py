@@ -23,7 +23,8 @@ probe it with the target group's health check. Here, while the data plane is on:
 - `php -S 127.0.0.1:<free port>` serves the tree through a small router (pretty
   permalinks go to `index.php`), so ``/wpenv/tasks`` can say where each task answers;
 - a worker thread probes every task with its target group's health check (path, matcher,
-  interval, timeout, healthy and unhealthy thresholds): the simulator completes a rollout
+  interval, timeout, healthy and unhealthy thresholds; a new target is healthy after one
+  passed check, as the ALB's documentation says): the simulator completes a rollout
   only once all of its tasks are healthy, and fails it (the circuit breaker, which then
   rolls back) as soon as one is unhealthy. ECS would first replace the failing task a few
   times; the verdict is the same, sooner.
@@ -212,6 +213,7 @@ class Task:
     codes: list[str] = field(default_factory=list)
     next_check: float = 0.0
     started_at: float = 0.0
+    listening_after: float | None = None  # seconds from start to `php -S` listening
     healthy_after: float | None = None  # seconds from start to healthy
     stop_requested: bool = False
     stopped_reason: str = ""
@@ -226,8 +228,20 @@ class Task:
             "address": f"127.0.0.1:{self.port}" if self.port else None,
             "targetGroups": [h.target_group_arn for h in spec.health],
             "lastStatus": self.state, "health": self.health,
+            "listeningAfterSeconds": self.listening_after,
             "healthyAfterSeconds": self.healthy_after, "stoppedReason": self.stopped_reason,
+            "memoryKiB": _rss_kib(self.pid) if self.state == "RUNNING" else None,
         }
+
+
+def _rss_kib(pid: int | None) -> int | None:
+    """Resident memory of the task's PHP (Linux /proc), what one task costs the machine."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text() if pid else ""
+    except OSError:
+        return None
+    line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "")
+    return int(line.split()[1]) if line else None
 
 
 # --- what ECS gives the container ------------------------------------------------------------
@@ -627,6 +641,7 @@ class DataPlane:
             self._stop(task, STOPPED_ESSENTIAL)
             return
         task.state = "RUNNING"
+        task.listening_after = round(time.monotonic() - started, 2)
         task.next_check = time.monotonic()
         log.info("task %s of %s on 127.0.0.1:%d", spec.task_id, spec.service, task.port)
 
@@ -644,7 +659,10 @@ class DataPlane:
         task.next_check = time.monotonic() + check.interval
         if status is not None and check.matches(status):
             task.passes, task.failures = task.passes + 1, 0
-            if task.passes >= check.healthy_threshold:
+            # A newly registered target is healthy after one passed check; an unhealthy
+            # one needs the healthy threshold ("Health checks for ... target groups").
+            needed = 1 if task.health == "initial" else check.healthy_threshold
+            if task.passes >= needed:
                 task.health = "healthy"
                 self._mark_healthy(task)
         else:
