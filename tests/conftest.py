@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform import kube, refusals, stack
+from tests.platform import kube, refusals, stack, wordpress
 from tests.platform.journal import read_refusals
 
 # WPENV_TEST_PORT_BASE moves every port, so two test sessions on one machine can run at
@@ -67,6 +67,8 @@ def platform(local: Path, pytestconfig: pytest.Config) -> Iterator[dict[str, str
         # the way the operator's do (botocore's standard mode), not with the legacy two.
         mp.setenv("AWS_RETRY_MODE", "standard")
         mp.setenv("AWS_MAX_ATTEMPTS", "8")
+        # Real WordPress tasks cost time and memory: only tests that ask (`data_plane`).
+        mp.setenv(wordpress.ENABLED_ENV, "off")
         stack.down(local)  # a previous run that was killed may have left servers behind
         env: dict[str, str] = {}
         try:
@@ -105,6 +107,21 @@ def pytest_terminal_summary(
     unread = config.stash.get(REFUSALS_UNREAD, 0)
     if unread:
         terminalreporter.write_line(f"not counted: {unread} platform(s) that did not answer")
+
+
+@pytest.fixture
+def data_plane(platform: dict[str, str]) -> Iterator[str]:
+    """Every task started during the test is a real WordPress (wordpress.py); off after.
+
+    Yields the AWS endpoint, whose ``/wpenv/tasks`` says where each task answers.
+    """
+    wordpress.ensure_installed()
+    endpoint = platform["AWS_ENDPOINT_URL"]
+    wordpress.set_enabled(endpoint, True)
+    try:
+        yield endpoint
+    finally:
+        wordpress.set_enabled(endpoint, False)
 
 
 @pytest.fixture

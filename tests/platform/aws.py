@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.platform import pki, procs
+from tests.platform import pki, procs, wordpress
 from tests.platform.fidelity.iam_boundary import BOUNDARY_POLICY
 
 log = logging.getLogger("wpenv.platform.aws")
@@ -152,6 +152,12 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
             child_env[name] = env[name]
     if CA_BUNDLE_ENV in env:  # the emulated rotation test step logs in over verified TLS
         child_env[CA_BUNDLE_ENV] = env[CA_BUNDLE_ENV]
+    # The data plane (wordpress.py): on unless WPENV_DATA_PLANE=off (the tests' default).
+    if data_plane_on(env):
+        wordpress.ensure_installed()
+    child_env[wordpress.ENABLED_ENV] = "on" if data_plane_on(env) else "off"
+    child_env[wordpress.STATE_ENV] = str(home / "data-plane")
+    child_env[wordpress.EFS_ENV] = str(home.parent / "efs")
     # chaos.py: WPENV_AWS_FAULT_RATE, _FAULT_CODES, _FAULT_SEED and WPENV_AWS_RATE_LIMITS.
     child_env.update({k: v for k, v in env.items() if k.startswith("WPENV_AWS_")})
     # fidelity/elb_quotas.py: WPENV_ELB_RULES_PER_LB and the other ELBv2 quotas.
@@ -170,6 +176,12 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
         pid=pid,
         log_file=log_file,
     )
+
+
+def data_plane_on(env: Mapping[str, str]) -> bool:
+    """WPENV_DATA_PLANE from the components' variables or this process's; default on."""
+    raw = env.get(wordpress.ENABLED_ENV) or os.environ.get(wordpress.ENABLED_ENV) or "on"
+    return raw.strip().lower() not in ("off", "0", "false", "no")
 
 
 def clients_for(endpoint: str) -> ClientFactory:
@@ -215,9 +227,10 @@ def down(local: Path) -> None:
     home = _home(local)
     pid_file = home / "moto.pid"
     if _server_pid(pid_file) is not None:
-        procs.stop(pid_file)
+        procs.stop(pid_file, grace=20.0)  # the server stops its tasks' PHP first
         _wait_port_released(home)
     pid_file.unlink(missing_ok=True)
+    wordpress.stop_leftovers(home / "data-plane")  # tasks of a server that was killed
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(local / "efs", ignore_errors=True)
 

@@ -45,6 +45,7 @@ from tests.platform.fidelity import elb_quotas, faithful
 from tests.platform.journal import Journal, journaled
 from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
 from tests.platform.witness import Witness, witnessed
+from tests.platform.wordpress import DataPlane
 
 HEALTH_PATH = "/wpenv/health"
 log = logging.getLogger("wpenv.motoserver")
@@ -87,7 +88,8 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     # function, whose testSecret step the fidelity layer runs itself (fidelity/rotation.py).
     default_user_config["lambda"] = {"use_docker": False}
     chaos = Chaos()  # from the environment: a bad setting stops the server here
-    simulator = Simulator(delay=delay)
+    data_plane = DataPlane.from_env()  # real WordPress tasks (wordpress.py), when on
+    simulator = Simulator(delay=delay, data_plane=data_plane)
     simulator.install_hooks()
     faults = Faults([chaos, elb_quotas.CONTROL])
     faults.install_hooks()
@@ -96,8 +98,10 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
         target=simulator.run, args=(stop, period), name="simulator", daemon=True
     )
     moto = faithful(DomainDispatcherApplication(create_backend_app))
+    data_thread = threading.Thread(target=data_plane.run, args=(stop,), name="data-plane",
+                                   daemon=True)
     app = with_health(
-        faults.wsgi(witnessed(journaled(chaos.wsgi(moto), Journal()), Witness())),
+        data_plane.wsgi(faults.wsgi(witnessed(journaled(chaos.wsgi(moto), Journal()), Witness()))),
         lambda: health(simulator, sim_thread, period),
     )
     # Bound here, in the main thread, so a taken port fails the process at once (moto's
@@ -112,6 +116,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sim_thread.start()
+    data_thread.start()
     server_thread.start()
     log.info("moto server on http://%s:%d, simulator delay %.1fs", host, port, delay)
     while not stop.wait(1.0):
@@ -123,6 +128,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     server.server_close()
     stop.set()
     sim_thread.join(timeout=5.0)
+    data_thread.join(timeout=30.0)  # it stops every task's PHP on its way out
     simulator.uninstall_hooks()
     faults.uninstall_hooks()
     log.info("stopped in %.1fs", time.monotonic() - started)

@@ -41,7 +41,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.backends import get_backend
 from moto.core.utils import utcnow
@@ -49,6 +49,9 @@ from moto.ecs.models import EC2ContainerServiceBackend
 
 from tests.platform.fidelity import elb_quotas
 from tests.platform.task_start import BROKEN_SUFFIX, start_failure
+
+if TYPE_CHECKING:
+    from tests.platform.wordpress import DataPlane
 
 __all__ = [
     "BROKEN_SUFFIX",
@@ -327,11 +330,13 @@ class Simulator:
         *,
         drain: float | None = None,
         eni_release: float | None = None,
+        data_plane: DataPlane | None = None,
     ) -> None:
         self.delay = delay_from_env() if delay is None else delay
         self.drain = seconds_from_env(DRAIN_ENV, DEFAULT_DRAIN_SECONDS) if drain is None else drain
         self.eni_release = (seconds_from_env(ENI_RELEASE_ENV, DEFAULT_ENI_RELEASE_SECONDS)
                             if eni_release is None else eni_release)
+        self.data_plane = data_plane  # real WordPress tasks (wordpress.py), when on
         self.clock = clock
         self.lock = threading.RLock()
         self.tracked: dict[ServiceKey, Tracked] = {}
@@ -492,6 +497,8 @@ class Simulator:
             for key in set(self.tracked) - seen:  # moto was reset: its targets went with it
                 del self.tracked[key]
             self._release_enis(seen)
+            if self.data_plane is not None:
+                self.data_plane.forget_except(f"{key[2]}/{key[3]}" for key in seen)
             self.last_pass = self.clock()
 
     def _advance_service(self, ecs: Backend, service: Service) -> None:
@@ -509,11 +516,17 @@ class Simulator:
         service.running_count = tracked.running
         self._sync_targets(ecs, service, tracked)
         self._sync_enis(ecs, service, tracked)
+        if self.data_plane is not None:
+            self.data_plane.sync(service)
 
     def _settle(self, ecs: Backend, service: Service, tracked: Tracked) -> None:
         """The delay is over: the rollout completes, or fails and rolls back."""
         primary = service.deployments[0] if service.deployments else None
         failure = None if primary is None else start_failure(ecs, primary["taskDefinition"])
+        if failure is None and primary is not None and self.data_plane is not None:
+            failure = self.data_plane.rollout(ecs, service, primary)
+            if failure == "pending":  # wordpress.PENDING: its tasks are not healthy yet
+                return
         if primary is None or failure is None:
             complete_rollout(service)
             tracked.running = service.desired_count

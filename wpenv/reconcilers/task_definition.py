@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws, reasons, sso
+from wpenv import aws, mysql, reasons, sso
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_RETAINED, TAG_TENANT, tag_dict, url_for
 from wpenv.reconcilers import identity, log_group
@@ -43,9 +43,10 @@ VOLUME = "wp-content"
 CONTENT_PATH = "/var/www/html/wp-content"
 LOG_PREFIX = "wordpress"
 HEALTH_COMMAND = "curl -fsS http://localhost/wp-login.php >/dev/null || exit 1"
-# Container variable -> JSON key of the tenant's DB secret.
+# Container variable -> JSON key of the tenant's DB secret. The host is not among them: ECS
+# injects one key per variable, and WordPress takes the port only as part of DB_HOST
+# (`host:port`), so WORDPRESS_DB_HOST is the settings' endpoint (not a secret) instead.
 SECRET_KEYS = (
-    ("WORDPRESS_DB_HOST", "host"),
     ("WORDPRESS_DB_USER", "username"),
     ("WORDPRESS_DB_PASSWORD", "password"),
     ("WORDPRESS_DB_NAME", "dbname"),
@@ -111,8 +112,18 @@ def sso_container_settings(
 
 
 # PHP the official image's wp-config.php evaluates (WORDPRESS_CONFIG_EXTRA): WordPress
-# connects over TLS, since tenant users REQUIRE SSL and the server refuses clear text.
-DB_TLS_CONFIG = "define('MYSQL_CLIENT_FLAGS', MYSQLI_CLIENT_SSL);\n"
+# connects over TLS, since tenant users REQUIRE SSL and the server refuses clear text, and
+# verifies the server's certificate (mysqlnd does not without the second flag), against
+# the CA bundle the image trusts (README: what the image must provide).
+DB_TLS_CONFIG = (
+    "define('MYSQL_CLIENT_FLAGS', MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT);\n"
+)
+
+
+def db_host(ctx: Context) -> str:
+    """WORDPRESS_DB_HOST: the shared server as WordPress parses it, `host:port` (no I/O)."""
+    host, port = mysql.endpoint(ctx.settings)
+    return f"{host}:{port}"
 
 
 def with_db_tls(environment: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -135,7 +146,11 @@ def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
         "portMappings": [{"containerPort": settings.container_port, "protocol": "tcp"}],
         # Only what is not secret; the credentials come from `secrets` below.
         "environment": with_db_tls(
-            [{"name": "WPENV_TENANT_ID", "value": ctx.names.tenant}, *sso_environment]
+            [
+                {"name": "WPENV_TENANT_ID", "value": ctx.names.tenant},
+                {"name": "WORDPRESS_DB_HOST", "value": db_host(ctx)},
+                *sso_environment,
+            ]
         ),
         "secrets": [
             *({"name": n, "valueFrom": secret_ref(secret_arn, key)} for n, key in SECRET_KEYS),

@@ -25,7 +25,7 @@ IDS = {"taskRoleArn": ROLE, "executionRoleArn": EXECUTION_ROLE, "logGroupArn": L
 def _ctx(ids: dict[str, Any] | None = None, **spec: Any) -> Context:
     """Single sign-on off unless the test asks: its settings have tests of their own."""
     settings = Settings(file_system_id="fs-123", region="eu-west-1", container_port=80,
-                        load_balancer_arns=[])
+                        load_balancer_arns=[], db_host="db.example.internal", db_port=3307)
     return make_context(
         "ns", "acme", {"tenantId": "acme", "identity": {"enabled": False}, **spec},
         settings=settings, clients=None, ids=IDS if ids is None else ids,
@@ -40,13 +40,28 @@ def _container(doc: dict[str, Any]) -> dict[str, Any]:
 def test_credentials_are_secrets_by_arn_and_json_key() -> None:
     container = _container(td.desired_task_definition(_ctx()))
     assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {
-        "WORDPRESS_DB_HOST": f"{SECRET}:host::",
         "WORDPRESS_DB_USER": f"{SECRET}:username::",
         "WORDPRESS_DB_PASSWORD": f"{SECRET}:password::",
         "WORDPRESS_DB_NAME": f"{SECRET}:dbname::",
     }
-    # No credential is passed as a plain environment variable.
-    assert not [e for e in container["environment"] if e["name"].startswith("WORDPRESS_DB")]
+    # No credential is passed as a plain environment variable; only the endpoint is.
+    plain = {e["name"]: e["value"] for e in container["environment"]
+             if e["name"].startswith("WORDPRESS_DB")}
+    assert plain == {"WORDPRESS_DB_HOST": "db.example.internal:3307"}
+
+
+def test_the_database_host_carries_the_port_wordpress_would_otherwise_not_know() -> None:
+    """WordPress reads the port only from DB_HOST; a secret key gives one value each."""
+    container = _container(td.desired_task_definition(_ctx()))
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["WORDPRESS_DB_HOST"].rpartition(":")[2] == "3307"
+
+
+def test_without_a_database_endpoint_the_task_definition_waits() -> None:
+    ctx = _ctx()
+    ctx.settings.db_host = ""
+    with pytest.raises(TransientError):
+        td.desired_task_definition(ctx)
 
 
 def test_no_password_anywhere_in_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,6 +207,11 @@ def test_identity_off_means_no_sso_settings_even_with_ids_left_over() -> None:
     assert not [n for n in names if "OIDC" in n]
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["WORDPRESS_CONFIG_EXTRA"] == td.DB_TLS_CONFIG, "only the database's TLS"
+
+
+def test_wordpress_verifies_the_database_certificate() -> None:
+    """MYSQLI_CLIENT_SSL alone encrypts but accepts any certificate (mysqlnd)."""
+    assert "MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT" in td.DB_TLS_CONFIG
 
 
 def test_wordpress_connects_to_the_database_over_tls_with_and_without_sso() -> None:
