@@ -24,7 +24,7 @@ from wpenv import reasons
 from wpenv.errors import TransientError
 from wpenv.reconcilers import identity
 from wpenv.reconcilers.base import Context
-from wpenv.reconcilers.iam_role import VERSION, TenantRole
+from wpenv.reconcilers.iam_role import TenantRole, allow, policy
 
 WAITING_FOR_SECRETS = "the execution role of {tenant} names its secrets: {missing} not recorded yet"
 # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>[:tag|@digest]
@@ -66,39 +66,14 @@ def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[s
     secrets = secret_arns(ctx)
     region = ctx.settings.region
     log_group = f"arn:{partition}:logs:{region}:{account}:log-group:{ctx.names.log_group}:*"
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "EcrAuthorization",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*",  # IAM has no narrower resource for this action
-            },
-            {
-                "Sid": "PullImage",
-                "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                ],
-                "Resource": repository_arn(ctx.spec.image, region, account, partition),
-            },
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": log_group,
-            },
-            {
-                "Sid": "ReadOwnSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": secrets,
-            },
-        ],
-    }
+    pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    return policy(
+        # IAM has no narrower resource for GetAuthorizationToken.
+        allow("EcrAuthorization", "ecr:GetAuthorizationToken", "*"),
+        allow("PullImage", pull, repository_arn(ctx.spec.image, region, account, partition)),
+        allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], log_group),
+        allow("ReadOwnSecrets", "secretsmanager:GetSecretValue", secrets),
+    )
 
 
 class ExecutionRole(

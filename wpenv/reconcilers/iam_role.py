@@ -60,6 +60,23 @@ DUPLICATE = "EntityAlreadyExists"
 # While listing every role of the account: one whose tags we may not read is not ours.
 ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 VERSION = "2012-10-17"
+
+
+def allow(
+    sid: str, action: str | list[str], resource: str | list[str],
+    condition: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One Allow statement of a tenant role's inline policy."""
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": action,
+                                 "Resource": resource}
+    if condition:
+        statement["Condition"] = dict(condition)
+    return statement
+
+
+def policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    """An inline policy document of `statements`."""
+    return {"Version": VERSION, "Statement": list(statements)}
 STALE = "role {name}: {what} differ(s) from the plan"
 
 

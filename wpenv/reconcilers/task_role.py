@@ -18,10 +18,11 @@ from wpenv.errors import TransientError
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.iam_role import (
     POLICY_NAME,
-    VERSION,
     TenantRole,
+    allow,
     desired_trust_policy,
     parse_document,
+    policy,
     role_name,
     same_document,
 )
@@ -54,20 +55,12 @@ def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[s
         )
     region = ctx.settings.region
     file_system = f"file-system/{ctx.settings.file_system_id}"
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "MountOwnAccessPoint",
-                "Effect": "Allow",
-                "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
-                "Resource": f"arn:{partition}:elasticfilesystem:{region}:{account}:{file_system}",
-                "Condition": {
-                    "StringEquals": {"elasticfilesystem:AccessPointArn": access_point_arn}
-                },
-            },
-        ],
-    }
+    mount = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+    return policy(allow(
+        "MountOwnAccessPoint", mount,
+        f"arn:{partition}:elasticfilesystem:{region}:{account}:{file_system}",
+        {"StringEquals": {"elasticfilesystem:AccessPointArn": access_point_arn}},
+    ))
 
 
 class TaskRole(TenantRole, ids=("taskRoleArn",), needs=("AccessPoint",)):
