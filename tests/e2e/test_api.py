@@ -109,7 +109,7 @@ def test_kubectl_explain_documents_the_spec(platform: dict[str, str]) -> None:
         assert field in out
     assert "DNS label of at most 32 characters" in out
     nested = kube.kubectl("explain", "wpenv.spec.routing.pathPrefix", env=platform).stdout
-    assert "Path prefix on the shared listener" in nested
+    assert "Path prefix on the tenant's load balancer" in " ".join(nested.split())
 
 
 def test_kubectl_scale_uses_the_scale_subresource(

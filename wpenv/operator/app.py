@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wpenv import engine, kube, metrics
 from wpenv.aws import Clients
-from wpenv.operator.decisions import Announcements
+from wpenv.operator.decisions import Announcements, RouteClaim
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.operator.timing import Stopwatch
 from wpenv.plan import Endpoint, url_for
 from wpenv.reconcilers.base import Context, Resource
 from wpenv.reconcilers.pool import endpoint
 from wpenv.settings import Settings
+
+# How long a route claim this process wrote outranks kopf's index, which follows the watch
+# (a few seconds behind at worst under load).
+WRITTEN_ROUTES_SECONDS = 60.0
 
 
 @dataclass
@@ -33,7 +38,23 @@ class App:
     # first hiccup after a long rollout wait minutes.
     streaks: dict[str, int] = field(default_factory=dict)
     stopwatch: Stopwatch = field(default_factory=Stopwatch)
+    # Route claims as this process last wrote them (owner -> (when, claim)): the `routes`
+    # index catches up from the watch a moment later (decisions.with_own_writes).
+    written_routes: dict[str, tuple[float, RouteClaim | None]] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrote_route(self, owner: str, claim: RouteClaim | None) -> None:
+        """Remember the route claim a status this process patches gives `owner`."""
+        with self._locks_guard:
+            self.written_routes[owner] = (time.monotonic(), claim)
+
+    def own_route_writes(self) -> dict[str, RouteClaim | None]:
+        """The claims written in the last WRITTEN_ROUTES_SECONDS (older ones the index has)."""
+        horizon = time.monotonic() - WRITTEN_ROUTES_SECONDS
+        with self._locks_guard:
+            for owner in [o for o, (at, _) in self.written_routes.items() if at < horizon]:
+                del self.written_routes[owner]
+            return {owner: claim for owner, (_, claim) in self.written_routes.items()}
 
     def __post_init__(self) -> None:
         """The provisioning gauges read these slots at every scrape (never stale)."""

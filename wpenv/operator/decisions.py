@@ -121,6 +121,19 @@ def route_index_entry(claim: RouteClaim | None, status: Mapping[str, Any]) -> di
     return {ROUTES: claim}
 
 
+def with_own_writes(
+    index: Mapping[Any, Any], written: Mapping[str, RouteClaim | None]
+) -> dict[str, Any]:
+    """The `routes` index as this process last wrote each environment's status.
+
+    kopf's index follows the watch, which may lag behind a status this process has just
+    patched (an environment it made Active a moment ago still shows as not serving);
+    `written` (owner -> claim, None for no route) takes precedence for the owners it names.
+    """
+    claims = [c for c in index.get(ROUTES, ()) if c.owner not in written]
+    return {ROUTES: [*claims, *(c for c in written.values() if c is not None)]}
+
+
 def route_holder(index: Mapping[Any, Any], me: RouteClaim) -> str | None:
     """`namespace/name` of the first-ranked other environment in `me`'s way, else None.
 

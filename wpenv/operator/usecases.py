@@ -27,6 +27,7 @@ from wpenv.operator.app import App, observed_fields
 from wpenv.operator.decisions import (
     DEPROVISION,
     REPAIRS,
+    ROUTES,
     RouteClaim,
     accept,
     failure_of,
@@ -36,9 +37,11 @@ from wpenv.operator.decisions import (
     pass_conditions,
     route_claim,
     route_holder,
+    route_index_entry,
     tenant_holder,
     transitions,
     unhandled,
+    with_own_writes,
 )
 from wpenv.operator.result import GiveUp, Requeue, Result, Retry
 from wpenv.orphans import run_scan
@@ -152,7 +155,7 @@ def reconcile(app: App, env: Env, post: Post) -> Result:
     holder = None if was_active else tenant_holder(env.tenants, env.tenant, env.key)
     if holder is not None:
         return _tenant_in_use(env, current, first, holder)
-    taken = _route_taken(env)
+    taken = _route_taken(app, env)
     if taken is not None:
         app.slots.release(env.uid)  # a slot held since an earlier pass, or a place in line
         return _route_in_use(env, current, first, *taken, was_active=was_active)
@@ -180,11 +183,15 @@ def _tenant_in_use(
     )
 
 
-def _route_taken(env: Env) -> tuple[RouteClaim, str] | None:
-    """The environment's claim and who holds a route it overlaps (`route_holder`), if any."""
+def _route_taken(app: App, env: Env) -> tuple[RouteClaim, str] | None:
+    """The environment's claim and who holds a route it overlaps (`route_holder`), if any:
+    by kopf's index, corrected by the statuses this process wrote since (`with_own_writes`).
+    """
     me = route_claim(env.created, env.namespace, env.name, env.spec, env.status)
-    holder = None if me is None or env.routes is None else route_holder(env.routes, me)
-    return None if me is None or holder is None else (me, holder)
+    if me is None or env.routes is None:
+        return None
+    holder = route_holder(with_own_writes(env.routes, app.own_route_writes()), me)
+    return None if holder is None else (me, holder)
 
 
 def _route_in_use(
@@ -278,8 +285,15 @@ def _pass(
         _arrived(app, env.uid, moving)
     result = "ready" if outcome.ready else "failed" if outcome.failure else "progressing"
     metrics.PASSES.labels(result).inc()
+    _wrote_route(app, env, {**current, **changes})
     return Result(status={**first, **changes}, events=tuple(events),
                   requeue=_requeue(outcome, deferred=deferred))
+
+
+def _wrote_route(app: App, env: Env, written: Mapping[str, Any]) -> None:
+    """Remember the route claim the status this pass writes gives the environment."""
+    claim = route_claim(env.created, env.namespace, env.name, env.spec, written)
+    app.wrote_route(f"{env.namespace}/{env.name}", route_index_entry(claim, written).get(ROUTES))
 
 
 def _transition(env: Env, *, was_active: bool) -> str | None:
@@ -369,7 +383,7 @@ def drift(app: App, env: Env) -> Result:
         return Result()
     if live_handler(env.annotations, now=datetime.now(UTC), grace=CATCH_UP_SECONDS):
         return Result()  # the handler owns the status until it is done (catch_up: a stuck one)
-    if _route_taken(env) is not None:
+    if _route_taken(app, env) is not None:
         return Result()
     lock = app.lock_for(env.uid)
     if not lock.acquire(blocking=False):

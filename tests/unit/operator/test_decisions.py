@@ -184,3 +184,15 @@ def test_what_claims_no_route() -> None:
     unparsable = decisions.route_claim("t", "ns", "x", {"tenantId": "Bad"}, {})
     assert unparsable is None
     assert decisions.route_holder({}, _claim("alone", "t", "/a")) is None
+
+
+def test_a_status_this_process_wrote_outranks_the_index_that_lags_behind_it() -> None:
+    first = _claim("first", "t1", "/first-moved", status=SERVING)
+    moving_back = _claim("first", "t1", "/first", status=SERVING)
+    lagging = {decisions.ROUTES: [first, _claim("second", "t2", "/first/blog", status=STARTED)]}
+    assert decisions.route_holder(lagging, moving_back) is None, "the index alone lets it pass"
+    served = _claim("second", "t2", "/first/blog", status=SERVING)
+    corrected = decisions.with_own_writes(lagging, {"ns/second": served})
+    assert decisions.route_holder(corrected, moving_back) == "ns/second"
+    released = decisions.with_own_writes(lagging, {"ns/second": None})
+    assert [c.owner for c in released[decisions.ROUTES]] == ["ns/first"]

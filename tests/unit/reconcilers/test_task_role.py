@@ -103,4 +103,5 @@ def test_a_missing_or_other_boundary_differs_only_when_one_is_set() -> None:
     other = {"PermissionsBoundary": {"PermissionsBoundaryArn": ours + "-wide"}}
     assert not boundary_differs(bounded, with_ours)
     assert boundary_differs(bounded, {}) and boundary_differs(bounded, other)
-    assert not boundary_differs(Settings(), {})  # none configured: none checked
+    unbounded = Settings(role_permissions_boundary_arn="")
+    assert not boundary_differs(unbounded, {})  # none configured: none checked
