@@ -152,7 +152,8 @@ def reconcile(app: App, env: Env, post: Post, *, resumed: bool = False) -> Resul
         return Result()  # Failed stays Failed until someone changes the spec.
     first = accept(dict(status), env.generation)
     current = {**status, **first}
-    was_active = bool((current.get("provisioning") or {}).get("finishedAt"))
+    was_active = (bool((current.get("provisioning") or {}).get("finishedAt"))
+                  or app.slots.finished(env.uid))
     holder = None if was_active else tenant_holder(env.tenants, env.tenant, env.key)
     if holder is not None:
         return _tenant_in_use(env, current, first, holder)
@@ -289,6 +290,7 @@ def _pass(
     if outcome.ready and not was_active:
         times, active = _finished(times)
         events.append(active)
+        app.slots.finish(env.uid)
     changes = st.status_patch(
         current, env.generation, phase=phase, conditions=conditions, **fields,
         provisioning=times, queuePosition=None, nextRetryAt=_next_retry(outcome),

@@ -301,6 +301,19 @@ def test_the_pass_that_converges_makes_it_active(below: Below) -> None:
     assert _sample("wpenv_reconcile_passes_total", result="ready") == before + 1
 
 
+def test_a_stale_view_of_an_environment_made_active_here_is_not_queued(below: Below) -> None:
+    app = _app(limit=1)
+    below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
+    status = {"phase": "Provisioning", "provisioning": {"queuedAt": "q",
+                                                        "startedAt": "2026-12-01T10:00:00Z"}}
+    assert usecases.reconcile(app, _env(status), _ignore).status["phase"] == "Active"
+    assert app.slots.acquire("someone-else")  # all slots taken now
+    below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
+    stale = usecases.reconcile(app, _env(status), _ignore)  # the watch lags: the old status
+    assert stale.requeue is None and "queuePosition" not in stale.status
+    assert below.passes[-1] == {"attempt": 0, "may_roll_back": False}, "passed as Active"
+
+
 def test_provisions_in_flight_and_queued_go_up_and_down(below: Below) -> None:
     app = _app(limit=1)
     first, second = replace(_env(), uid="first"), replace(_env(), name="beta", uid="second")
