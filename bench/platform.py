@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,10 +41,11 @@ def new_namespace(env: Mapping[str, str]) -> str:
 
 @contextmanager
 def running_operator(
-    env: Mapping[str, str], log_path: Path, health_port: int
+    env: Mapping[str, str], log_path: Path, health_port: int, module: str = "wpenv.operator"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m wpenv.operator` against the platform, stopped afterwards."""
-    proc = kube.start_operator(env, log_path, health_port)
+    """`python -m wpenv.operator` (or a wrapper `module`) against the platform, then stopped."""
+    command = (sys.executable, "-m", module)
+    proc = kube.start_operator(env, log_path, health_port, command)
     try:
         yield proc
     finally:

@@ -8,6 +8,12 @@ boto3 at its emulator: the operator has no emulator-specific code.
 Every client reports its calls to the metrics through botocore's own event hooks
 (`instrument`): one count and one latency per API call, retries included, and one count
 per attempt that botocore's standard retry mode classifies as throttled.
+
+Every client of a process also shares one `ratelimits.Limiter` (`rate_limited`): before
+each attempt is sent, it waits for a token of each API family the call belongs to (AWS's
+published rates unless `aws_rate_limits` says otherwise), so a burst of passes (a restart,
+a thousand drift checks) is spread out by the operator rather than throttled by AWS. The
+time spent waiting is a histogram (`wpenv_aws_rate_limit_wait_seconds`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from botocore.exceptions import (
 )
 from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
 
-from wpenv import metrics
+from wpenv import metrics, ratelimits
 from wpenv.settings import Settings
 
 SERVICES = (
@@ -104,6 +110,10 @@ class Clients:
     _made: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # One limiter for every client: AWS counts an account's calls, not a client's.
+        self.limiter = ratelimits.Limiter(
+            ratelimits.parse_limits(self.settings.aws_rate_limits, source="aws_rate_limits")
+        )
         if self.session is None:
             self.session = boto3.session.Session(region_name=self.settings.region)
         self._config = Config(
@@ -123,7 +133,8 @@ class Clients:
             raise AttributeError(service)
         if name not in self._made:
             config = self._long if name == "s3" else self._config
-            self._made[name] = instrument(self.session.client(name, config=config))
+            client = self.session.client(name, config=config)
+            self._made[name] = rate_limited(instrument(client), self.limiter)
         return self._made[name]
 
 
@@ -144,6 +155,57 @@ def instrument(client: Any) -> Any:
     events.register("after-call-error", _call_failed, unique_id="wpenv-metrics-error")
     events.register("needs-retry", _attempt_done, unique_id="wpenv-metrics-throttle")
     return client
+
+
+# Where a call's rate-limit identity waits between before-call and each attempt's before-send.
+_RATED = "wpenv_rated"
+
+
+def rate_limited(client: Any, limiter: ratelimits.Limiter) -> Any:
+    """Make each attempt of `client`'s calls wait for `limiter`'s tokens before it is sent.
+
+    before-call names the call as the limits see it (signing name, action, top-level
+    parameters); before-send, once per attempt (retries take tokens too, as they do at
+    AWS), waits. Registered first, ahead of any handler that answers in place of AWS.
+    """
+    events = client.meta.events
+
+    def named(context: dict[str, Any], model: Any, params: dict[str, Any], **_: Any) -> None:
+        context[_RATED] = (call_of(model, params), _labels(model))
+
+    def wait(request: Any, **_: Any) -> None:
+        rated = (getattr(request, "context", None) or {}).get(_RATED)
+        if rated is None:
+            return
+        call, labels = rated
+        waited = limiter.wait(call)
+        if waited > 0.0:
+            metrics.AWS_RATE_WAIT.labels(*labels).observe(waited)
+
+    events.register("before-call", named, unique_id="wpenv-rate-name")
+    events.register_first("before-send", wait, unique_id="wpenv-rate-wait")
+    return client
+
+
+def call_of(model: Any, params: dict[str, Any]) -> ratelimits.Call:
+    """One call as the limits see it: what the request on the wire would carry.
+
+    Scalars keep their value (Cognito's per-pool limits read UserPoolId), lists and maps
+    only their name (EC2's unfiltered describes are those without Filters or paging); the
+    query protocols' Version is on the wire too (ELBv2's limits apply to its version only).
+    """
+    service_model = model.service_model
+    shown = {key: _shown(value) for key, value in params.items()}
+    if service_model.protocol in ("query", "ec2"):
+        shown["Version"] = str(service_model.api_version)
+    return ratelimits.Call(str(service_model.signing_name), str(model.name), shown)
+
+
+def _shown(value: Any) -> str:
+    """A parameter's value as `call_of` keeps it: scalars as text, collections as ''."""
+    if isinstance(value, list | dict):
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
 def _labels(model: Any) -> tuple[str, str]:

@@ -111,6 +111,13 @@ AWS_THROTTLED = Counter(
     "AWS answers that botocore classifies as throttling (each attempt counts).",
     ["service", "operation"],
 )
+AWS_RATE_WAIT = Histogram(
+    "wpenv_aws_rate_limit_wait_seconds",
+    "Time an AWS call attempt waited for the client-side rate limit (only those that "
+    "waited), by service and operation.",
+    ["service", "operation"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 USER_POOLS = Gauge("wpenv_user_pools_in_use", "Cognito user pools in the account (last count).")
 USER_POOL_QUOTA = Gauge("wpenv_user_pool_quota", "The account's user pool quota (settings).")
 USER_POOL_USED = Gauge(

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from wpenv import ratelimits
+
 CommaList = Annotated[list[str], NoDecode]
 # The only retentions CloudWatch Logs accepts (PutRetentionPolicy, retentionInDays).
 LOG_RETENTION_DAYS = (
@@ -83,8 +85,23 @@ class Settings(BaseSettings):
         1000, ge=1, description="Targets per ALB (adjustable)."
     )
     user_pool_quota: int = Field(60, ge=1, description="Cognito user pools per account (HLD 8).")
-    drift_interval_seconds: float = Field(600.0, gt=0, description="Period of the drift check.")
+    drift_interval_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Period of the drift check. Each environment checks at its own moment "
+        "within the period (a fixed offset from a hash of its uid), so they never all check "
+        "at once, not even right after a restart.",
+    )
     orphan_scan_interval_seconds: float = Field(86400.0, gt=0, description="Orphan scan period.")
+    aws_rate_limits: str = Field(
+        "on",
+        description="Client-side token buckets per AWS API family, so the operator waits "
+        "rather than being throttled: 'on' (AWS's published rates, wpenv/ratelimits.py), "
+        "'off', and/or comma-separated overrides service:name=capacity/refill, where "
+        "service is the SigV4 signing name and name a family (e.g. "
+        "ecs:ServiceRead=100/20) or an action (a bucket of its own). Set what Service "
+        "Quotas shows when the account's rates were raised.",
+    )
     retry_base_seconds: float = Field(2.0, gt=0, description="First backoff delay.")
     retry_max_seconds: float = Field(120.0, gt=0, description="Backoff cap.")
     container_port: int = Field(80, description="Port WordPress listens on inside the task.")
@@ -136,6 +153,16 @@ class Settings(BaseSettings):
         if value not in LOG_RETENTION_DAYS:
             accepted = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise ValueError(f"CloudWatch Logs accepts only these retentions: {accepted}")
+        return value
+
+    @field_validator("aws_rate_limits")
+    @classmethod
+    def _valid_rate_limits(cls, value: str) -> str:
+        """Refused at start: a malformed override, or one that never refills (waits forever)."""
+        limits = ratelimits.parse_limits(value, source="aws_rate_limits")
+        dry = sorted(f"{limit.service}:{limit.name}" for limit in limits if limit.refill <= 0)
+        if dry:
+            raise ValueError(f"a bucket that never refills would stop every call: {dry}")
         return value
 
     @field_validator("private_subnet_ids", "load_balancer_arns", mode="before")

@@ -21,7 +21,6 @@ from tests.platform.chaos import (
     Call,
     Chaos,
     ChaosSettings,
-    Limiter,
     describe_call,
     fault_for,
     parse_limits,
@@ -29,6 +28,8 @@ from tests.platform.chaos import (
 )
 from tests.platform.faults import FAULTS_PATH, Faults
 from tests.platform.fidelity import Refusal, answer
+from wpenv import ratelimits
+from wpenv.ratelimits import Limiter
 
 AUTH = "AWS4-HMAC-SHA256 Credential=AKID/20261201/us-east-1/{service}/aws4_request, Sig=x"
 
@@ -71,7 +72,7 @@ def environ(service: str, *, target: str = "", body: bytes = b"", path: str = "/
 def test_a_bucket_lets_its_capacity_through_then_refills_at_its_rate() -> None:
     clock = Clock()
     update = call("ecs", "UpdateService")
-    limiter = Limiter([lim for lim in chaos.ECS_LIMITS if lim.name == "ServiceModify"], clock)
+    limiter = Limiter([lim for lim in ratelimits.ECS_LIMITS if lim.name == "ServiceModify"], clock)
     assert all(limiter.admit(update) is None for _ in range(50))
     refused = limiter.admit(update)
     assert refused is not None and refused.name == "ServiceModify"
@@ -85,7 +86,7 @@ def test_a_bucket_lets_its_capacity_through_then_refills_at_its_rate() -> None:
 
 
 def test_ecs_actions_of_one_category_share_its_bucket() -> None:
-    limiter = Limiter(chaos.ECS_LIMITS, Clock())
+    limiter = Limiter(ratelimits.ECS_LIMITS, Clock())
     for _ in range(50):
         assert limiter.admit(call("ecs", "DescribeServices")) is None
         assert limiter.admit(call("ecs", "ListServices")) is None
@@ -94,7 +95,7 @@ def test_ecs_actions_of_one_category_share_its_bucket() -> None:
 
 
 def test_ec2_gives_each_api_its_own_bucket_and_unfiltered_describes_a_smaller_one() -> None:
-    limiter = Limiter(chaos.EC2_LIMITS, Clock())
+    limiter = Limiter(ratelimits.EC2_LIMITS, Clock())
     unfiltered = call("ec2", "DescribeSecurityGroups", "ec2")
     filtered = call("ec2", "DescribeSecurityGroups", "ec2", **{"Filter.1.Name": "vpc-id"})
     assert sum(limiter.admit(unfiltered) is None for _ in range(80)) == 50
@@ -108,7 +109,7 @@ def test_ec2_gives_each_api_its_own_bucket_and_unfiltered_describes_a_smaller_on
 
 
 def test_elbv2_actions_also_draw_from_the_account_bucket() -> None:
-    limiter = Limiter(chaos.ELBV2_LIMITS, Clock())
+    limiter = Limiter(ratelimits.ELBV2_LIMITS, Clock())
 
     def elb(action: str) -> Call:
         return call("elasticloadbalancing", action, "query", Version="2015-12-01")
@@ -122,7 +123,7 @@ def test_elbv2_actions_also_draw_from_the_account_bucket() -> None:
 
 
 def test_cognito_limits_a_category_and_one_operation_per_user_pool() -> None:
-    limiter = Limiter(chaos.COGNITO_LIMITS, Clock())
+    limiter = Limiter(ratelimits.COGNITO_LIMITS, Clock())
     pool_a = call("cognito-idp", "DescribeUserPoolClient", UserPoolId="us-east-1_a")
     pool_b = call("cognito-idp", "DescribeUserPoolClient", UserPoolId="us-east-1_b")
     assert sum(limiter.admit(pool_a) is None for _ in range(10)) == 5  # 5 RPS per pool
@@ -137,7 +138,7 @@ def test_cognito_limits_a_category_and_one_operation_per_user_pool() -> None:
 
 def test_secrets_manager_quotas_per_second_are_shared_by_the_actions_they_name() -> None:
     clock = Clock()
-    limiter = Limiter(chaos.SECRETS_MANAGER_LIMITS, clock)
+    limiter = Limiter(ratelimits.SECRETS_MANAGER_LIMITS, clock)
     for _ in range(25):
         assert limiter.admit(call("secretsmanager", "PutSecretValue")) is None
         assert limiter.admit(call("secretsmanager", "UpdateSecret")) is None
@@ -150,7 +151,7 @@ def test_secrets_manager_quotas_per_second_are_shared_by_the_actions_they_name()
 
 
 def test_services_that_publish_no_rate_have_no_bucket() -> None:
-    limiter = Limiter(chaos.DEFAULT_LIMITS, Clock())
+    limiter = Limiter(ratelimits.DEFAULT_LIMITS, Clock())
     for service, action in [("iam", "CreateRole"), ("sts", "GetCallerIdentity"),
                             ("elasticfilesystem", "POST /2015-02-01/access-points"),
                             ("application-autoscaling", "RegisterScalableTarget"),
@@ -162,7 +163,7 @@ def test_services_that_publish_no_rate_have_no_bucket() -> None:
 
 
 def test_rate_limits_are_on_by_default_and_off_switches_them_off() -> None:
-    assert parse_limits("") == parse_limits("on") == chaos.DEFAULT_LIMITS
+    assert parse_limits("") == parse_limits("on") == ratelimits.DEFAULT_LIMITS
     assert parse_limits("off") == ()
 
 

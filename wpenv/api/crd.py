@@ -57,6 +57,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenantId", "priority": 1},
     {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas", "priority": 1},
+    {"name": "Queue", "type": "integer", "jsonPath": ".status.queuePosition", "priority": 1},
     {
         "name": "Reason",
         "type": "string",

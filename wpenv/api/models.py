@@ -439,6 +439,18 @@ class WordPressEnvironmentStatus(_Model):
     ready_replicas: int | None = Field(None, description="Tasks healthy behind the ALB.")
     selector: str | None = Field(None, description="Label selector for the scale subresource.")
     url: str | None = Field(None, description="Where the tenant's WordPress answers.")
+    queue_position: int | None = Field(
+        None,
+        ge=1,
+        description="Place in the provisioning queue (1 is next) while waiting for a slot "
+        "(HLD 5.3); absent otherwise.",
+    )
+    next_retry_at: str | None = Field(
+        None,
+        description="When the operator tries again after a pass that hit a transient "
+        "failure (its backoff); absent while passes succeed.",
+        json_schema_extra={"format": "date-time"},
+    )
     resources: ResourceIds | None = Field(None, description=ResourceIds.__doc__)
     provisioning: ProvisioningTimes | None = Field(None, description=ProvisioningTimes.__doc__)
     archive: ArchiveLocations | None = Field(None, description=ArchiveLocations.__doc__)

@@ -91,7 +91,7 @@ class App:
             self.streaks.pop(uid, None)
         self.said.forget(uid)
         self.stopwatch.forget(uid)
-        self.slots.release(uid)
+        self.slots.forget(uid)
 
     def endpoint_of(self, listener_arn: str) -> Endpoint:
         """Where a placed tenant answers (asked once per process: the pool stays)."""

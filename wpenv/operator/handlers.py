@@ -20,7 +20,7 @@ import prometheus_client
 from wpenv import engine, kube
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import Clients
-from wpenv.operator import decisions, observe, usecases
+from wpenv.operator import decisions, observe, timing, usecases
 from wpenv.operator.app import App
 from wpenv.operator.result import GiveUp, Result, Retry
 from wpenv.operator.throttle import ProvisionSlots
@@ -132,10 +132,23 @@ def inventory(*, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -
 @observe.reconciler(CONTROLLER, ROUTINE_REQUEUES)
 def reconcile(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Converge the environment toward its spec; requeue until it is Active or Failed."""
-    _apply(body, patch, usecases.reconcile(memo.app, _env(kwargs), partial(_post, body)))
+    resumed = kwargs.get("reason") == kopf.Reason.RESUME
+    result = usecases.reconcile(memo.app, _env(kwargs), partial(_post, body), resumed=resumed)
+    _apply(body, patch, result)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=CATCH_UP_SECONDS, initial_delay=CATCH_UP_SECONDS)
+def _catch_up_turn(body: kopf.Body, **_: Any) -> float:
+    """The first catch-up after the grace, at the environment's own moment (`timing`)."""
+    return CATCH_UP_SECONDS + timing.until_turn(str(body.metadata.uid), CATCH_UP_SECONDS)
+
+
+def _drift_turn(body: kopf.Body, **_: Any) -> float:
+    """The first drift check at the environment's own moment; `sharp` keeps it there."""
+    return timing.until_turn(str(body.metadata.uid), DRIFT_INTERVAL)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=CATCH_UP_SECONDS, initial_delay=_catch_up_turn,
+            sharp=True)
 @observe.about_environment
 async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Make the pass that no handler will make; cheap (no API call) when none is due."""
@@ -145,7 +158,8 @@ async def catch_up(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwa
         _apply(body, patch, result)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
+@kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=_drift_turn,
+            sharp=True)
 @observe.reconciler(f"{CONTROLLER}-drift", ROUTINE_REQUEUES)
 def drift(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     """Repair what someone changed by hand; an idle pass makes no write at all."""

@@ -4,6 +4,11 @@ A provision spans many handler calls (each pass returns and is retried), on diff
 worker threads, so a semaphore held across calls will not do. This keeps the set of
 environments currently holding a slot; the rest wait in PendingProvisioning and are told
 their place in the queue.
+
+It also remembers who finished provisioning in this process (`finish`, `finished`): under
+load kopf may hand a handler an object older than the status the operator last wrote (its
+watch lags behind its own patches), and such a stale view must not queue an Active
+environment for a provision it already made.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ class ProvisionSlots:
         self.limit = limit
         self._holders: set[str] = set()
         self._waiting: dict[str, None] = {}  # insertion-ordered: the queue
+        self._finished: set[str] = set()
         self._lock = threading.Lock()
 
     def acquire(self, uid: str) -> bool:
@@ -38,6 +44,25 @@ class ProvisionSlots:
         with self._lock:
             self._holders.discard(uid)
             self._waiting.pop(uid, None)
+
+    def finish(self, uid: str) -> None:
+        """The provision of `uid` ended Active: give the slot back and remember it."""
+        with self._lock:
+            self._holders.discard(uid)
+            self._waiting.pop(uid, None)
+            self._finished.add(uid)
+
+    def finished(self, uid: str) -> bool:
+        """Whether `uid` finished provisioning in this process (whatever a stale view says)."""
+        with self._lock:
+            return uid in self._finished
+
+    def forget(self, uid: str) -> None:
+        """`uid` is gone: no slot, no place in the queue, nothing remembered."""
+        with self._lock:
+            self._holders.discard(uid)
+            self._waiting.pop(uid, None)
+            self._finished.discard(uid)
 
     def position(self, uid: str) -> int:
         """1-based place in the queue, 0 when not waiting."""

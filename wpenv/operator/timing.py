@@ -1,14 +1,32 @@
-"""How long suspends and resumes take (HLD 6: 2 and 5 minutes), timed in memory.
+"""When periodic checks run, and how long suspends and resumes take.
 
-Provisions and deprovisions are timed from what the object records (status startedAt,
-metadata deletionTimestamp); a suspend or resume leaves no such stamp, so its first pass
-starts a watch here.
+- `until_turn`: each environment's periodic checks (drift, catch-up) run at a moment of
+  its own within their interval, fixed by a hash of its uid on the wall clock. A thousand
+  environments never check in the same second, and a restart keeps every moment where it
+  was, so it does not burst either.
+- `Stopwatch`: suspends and resumes (HLD 6: 2 and 5 minutes), timed in memory.
+  Provisions and deprovisions are timed from what the object records (status startedAt,
+  metadata deletionTimestamp); a suspend or resume leaves no such stamp, so its first pass
+  starts a watch here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+
+
+def offset(uid: str, interval: float) -> float:
+    """The environment's fixed moment within each `interval`: [0, interval), from its uid."""
+    digest = hashlib.blake2b(uid.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 * interval
+
+
+def until_turn(uid: str, interval: float, now: float | None = None) -> float:
+    """Seconds from `now` (epoch seconds) to the environment's next moment in `interval`."""
+    at = time.time() if now is None else now
+    return (offset(uid, interval) - at) % interval
 
 
 class Stopwatch:

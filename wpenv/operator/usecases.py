@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes
@@ -61,6 +61,7 @@ QUEUED = "Queued for a provisioning slot"
 DEFERRED_SUSPEND = "Applying the deferred suspend"
 ROUTINE_REQUEUES = (CONVERGING, QUEUED, DEFERRED_SUSPEND)
 QUEUE_POLL_SECONDS = 5.0
+QUEUE_POLL_MAX_SECONDS = 60.0
 # The handlers' logger: its name is part of every line, as it was before these moved here.
 log = logging.getLogger("wpenv.operator.handlers")
 
@@ -137,21 +138,25 @@ def _converge(app: App, ctx: Context, *, attempt: int, may_roll_back: bool) -> e
 # --- create, spec change, resume -----------------------------------------------------------
 
 
-def reconcile(app: App, env: Env, post: Post) -> Result:
+def reconcile(app: App, env: Env, post: Post, *, resumed: bool = False) -> Result:
     """Converge the environment toward its spec; requeue until it is Active or Failed.
 
     `env.tenants` and `env.routes` (kopf's indices) say who else claims its tenant or
     route; `post` announces the start of a provision at once, since the pass that follows
-    takes a while.
+    takes a while. `resumed`: the operator (re)started and kopf shows every object again;
+    one at rest costs nothing (no AWS call): its drift check looks at AWS at its turn.
     """
     status = env.status
+    if resumed and at_rest(env):
+        return Result()
     if status.get("phase") == Phase.FAILED.value and status.get("observedGeneration") == (
         env.generation
     ):
         return Result()  # Failed stays Failed until someone changes the spec.
     first = accept(dict(status), env.generation)
     current = {**status, **first}
-    was_active = bool((current.get("provisioning") or {}).get("finishedAt"))
+    was_active = (bool((current.get("provisioning") or {}).get("finishedAt"))
+                  or app.slots.finished(env.uid))
     holder = None if was_active else tenant_holder(env.tenants, env.tenant, env.key)
     if holder is not None:
         return _tenant_in_use(env, current, first, holder)
@@ -160,7 +165,7 @@ def reconcile(app: App, env: Env, post: Post) -> Result:
         app.slots.release(env.uid)  # a slot held since an earlier pass, or a place in line
         return _route_in_use(env, current, first, *taken, was_active=was_active)
     if not was_active and not app.slots.acquire(env.uid):
-        return _queued(app, env, current, first)
+        return _queued(app, env, first)
     return _pass(app, env, current, first, was_active=was_active, post=post)
 
 
@@ -225,18 +230,35 @@ def _route_in_use(
     )
 
 
-def _queued(app: App, env: Env, current: Mapping[str, Any], first: Mapping[str, Any]) -> Result:
-    """Wait for a provisioning slot, saying our place in the queue."""
+def _queued(app: App, env: Env, first: Mapping[str, Any]) -> Result:
+    """Wait for a provisioning slot, saying our place in the queue.
+
+    The status changes only when the place does (a poll that moved nobody writes
+    nothing: the patch is against the status as it is, whose Queued condition replaced
+    `first`'s Accepted), and the back of the queue polls less often (`queue_poll`).
+    """
     place = app.slots.position(env.uid)
     message = (
-        f"Waiting for a provisioning slot: {app.slots.in_use} of "
-        f"{app.slots.limit} in use, number {place} in the queue"
+        f"Waiting for a provisioning slot ({app.slots.limit} at once): "
+        f"number {place} in the queue"
     )
     waiting = st.status_patch(
-        current, env.generation, phase=Phase.PENDING_PROVISIONING,
+        env.status, env.generation, phase=Phase.PENDING_PROVISIONING,
         conditions=[st.Cond(st.READY, st.FALSE, reasons.QUEUED, message)],
+        queuePosition=place, nextRetryAt=None,
     )
-    return Result(status={**first, **waiting}, requeue=Retry(QUEUED, QUEUE_POLL_SECONDS))
+    accepted = {key: value for key, value in first.items() if key != "conditions"}
+    return Result(status={**accepted, **waiting},
+                  requeue=Retry(QUEUED, queue_poll(place, app.slots.limit)))
+
+
+def queue_poll(place: int, limit: int) -> float:
+    """Seconds until a queued environment looks again: 5 for the first `limit`, more behind.
+
+    Slots free at `limit` per provision time; one 3 x limit places back cannot be next
+    within the few seconds the front polls at, so it looks every 15 s (at most a minute).
+    """
+    return min(QUEUE_POLL_MAX_SECONDS, QUEUE_POLL_SECONDS * max(1, -(-place // limit)))
 
 
 def _pass(
@@ -275,9 +297,10 @@ def _pass(
     if outcome.ready and not was_active:
         times, active = _finished(times)
         events.append(active)
+        app.slots.finish(env.uid)
     changes = st.status_patch(
         current, env.generation, phase=phase, conditions=conditions, **fields,
-        provisioning=times,
+        provisioning=times, queuePosition=None, nextRetryAt=_next_retry(outcome),
     )
     if phase not in (Phase.PROVISIONING, Phase.PENDING_PROVISIONING):
         app.slots.release(env.uid)
@@ -294,6 +317,18 @@ def _wrote_route(app: App, env: Env, written: Mapping[str, Any]) -> None:
     """Remember the route claim the status this pass writes gives the environment."""
     claim = route_claim(env.created, env.namespace, env.name, env.spec, written)
     app.wrote_route(f"{env.namespace}/{env.name}", route_index_entry(claim, written).get(ROUTES))
+
+
+def _next_retry(outcome: engine.Outcome) -> str | None:
+    """When a troubled pass is tried again (its backoff), for the status; None otherwise.
+
+    Routine polls of a rollout leave it out: a new time every few seconds would be a
+    Kubernetes write every pass.
+    """
+    if not outcome.troubled or outcome.retry_after is None:
+        return None
+    at = datetime.now(UTC) + timedelta(seconds=outcome.retry_after)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _transition(env: Env, *, was_active: bool) -> str | None:
@@ -367,6 +402,20 @@ async def catch_up(app: App, env: Env, post: Post) -> Result:
     log.info("Generation %s of %s/%s has no handler on it; reconciling it now",
              env.generation, env.namespace, env.name)
     return await asyncio.to_thread(reconcile, app, env, post)
+
+
+def at_rest(env: Env) -> bool:
+    """Settled in what its current spec asks: Active or Suspended as wanted, and Ready.
+
+    Nothing for a pass to do unless AWS changed behind the operator's back, which is the
+    drift check's business.
+    """
+    phase = env.status.get("phase")
+    wanted = Phase.SUSPENDED.value if env.spec.get("suspended") else Phase.ACTIVE.value
+    ready = st.find(env.status.get("conditions") or [], st.READY) or {}
+    return (phase == wanted and not env.deleting
+            and env.status.get("observedGeneration") == env.generation
+            and ready.get("status") == st.TRUE)
 
 
 def drift(app: App, env: Env) -> Result:

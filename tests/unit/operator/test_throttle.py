@@ -28,3 +28,16 @@ def test_a_holder_keeps_its_slot_across_passes() -> None:
     slots.release("a")
     slots.release("a")
     assert slots.in_use == 0
+
+
+def test_a_finished_provision_is_remembered_until_the_environment_is_gone() -> None:
+    slots = ProvisionSlots(1)
+    assert slots.acquire("a")
+    assert not slots.acquire("b")
+    slots.finish("a")
+    assert slots.finished("a") and slots.in_use == 0
+    assert slots.acquire("b"), "the slot went to the next in line"
+    slots.release("a")
+    assert slots.finished("a"), "releasing again does not forget it"
+    slots.forget("a")
+    assert not slots.finished("a")

@@ -19,6 +19,7 @@ import pytest
 
 from wpenv import conditions as st
 from wpenv import engine
+from wpenv.api.models import Phase
 from wpenv.deprovision import STEPS, Archive
 from wpenv.errors import PermanentError, TransientError
 from wpenv.operator import decisions, usecases
@@ -191,11 +192,73 @@ def test_without_a_slot_it_waits_in_the_queue(below: Below) -> None:
     result = usecases.reconcile(app, _env(), NOWHERE)
     assert result.requeue == Retry(usecases.QUEUED, usecases.QUEUE_POLL_SECONDS)
     assert result.status["phase"] == "PendingProvisioning"
+    assert result.status["queuePosition"] == 1
     assert _cond(result, "Ready")["message"] == (
-        "Waiting for a provisioning slot: 1 of 1 in use, number 1 in the queue"
+        "Waiting for a provisioning slot (1 at once): number 1 in the queue"
     )
     assert _sample("wpenv_provisions_queued") == 1
     assert not below.passes and not result.events
+
+
+def test_a_queue_poll_that_moved_nobody_writes_nothing(below: Below) -> None:
+    app = _app(limit=1)
+    assert app.slots.acquire("holder")
+    second, third = replace(_env(), uid="second"), replace(_env(), name="beta", uid="third")
+    status = dict(usecases.reconcile(app, second, NOWHERE).status)
+    queued = usecases.reconcile(app, third, NOWHERE)
+    assert queued.status["queuePosition"] == 2
+    third = replace(third, status=dict(queued.status))
+    assert usecases.reconcile(app, third, NOWHERE).status == {}, "same place: no write"
+    app.forget("second")  # the one ahead was deleted: third moves up, and says so
+    moved = usecases.reconcile(app, third, NOWHERE)
+    assert moved.status["queuePosition"] == 1
+    assert set(moved.status) == {"queuePosition", "conditions"}
+    assert status["queuePosition"] == 1
+
+
+def test_the_queue_position_goes_when_the_slot_comes(below: Below) -> None:
+    app = _app(limit=1)
+    assert app.slots.acquire("holder")
+    queued = usecases.reconcile(app, _env(), NOWHERE)
+    app.slots.release("holder")
+    below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
+    started = usecases.reconcile(app, _env(dict(queued.status)), _ignore)
+    assert "queuePosition" in started.status and started.status["queuePosition"] is None
+    assert "nextRetryAt" not in started.status, "a routine poll has no retry time"
+
+
+def test_a_troubled_pass_says_when_it_tries_again(below: Below) -> None:
+    app = _app()
+    throttled = st.Cond(st.READY, st.FALSE, "AwsError", "ECS: ThrottlingException")
+    below.outcomes.append(engine.Outcome(retry_after=8.0, troubled=True, conditions=[throttled]))
+    before = datetime.now(UTC)
+    result = usecases.reconcile(app, _env(), _ignore)
+    at = datetime.fromisoformat(result.status["nextRetryAt"].replace("Z", "+00:00"))
+    assert 6 <= (at - before).total_seconds() <= 10
+    below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
+    recovered = usecases.reconcile(app, _env(dict(result.status)), _ignore)
+    assert recovered.status["nextRetryAt"] is None, "cleared once a pass goes well"
+
+
+def test_the_back_of_the_queue_polls_less_often_than_the_front() -> None:
+    polls = [usecases.queue_poll(place, 10) for place in (1, 10, 11, 30, 31, 500)]
+    assert polls == [5.0, 5.0, 10.0, 15.0, 20.0, usecases.QUEUE_POLL_MAX_SECONDS]
+
+
+def test_a_resume_of_an_environment_at_rest_makes_no_pass(below: Below) -> None:
+    times = {"startedAt": "2026-12-01T10:00:00Z", "finishedAt": "2026-12-01T10:09:00Z"}
+    ready = st.status_patch({}, 1, phase=Phase.ACTIVE, conditions=[READY])
+    active = _env({**ready, "provisioning": times})
+    assert usecases.reconcile(_app(), active, NOWHERE, resumed=True) == Result()
+    assert not below.passes, "no pass, so no AWS call"
+    for unsettled in (replace(active, spec={**active.spec, "suspended": True}),  # a move
+                      replace(active, generation=2)):  # a spec not yet handled
+        below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
+        usecases.reconcile(_app(), unsettled, _ignore, resumed=True)
+    assert len(below.passes) == 2
+    below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
+    usecases.reconcile(_app(), active, NOWHERE)  # a spec change (not a resume) always passes
+    assert len(below.passes) == 3
 
 
 def test_a_first_pass_announces_the_provision_then_polls(below: Below) -> None:
@@ -236,6 +299,19 @@ def test_the_pass_that_converges_makes_it_active(below: Below) -> None:
     )
     assert app.slots.in_use == 0, "the slot goes to the next in line"
     assert _sample("wpenv_reconcile_passes_total", result="ready") == before + 1
+
+
+def test_a_stale_view_of_an_environment_made_active_here_is_not_queued(below: Below) -> None:
+    app = _app(limit=1)
+    below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
+    status = {"phase": "Provisioning", "provisioning": {"queuedAt": "q",
+                                                        "startedAt": "2026-12-01T10:00:00Z"}}
+    assert usecases.reconcile(app, _env(status), _ignore).status["phase"] == "Active"
+    assert app.slots.acquire("someone-else")  # all slots taken now
+    below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
+    stale = usecases.reconcile(app, _env(status), _ignore)  # the watch lags: the old status
+    assert stale.requeue is None and "queuePosition" not in stale.status
+    assert below.passes[-1] == {"attempt": 0, "may_roll_back": False}, "passed as Active"
 
 
 def test_provisions_in_flight_and_queued_go_up_and_down(below: Below) -> None:

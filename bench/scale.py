@@ -1,0 +1,330 @@
+"""Benchmark: one operator and many environments: memory, AWS reads, rates, queue, latency.
+
+Prints figures and writes a plot; asserts nothing (targets are judged from the figures,
+never in a test). Runs its own platform (ports from WPENV_BENCH_PORT_BASE, default 24000,
+laid out as the test suite's) with the simulator's delays at 0, and its own operator with
+a short drift interval. Everything is read from outside the operator, as a user would see
+it: kubectl, the operator's /metrics and its RSS (/proc), the platform's request journal.
+
+    .venv/bin/python -m bench.scale --count 1000 [--drift-interval 60] [--trace]
+
+1. One environment: its provisioning time (the yardstick of 4), RSS, idle AWS reads.
+2. `count` environments applied at once (another namespace): all Active, none Failed,
+   never more than the limit provisioning (the operator's own gauge, polled), RSS as the
+   Active count grows, and the time against 1.3 x (count / limit) x one provision.
+3. Idle for whole drift intervals: RSS, AWS reads per environment per interval by API.
+4. The peak call rate of every API family over the run against its published rate, and
+   the platform's throttling answers (none expected: the operator waits for tokens).
+5. Spec change to ECS UpdateService (suspend, resume, scale) with all of them present,
+   percentiles (bench.lifecycle measures it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import signal
+import statistics
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from matplotlib import pyplot
+
+from bench import lifecycle
+from bench.platform import new_namespace, private_platform, running_operator
+from tests.platform import kube, stack
+from tests.platform.chaos import aws_fault_state
+from tests.platform.journal import Entry, read_journal, reads
+from wpenv.plan import names_for
+from wpenv.ratelimits import DEFAULT_LIMITS, ELBV2_VERSION, Call, Limiter
+
+BASE = int(os.environ.get("WPENV_BENCH_PORT_BASE", "24000"))
+PORTS = {"WPENV_ETCD_PORT": str(BASE + 790), "WPENV_ETCD_PEER_PORT": str(BASE + 800),
+         "WPENV_APISERVER_PORT": str(BASE + 3443), "WPENV_MOTO_PORT": str(BASE + 2000),
+         "WPENV_MYSQL_PORT": str(BASE + 306)}
+# The simulator's delays at 0: the benchmark measures the operator, not the stand-in.
+FAST = {"WPENV_SIM_DELAY_SECONDS": "0", "WPENV_ECS_DRAIN_SECONDS": "0",
+        "WPENV_ENI_RELEASE_SECONDS": "0", "WPENV_IAM_PROPAGATION_SECONDS": "0"}
+HEALTH_PORT = BASE + 80  # and +81 for its metrics
+LOCAL = stack.REPO / ".local" / "bench-scale"
+POLL = 2.0
+SLACK = 1.3  # the issue's target: within 1.3 x (count / limit) x one provision
+
+
+@dataclass
+class Run:
+    """What the benchmark collects as it goes."""
+
+    pid: int
+    metrics_port: int
+    endpoint: str
+    rss: list[tuple[int, float]] = field(default_factory=list)  # (Active, MB)
+    idle: list[tuple[int, float, float]] = field(default_factory=list)  # (envs, MB, reads)
+    journal: list[Entry] = field(default_factory=list)
+    pulled: float = 0.0
+
+    def rss_mb(self) -> float:
+        """The operator's resident set now, in MB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def gauge(self, name: str) -> float:
+        """One unlabelled sample of the operator's /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return 0.0
+
+    def pull(self) -> None:
+        """Append what the journal got since the last pull (it keeps only the latest)."""
+        fresh = [e for e in read_journal(self.endpoint, self.pulled, timeout=120)
+                 if e.time > self.pulled]
+        self.journal.extend(fresh)
+        if fresh:
+            self.pulled = max(e.time for e in fresh)
+
+
+def phases(env: dict[str, str], ns: str) -> dict[str, str]:
+    """Every environment of `ns` and its phase ("" before the first status)."""
+    out = kube.kubectl("get", "wpenv", "-n", ns, "-o", "jsonpath={range .items[*]}"
+                       "{.metadata.name} {.status.phase}{'\\n'}{end}", env=env).stdout
+    return {name: phase for name, _, phase in (ln.partition(" ") for ln in out.splitlines())}
+
+
+def apply(env: dict[str, str], ns: str, count: int) -> list[lifecycle.Env]:
+    """`count` manifests in one kubectl apply, as a user's would be."""
+    docs, envs = [], []
+    for i in range(count):
+        name, tenant = f"env{i}", f"{ns}-{i}"
+        docs.append({"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
+                     "metadata": {"name": name}, "spec": {"tenantId": tenant}})
+        envs.append(lifecycle.Env(name, names_for(ns, name, tenant).service))
+    kube.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump_all(docs), env=env)
+    return envs
+
+
+@dataclass
+class Batch:
+    """How one batch of environments applied at once went."""
+
+    count: int
+    took: float = 0.0
+    active: int = 0
+    failed: list[str] = field(default_factory=list)
+    most_provisioning: float = 0.0
+    times: list[float] = field(default_factory=list)
+
+
+def provision(run: Run, env: dict[str, str], ns: str, count: int, *, timeout: float,
+              present: int) -> tuple[Batch, list[lifecycle.Env]]:
+    """Apply `count` at once; poll phases, the provisioning gauge and RSS until all settle."""
+    batch = Batch(count)
+    started = time.monotonic()
+    envs = apply(env, ns, count)
+    done: dict[str, float] = {}
+    last_pull = started
+    while time.monotonic() - started < timeout:
+        seen = phases(env, ns)
+        now = time.monotonic() - started
+        for name, phase in seen.items():
+            if phase == "Active" and name not in done:
+                done[name] = now
+        batch.failed = sorted(n for n, p in seen.items() if p == "Failed")
+        batch.most_provisioning = max(batch.most_provisioning,
+                                      run.gauge("wpenv_provisions_running"))
+        run.rss.append((present + len(done), run.rss_mb()))
+        if len(done) + len(batch.failed) >= count:
+            break
+        if time.monotonic() - last_pull > 60:
+            run.pull()
+            last_pull = time.monotonic()
+        time.sleep(POLL)
+    batch.took = time.monotonic() - started
+    batch.active, batch.times = len(done), sorted(done.values())
+    run.pull()
+    return batch, envs
+
+
+def idle(run: Run, envs: int, interval: float, passes: int) -> dict[str, float]:
+    """RSS and AWS reads per environment and interval, by API, over idle whole intervals."""
+    time.sleep(min(interval, 30))  # let passes already under way finish
+    start = time.time()
+    time.sleep(interval * passes)
+    end = time.time()
+    run.pull()
+    window = [e for e in run.journal if start <= e.time < end]
+    by_api = collections.Counter(f"{e.service}:{e.action}" for e in reads(window))
+    per = {api: n / envs / passes for api, n in sorted(by_api.items())}
+    total = sum(per.values())
+    run.idle.append((envs, run.rss_mb(), total * envs))
+    writes = len(window) - sum(by_api.values())
+    print(f"idle, {envs} environment(s), {passes} x {interval:.0f}s: RSS "
+          f"{run.rss_mb():.0f} MB; {total:.2f} AWS reads per environment per interval, "
+          f"{writes} writes in all", flush=True)
+    for api, n in per.items():
+        print(f"    {api:<55} {n:6.2f}")
+    return per
+
+
+def _call(entry: Entry) -> Call:
+    """A journal entry as the limits see it (its ids stand for its parameters)."""
+    params = dict(entry.ids)
+    if entry.service == "elasticloadbalancing":
+        params["Version"] = ELBV2_VERSION
+    return Call(entry.service, entry.action, params)
+
+
+def peak_rates(entries: Sequence[Entry], endpoint: str) -> None:
+    """Each family's busiest second over the run, against its published rate."""
+    limiter = Limiter(DEFAULT_LIMITS)
+    seconds: dict[tuple[str, ...], collections.Counter[int]] = collections.defaultdict(
+        collections.Counter)
+    sizes: dict[tuple[str, ...], tuple[float, float]] = {}
+    for entry in entries:
+        call = _call(entry)
+        for limit in limiter.applicable(call):
+            key = limit.key(call)
+            seconds[key][int(entry.time)] += 1
+            sizes[key] = (limit.capacity, limit.refill)
+    print("busiest second per API family (calls) against its limit (burst / per second):")
+    rows = sorted(seconds.items(), key=lambda kv: -max(kv[1].values()) / sizes[kv[0]][1])
+    for key, counter in rows[:25]:
+        capacity, refill = sizes[key]
+        busiest = max(counter.values())
+        sustained = max(_window(counter, 10)) / 10
+        print(f"    {':'.join(key):<60} {busiest:5d} in 1s, {sustained:6.1f}/s over 10s;"
+              f" limit {capacity:g} / {refill:g}/s")
+    injected = aws_fault_state(endpoint)["injected"]
+    throttled = {k: v for k, v in injected.items() if k.startswith("throttled")}
+    print(f"platform throttling answers over the run: {throttled or 'none'}")
+
+
+def _window(counter: collections.Counter[int], width: int) -> Iterable[int]:
+    """Calls in every `width`-second window that starts at a busy second."""
+    for start in counter:
+        yield sum(counter.get(start + i, 0) for i in range(width))
+
+
+def latency(env: dict[str, str], ns: str, envs: Sequence[lifecycle.Env], samples: int) -> None:
+    """Spec change to UpdateService, suspend, resume and scale of `samples` environments."""
+    results = lifecycle.latencies(lifecycle.Bench(env, ns), envs[:samples])
+    print(f"spec change -> ECS UpdateService, {samples} environments, from after kubectl (ms):")
+    for op, result in results.items():
+        after = sorted(result.from_after)
+        if len(after) < 2:
+            print(f"    {op:<8} too few: {len(after)}; {result.missed[:3]}")
+            continue
+        cuts = statistics.quantiles(after, n=100, method="inclusive")
+        print(f"    {op:<8} n={len(after):3d} p50 {cuts[49] * 1000:6.0f} "
+              f"p95 {cuts[94] * 1000:6.0f} max {after[-1] * 1000:6.0f}"
+              + (f"; missed {len(result.missed)}" if result.missed else ""))
+
+
+def report_batch(batch: Batch, one: float, limit: int) -> None:
+    """The batch against the issue's targets."""
+    target = SLACK * batch.count / limit * one
+    print(f"{batch.count} applied at once: {batch.active} Active, {len(batch.failed)} Failed"
+          f"{' ' + str(batch.failed[:5]) if batch.failed else ''}, in {batch.took:.0f}s; "
+          f"at most {batch.most_provisioning:.0f} provisioning at once (limit {limit})")
+    if batch.times:
+        print(f"    first {batch.times[0]:.0f}s, median {statistics.median(batch.times):.0f}s, "
+              f"last {batch.times[-1]:.0f}s; target {target:.0f}s "
+              f"(1.3 x {batch.count}/{limit} x {one:.1f}s): "
+              f"{'met' if batch.times[-1] <= target else 'MISSED'}", flush=True)
+
+
+def plot(run: Run, path: Path) -> None:
+    """RSS and idle AWS reads per drift interval against the number of environments."""
+    pyplot.switch_backend("Agg")  # a file, no display
+    figure, (memory, calls) = pyplot.subplots(1, 2, figsize=(11, 4.2))
+    memory.plot([a for a, _ in run.rss], [m for _, m in run.rss], ".", markersize=3,
+                label="while provisioning")
+    memory.plot([n for n, _, _ in run.idle], [m for _, m, _ in run.idle], "o-", label="idle")
+    memory.set(xlabel="environments (Active)", ylabel="operator RSS (MB)", title="Memory")
+    memory.legend()
+    calls.plot([0, *(n for n, _, _ in run.idle)], [0, *(r for _, _, r in run.idle)], "o-")
+    calls.set(xlabel="environments", ylabel="AWS reads per drift interval",
+              title="Idle AWS reads")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
+def trace(run: Run, path: Path) -> None:
+    """Ask the traced operator for its live allocations; print the top of them."""
+    os.kill(run.pid, signal.SIGUSR1)
+    for _ in range(120):
+        time.sleep(1)
+        if path.exists():
+            break
+    text = path.read_text() if path.exists() else "(no trace written)"
+    print("largest live allocations (tracemalloc):")
+    print("\n".join(text.splitlines()[:120]))
+
+
+def measure(env: dict[str, str], args: argparse.Namespace) -> Run:
+    """Everything in order, on the running platform; the operator started here."""
+    trace_file = LOCAL / "trace.txt"
+    trace_file.unlink(missing_ok=True)
+    operator_env = {**env, **FAST, "WPENV_DRIFT_INTERVAL_SECONDS": str(args.drift_interval),
+                    "WPENV_MAX_CONCURRENT_PROVISIONS": str(args.limit),
+                    "WPENV_LOG_LEVEL": "WARNING", "WPENV_LOG_FORMAT": "plain",
+                    "WPENV_TRACE_FILE": str(trace_file)}
+    module = "bench.traced" if args.trace else "wpenv.operator"
+    with running_operator(operator_env, LOCAL / "operator.log", HEALTH_PORT, module) as proc:
+        run = Run(proc.pid, HEALTH_PORT + 1, env["AWS_ENDPOINT_URL"], pulled=time.time())
+        print(f"operator RSS empty: {run.rss_mb():.0f} MB", flush=True)
+        first = new_namespace(env)
+        one, _ = provision(run, env, first, 1, timeout=900, present=0)
+        yardstick = one.times[0] if one.times else float("nan")
+        print(f"one environment: Active in {yardstick:.1f}s; RSS {run.rss_mb():.0f} MB")
+        idle(run, 1, args.drift_interval, args.drift_passes)
+        many = new_namespace(env)
+        timeout = max(900.0, 3 * SLACK * args.count / args.limit * yardstick)
+        batch, envs = provision(run, env, many, args.count, timeout=timeout, present=1)
+        report_batch(batch, yardstick, args.limit)
+        at_100 = [m for a, m in run.rss if a >= 100]
+        if at_100:
+            print(f"RSS when 100 were Active (the rest provisioning or queued): "
+                  f"{at_100[0]:.0f} MB")
+        idle(run, args.count + 1, args.drift_interval, args.drift_passes)
+        peak_rates(run.journal, run.endpoint)
+        latency(env, many, envs, args.latency_samples)
+        if args.trace:
+            trace(run, trace_file)
+        print(f"operator RSS at the end: {run.rss_mb():.0f} MB", flush=True)
+    return run
+
+
+def main() -> None:
+    """Bring a private platform up, measure, plot, tear it down."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--limit", type=int, default=10, help="max concurrent provisions")
+    parser.add_argument("--drift-interval", type=float, default=60.0)
+    parser.add_argument("--drift-passes", type=int, default=2)
+    parser.add_argument("--latency-samples", type=int, default=50)
+    parser.add_argument("--trace", action="store_true", help="tracemalloc in the operator")
+    parser.add_argument("--plot", type=Path, default=LOCAL / "scale.png")
+    args = parser.parse_args()
+    os.environ.update(FAST)
+    with private_platform(PORTS, LOCAL) as env:
+        run = measure(env, args)
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    plot(run, args.plot)
+    summary = {"rss": run.rss, "idle": run.idle}
+    (LOCAL / "scale.json").write_text(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
