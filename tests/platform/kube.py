@@ -113,18 +113,22 @@ def operator_env(env: Mapping[str, str], local: Path) -> dict[str, str]:
 
 def _scoped_identity() -> str:
     """A service account bound to the install's ClusterRole, plus reading namespaces."""
-    rules = [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
+    rbac = "rbac.authorization.k8s.io"
     subject = {"kind": "ServiceAccount", "name": SCOPED_ACCOUNT, "namespace": OPERATOR_NAMESPACE}
-    role: dict[str, Any] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole"}
+
+    def binding(which: str, role: str) -> dict[str, Any]:
+        return {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{SCOPED_ACCOUNT}-{which}"},
+                "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": role},
+                "subjects": [subject]}
+
     documents: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": SCOPED_ACCOUNT, "namespace": OPERATOR_NAMESPACE}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": SCOPED_ACCOUNT}, "rules": rules},
-        *({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-           "metadata": {"name": f"{SCOPED_ACCOUNT}-{which}"},
-           "roleRef": {**role, "name": granted}, "subjects": [subject]}
-          for which, granted in (("install", OPERATOR_ACCOUNT), ("namespaces", SCOPED_ACCOUNT))),
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": SCOPED_ACCOUNT},
+         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]},
+        binding("install", OPERATOR_ACCOUNT),
+        binding("namespaces", SCOPED_ACCOUNT),
     ]
     return yaml.safe_dump_all(documents)
 
