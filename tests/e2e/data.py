@@ -159,9 +159,10 @@ def restore_elsewhere(namespace: str, uri: str) -> Restored:
         with master() as conn, conn.cursor() as cur:
             tables = checks(cur, ctx.names.database)
         manifest = read_manifest(clients.s3, ArchiveLocation.parse(uri))
-        assert manifest.users is not None, "the archive holds users.json"
-        document = json.loads(read_object(f"s3://{manifest.bucket}/{manifest.users.key}"))
-        users = sorted(user["username"] for user in document["users"])
+        users = []
+        if manifest.users is not None:
+            document = json.loads(read_object(f"s3://{manifest.bucket}/{manifest.users.key}"))
+            users = sorted(user["username"] for user in document["users"])
         return Restored(tables, file_digests(root), users)
     finally:
         for kind in reversed(kinds):

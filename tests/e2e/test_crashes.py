@@ -26,8 +26,8 @@ import pytest
 
 from tests.conftest import SPARE_OPERATOR_HEALTH_PORT
 from tests.e2e import data, envs
-from tests.e2e.victims import Victims, paused
-from tests.platform import kube
+from tests.e2e.victims import Victims, paused, waited
+from tests.platform import controlplane, kube, mariadb
 from wpenv import crashpoints
 from wpenv.aws import Clients
 from wpenv.orphans import scan
@@ -205,3 +205,99 @@ def test_kills_at_random_moments_converge_and_lose_nothing(
         with victims.running():
             data.gone(platform, namespace, name)
     _nothing_left_but_the_archive(platform, namespace, name, tenant, kept)
+
+
+# The smaller spec of the outage tests: no Cognito pieces, no scaler.
+PLAIN: dict[str, Any] = {"identity": {"enabled": False}}
+# The kind whose step comes right before the database's, the first that needs MySQL.
+BEFORE_DATABASE = registry.KINDS[[k.kind for k in registry.KINDS].index("Database") - 1].kind
+
+
+def _some(platform: dict[str, str], namespace: str, name: str, key: str) -> None:
+    """Wait until the status records `key` (a resource id), i.e. provisioning is under way."""
+    envs.wait_for(platform, namespace, name,
+                  lambda o: bool(((o.get("status") or {}).get("resources") or {}).get(key)),
+                  what=f"{key} to be recorded")
+
+
+def _archived_and_gone(platform: dict[str, str], namespace: str, name: str, tenant: str,
+                       tables: dict[str, tuple[int, int]]) -> None:
+    """Nothing of the tenant left; its one archive restores its tables with equal checks."""
+    owned, orphans = _census(platform, tenant)
+    assert (owned, orphans) == (Counter(), [])
+    archives = data.archives(namespace, name)
+    assert [a.complete for a in archives] == [True], archives
+    assert data.restore_elsewhere(namespace, archives[0].uri).tables == tables
+
+
+def test_the_api_server_restarting_mid_provision_and_mid_deprovision_converges(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str,
+    victims: Victims, local: Path,
+) -> None:
+    tenant, name = envs.tenant(), "apiserver"
+    with paused(operator), victims.running():
+        envs.apply(platform, namespace, name, tenantId=tenant, **PLAIN)
+        _some(platform, namespace, name, "securityGroupId")
+        controlplane.restart_apiserver(local)
+        envs.wait_ready(platform, namespace, name)
+        tables = data.write_rows(envs.get(platform, namespace, name))
+
+        kube.kubectl("delete", "wpenv", name, "-n", namespace, "--wait=false", env=platform)
+        envs.wait_for(platform, namespace, name,
+                      lambda o: not (o["status"].get("resources") or {}).get("serviceArn"),
+                      what="the service to be removed")
+        controlplane.restart_apiserver(local)
+        data.gone(platform, namespace, name)
+    _archived_and_gone(platform, namespace, name, tenant, tables)
+
+
+def _dump_waits(database: str) -> bool:
+    """Whether a connection to `database` waits for a table lock (the dump, mid-way)."""
+    with data.master() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s "
+                    "AND STATE LIKE 'Waiting for table%%lock'", (database,))
+        (count,) = cur.fetchone()
+    return bool(count)
+
+
+def test_mariadb_stopping_mid_provision_and_mid_dump_drops_nothing_unarchived(
+    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str,
+    victims: Victims, local: Path,
+) -> None:
+    tenant, name = envs.tenant(), "mariadb"
+    database = names_for(namespace, name, tenant).database
+    with paused(operator):
+        envs.apply(platform, namespace, name, tenantId=tenant, **PLAIN)
+        victims.kill_at(f"{crashpoints.RECORDED}:{BEFORE_DATABASE}")
+        mariadb.stop(local)
+        try:
+            with victims.running():
+                envs.wait_for(platform, namespace, name, lambda o: envs.condition(
+                    o, "Ready").get("reason") == "DatabaseUnreachable", what="DatabaseUnreachable")
+        finally:
+            mariadb.start(local)
+        with victims.running():
+            envs.wait_ready(platform, namespace, name)
+            tables = data.write_rows(envs.get(platform, namespace, name))
+
+            # The dump blocks on a table this connection holds, so it is mid-way for sure.
+            lock = data.master()
+            with lock.cursor() as cur:
+                cur.execute(f"LOCK TABLES `{database}`.`wp_posts` WRITE")
+            kube.kubectl("delete", "wpenv", name, "-n", namespace, "--wait=false", env=platform)
+            try:
+                waited(lambda: _dump_waits(database), 60, "the dump to start")
+            finally:
+                mariadb.stop(local)  # ends the lock with every connection
+            try:
+                failed = envs.wait_for(
+                    platform, namespace, name,
+                    lambda o: envs.condition(o, "Deprovision").get("reason") in (
+                        "DatabaseDumpFailed", "DatabaseUnreachable"),
+                    what="the failed dump")
+            finally:
+                mariadb.start(local)
+            assert "nothing holding data was removed" in envs.condition(
+                failed, "Deprovision")["message"]
+            data.gone(platform, namespace, name)
+    _archived_and_gone(platform, namespace, name, tenant, tables)
