@@ -51,7 +51,11 @@ class Victims:
     port: int
 
     def _env(self, **extra: str) -> dict[str, str]:
-        return {**self.env, "WPENV_NAMESPACES": self.namespace, **extra}
+        # A temporary directory of their own: what a killed one leaves there (a dump's
+        # option file) stays with the test's state, out of the machine's /tmp.
+        tmp = self.log.with_suffix(".tmp")
+        tmp.mkdir(mode=0o700, exist_ok=True)
+        return {**self.env, "WPENV_NAMESPACES": self.namespace, "TMPDIR": str(tmp), **extra}
 
     def kill_at(self, point: str, timeout: float = 90) -> None:
         """Run an operator armed with `point` until it exits there; fail if it does not."""
