@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from wpenv.archive.hooks import Deprovisioning, Note
 from wpenv.archive.manifest import artefact_key
 from wpenv.archive.s3stream import s3_uri
+from wpenv.crashpoints import REMOVED, crashpoint
 from wpenv.engine import TeardownError, tear_down
 from wpenv.reconcilers import registry
 from wpenv.reconcilers.base import Context, Observation, Resource
@@ -70,6 +71,7 @@ class Deprovisioner:
             done += 1
             state = "removed" if observed.exists else "already gone"
             self.report(done, f"{resource.kind} {state}")
+            crashpoint(REMOVED, resource.kind)
 
         hooks = Deprovisioning(self.archive.bucket, self.archive.prefix, report=told)
         hooks.start(self.ctx)

@@ -20,6 +20,7 @@ from wpenv import aws, reasons
 from wpenv.api.models import Phase, ResourceIds, parse_spec
 from wpenv.archive.hooks import Everyday, Hooks, Note
 from wpenv.conditions import FALSE, READY, TRUE, Cond
+from wpenv.crashpoints import CREATED, RECORDED, crashpoint
 from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import TAG_TENANT, names_for, tags_for
 from wpenv.reconcilers import registry
@@ -140,6 +141,7 @@ def step(ctx: Context, resource: Resource, seen: Seen, out: Outcome) -> Observat
     if not observed.exists:
         _require(resource, seen)
         resource.create(ctx, observed)
+        crashpoint(CREATED, resource.kind)
         out.events.append(Event("Normal", reasons.CREATED, f"{resource.kind} created"))
         observed = resource.observe(ctx)
     elif not observed.up_to_date:
@@ -147,6 +149,7 @@ def step(ctx: Context, resource: Resource, seen: Seen, out: Outcome) -> Observat
         out.events.append(Event("Normal", reasons.UPDATED, f"{resource.kind} updated"))
         observed = resource.observe(ctx)
     ctx.remember(observed.ids)
+    crashpoint(RECORDED, resource.kind)
     if observed.facts is not None and observed.facts.rollout_state == "FAILED":
         # A first deployment that failed has nothing to roll back to: waiting will not
         # help, so it is permanent (a failed update is rolled back by ECS and reported by

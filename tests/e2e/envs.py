@@ -110,3 +110,12 @@ def tagged_resources(namespace: str, name: str, *, ecs: bool = False) -> list[st
     """
     arns = tagged(TAG_ENVIRONMENT, f"{namespace}.{name}")
     return arns if ecs else [arn for arn in arns if ":ecs:" not in arn]
+
+
+def arn_kind(arn: str) -> str:
+    """`service:type[:name]` of an ARN: one per kind, except secrets (one per name)."""
+    parts = arn.split(":")
+    kind = f"{parts[2]}:{parts[5].split('/')[0]}"
+    if parts[2] == "secretsmanager":  # the DB secret and the OIDC client secret
+        return f"{kind}:{parts[6].rsplit('-', 1)[0]}"
+    return kind

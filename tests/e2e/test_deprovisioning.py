@@ -16,13 +16,11 @@ import subprocess
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
 
 import boto3
-import pymysql
 import pytest
 
-from tests.e2e import envs
+from tests.e2e import data, envs
 from tests.platform import faults, kube
 from wpenv.deprovision import STEPS
 from wpenv.plan import TAG_RETAINED
@@ -30,83 +28,13 @@ from wpenv.plan import TAG_RETAINED
 pytestmark = pytest.mark.e2e
 
 
-def _tenant_login(obj: envs.Obj) -> dict[str, Any]:
-    arn = obj["status"]["resources"]["dbSecretArn"]
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-    secret: dict[str, Any] = json.loads(value)
-    return secret
-
-
-def _master() -> pymysql.connections.Connection[Any]:
-    return pymysql.connect(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_TCP_PORT"]),
-                           user=os.environ["MYSQL_USER"], password=os.environ["MYSQL_PWD"])
-
-
-def _write_rows(obj: envs.Obj) -> dict[str, tuple[int, int]]:
-    """Tables as WordPress would make them; returns {table: (rows, checksum)}."""
-    login = _tenant_login(obj)
-    conn = pymysql.connect(host=login["host"], port=int(login["port"]), user=login["username"],
-                           password=login["password"], database=login["dbname"],
-                           autocommit=True, charset="utf8mb4")
-    with conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE wp_posts (id INT PRIMARY KEY AUTO_INCREMENT, "
-                    "title VARCHAR(200), body LONGTEXT, img BLOB) CHARSET utf8mb4")
-        cur.execute("CREATE TABLE wp_options (name VARCHAR(64) PRIMARY KEY, value TEXT)")
-        cur.execute("CREATE TABLE wp_empty (id INT)")
-        cur.executemany("INSERT INTO wp_posts (title, body, img) VALUES (%s, %s, %s)",
-                        [(f"Post {i} ünïcode ✓", "x" * (i * 37), bytes(range(i % 256)))
-                         for i in range(500)])
-        cur.executemany("INSERT INTO wp_options VALUES (%s, %s)",
-                        [(f"opt{i}", f"value {i}") for i in range(50)])
-        return _checks(cur, login["dbname"])
-
-
-def _checks(cur: Any, database: str) -> dict[str, tuple[int, int]]:
-    cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema=%s",
-                (database,))
-    found = {}
-    for (table,) in cur.fetchall():
-        cur.execute(f"SELECT COUNT(*) FROM `{database}`.`{table}`")
-        (rows,) = cur.fetchone()
-        cur.execute(f"CHECKSUM TABLE `{database}`.`{table}`")
-        found[table] = (rows, cur.fetchone()[1])
-    return found
-
-
-def _write_files(tenant: str) -> dict[str, int]:
-    root = Path(os.environ["WPENV_EFS_MOUNT_PATH"]) / "tenants" / tenant
-    (root / "uploads" / "2026" / "11").mkdir(parents=True, exist_ok=True)
-    (root / "uploads" / "2026" / "11" / "photo.jpg").write_bytes(os.urandom(300_000))
-    (root / "plugins").mkdir(exist_ok=True)
-    (root / "plugins" / "hello.php").write_text("<?php // hello\n")
-    (root / "empty.txt").write_bytes(b"")
-    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
-
-
-def _gone(platform: dict[str, str], namespace: str, name: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = kube.kubectl("get", "wpenv", name, "-n", namespace, "-o", "name",
-                              env=platform, check=False)
-        if result.returncode != 0 and "NotFound" in result.stderr:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{namespace}/{name} still exists after {timeout}s")
-
-
-def _object(uri: str) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    return body
-
-
 def test_delete_archives_verifies_and_removes_everything(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str
 ) -> None:
     tenant = envs.tenant()
     obj = envs.provision(platform, namespace, "gone", tenantId=tenant)
-    checks = _write_rows(obj)
-    files = _write_files(tenant)
+    checks = data.write_rows(obj)
+    files = data.write_files(tenant)
     database = obj["status"]["resources"]["databaseName"]
     user = obj["status"]["resources"]["databaseUser"]
 
@@ -116,7 +44,7 @@ def test_delete_archives_verifies_and_removes_everything(
     envs.wait_for(platform, namespace, "gone",
                   lambda o: envs.phase(o) in ("PendingDeprovision", "Deprovisioned"),
                   what="PendingDeprovision")
-    _gone(platform, namespace, "gone")
+    data.gone(platform, namespace, "gone")
 
     events = envs.events(platform, namespace, "gone")
     steps = [e["message"] for e in events if e["reason"] == "Deprovisioning"]
@@ -133,18 +61,18 @@ def test_delete_archives_verifies_and_removes_everything(
     assert "users.json" in final
 
     manifest_uri = next(w for w in final.replace(",", " ").split() if w.endswith("manifest.json"))
-    manifest = json.loads(_object(manifest_uri))
+    manifest = json.loads(data.read_object(manifest_uri))
     prefix = manifest["prefix"]
     assert prefix.startswith(f"archives/{namespace}/gone/")
     assert manifest["tenantId"] == tenant
-    users = json.loads(_object(f"s3://{manifest['bucket']}/{manifest['users']['key']}"))
+    users = json.loads(data.read_object(f"s3://{manifest['bucket']}/{manifest['users']['key']}"))
     assert "users" in json.dumps(users) or isinstance(users, list)
 
     # The dump restores into a fresh database with identical checksums and row counts.
-    dump = _object(f"s3://{manifest['bucket']}/{manifest['database']['key']}")
+    dump = data.read_object(f"s3://{manifest['bucket']}/{manifest['database']['key']}")
     assert hashlib.sha256(dump).hexdigest() == manifest["database"]["sha256"]
     restored = f"r_{tenant}"
-    conn = _master()
+    conn = data.master()
     with conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{restored}` CHARACTER SET utf8mb4")
         try:
@@ -155,19 +83,19 @@ def test_delete_archives_verifies_and_removes_everything(
                 input=gzip.decompress(dump), check=True, capture_output=True,
                 env={**os.environ},  # MYSQL_PWD: the platform's admin login
             )
-            assert _checks(cur, restored) == checks
+            assert data.checks(cur, restored) == checks
         finally:
             cur.execute(f"DROP DATABASE `{restored}`")
 
     # The tar holds the same files and sizes.
-    tar_bytes = _object(f"s3://{manifest['bucket']}/{manifest['files']['key']}")
+    tar_bytes = data.read_object(f"s3://{manifest['bucket']}/{manifest['files']['key']}")
     with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:gz") as tar:
         archived = {m.name.removeprefix("./"): m.size for m in tar.getmembers() if m.isfile()}
     assert archived == files
 
     # Nothing of the tenant remains but the archives.
     assert envs.tagged_resources(namespace, "gone") == []
-    conn = _master()
+    conn = data.master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",
                     (database,))
@@ -197,7 +125,7 @@ def test_a_corrupt_archive_drops_nothing_and_is_retried(
 ) -> None:
     tenant = envs.tenant()
     obj = envs.provision(platform, namespace, "safe", tenantId=tenant)
-    checks = _write_rows(obj)
+    checks = data.write_rows(obj)
     database = obj["status"]["resources"]["databaseName"]
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     # Every upload of the dump is damaged until the fault is cleared: attempts keep failing.
@@ -215,14 +143,14 @@ def test_a_corrupt_archive_drops_nothing_and_is_retried(
         condition = envs.condition(failed, "Deprovision")
         assert condition["status"] == "False"
         assert "nothing holding data was removed" in condition["message"]
-        conn = _master()
+        conn = data.master()
         with conn, conn.cursor() as cur:
-            assert _checks(cur, database) == checks, "the database is untouched"
+            assert data.checks(cur, database) == checks, "the database is untouched"
         assert obj["status"]["resources"].get("databaseName") == database
     finally:
         faults.clear_faults(endpoint)
     # The next attempt (backoff) archives a sound copy and finishes.
-    _gone(platform, namespace, "safe")
+    data.gone(platform, namespace, "safe")
     warnings = [e for e in envs.events(platform, namespace, "safe") if e["type"] == "Warning"]
     assert any(e["reason"] in VERIFICATION_FAILURES for e in warnings)
 
@@ -235,14 +163,14 @@ def test_retain_leaves_everything_in_place_tagged(
                          deletionPolicy="Retain")["status"]["resources"]
     before = sorted(envs.tagged_resources(namespace, "keep"))
     kube.kubectl("delete", "wpenv", "keep", "-n", namespace, "--wait=false", env=platform)
-    _gone(platform, namespace, "keep")
+    data.gone(platform, namespace, "keep")
     assert sorted(envs.tagged_resources(namespace, "keep")) == before
     retained = set(envs.tagged(TAG_RETAINED, "true"))
     assert ids["targetGroupArn"] in retained and ids["dbSecretArn"] in retained
     service = boto3.client("ecs").describe_services(
         cluster=os.environ["WPENV_CLUSTER_NAME"], services=[ids["serviceArn"]])["services"][0]
     assert service["status"] == "ACTIVE" and service["desiredCount"] == 2
-    conn = _master()
+    conn = data.master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",
                     (ids["databaseName"],))
@@ -259,10 +187,10 @@ def test_delete_while_provisioning_stops_and_cleans_up(
                   lambda o: bool((o.get("status") or {}).get("resources", {}).get("databaseName")),
                   what="provisioning under way")
     kube.kubectl("delete", "wpenv", "early", "-n", namespace, "--wait=false", env=platform)
-    _gone(platform, namespace, "early")
+    data.gone(platform, namespace, "early")
     time.sleep(1)
     assert envs.tagged_resources(namespace, "early") == []
-    conn = _master()
+    conn = data.master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",
                     (f"wp_{tenant}",))
@@ -280,9 +208,9 @@ def test_delete_after_pieces_were_removed_by_hand(
     boto3.client("secretsmanager").delete_secret(SecretId=ids["dbSecretArn"],
                                                  ForceDeleteWithoutRecovery=True)
     kube.kubectl("delete", "wpenv", "partial", "-n", namespace, "--wait=false", env=platform)
-    _gone(platform, namespace, "partial")
+    data.gone(platform, namespace, "partial")
     assert envs.tagged_resources(namespace, "partial") == []
-    conn = _master()
+    conn = data.master()
     with conn, conn.cursor() as cur:
         cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name=%s",
                     (ids["databaseName"],))
@@ -301,5 +229,5 @@ def test_delete_from_suspended_and_from_failed(
     for name in ("asleep", "broken"):
         kube.kubectl("delete", "wpenv", name, "-n", namespace, "--wait=false", env=platform)
     for name in ("asleep", "broken"):
-        _gone(platform, namespace, name)
+        data.gone(platform, namespace, name)
         assert envs.tagged_resources(namespace, name) == [], name

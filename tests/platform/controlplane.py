@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.platform import procs
 from tests.platform.pki import cert_pem, issue, key_pem, new_key, write_file
 
-__all__ = ["Pki", "down", "ensure_pki", "up"]
+__all__ = ["Pki", "down", "ensure_pki", "restart_apiserver", "up"]
 
 HOST = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/24"
@@ -446,6 +446,15 @@ def up(local: Path, env: dict[str, str]) -> dict[str, str]:
     _ensure_etcd(bin_dir, lay)
     _ensure_apiserver(bin_dir, lay)
     return exported
+
+
+def restart_apiserver(local: Path, env: dict[str, str] | None = None) -> None:
+    """Stop kube-apiserver (SIGTERM, as a control-plane upgrade replaces it) and start it
+    again with the same flags, waiting for /readyz. etcd keeps running, so every object,
+    finalizer and token survives; clients see refused connections meanwhile."""
+    lay = _layout(local, env)
+    procs.stop(lay.pid("kube-apiserver"), name="kube-apiserver")
+    _ensure_apiserver(_binaries(), lay)
 
 
 def down(local: Path) -> None:

@@ -365,6 +365,16 @@ def up(local: Path, env: dict[str, str]) -> dict[str, str]:
     return exports
 
 
+def stop(local: Path) -> None:
+    """Stop the server (a clean shutdown), keeping its data: an outage, not `down`."""
+    _stop_server(_home(local))
+
+
+def start(local: Path) -> dict[str, str]:
+    """Start a stopped server again on its port, with its data; the admin's variables."""
+    return up(local, {})
+
+
 def down(local: Path) -> None:
     """Stop this directory's mariadbd, wait until it is gone and delete ``local/mariadb``."""
     home = _home(local)

@@ -66,6 +66,7 @@ from wpenv.archive.compare import differences
 from wpenv.archive.compression import GzipWriter, gunzip
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
+from wpenv.crashpoints import DUMP, MIDDLE, crashpoint
 from wpenv.mysql import DatabaseServer, tls_options
 
 # Re-exported: wpenv.deprovision (and hooks) call it as db_archive.master_server.
@@ -593,6 +594,7 @@ def dump_database(
             fd = run.proc.stdout.fileno()
             while chunk := os.read(fd, PIPE_CHUNK):
                 gz.write(chunk)
+                crashpoint(DUMP, MIDDLE)
             gz.close()
         problem = dump_problem(run.returncode, run.stderr)
         if problem:

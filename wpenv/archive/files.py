@@ -35,6 +35,7 @@ from wpenv.archive.compare import differences
 from wpenv.archive.compression import GzipWriter
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
 from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
+from wpenv.crashpoints import MIDDLE, UPLOAD, crashpoint
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ def archive_directory(
                     else:
                         tar.addfile(info)
                     members.append(member_of(info))
+                    crashpoint(UPLOAD, MIDDLE)
         gz.close()
     archive = FilesArchive(
         directory=str(path), object=writer.result, members=tuple(members), missing=missing

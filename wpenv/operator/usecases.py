@@ -20,7 +20,7 @@ from typing import Any
 import kubernetes
 
 from wpenv import conditions as st
-from wpenv import engine, metrics, reasons
+from wpenv import crashpoints, engine, metrics, reasons
 from wpenv.api.models import DeletionPolicy, Phase
 from wpenv.deprovision import STEPS, Archive, Deprovisioner
 from wpenv.operator.app import App, observed_fields
@@ -295,6 +295,7 @@ def _pass(
                                  status=current)
     events = [*outcome.events, *transitions(app.said, env.uid, current, conditions)]
     if outcome.ready and not was_active:
+        crashpoints.crashpoint(crashpoints.PROVISION, crashpoints.FINISHED)
         times, active = _finished(times)
         events.append(active)
         app.slots.finish(env.uid)
@@ -541,6 +542,7 @@ def _begin(env: Env, archive: Archive, *, post: Post, write: Write) -> dict[str,
     write(start)
     post(engine.Event("Normal", reasons.DEPROVISIONING,
                       f"Deprovisioning started; archiving to {archive.uri()}"))
+    crashpoints.crashpoint(crashpoints.DEPROVISION, crashpoints.BEGUN)
     return start
 
 
@@ -587,6 +589,7 @@ def _deprovisioned(
         archive=locations,
     )
     write(done)  # the last phase written before kopf removes the finalizer
+    crashpoints.crashpoint(crashpoints.DEPROVISION, crashpoints.FINISHED)
     where = ", ".join(f"{k} {v}" for k, v in archive.locations.items())
     app.forget(env.uid)
     message = f"Archived and removed in {seconds}s; {where or 'nothing to archive'}"
