@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     )
     user_pool_quota: int = Field(60, ge=1, description="Cognito user pools per account (HLD 8).")
     drift_interval_seconds: float = Field(600.0, gt=0, description="Period of the drift check.")
+    observation_ttl_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long one bulk listing of AWS serves every environment's drift "
+        "check (wpenv.reconcilers.observations); 0 turns the shared cache off. Unset: "
+        "nine tenths of the drift interval, so each interval lists each scope about once.",
+    )
     orphan_scan_interval_seconds: float = Field(86400.0, gt=0, description="Orphan scan period.")
     retry_base_seconds: float = Field(2.0, gt=0, description="First backoff delay.")
     retry_max_seconds: float = Field(120.0, gt=0, description="Backoff cap.")
@@ -128,6 +135,13 @@ class Settings(BaseSettings):
         "tenant must not take them all: 50 is 25 concurrent PHP requests per task at the "
         "default 2 replicas, and a tenant over it gets error 1226, not its neighbours.",
     )
+
+    @property
+    def observation_ttl(self) -> float:
+        """The shared observation cache's time to live in seconds (see the field)."""
+        if self.observation_ttl_seconds is not None:
+            return self.observation_ttl_seconds
+        return self.drift_interval_seconds * 0.9
 
     @field_validator("log_retention_days")
     @classmethod

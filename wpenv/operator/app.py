@@ -14,6 +14,7 @@ from wpenv.operator.throttle import ProvisionSlots
 from wpenv.operator.timing import Stopwatch
 from wpenv.plan import Endpoint, url_for
 from wpenv.reconcilers.base import Context, Resource
+from wpenv.reconcilers.observations import Observations
 from wpenv.reconcilers.pool import endpoint
 from wpenv.settings import Settings
 
@@ -33,10 +34,14 @@ class App:
     # first hiccup after a long rollout wait minutes.
     streaks: dict[str, int] = field(default_factory=dict)
     stopwatch: Stopwatch = field(default_factory=Stopwatch)
+    # One cache of AWS observations for every environment (wpenv.reconcilers.observations).
+    observations: Observations = field(default_factory=Observations)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         """The provisioning gauges read these slots at every scrape (never stale)."""
+        if not self.observations.enabled:
+            self.observations = Observations(self.settings.observation_ttl)
         metrics.follow_slots(lambda: self.slots.in_use, lambda: self.slots.waiting)
 
     def lock_for(self, uid: str) -> threading.Lock:
@@ -48,13 +53,15 @@ class App:
         self, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
     ) -> Context:
         """The engine's Context for one pass, recording new ids in the status at once."""
-        return engine.make_context(
+        ctx = engine.make_context(
             namespace, name, spec,
             settings=self.settings,
             clients=self.clients,
             ids=status.get("resources") or {},
             record=kube.resource_recorder(namespace, name),
         )
+        ctx.observations = self.observations
+        return ctx
 
     def streak(self, uid: str, outcome: engine.Outcome | None = None) -> int:
         """Troubled passes in a row so far; with `outcome`, count it in (or reset) first."""
