@@ -78,10 +78,13 @@ def secret_values(clients: Any, arns: list[str]) -> dict[str, str]:
     return values
 
 
-def tenant_values(clients: Any) -> dict[str, str]:
-    """The current value of every tenant secret that is not scheduled for deletion."""
-    live = [arn for arn, s in listed_secrets(clients).items() if not s.get("DeletedDate")]
-    return secret_values(clients, sorted(live))
+def tenant_values(ctx: Context) -> dict[str, str]:
+    """The current value of every tenant secret not scheduled for deletion (the secrets
+    from the cache's listing of them)."""
+    listed = ctx.observations.snapshot(LISTED, tenant_prefix(),
+                                       lambda: listed_secrets(ctx.clients)).items
+    live = [arn for arn, s in listed.items() if not s.get("DeletedDate")]
+    return secret_values(ctx.clients, sorted(live))
 
 
 def secret_string(ctx: Context, kind: str, arn: str) -> str | None:
@@ -95,7 +98,7 @@ def secret_string(ctx: Context, kind: str, arn: str) -> str | None:
 
     found: str | None = ctx.observations.lookup(
         ctx.owner(kind), VALUES, tenant_prefix(), arn,
-        bulk=lambda: tenant_values(ctx.clients), direct=direct,
+        bulk=lambda: tenant_values(ctx), direct=direct,
     )
     return found
 
