@@ -49,6 +49,8 @@ def env_value(value: object) -> str:
         return ",".join(str(item) for item in value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return ""  # unset: the setting's own rule applies (Settings reads "" as None)
     return str(value)
 
 

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         "within the period (a fixed offset from a hash of its uid), so they never all check "
         "at once, not even right after a restart.",
     )
+    observation_ttl_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long one bulk listing of AWS serves every environment's drift "
+        "check (wpenv.reconcilers.observations); 0 turns the shared cache off. Unset: "
+        "nine tenths of the drift interval, so each interval lists each scope about once.",
+    )
     orphan_scan_interval_seconds: float = Field(86400.0, gt=0, description="Orphan scan period.")
     aws_rate_limits: str = Field(
         "on",
@@ -146,6 +153,13 @@ class Settings(BaseSettings):
         "default 2 replicas, and a tenant over it gets error 1226, not its neighbours.",
     )
 
+    @property
+    def observation_ttl(self) -> float:
+        """The shared observation cache's time to live in seconds (see the field)."""
+        if self.observation_ttl_seconds is not None:
+            return self.observation_ttl_seconds
+        return self.drift_interval_seconds * 0.9
+
     @field_validator("log_retention_days")
     @classmethod
     def _known_retention(cls, value: int) -> int:
@@ -164,6 +178,12 @@ class Settings(BaseSettings):
         if dry:
             raise ValueError(f"a bucket that never refills would stop every call: {dry}")
         return value
+
+    @field_validator("observation_ttl_seconds", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (as the install's settings file writes it) means unset."""
+        return None if value == "" else value
 
     @field_validator("private_subnet_ids", "load_balancer_arns", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from wpenv.operator.throttle import ProvisionSlots
 from wpenv.operator.timing import Stopwatch
 from wpenv.plan import Endpoint, url_for
 from wpenv.reconcilers.base import Context, Resource
+from wpenv.reconcilers.observations import Observations
 from wpenv.reconcilers.pool import endpoint
 from wpenv.settings import Settings
 
@@ -41,6 +42,8 @@ class App:
     # Route claims as this process last wrote them (owner -> (when, claim)): the `routes`
     # index catches up from the watch a moment later (decisions.with_own_writes).
     written_routes: dict[str, tuple[float, RouteClaim | None]] = field(default_factory=dict)
+    # One cache of AWS observations for every environment (wpenv.reconcilers.observations).
+    observations: Observations = field(default_factory=Observations)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def wrote_route(self, owner: str, claim: RouteClaim | None) -> None:
@@ -58,6 +61,8 @@ class App:
 
     def __post_init__(self) -> None:
         """The provisioning gauges read these slots at every scrape (never stale)."""
+        if not self.observations.enabled:
+            self.observations = Observations(self.settings.observation_ttl)
         metrics.follow_slots(lambda: self.slots.in_use, lambda: self.slots.waiting)
 
     def lock_for(self, uid: str) -> threading.Lock:
@@ -69,13 +74,15 @@ class App:
         self, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
     ) -> Context:
         """The engine's Context for one pass, recording new ids in the status at once."""
-        return engine.make_context(
+        ctx = engine.make_context(
             namespace, name, spec,
             settings=self.settings,
             clients=self.clients,
             ids=status.get("resources") or {},
             record=kube.resource_recorder(namespace, name),
         )
+        ctx.observations = self.observations
+        return ctx
 
     def streak(self, uid: str, outcome: engine.Outcome | None = None) -> int:
         """Troubled passes in a row so far; with `outcome`, count it in (or reset) first."""

@@ -38,6 +38,10 @@ GONE_STATES = ("deleting", "deleted")
 DIRECTORY_MODE = 0o750
 PERMISSIONS = "0750"
 
+# The shared cache's listing: every access point of the shared file system, which one
+# DescribeAccessPoints by FileSystemId pages through ("DescribeAccessPoints", EFS API).
+LISTED = "efs:DescribeAccessPoints"
+
 IMMUTABLE_DRIFT = (
     "access point {id} has {field}={actual!r}, the plan wants {wanted!r}; an access point "
     "cannot be changed: move the tenant's files and replace it by hand"
@@ -100,6 +104,20 @@ def _is_ours(ctx: Context, access_point: dict[str, Any]) -> bool:
     )
 
 
+def file_system_access_points(clients: Any, settings: Settings) -> dict[str, list[Any]]:
+    """Access point id -> [it], for every access point of the shared file system that is
+    not being deleted (the list shape observe finds)."""
+    pages = clients.efs.get_paginator("describe_access_points").paginate(
+        FileSystemId=settings.file_system_id
+    )
+    return {str(ap["AccessPointId"]): [dict(ap)]
+            for page in pages for ap in page.get("AccessPoints", []) if not _going(ap)}
+
+
+def _available(found: list[dict[str, Any]]) -> bool:
+    return all(ap.get("LifeCycleState", "available") == "available" for ap in found)
+
+
 def _going(access_point: dict[str, Any]) -> bool:
     return access_point.get("LifeCycleState") in GONE_STATES
 
@@ -151,9 +169,19 @@ class AccessPoint(
             self.remove_tolerant(ctx.clients, ctx.settings, found)
 
     def find_by_id(self, ctx: Context, recorded: str) -> list[dict[str, Any]]:
-        """The recorded access point, unless it is being deleted."""
-        answer = ctx.clients.efs.describe_access_points(AccessPointId=recorded)
-        return [dict(ap) for ap in answer["AccessPoints"] if not _going(ap)]
+        """The recorded access point, unless it is being deleted (served from the file
+        system's listing once it is available; while it is created, read on its own)."""
+
+        def direct() -> list[dict[str, Any]] | None:
+            answer = ctx.clients.efs.describe_access_points(AccessPointId=recorded)
+            return [dict(ap) for ap in answer["AccessPoints"] if not _going(ap)] or None
+
+        found: list[dict[str, Any]] | None = self.cached(
+            ctx, LISTED, ctx.settings.file_system_id, recorded,
+            bulk=lambda: file_system_access_points(ctx.clients, ctx.settings),
+            direct=direct, settled=_available,
+        )
+        return found or []
 
     def find_by_name(self, ctx: Context) -> list[dict[str, Any]]:
         """Access points on the shared file system with our environment and Name tags."""

@@ -58,6 +58,38 @@ WAITING_FOR_SERVICE = "the scaler needs the service recorded first"
 STALE = "scaler {have}; the plan wants {want}"
 
 
+# The shared cache's listings: every ECS scalable target and scaling policy of the
+# account, which the two describes page through when no resource id is named.
+TARGETS = "application-autoscaling:DescribeScalableTargets"
+POLICIES = "application-autoscaling:DescribeScalingPolicies"
+
+
+def policy_key_of(rid: str, name: str) -> str:
+    """How the policies' listing keys a policy: its resource id and name."""
+    return f"{rid} {name}"
+
+
+def policy_key(policy: dict[str, Any]) -> str:
+    """The listing key of a described policy."""
+    return policy_key_of(str(policy.get("ResourceId")), str(policy.get("PolicyName")))
+
+
+def namespace_targets(clients: Any) -> dict[str, dict[str, Any]]:
+    """Resource id -> scalable target, for every ECS service's desired count."""
+    pages = clients.application_autoscaling.get_paginator("describe_scalable_targets").paginate(
+        ServiceNamespace=NAMESPACE, ScalableDimension=DIMENSION
+    )
+    return {str(t["ResourceId"]): dict(t) for page in pages for t in page["ScalableTargets"]}
+
+
+def namespace_policies(clients: Any) -> dict[str, dict[str, Any]]:
+    """`policy_key` -> scaling policy, for every ECS service's desired count."""
+    pages = clients.application_autoscaling.get_paginator("describe_scaling_policies").paginate(
+        ServiceNamespace=NAMESPACE, ScalableDimension=DIMENSION
+    )
+    return {policy_key(p): dict(p) for page in pages for p in page["ScalingPolicies"]}
+
+
 def resource_id(ctx: Context) -> str:
     """Application Auto Scaling's name for the tenant's service."""
     return f"service/{ctx.settings.cluster_name}/{ctx.names.service}"
@@ -178,26 +210,29 @@ class Autoscaling(
         autoscaling costs one read.
         """
         client = ctx.clients.application_autoscaling
-        targets = client.describe_scalable_targets(
-            ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(ctx)], ScalableDimension=DIMENSION
-        )["ScalableTargets"]
-        target = next((t for t in targets if t.get("ResourceId") == resource_id(ctx)), None)
+        rid = resource_id(ctx)
+
+        def direct_target() -> dict[str, Any] | None:
+            targets = client.describe_scalable_targets(
+                ServiceNamespace=NAMESPACE, ResourceIds=[rid], ScalableDimension=DIMENSION
+            )["ScalableTargets"]
+            return next((dict(t) for t in targets if t.get("ResourceId") == rid), None)
+
+        def direct_policy() -> dict[str, Any] | None:
+            policies = client.describe_scaling_policies(
+                **_key(ctx), PolicyNames=[policy_name(ctx)]
+            )["ScalingPolicies"]
+            # Filter again: moto ignores PolicyNames and matches ResourceId by substring.
+            return next((dict(p) for p in policies
+                         if policy_key(p) == policy_key_of(rid, policy_name(ctx))), None)
+
+        target = self.cached(ctx, TARGETS, NAMESPACE, rid, direct=direct_target,
+                             bulk=lambda: namespace_targets(ctx.clients))
         if target is None:
             return None
-        policies = client.describe_scaling_policies(
-            **_key(ctx), PolicyNames=[policy_name(ctx)]
-        )["ScalingPolicies"]
-        # Filter again: moto ignores PolicyNames and matches ResourceId by substring.
-        policy = next(
-            (
-                p
-                for p in policies
-                if p.get("PolicyName") == policy_name(ctx)
-                and p.get("ResourceId") == resource_id(ctx)
-            ),
-            None,
-        )
-        return Scaler(dict(target), dict(policy) if policy is not None else None)
+        policy = self.cached(ctx, POLICIES, NAMESPACE, policy_key_of(rid, policy_name(ctx)),
+                             direct=direct_policy, bulk=lambda: namespace_policies(ctx.clients))
+        return Scaler(target, policy)
 
     def inspect(self, ctx: Context, found: Scaler) -> Observation:
         """Exists when the target is registered; up to date on bounds and the policy."""

@@ -29,6 +29,7 @@ and implements, on what observe found (`Observation.found`), never looking it up
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -38,6 +39,7 @@ from botocore.exceptions import ClientError
 from wpenv import aws, plan
 from wpenv.api.models import WordPressEnvironmentSpec
 from wpenv.plan import Names
+from wpenv.reconcilers.observations import Observations, Settled, always_settled
 from wpenv.settings import Settings
 
 __all__ = [
@@ -91,6 +93,21 @@ DECLARATIONS = (
 ARCHIVE_STEPS = (None, "users", "database", "files")
 BAD_DECLARATION = "{kind} declares {keys}, which a resource kind cannot declare"
 BAD_ARCHIVE = "{kind} names the archive step {archive!r}, which does not exist"
+# The methods that write for one environment: each marks the kind's observations changed.
+WRITERS = ("create", "update", "delete", "tag")
+
+
+def _marks_changed(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method`, then (even when it fails half-way) the kind's cached observations dropped."""
+
+    @functools.wraps(method)
+    def writer(self: Resource, ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, ctx, *args, **kwargs)
+        finally:
+            ctx.observations.changed(ctx.owner(self.kind))
+
+    return writer
 
 
 @dataclass
@@ -106,6 +123,12 @@ class Context:
     clients: Any  # wpenv.aws.Clients
     ids: dict[str, Any]  # status.resources as last recorded, updated as we go
     record: Callable[[Mapping[str, Any]], None] = lambda _ids: None
+    # The operator's shared cache (wpenv.reconcilers.observations); off unless given.
+    observations: Observations = field(default_factory=Observations)
+
+    def owner(self, kind: str) -> str:
+        """Whose cached observations a write by `kind` for this environment invalidates."""
+        return f"{kind}:{self.namespace}/{self.name}"
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop identifiers of a resource that was removed, in the status too."""
@@ -165,6 +188,9 @@ class Resource:
         for key, value in declared.items():
             setattr(cls, key, frozenset(value) if key == "gone" else value)
         cls.kind = cls.__name__
+        for name in WRITERS:  # its own (the base's are wrapped below the class)
+            if name in cls.__dict__:
+                setattr(cls, name, _marks_changed(cls.__dict__[name]))
         if cls.archive not in ARCHIVE_STEPS:
             raise TypeError(BAD_ARCHIVE.format(kind=cls.kind, archive=cls.archive))
 
@@ -174,6 +200,21 @@ class Resource:
         return True
 
     # -- finding ---------------------------------------------------------------------
+    def cached(
+        self,
+        ctx: Context,
+        api: str,
+        scope: str,
+        key: str,
+        *,
+        bulk: Callable[[], Mapping[str, Any]] | None,
+        direct: Callable[[], Any],
+        settled: Settled = always_settled,
+    ) -> Any:
+        """`direct()`, or what the shared cache holds for it (see observations' rules)."""
+        return ctx.observations.lookup(ctx.owner(self.kind), api, scope, key, bulk=bulk,
+                                       direct=direct, settled=settled)
+
     def is_gone(self, exc: BaseException) -> bool:
         """Whether `exc` says the resource is not there, by this kind's exact codes."""
         return isinstance(exc, ClientError) and aws.error_code(exc) in self.gone
@@ -263,3 +304,7 @@ class Resource:
         self.delete(ctx, observed)
         ctx.forget(self.ids)
         return observed.exists
+
+
+for _name in WRITERS:  # the base's own writers, inherited by every kind that keeps them
+    setattr(Resource, _name, _marks_changed(Resource.__dict__[_name]))

@@ -26,7 +26,7 @@ from wpenv.errors import TransientError
 from wpenv.plan import Names
 from wpenv.reconcilers import identity
 from wpenv.reconcilers.base import Context, Observation
-from wpenv.reconcilers.secret_store import NOT_FOUND, StoredSecret
+from wpenv.reconcilers.secret_store import NOT_FOUND, StoredSecret, secret_string
 from wpenv.reconcilers.user_pool import pool_id
 from wpenv.reconcilers.user_pool_client import find_client
 from wpenv.sso import SECRET_KEY
@@ -47,8 +47,7 @@ def desired_value(client: Mapping[str, Any]) -> dict[str, str]:
 def _current(ctx: Context, arn: str) -> Any:
     """The secret's current value parsed, or None when unreadable (never logged)."""
     try:
-        value = ctx.clients.secretsmanager.get_secret_value(SecretId=arn).get("SecretString")
-        return json.loads(value or "null")
+        return json.loads(secret_string(ctx, ClientSecret.kind, arn) or "null")
     except ValueError:
         return None
     except ClientError as exc:

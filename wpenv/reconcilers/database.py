@@ -47,12 +47,12 @@ from wpenv.mysql import (
     error_code,
     is_unreachable,
     reachable,
-    read_credentials,
     server_unreachable,
 )
 from wpenv.plan import sql_identifier
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.reconcilers.db_secret import PROVEN, DatabaseSecret
+from wpenv.reconcilers.secret_store import credentials
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,9 @@ LOGIN_REFUSED_CODES = frozenset({1044, 1045, 1049, 1130, 1698})
 # Too many connections of this user (global cap), its MAX_USER_CONNECTIONS reached: both
 # raised after the password was accepted, so the login is proven all the same.
 CAP_REACHED_CODES = frozenset({1203, 1226})
+# The shared cache's entry for the RDS master login (wpenv.reconcilers.observations).
+MASTER_OWNER = "shared:database-master"
+MASTER_READ = "secretsmanager:GetSecretValue"
 # mysql.user.ssl_type of an account created REQUIRE SSL (MySQL 8 and MariaDB alike).
 REQUIRE_SSL = "ANY"
 
@@ -265,10 +268,30 @@ class Database(
         return isinstance(exc, pymysql.MySQLError) and str(error_code(exc)) in self.gone
 
     @contextmanager
-    def _cursor(self, settings: Settings, clients: Any) -> Iterator[Cursor]:
-        with reachable(), closing(self._master(settings, clients)) as conn, \
+    def _cursor(self, settings: Settings, clients: Any,
+                ctx: Context | None = None) -> Iterator[Cursor]:
+        """A master cursor; with `ctx`, the master login comes through the shared cache."""
+        with reachable(), closing(self._open(settings, clients, ctx)) as conn, \
                 conn.cursor() as cursor:
             yield cursor
+
+    def _open(self, settings: Settings, clients: Any, ctx: Context | None) -> MySQLConnection:
+        """A master connection: the RDS master secret is read once per TTL for every
+        environment's observe, and again at once when its password no longer logs in (RDS
+        rotated it)."""
+        if ctx is None or self._master is not mysql.master_connection:
+            return self._master(settings, clients)
+        owner, arn = MASTER_OWNER, settings.db_master_secret_arn
+        server: DatabaseServer = ctx.observations.read(
+            owner, MASTER_READ, arn, lambda: mysql.master_server(settings, clients)
+        )
+        try:
+            return server.connect()
+        except pymysql.err.OperationalError as exc:
+            if error_code(exc) not in LOGIN_REFUSED_CODES or not ctx.observations.enabled:
+                raise
+        ctx.observations.changed(owner)
+        return mysql.master_server(settings, clients).connect()
 
     def _credentials(self, ctx: Context) -> dict[str, Any] | None:
         """The tenant secret's value, or None when it is not recorded or gone."""
@@ -276,7 +299,7 @@ class Database(
         if not arn:
             return None
         try:
-            return read_credentials(ctx.clients, str(arn))
+            return credentials(ctx, DatabaseSecret.kind, str(arn))
         except ClientError as exc:
             # gone, or scheduled for deletion
             if aws.error_code(exc) in ("ResourceNotFoundException", "InvalidRequestException"):
@@ -318,7 +341,7 @@ class Database(
 
     def find(self, ctx: Context) -> Schema | None:
         """Names are the tenant's, so the master's view is the lookup (no recorded id needed)."""
-        with self._cursor(ctx.settings, ctx.clients) as cursor:
+        with self._cursor(ctx.settings, ctx.clients, ctx) as cursor:
             return _state(cursor, ctx)
 
     def inspect(self, ctx: Context, found: Schema) -> Observation:

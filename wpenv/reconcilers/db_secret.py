@@ -35,10 +35,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from wpenv import mysql
-from wpenv.mysql import read_credentials
 from wpenv.plan import Names
 from wpenv.reconcilers.base import Context, Observation
-from wpenv.reconcilers.secret_store import StoredSecret, describe
+from wpenv.reconcilers.secret_store import StoredSecret, credentials, describe
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ def rotation_matches(wanted: Mapping[str, Any] | None, described: Mapping[str, A
 def _value(ctx: Context, arn: str) -> dict[str, Any] | None:
     """The current value, or None when it is not a JSON object (a hand-made mess)."""
     try:
-        return read_credentials(ctx.clients, arn)
+        return credentials(ctx, DatabaseSecret.kind, arn)
     except ValueError:  # json.JSONDecodeError is a ValueError
         return None
 
@@ -227,3 +226,4 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
         described = describe(ctx.clients, arn)
         if described is not None and not described.get("DeletedDate"):
             self._ensure_rotation(ctx, arn, described)
+            ctx.observations.changed(ctx.owner(self.kind))  # written for the Database step

@@ -78,6 +78,25 @@ def policy(*statements: dict[str, Any]) -> dict[str, Any]:
     """An inline policy document of `statements`."""
     return {"Version": VERSION, "Statement": list(statements)}
 STALE = "role {name}: {what} differ(s) from the plan"
+# The shared cache's listing of every role: GetAccountAuthorizationDetails with the Role
+# filter answers, per role, what GetRole, ListRolePolicies and GetRolePolicy answer one by
+# one (trust policy, boundary, tags, inline policies with their documents).
+LISTED = "iam:GetAccountAuthorizationDetails"
+
+
+def listed_roles(clients: Any) -> dict[str, Role]:
+    """Role name -> the role as observe finds it, for every role of the account."""
+    pages = clients.iam.get_paginator("get_account_authorization_details").paginate(
+        Filter=["Role"]
+    )
+    roles: dict[str, Role] = {}
+    for page in pages:
+        for detail in page.get("RoleDetailList", []):
+            inline = {str(p["PolicyName"]): p.get("PolicyDocument")
+                      for p in detail.get("RolePolicyList") or []}
+            role = {k: v for k, v in dict(detail).items() if k != "RolePolicyList"}
+            roles[str(detail["RoleName"])] = Role(role, tuple(inline), inline.get(POLICY_NAME))
+    return roles
 
 
 def desired_trust_policy() -> dict[str, Any]:
@@ -211,8 +230,16 @@ class TenantRole(Resource, group="Permissions", gone={NOT_FOUND}, retainable=Tru
 
     def find_by_name(self, ctx: Context) -> Role | None:
         """The role of the deterministic name, with its inline policy names and ours."""
-        iam = ctx.clients.iam
         name = self.role_name(ctx)
+        found: Role | None = self.cached(
+            ctx, LISTED, "", name,
+            bulk=lambda: listed_roles(ctx.clients), direct=lambda: self._get(ctx, name),
+        )
+        return found
+
+    def _get(self, ctx: Context, name: str) -> Role | None:
+        """GetRole, ListRolePolicies and (when ours is there) GetRolePolicy of one role."""
+        iam = ctx.clients.iam
         try:
             role = iam.get_role(RoleName=name)["Role"]
             inline = self._inline_names(ctx.clients, name)

@@ -53,6 +53,10 @@ WAITING_FOR_TARGET_GROUP = "the tenant's target group is not recorded yet"
 WAITING_FOR_PLACEMENT = "the tenant is not placed on a load balancer yet"
 
 
+# The shared cache's listing: one DescribeRules by ListenerArn covers a whole listener.
+LISTED = "elasticloadbalancing:DescribeRules"
+
+
 def desired_conditions(ctx: Context) -> list[dict[str, Any]]:
     """The rule's conditions: the tenant's path prefix and everything below it, and the host."""
     prefix = path_prefix(ctx.spec)
@@ -184,17 +188,36 @@ def find_rule(ctx: Context, target_group: str | None) -> PoolRule | None:
     """
     rule_arn = ctx.ids.get("listenerRuleArn")
     if rule_arn:
-        try:
-            rules = ctx.clients.elbv2.describe_rules(RuleArns=[rule_arn])["Rules"]
-        except ClientError as exc:
-            if aws.error_code(exc) not in GONE:
-                raise
-        else:
-            if rules:
-                return PoolRule(dict(rules[0]), listener_of(str(rule_arn)), target_group)
+        listener = listener_of(str(rule_arn))
+        rule: dict[str, Any] | None = ctx.observations.lookup(
+            ctx.owner(ListenerRule.kind), LISTED, listener, str(rule_arn),
+            bulk=lambda: listener_rules(ctx.clients, listener),
+            direct=lambda: _described_rule(ctx, str(rule_arn)),
+        )
+        if rule is not None:
+            return PoolRule(rule, listener, target_group)
     placed = ctx.ids.get("listenerArn")
     listeners = [str(placed)] if placed else None
     return in_pool(ctx, read_pool(ctx.clients, ctx.settings, listeners), target_group)
+
+
+def _described_rule(ctx: Context, rule_arn: str) -> dict[str, Any] | None:
+    """DescribeRules of one rule; None when it (or its listener) is gone."""
+    try:
+        rules = ctx.clients.elbv2.describe_rules(RuleArns=[rule_arn])["Rules"]
+    except ClientError as exc:
+        if aws.error_code(exc) not in GONE:
+            raise
+        return None
+    return dict(rules[0]) if rules else None
+
+
+def listener_rules(clients: Any, listener_arn: str) -> dict[str, dict[str, Any]]:
+    """Rule ARN -> rule, for every rule of one listener (the shared cache's listing)."""
+    pages = clients.elbv2.get_paginator("describe_rules").paginate(
+        ListenerArn=listener_arn, PaginationConfig={"PageSize": 400}
+    )
+    return {str(r["RuleArn"]): dict(r) for page in pages for r in page["Rules"]}
 
 
 def in_pool(ctx: Context, pool: PoolState, target_group: str | None) -> PoolRule | None:

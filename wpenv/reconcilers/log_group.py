@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws, reasons
 from wpenv.errors import TransientError
-from wpenv.plan import TAG_MANAGED_BY, tag_dict
+from wpenv.plan import TAG_MANAGED_BY, names_for, tag_dict
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
@@ -106,12 +106,43 @@ def _group(described: Mapping[str, Any], tags: Mapping[str, str]) -> Group:
                  None if retention is None else int(retention), dict(tags))
 
 
+# The shared cache's listing: the tenants' groups by name prefix (DescribeLogGroups), with
+# the tags of the operator's groups from the tagging API (GetResources), which
+# DescribeLogGroups does not return; a group missing there is read on its own.
+LISTED = "logs:DescribeLogGroups"
+PREFIX = names_for("", "", "TENANT").log_group.partition("TENANT")[0]
+
+
+def tenant_groups(clients: Any, settings: Settings) -> dict[str, Group]:
+    """Log group name -> group with its tags, for the tenants' groups that carry our tags."""
+    tags: dict[str, dict[str, str]] = {}
+    pages = clients.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": TAG_MANAGED_BY, "Values": [settings.operator_name]}],
+        ResourceTypeFilters=["logs"],
+    )
+    for page in pages:
+        for mapping in page.get("ResourceTagMappingList", []):
+            if ARN_MARK in str(mapping["ResourceARN"]):
+                tags[name_of(str(mapping["ResourceARN"]))] = tag_dict(mapping.get("Tags"))
+    groups = clients.logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=PREFIX)
+    return {
+        str(described["logGroupName"]): _group(described, tags[str(described["logGroupName"])])
+        for page in groups for described in page.get("logGroups", [])
+        if str(described["logGroupName"]) in tags
+    }
+
+
 class LogGroup(Resource, group="Compute", ids=("logGroupArn",), gone={GONE}, retainable=True):
     """CloudWatch Logs log group of one tenant's containers (condition group "Compute")."""
 
     def find_by_name(self, ctx: Context) -> Group | None:
         """The group of the deterministic name."""
-        return describe(ctx.clients, ctx.names.log_group)
+        found: Group | None = self.cached(
+            ctx, LISTED, PREFIX, ctx.names.log_group,
+            bulk=lambda: tenant_groups(ctx.clients, ctx.settings),
+            direct=lambda: describe(ctx.clients, ctx.names.log_group),
+        )
+        return found
 
     def inspect(self, ctx: Context, found: Group) -> Observation:
         """Stale when the retention or one of our tags differs."""

@@ -15,6 +15,7 @@ deletion (by a person, or an older operator) is restored by create instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws, reasons
+from wpenv import aws, mysql, reasons
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_MANAGED_BY, Names, names_for, tag_dict, tag_diff, tag_list
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
@@ -39,6 +40,76 @@ TENANT_MARK = "TENANT"
 STALE_TAGS = "secret {name} lacks tags {keys}"
 SCHEDULED = "secret {name} is scheduled for deletion; the next create restores it"
 DELETION_PENDING = "secret {name} is still being deleted; trying again shortly"
+# The shared cache's listings (wpenv.reconcilers.observations): every tenant secret's
+# description (ListSecrets, deleted ones included) and current value (BatchGetSecretValue,
+# which takes at most 20 secrets a call: "BatchGetSecretValue", Secrets Manager API).
+LISTED = "secretsmanager:ListSecrets"
+VALUES = "secretsmanager:BatchGetSecretValue"
+VALUES_PER_CALL = 20
+
+
+def tenant_prefix() -> str:
+    """The name prefix every tenant secret shares (`wpenv/`), pure."""
+    return name_pattern(lambda names: names.db_secret)[0].rpartition("/")[0] + "/"
+
+
+def listed_secrets(clients: Any) -> dict[str, dict[str, Any]]:
+    """ARN -> ListSecrets entry of every tenant secret, scheduled ones included.
+
+    The entry carries what DescribeSecret answers and observe compares: name, tags,
+    DeletedDate and the rotation settings.
+    """
+    pages = clients.secretsmanager.get_paginator("list_secrets").paginate(
+        Filters=[{"Key": "name", "Values": [tenant_prefix()]}], IncludePlannedDeletion=True
+    )
+    return {str(s["ARN"]): dict(s) for page in pages for s in page.get("SecretList", [])}
+
+
+def secret_values(clients: Any, arns: list[str]) -> dict[str, str]:
+    """ARN -> SecretString of the secrets, 20 per BatchGetSecretValue; what one cannot
+    read (its error in `Errors`) is left out, so its owner reads it on its own."""
+    values: dict[str, str] = {}
+    for start in range(0, len(arns), VALUES_PER_CALL):
+        batch = arns[start : start + VALUES_PER_CALL]
+        answer = clients.secretsmanager.batch_get_secret_value(SecretIdList=batch)
+        for item in answer.get("SecretValues") or []:
+            if item.get("SecretString") is not None:
+                values[str(item["ARN"])] = str(item["SecretString"])
+    return values
+
+
+def tenant_values(ctx: Context) -> dict[str, str]:
+    """The current value of every tenant secret not scheduled for deletion (the secrets
+    from the cache's listing of them)."""
+    listed = ctx.observations.snapshot(LISTED, tenant_prefix(),
+                                       lambda: listed_secrets(ctx.clients)).items
+    live = [arn for arn, s in listed.items() if not s.get("DeletedDate")]
+    return secret_values(ctx.clients, sorted(live))
+
+
+def secret_string(ctx: Context, kind: str, arn: str) -> str | None:
+    """A tenant secret's current SecretString, through the shared cache (holds a secret).
+
+    `kind` is the one whose writes change the value. Raises what GetSecretValue raises.
+    """
+    def direct() -> str | None:
+        value = ctx.clients.secretsmanager.get_secret_value(SecretId=arn).get("SecretString")
+        return None if value is None else str(value)
+
+    found: str | None = ctx.observations.lookup(
+        ctx.owner(kind), VALUES, tenant_prefix(), arn,
+        bulk=lambda: tenant_values(ctx), direct=direct,
+    )
+    return found
+
+
+def credentials(ctx: Context, kind: str, arn: str) -> dict[str, Any]:
+    """The JSON object in a tenant secret's value, through the shared cache (as
+    `wpenv.mysql.read_credentials` reads it directly): holds a password, never log it."""
+    parsed = json.loads(secret_string(ctx, kind, arn) or "{}")
+    if not isinstance(parsed, dict):
+        raise ValueError(mysql.UNREADABLE.format(name=arn))
+    return parsed
 
 
 def describe(clients: Any, secret_id: str) -> dict[str, Any] | None:
@@ -73,7 +144,11 @@ class StoredSecret(Resource, gone={NOT_FOUND}, retainable=True):
 
     def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
         """DescribeSecret of the recorded ARN, if it still bears our name (may be deleted)."""
-        found = dict(ctx.clients.secretsmanager.describe_secret(SecretId=recorded))
+        found: dict[str, Any] = self.cached(
+            ctx, LISTED, tenant_prefix(), recorded,
+            bulk=lambda: listed_secrets(ctx.clients),
+            direct=lambda: dict(ctx.clients.secretsmanager.describe_secret(SecretId=recorded)),
+        )
         return found if found.get("Name") == self.secret_name(ctx) else None
 
     def find_by_name(self, ctx: Context) -> dict[str, Any] | None:

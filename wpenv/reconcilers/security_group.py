@@ -114,6 +114,22 @@ def _in_vpc(groups: list[dict[str, Any]], vpc_id: str) -> dict[str, Any] | None:
     return next((dict(g) for g in groups if g.get("VpcId") == vpc_id), None)
 
 
+# The shared cache's listing: the operator's groups in the shared VPC, by the managed-by
+# tag filter of DescribeSecurityGroups; a group that lost the tag is read on its own.
+LISTED = "ec2:DescribeSecurityGroups"
+
+
+def managed_groups(clients: Any, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Group id -> group, for every group in the shared VPC with our managed-by tag."""
+    pages = clients.ec2.get_paginator("describe_security_groups").paginate(
+        Filters=[
+            {"Name": "vpc-id", "Values": [settings.vpc_id]},
+            {"Name": f"tag:{TAG_MANAGED_BY}", "Values": [settings.operator_name]},
+        ]
+    )
+    return {str(g["GroupId"]): dict(g) for page in pages for g in page.get("SecurityGroups", [])}
+
+
 class SecurityGroup(
     Resource, group="Network", ids=("securityGroupId",), gone={NOT_FOUND}, retainable=True
 ):
@@ -121,8 +137,15 @@ class SecurityGroup(
 
     def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
         """The recorded group, if it is still in the shared VPC."""
-        groups = ctx.clients.ec2.describe_security_groups(GroupIds=[recorded])["SecurityGroups"]
-        return _in_vpc(groups, ctx.settings.vpc_id)
+        def direct() -> dict[str, Any] | None:
+            groups = ctx.clients.ec2.describe_security_groups(GroupIds=[recorded])
+            return _in_vpc(groups["SecurityGroups"], ctx.settings.vpc_id)
+
+        found: dict[str, Any] | None = self.cached(
+            ctx, LISTED, ctx.settings.vpc_id, recorded,
+            bulk=lambda: managed_groups(ctx.clients, ctx.settings), direct=direct,
+        )
+        return found
 
     def find_by_name(self, ctx: Context) -> dict[str, Any] | None:
         """Group names are unique per VPC."""

@@ -62,6 +62,11 @@ ACTIVE = "ACTIVE"
 DRAINING = "DRAINING"  # deleted, its tasks still stopping: its name is not free yet
 
 
+# The shared cache's listing of the cluster's services (wpenv.reconcilers.observations).
+LISTED = "ecs:DescribeServices"
+SERVICES_PER_CALL = 10
+
+
 def _require(ctx: Context, *keys: str) -> list[str]:
     missing = [key for key in keys if not ctx.ids.get(key)]
     if missing:
@@ -181,6 +186,13 @@ def healthy_targets(clients: Any, service: dict[str, Any], recorded: str | None)
     return states.count("healthy")
 
 
+def steady(service: dict[str, Any]) -> bool:
+    """ACTIVE, its rollout completed and every task it wants running: nothing moving, so
+    a listing of it is as good as reading it now."""
+    return (_active(service) and rollout_of(service).state == "COMPLETED"
+            and service.get("runningCount") == service.get("desiredCount"))
+
+
 def _active(service: dict[str, Any] | None) -> bool:
     return service is not None and service.get("status") == ACTIVE
 
@@ -216,9 +228,34 @@ class Service(
         return [dict(s) for s in page.get("services", [])]
 
     def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
-        """The recorded service if it is ACTIVE (a DRAINING one: look by name too)."""
-        found = self._describe(ctx.clients, ctx.settings.cluster_name, [recorded])
-        return next((s for s in found if _active(s)), None)
+        """The recorded service if it is ACTIVE (a DRAINING one: look by name too).
+
+        From the cluster's listing while it is steady; read on its own while it moves.
+        """
+        cluster = ctx.settings.cluster_name
+
+        def direct() -> dict[str, Any] | None:
+            found = self._describe(ctx.clients, cluster, [recorded])
+            return next((s for s in found if _active(s)), None)
+
+        service: dict[str, Any] | None = self.cached(
+            ctx, LISTED, cluster, recorded,
+            bulk=lambda: self.cluster_services(ctx.clients, cluster),
+            direct=direct, settled=steady,
+        )
+        return service
+
+    def cluster_services(self, clients: Any, cluster: str) -> dict[str, dict[str, Any]]:
+        """ARN -> service (with tags), for every service of the cluster: ListServices,
+        then DescribeServices 10 at a time (its limit, "DescribeServices", ECS API)."""
+        pages = clients.ecs.get_paginator("list_services").paginate(cluster=cluster)
+        arns = [str(arn) for page in pages for arn in page.get("serviceArns", [])]
+        services: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(arns), SERVICES_PER_CALL):
+            batch = arns[start : start + SERVICES_PER_CALL]
+            for service in self._describe(clients, cluster, batch):
+                services[str(service["serviceArn"])] = service
+        return services
 
     def find_by_name(self, ctx: Context) -> dict[str, Any] | None:
         """The service of the tenant's name: the ACTIVE one, else one still draining."""

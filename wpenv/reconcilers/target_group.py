@@ -36,6 +36,10 @@ IMMUTABLE_DRIFT = (
 )
 
 
+# The shared cache's listing of every target group (wpenv.reconcilers.observations).
+LISTED = "elasticloadbalancing:DescribeTargetGroups"
+
+
 def desired_health_check() -> dict[str, Any]:
     """The health check settings we own, in the shape `ModifyTargetGroup` takes."""
     return {
@@ -102,6 +106,15 @@ def elb_tags(clients: Any, arns: Sequence[str]) -> dict[str, dict[str, str]]:
     return found
 
 
+def all_target_groups(clients: Any) -> dict[str, dict[str, Any]]:
+    """ARN -> target group, for every target group of the account and region (pages of
+    up to 400: DescribeTargetGroups' PageSize)."""
+    pages = clients.elbv2.get_paginator("describe_target_groups").paginate(
+        PaginationConfig={"PageSize": 400}
+    )
+    return {str(g["TargetGroupArn"]): dict(g) for page in pages for g in page["TargetGroups"]}
+
+
 def add_elb_tags(clients: Any, arn: str, tags: Mapping[str, str]) -> None:
     """AddTags on one load balancer resource."""
     clients.elbv2.add_tags(ResourceArns=[arn], Tags=tag_list(tags))
@@ -114,8 +127,15 @@ class TargetGroup(
 
     def find_by_id(self, ctx: Context, recorded: str) -> dict[str, Any] | None:
         """The recorded group (DescribeTargetGroups by ARN)."""
-        groups = ctx.clients.elbv2.describe_target_groups(TargetGroupArns=[recorded])
-        return next((dict(g) for g in groups["TargetGroups"]), None)
+        def direct() -> dict[str, Any] | None:
+            groups = ctx.clients.elbv2.describe_target_groups(TargetGroupArns=[recorded])
+            return next((dict(g) for g in groups["TargetGroups"]), None)
+
+        found: dict[str, Any] | None = self.cached(
+            ctx, LISTED, "", recorded, bulk=lambda: all_target_groups(ctx.clients),
+            direct=direct,
+        )
+        return found
 
     def find_by_name(self, ctx: Context) -> dict[str, Any] | None:
         """Target group names are unique per account and region."""

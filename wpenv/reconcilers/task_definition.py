@@ -274,6 +274,39 @@ def family_arns(clients: Any, family: str, status: str = "ACTIVE") -> list[str]:
     return [arn for _, arn in sorted(arns, reverse=True)]
 
 
+# The shared cache's listings: every ACTIVE revision of the account (ListTaskDefinitions
+# without a family, 100 a page), and the operator's revisions' tags (the tagging API).
+LISTED = "ecs:ListTaskDefinitions"
+TAGGED = "tag:GetResources"
+
+
+def active_families(clients: Any) -> dict[str, list[str]]:
+    """Family -> its ACTIVE revisions' ARNs, newest first, for every family."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    pages = clients.ecs.get_paginator("list_task_definitions").paginate(status="ACTIVE")
+    for page in pages:
+        for arn in page.get("taskDefinitionArns", []):
+            parsed = parse_arn(arn)
+            if parsed:
+                found.setdefault(parsed[0], []).append((parsed[1], str(arn)))
+    return {family: [arn for _, arn in sorted(arns, reverse=True)]
+            for family, arns in found.items()}
+
+
+def tagged_revisions(clients: Any, settings: Settings) -> dict[str, list[dict[str, str]]]:
+    """Revision ARN -> its tags (as DescribeTaskDefinition spells them), for every
+    revision with our managed-by tag."""
+    pages = clients.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": TAG_MANAGED_BY, "Values": [settings.operator_name]}],
+        ResourceTypeFilters=["ecs:task-definition"],
+    )
+    return {
+        str(mapping["ResourceARN"]): [{"key": key, "value": value}
+                                      for key, value in tag_dict(mapping.get("Tags")).items()]
+        for page in pages for mapping in page.get("ResourceTagMappingList", [])
+    }
+
+
 def _desired(ctx: Context) -> dict[str, Any]:
     """`desired_task_definition` with the tenant's URL read when sign-out needs it."""
     _require_ids(ctx)  # before any call: may be waiting
@@ -334,15 +367,43 @@ class TaskDefinition(
     """
 
     def find(self, ctx: Context) -> Family | None:
-        """The family's ACTIVE revisions and the newest one ECS still describes."""
-        active = family_arns(ctx.clients, ctx.names.task_family)
+        """The family's ACTIVE revisions and the newest one ECS still describes.
+
+        Through the shared cache: the account's ACTIVE revisions are one listing, a
+        revision's content never changes once registered (so it is described once and
+        kept), and its tags come from the tagging API's listing.
+        """
+        family = ctx.names.task_family
+        active: list[str] = self.cached(
+            ctx, LISTED, "", family, bulk=lambda: active_families(ctx.clients),
+            direct=lambda: family_arns(ctx.clients, family) or None,
+        ) or []
         for arn in active:
-            described = _describe(ctx.clients, arn)
+            described = self._revision(ctx, arn)
             if described is not None:
                 revision, tags = described
-                return Family(ctx.names.task_family, tuple(active), tuple(active),
-                              revision, tuple(tags))
+                return Family(family, tuple(active), tuple(active), revision, tuple(tags))
         return None
+
+    def _revision(self, ctx: Context, arn: str) -> tuple[dict[str, Any], list[Any]] | None:
+        """(revision, tags) of one ACTIVE revision; None when ECS does not know it."""
+        owner = ctx.owner(self.kind)
+        revision: dict[str, Any] | None = ctx.observations.kept(owner, arn)
+        if revision is None:
+            described = _describe(ctx.clients, arn)
+            if described is not None:
+                ctx.observations.keep(owner, arn, described[0])
+            return described
+
+        def direct() -> list[Any] | None:
+            described = _describe(ctx.clients, arn)
+            return None if described is None else described[1]
+
+        tags: list[Any] | None = self.cached(
+            ctx, TAGGED, "", arn, bulk=lambda: tagged_revisions(ctx.clients, ctx.settings),
+            direct=direct,
+        )
+        return None if tags is None else (revision, tags)
 
     def inspect(self, ctx: Context, found: Family) -> Observation:
         """The newest ACTIVE revision, compared with the plan on the fields we set."""

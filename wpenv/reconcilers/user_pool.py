@@ -47,6 +47,7 @@ QUOTA_REACHED = (
     "or the quota (WPENV_USER_POOL_QUOTA) is raised"
 )
 STALE = "user pool {id} differs from the plan in {fields}"
+DESCRIBED = "cognito-idp:DescribeUserPool"
 
 # Settings UpdateUserPool can change; it resets every one it is not sent, so update always
 # sends all of them (see `desired_settings`).
@@ -179,8 +180,12 @@ def _describe(clients: Any, pid: str) -> dict[str, Any] | None:
 
 
 def describe_pool(ctx: Context, pid: str) -> dict[str, Any] | None:
-    """DescribeUserPool, or None when there is no such pool."""
-    return _describe(ctx.clients, pid)
+    """DescribeUserPool, or None when there is no such pool; shared within the TTL by the
+    steps of this environment (Cognito has no bulk describe), until the pool is written."""
+    found: dict[str, Any] | None = ctx.observations.read(
+        ctx.owner(UserPool.kind), DESCRIBED, pid, lambda: _describe(ctx.clients, pid)
+    )
+    return found
 
 
 def list_pools(ctx: Context) -> list[dict[str, Any]]:
@@ -237,7 +242,7 @@ class UserPool(
 
         A pool without an environment tag is taken: the record says it is ours.
         """
-        described = _describe(ctx.clients, recorded)
+        described = describe_pool(ctx, recorded)
         if described is not None and environment_of(described) in (ctx.tags[TAG_ENVIRONMENT],
                                                                     None):
             return described

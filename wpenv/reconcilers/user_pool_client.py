@@ -35,7 +35,8 @@ CLIENT_NAME = "wordpress"
 WAITING = "the app client needs the user pool recorded first"
 STALE = "app client {id} differs from the plan in {fields}"
 NO_SECRET = "app client {id} has no secret and must be replaced"  # noqa: S105 (a message)
-GONE = frozenset({NOT_FOUND})  # the client, or the pool it lived in
+GONE = frozenset({NOT_FOUND})
+DESCRIBED = "cognito-idp:DescribeUserPoolClient"  # the client, or the pool it lived in
 # Fields compared as sets: Cognito does not promise to keep the order.
 UNORDERED = (
     "AllowedOAuthFlows",
@@ -92,6 +93,16 @@ def differences(desired: dict[str, Any], described: Mapping[str, Any]) -> list[s
 
 
 def _describe(ctx: Context, pid: str, client_id: str) -> dict[str, Any] | None:
+    """DescribeUserPoolClient, shared within the TTL by this step and the client secret's
+    (both compare with it) until the client is written; None when it is gone."""
+    found: dict[str, Any] | None = ctx.observations.read(
+        ctx.owner(UserPoolClient.kind), DESCRIBED, f"{pid} {client_id}",
+        lambda: _read(ctx, pid, client_id),
+    )
+    return found
+
+
+def _read(ctx: Context, pid: str, client_id: str) -> dict[str, Any] | None:
     try:
         found = ctx.clients.cognito_idp.describe_user_pool_client(
             UserPoolId=pid, ClientId=client_id

@@ -83,17 +83,26 @@ class UserPoolDomain(
     def find(self, ctx: Context) -> Holder | None:
         """Who holds our prefix, once the pool is known; None while nobody does.
 
-        The prefix is deterministic, so there is no id-then-name: one DescribeUserPoolDomain.
+        The prefix is deterministic, so there is no id-then-name: one DescribeUserPoolDomain,
+        skipped once it was ACTIVE on our pool while the pool (which observe describes
+        anyway) still names it as its domain.
         """
         pid = pool_id(ctx)
         if not pid:
             return None
+        mine = ctx.owner(self.kind)
+        kept: Holder | None = ctx.observations.kept(mine, pid)
+        if kept is not None and (describe_pool(ctx, pid) or {}).get("Domain") == kept.prefix:
+            return kept  # the pool still names it: nothing changed since it was ACTIVE
         described = describe_domain(ctx)
         owner = described.get("UserPoolId")
         if not owner:
             return None
         status = str(described.get("Status") or "ACTIVE")
-        return Holder(ctx.names.user_pool_domain, pid, str(owner), status)
+        holder = Holder(ctx.names.user_pool_domain, pid, str(owner), status)
+        if holder.ours and status == "ACTIVE":
+            ctx.observations.keep(mine, pid, holder)
+        return holder
 
     def inspect(self, ctx: Context, found: Holder) -> Observation:
         """Exists when our prefix points at our pool; ready once Cognito says ACTIVE."""

@@ -1,0 +1,208 @@
+"""The shared observation cache: TTL, invalidation on write, misses read directly, batching."""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from wpenv.aws import Clients
+from wpenv.engine import make_context
+from wpenv.reconcilers.base import Context, Observation, Resource
+from wpenv.reconcilers.observations import Observations
+from wpenv.reconcilers.secret_store import secret_values
+from wpenv.reconcilers.service import Service
+from wpenv.settings import Settings
+
+OWNER = "Kind:ns/acme"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Source:
+    """A bulk listing and a direct read that count their calls."""
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        self.items = dict(items)
+        self.bulk_calls = 0
+        self.direct_calls: list[str] = []
+
+    def bulk(self) -> dict[str, Any]:
+        self.bulk_calls += 1
+        return dict(self.items)
+
+    def direct(self, key: str) -> Any:
+        self.direct_calls.append(key)
+        return self.items.get(key)
+
+
+def look(cache: Observations, source: Source, key: str, owner: str = OWNER, **kw: Any) -> Any:
+    return cache.lookup(owner, "api", "scope", key, bulk=source.bulk,
+                        direct=lambda: source.direct(key), **kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_one_listing_serves_every_environment_until_the_ttl(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    source = Source({"a": 1, "b": 2})
+    assert look(cache, source, "a", "Kind:ns/a") == 1
+    assert look(cache, source, "b", "Kind:ns/b") == 2
+    assert (source.bulk_calls, source.direct_calls) == (1, [])
+    clock.now += 99
+    source.items["a"] = 10
+    assert look(cache, source, "a", "Kind:ns/a") == 1, "served within the TTL"
+    clock.now += 1
+    assert look(cache, source, "a", "Kind:ns/a") == 10, "listed again after the TTL"
+    assert source.bulk_calls == 2
+
+
+def test_a_miss_is_always_read_directly_and_never_kept(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    source = Source({"a": 1})
+    assert look(cache, source, "new") is None
+    assert look(cache, source, "new") is None
+    assert source.direct_calls == ["new", "new"], "'not there' comes only from a direct read"
+    source.items["new"] = 3  # created by someone since the listing
+    assert look(cache, source, "new") == 3
+    assert source.bulk_calls == 1
+
+
+def test_a_write_makes_the_next_observe_read_directly(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    source = Source({"a": 1})
+    assert look(cache, source, "a") == 1
+    clock.now += 1
+    source.items["a"] = 2
+    cache.changed(OWNER)
+    clock.now += 1
+    assert look(cache, source, "a") == 2, "the listing is older than the write"
+    assert look(cache, source, "a") == 2
+    assert source.direct_calls == ["a"], "the direct read is then kept for the TTL"
+    assert look(cache, source, "a", "Kind:ns/other") == 1, "another environment: the listing"
+
+
+def test_a_value_still_moving_is_read_directly(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    source = Source({"a": {"state": "creating"}})
+
+    def settled(value: Any) -> bool:
+        return bool(value["state"] == "available")
+
+    assert look(cache, source, "a", settled=settled) == {"state": "creating"}
+    source.items["a"] = {"state": "available"}
+    assert look(cache, source, "a", settled=settled) == {"state": "available"}
+    assert source.direct_calls == ["a", "a"]
+    assert look(cache, source, "a", settled=settled) == {"state": "available"}
+    assert source.direct_calls == ["a", "a"], "settled: kept"
+
+
+def test_kept_entries_last_until_their_owner_writes(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    cache.keep(OWNER, "pool", "ACTIVE")
+    clock.now += 1000
+    assert cache.kept(OWNER, "pool") == "ACTIVE"
+    cache.changed(OWNER)
+    assert cache.kept(OWNER, "pool") is None
+
+
+def test_off_means_every_lookup_reads_directly(clock: Clock) -> None:
+    cache = Observations(0, clock=clock)
+    source = Source({"a": 1})
+    assert look(cache, source, "a") == 1
+    assert look(cache, source, "a") == 1
+    cache.keep(OWNER, "k", 1)
+    assert (source.bulk_calls, source.direct_calls, cache.kept(OWNER, "k")) == (0, ["a", "a"],
+                                                                                None)
+
+
+def test_old_writes_and_reads_are_forgotten(clock: Clock) -> None:
+    cache = Observations(10, clock=clock)
+    source = Source({"a": 1})
+    for index in range(50):
+        cache.changed(f"Kind:ns/{index}")
+        look(cache, source, "a", f"Kind:ns/{index}")
+    clock.now += 11
+    look(cache, source, "a")
+    assert "fresh=0" in repr(cache) or "fresh=1" in repr(cache)
+    assert len(cache._written) == 0
+
+
+class _Writer(Resource, group="Storage", gone={"NotFound"}):
+    """A kind whose create writes nothing but must still invalidate."""
+
+    def create(self, ctx: Context, observed: Observation) -> None:
+        raise RuntimeError("failed half-way")
+
+
+def test_every_write_of_a_kind_marks_it_changed_even_when_it_fails(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    ctx = make_context("ns", "acme", {"tenantId": "acme"}, settings=Settings(), clients=None)
+    ctx.observations = cache
+    source = Source({"a": 1})
+    assert look(cache, source, "a", ctx.owner("_Writer")) == 1
+    clock.now += 1
+    with pytest.raises(RuntimeError):
+        _Writer().create(ctx, Observation(exists=False))
+    clock.now += 1
+    look(cache, source, "a", ctx.owner("_Writer"))
+    assert source.direct_calls == ["a"]
+    clock.now += 1
+    _Writer().delete(ctx, Observation(exists=False))  # the base's delete, inherited
+    clock.now += 1
+    look(cache, source, "a", ctx.owner("_Writer"))
+    assert source.direct_calls == ["a", "a"]
+
+
+@pytest.fixture
+def clients() -> Iterator[tuple[Clients, collections.Counter[str]]]:
+    with mock_aws():
+        settings = Settings(region="us-east-1")
+        session = boto3.session.Session(region_name="us-east-1")
+        calls: collections.Counter[str] = collections.Counter()
+        session.events.register("before-call", lambda model, **_: calls.update([model.name]))
+        yield Clients(settings, session=session), calls
+
+
+def test_services_are_described_ten_at_a_time(
+    clients: tuple[Clients, collections.Counter[str]],
+) -> None:
+    aws, calls = clients
+    aws.ecs.create_cluster(clusterName="wpenv")
+    arn = aws.ecs.register_task_definition(
+        family="f", containerDefinitions=[{"name": "c", "image": "nginx", "memory": 64}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    for index in range(25):
+        aws.ecs.create_service(cluster="wpenv", serviceName=f"s{index}", taskDefinition=arn,
+                               desiredCount=0)
+    calls.clear()
+    services = Service().cluster_services(aws, "wpenv")
+    assert len(services) == 25
+    assert calls["DescribeServices"] == 3, "25 services: 10 + 10 + 5"
+
+
+def test_secret_values_are_read_twenty_at_a_time(
+    clients: tuple[Clients, collections.Counter[str]],
+) -> None:
+    aws, calls = clients
+    arns = [aws.secretsmanager.create_secret(Name=f"wpenv/t{index}/database",
+                                             SecretString=json.dumps({"n": index}))["ARN"]
+            for index in range(45)]
+    calls.clear()
+    values = secret_values(aws, arns)
+    assert calls["BatchGetSecretValue"] == 3, "45 secrets: 20 + 20 + 5"
+    assert {json.loads(v)["n"] for v in values.values()} == set(range(45))

@@ -1,0 +1,198 @@
+"""The shared observation cache: one per operator process, read by every environment's observe.
+
+An idle drift pass used to read each resource of each environment on its own (about 30
+AWS reads an environment), so 1,000 environments meant some 30,000 reads an interval and
+throttled APIs the whole account shares. Most of those APIs describe in bulk: one listing of
+a scope (ECS services of the cluster, access points of the file system, the rules of one
+listener, the account's roles, the tenants' secrets) answers every environment's observe.
+
+What it holds, keyed by (API, scope):
+- a *snapshot*: one bulk listing of the scope, `key -> what a kind's find returns`, loaded
+  lazily by the first observe that needs it and served for `ttl` seconds (the setting
+  WPENV_OBSERVATION_TTL_SECONDS, a bit less than the drift interval by default, so each
+  interval loads each scope about once);
+- *fresh* entries: one resource read on its own (a miss, a resource just written, a value
+  the API cannot list), served for `ttl` seconds to the same environment;
+- *kept* entries: what a kind may keep across intervals because something it reads anyway
+  tells it nothing changed (the hosted domain while the pool still names it).
+
+Consistency rules (what makes a stale cache harmless):
+1. A snapshot or fresh entry never answers "it is not there": a key missing from a
+   snapshot is read directly (one call), and only that answer may say it is missing. So a
+   stale cache can never make a kind create a second resource.
+2. Every write a kind makes for an environment marks that kind of that environment
+   changed (`changed`, called by the Resource base after each create, update, delete and
+   tag); a snapshot loaded before the mark, or a fresh entry read before it, is not served
+   to it again: the observe right after a create or update reads directly and sees the
+   new state. Kept entries of that kind and environment are dropped.
+3. A value that is still moving (a rollout in progress, an access point being created) is
+   served only while `settled` says it has settled; otherwise it is read directly, so
+   polls during a provision see progress at once.
+4. What changes outside the operator (a person edits or deletes a resource) is seen at the
+   latest `ttl` seconds later: the drift check's own granularity. A write that then fails
+   on a resource someone deleted meanwhile is a transient error, and the next pass reads
+   directly (rule 2).
+5. With `ttl` 0 (the default of a Context of its own, as tests and one-off tools build
+   it) nothing is cached and every lookup is the kind's direct read.
+
+Secret values the snapshots hold stay in this process's memory for at most `ttl`, as they
+do during a pass anyway; nothing here logs or shows a value (the repr shows only counts).
+A failed bulk load raises, as the direct read would: the pass is retried.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Observations", "always_settled"]
+
+Loader = Callable[[], Mapping[str, Any]]
+Direct = Callable[[], Any]
+Settled = Callable[[Any], bool]
+NEVER = float("-inf")
+
+
+def always_settled(_value: Any) -> bool:
+    """The default: a listed value is as good as a direct read (nothing in it moves)."""
+    return True
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    started: float  # when the bulk load began: what it shows is at least this recent
+    items: Mapping[str, Any]
+
+
+class Observations:
+    """Bulk listings and single reads shared by every environment (see the module docstring)."""
+
+    def __init__(self, ttl: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+        """`ttl` seconds a listing or read is served (0: no caching); `clock` for tests."""
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._snapshots: dict[tuple[str, str], _Snapshot] = {}
+        self._written: dict[str, float] = {}
+        self._fresh: dict[str, dict[tuple[str, str, str], tuple[float, Any]]] = {}
+        self._kept: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        """Counts only: the entries may hold secret values."""
+        return (f"Observations(ttl={self.ttl}, snapshots={len(self._snapshots)}, "
+                f"fresh={sum(map(len, self._fresh.values()))})")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is cached at all."""
+        return self.ttl > 0
+
+    # -- writes --------------------------------------------------------------------------
+    def changed(self, owner: str) -> None:
+        """`owner` (a kind of one environment) just wrote: nothing older is served to it."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        with self._lock:
+            self._written[owner] = now
+            self._fresh.pop(owner, None)
+            self._kept.pop(owner, None)
+
+    # -- reads ---------------------------------------------------------------------------
+    def lookup(
+        self,
+        owner: str,
+        api: str,
+        scope: str,
+        key: str,
+        *,
+        bulk: Loader | None,
+        direct: Direct,
+        settled: Settled = always_settled,
+    ) -> Any:
+        """What `owner` finds under `key`: from the scope's snapshot or a fresh read, else
+        `direct()` (kept as a fresh entry unless it found nothing or has not settled)."""
+        if not self.enabled:
+            return direct()
+        fresh = self._fresh_entry(owner, (api, scope, key))
+        if fresh is not None and settled(fresh):
+            return fresh
+        if bulk is not None:
+            snapshot = self.snapshot(api, scope, bulk)
+            value = snapshot.items.get(key)
+            if value is not None and snapshot.started > self._written_at(owner) \
+                    and settled(value):
+                return value
+        started = self._clock()
+        value = direct()
+        if value is not None and settled(value):
+            with self._lock:
+                if started > self._written.get(owner, NEVER):
+                    self._fresh.setdefault(owner, {})[(api, scope, key)] = (started, value)
+        return value
+
+    def read(self, owner: str, api: str, key: str, direct: Direct,
+             settled: Settled = always_settled) -> Any:
+        """A single read with no bulk form, shared within the TTL (e.g. by two kinds)."""
+        return self.lookup(owner, api, "", key, bulk=None, direct=direct, settled=settled)
+
+    def snapshot(self, api: str, scope: str, load: Loader) -> _Snapshot:
+        """The bulk listing of (api, scope), loaded at most once per TTL (one loader at a
+        time: the others wait for it instead of listing too)."""
+        name = (api, scope)
+        with self._lock:
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:
+            current = self._snapshots.get(name)
+            if current is not None and self._clock() - current.started < self.ttl:
+                return current
+            started = self._clock()
+            loaded = _Snapshot(started, dict(load()))
+            with self._lock:
+                self._snapshots[name] = loaded
+                self._prune(started)
+            return loaded
+
+    # -- kept across intervals -----------------------------------------------------------
+    def kept(self, owner: str, key: str) -> Any:
+        """What `owner` kept under `key` (None: nothing, or it wrote since)."""
+        with self._lock:
+            return self._kept.get(owner, {}).get(key)
+
+    def keep(self, owner: str, key: str, value: Any) -> None:
+        """Keep `value` for `owner` until it writes (its caller checks it is still true)."""
+        if self.enabled:
+            with self._lock:
+                self._kept.setdefault(owner, {})[key] = value
+
+    # -- internals -----------------------------------------------------------------------
+    def _written_at(self, owner: str) -> float:
+        with self._lock:
+            return self._written.get(owner, NEVER)
+
+    def _fresh_entry(self, owner: str, name: tuple[str, str, str]) -> Any:
+        now = self._clock()
+        with self._lock:
+            entry = self._fresh.get(owner, {}).get(name)
+            if entry is None:
+                return None
+            started, value = entry
+            if now - started >= self.ttl or started <= self._written.get(owner, NEVER):
+                return None
+            return value
+
+    def _prune(self, now: float) -> None:
+        """Forget writes and fresh reads older than the TTL (1,000s of environments come
+        and go); under the lock. A write older than the TTL hides nothing still served."""
+        horizon = now - self.ttl
+        self._written = {k: t for k, t in self._written.items() if t > horizon}
+        for owner in list(self._fresh):
+            entries = {k: e for k, e in self._fresh[owner].items() if e[0] > horizon}
+            if entries:
+                self._fresh[owner] = entries
+            else:
+                del self._fresh[owner]
