@@ -6,6 +6,7 @@ Shared by the end-to-end tests so each reads as the steps a person takes.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -110,3 +111,23 @@ def tagged_resources(namespace: str, name: str, *, ecs: bool = False) -> list[st
     """
     arns = tagged(TAG_ENVIRONMENT, f"{namespace}.{name}")
     return arns if ecs else [arn for arn in arns if ":ecs:" not in arn]
+
+
+def kind_of(arn: str) -> str:
+    """`service:type[:name]` of an ARN: one per kind, except secrets (one per name)."""
+    parts = arn.split(":")
+    kind = f"{parts[2]}:{parts[5].split('/')[0]}"
+    if parts[2] == "secretsmanager":  # the DB secret and the OIDC client secret
+        return f"{kind}:{parts[6].rsplit('-', 1)[0]}"
+    return kind
+
+
+def assert_one_of_each(namespace: str, name: str, tenant: str) -> None:
+    """Exactly one resource of each kind for the environment (after a crash mid-way)."""
+    kinds = sorted(kind_of(arn) for arn in tagged_resources(namespace, name, ecs=True))
+    assert len(kinds) == len(set(kinds)), f"duplicates: {kinds}"
+    services = boto3.client("ecs").list_services(
+        cluster=os.environ["WPENV_CLUSTER_NAME"])["serviceArns"]
+    assert sum(arn.endswith(f"/wpenv-{tenant}") for arn in services) == 1
+    groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
+    assert sum(g["TargetGroupName"] == f"wp-{tenant}" for g in groups) == 1

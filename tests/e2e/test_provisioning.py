@@ -97,15 +97,6 @@ def test_apply_to_active_with_every_resource_in_place(
     assert row[1:4] == ["Active", "True", "2"]
 
 
-def _kind_of(arn: str) -> str:
-    """`service:type[:name]` of an ARN: one per kind, except secrets (one per name)."""
-    parts = arn.split(":")
-    kind = f"{parts[2]}:{parts[5].split('/')[0]}"
-    if parts[2] == "secretsmanager":  # the DB secret and the OIDC client secret
-        return f"{kind}:{parts[6].rsplit('-', 1)[0]}"
-    return kind
-
-
 def test_operator_killed_mid_provision_converges_with_one_of_each(
     platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str,
     local: Path, operator_env: dict[str, str],
@@ -130,13 +121,7 @@ def test_operator_killed_mid_provision_converges_with_one_of_each(
         operator.send_signal(signal.SIGCONT)
         kube.stop_operator(victim)
     envs.wait_ready(platform, namespace, "crash")
-    kinds = sorted(_kind_of(arn) for arn in envs.tagged_resources(namespace, "crash", ecs=True))
-    assert len(kinds) == len(set(kinds)), f"duplicates: {kinds}"
-    ecs = boto3.client("ecs")
-    services = ecs.list_services(cluster=os.environ["WPENV_CLUSTER_NAME"])["serviceArns"]
-    assert sum(arn.endswith(f"/wpenv-{tenant}") for arn in services) == 1
-    groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
-    assert sum(g["TargetGroupName"] == f"wp-{tenant}" for g in groups) == 1
+    envs.assert_one_of_each(namespace, "crash", tenant)
 
 
 def test_failed_provision_rolls_back_and_a_spec_change_provisions_again(
