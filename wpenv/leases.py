@@ -221,7 +221,8 @@ class Leases:
     def exclusive(self, name: str, wait: float, poll: float = 0.2) -> Iterator[Lease]:
         """Hold `name` as a mutex for the block; TransientError when not had within `wait`.
 
-        The block must finish within the lease's duration: nothing renews it meanwhile.
+        Renewed in the background while the block runs (a slow block keeps it), released
+        after; a holder that dies leaves it to expire.
         """
         deadline = time.monotonic() + wait
         held = self.acquire(name, "mutex", self.identity)
@@ -230,11 +231,17 @@ class Leases:
                 raise TransientError(reasons.COORDINATION_BUSY, BUSY.format(name=name))
             time.sleep(poll)
             held = self.acquire(name, "mutex", self.identity)
+        renewer = Renewer(self)
+        renewer.keep(held)
+        renewer.start()
         try:
             yield held
         finally:
+            renewer.stop()
+            last = renewer.drop(name)
             with contextlib.suppress(ApiException):
-                self.release(held)
+                if last is not None:
+                    self.release(last)
 
 
 class Renewer:
@@ -304,8 +311,11 @@ class Renewer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop renewing (the leases expire, or are released by their owners)."""
+        """Stop renewing (the leases expire, or are released by their owners); a round
+        under way finishes first, so a release after this writes the latest version."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
 
 
 class Coordinator(Protocol):

@@ -97,6 +97,7 @@ class LeasedSlots(ProvisionSlots):
         self.renewer = Renewer(leases, lost=self._lost)
         self._slots: dict[str, str] = {}  # uid -> the slot lease it holds
         self._seen_in_use = 0
+        self._taking = threading.Lock()
 
     def acquire(self, uid: str) -> bool:
         """Hold a slot lease for `uid` (or keep the one held); False means wait."""
@@ -105,13 +106,27 @@ class LeasedSlots(ProvisionSlots):
                 return True
             self._waiting.setdefault(uid, None)
             turn = uid in list(self._waiting)[: self.limit]
-        lease = self._take(uid) if turn else None
+        if not turn:
+            return False
+        with self._taking:  # one at a time: two passes of one uid must not take two slots
+            with self._lock:
+                if uid in self._holders:
+                    return True
+            lease = self._take(uid)
+            return lease is not None and self._won(uid, lease)
+
+    def _won(self, uid: str, lease: Lease) -> bool:
+        """Record the slot taken and renew it from now on (or give it back at once if
+        `uid` was released meanwhile: its environment is gone)."""
         with self._lock:
-            if lease is None:
-                return False
-            self._holders.add(uid)
-            self._slots[uid] = lease.name
-            self._waiting.pop(uid, None)
+            gone = uid not in self._waiting
+            if not gone:
+                self._holders.add(uid)
+                self._slots[uid] = lease.name
+                self._waiting.pop(uid, None)
+        if gone:
+            self.leases.release(lease)
+            return False
         self.renewer.keep(lease)
         return True
 
