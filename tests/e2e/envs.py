@@ -19,6 +19,9 @@ from tests.platform import kube
 from wpenv.plan import TAG_ENVIRONMENT
 
 Obj = dict[str, Any]
+# Environments a test hands to operators of its own (shards, tests/e2e/test_replicas.py)
+# carry this label; the session's operator leaves them alone (its WPENV_SHARD_SELECTOR).
+SHARD_LABEL = "shard.e2e.bbws.io/name"
 
 
 def tenant() -> str:

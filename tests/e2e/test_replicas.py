@@ -6,8 +6,9 @@
   the limit, and never two tenants on one load balancer place.
 
 Every operator here runs with its own service account's token (the install's RBAC,
-tests/platform/kube.py), as the session's operator does; that one is stopped meanwhile,
-so only the processes under test act.
+tests/platform/kube.py), as the session's operator does; the environments carry the
+label that the session's operator leaves alone (envs.SHARD_LABEL), so only the processes
+under test act on them, during the test and after.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ COORDINATED = {
     "WPENV_LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
     "WPENV_USER_POOL_QUOTA": "1000",  # the emulator has no pool quota (see conftest)
 }
-SHARD_LABEL = "shard.e2e.bbws.io/name"
+SHARD_LABEL = envs.SHARD_LABEL
 
 
 def _port(index: int) -> int:
@@ -81,44 +82,48 @@ def _wait(what: str, check: Any, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-@contextmanager
-def _session_operator_stopped(operator: subprocess.Popen[bytes]) -> Iterator[None]:
-    """Only the test's processes act meanwhile (the session's one is not coordinated)."""
-    operator.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        operator.send_signal(signal.SIGCONT)
+def _apply(env: Mapping[str, str], namespace: str, shard: str, specs: Mapping[str, Any]) -> None:
+    """One `kubectl apply` of environments (name -> spec), labelled for `shard`."""
+    docs = [
+        {"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
+         "metadata": {"name": name, "labels": {SHARD_LABEL: shard}}, "spec": spec}
+        for name, spec in specs.items()
+    ]
+    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(docs), env=env)
+
+
+def _shard(base: Mapping[str, str], shard: str) -> dict[str, str]:
+    """An operator process of `shard`: its name, and the environments labelled for it."""
+    return {**base, "WPENV_SHARD_NAME": shard,
+            "WPENV_SHARD_SELECTOR": f"{SHARD_LABEL}={shard}"}
 
 
 def test_the_standby_takes_over_when_the_leader_dies_mid_provision(
-    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str,
-    local: Path, operator_env: dict[str, str],
+    platform: dict[str, str], namespace: str, local: Path, operator_env: dict[str, str],
 ) -> None:
     shard = f"ha-{uuid.uuid4().hex[:6]}"
-    env = {**operator_env, **COORDINATED, "WPENV_SHARD_NAME": shard}
+    env = _shard({**operator_env, **COORDINATED}, shard)
     tenant = envs.tenant()
     started: list[subprocess.Popen[bytes]] = []
-    with _session_operator_stopped(operator):
-        try:
-            leader = kube.start_operator(env, local / f"{shard}-leader.log", _port(0))
-            started.append(leader)
-            _wait("the first replica to lead", lambda: f"_{leader.pid}_" in _leader(env, shard))
-            standby = kube.start_operator(env, local / f"{shard}-standby.log", _port(1))
-            started.append(standby)  # live (its probe answers) while it stands by
-            time.sleep(LEASE_SECONDS)
-            assert f"_{leader.pid}_" in _leader(env, shard), "the leader keeps its lease"
+    try:
+        leader = kube.start_operator(env, local / f"{shard}-leader.log", _port(0))
+        started.append(leader)
+        _wait("the first replica to lead", lambda: f"_{leader.pid}_" in _leader(env, shard))
+        standby = kube.start_operator(env, local / f"{shard}-standby.log", _port(1))
+        started.append(standby)  # live (its probe answers) while it stands by
+        time.sleep(LEASE_SECONDS)
+        assert f"_{leader.pid}_" in _leader(env, shard), "the leader keeps its lease"
 
-            envs.apply(platform, namespace, "ha", tenantId=tenant)
-            _wait("the database to be recorded", lambda: (envs.get(platform, namespace, "ha")
-                  .get("status", {}).get("resources", {}).get("databaseName")))
-            os.killpg(leader.pid, signal.SIGKILL)
-            leader.wait(10)
-            envs.wait_ready(platform, namespace, "ha")
-            assert f"_{standby.pid}_" in _leader(env, shard)
-        finally:
-            for proc in started:
-                kube.stop_operator(proc)
+        _apply(platform, namespace, shard, {"ha": {"tenantId": tenant}})
+        _wait("the database to be recorded", lambda: (envs.get(platform, namespace, "ha")
+              .get("status", {}).get("resources", {}).get("databaseName")))
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait(10)
+        envs.wait_ready(platform, namespace, "ha")
+        assert f"_{standby.pid}_" in _leader(env, shard)
+    finally:
+        for proc in started:
+            kube.stop_operator(proc)
     envs.assert_one_of_each(namespace, "ha", tenant)
     obj = envs.get(platform, namespace, "ha")
     assert envs.phase(obj) == "Active"
@@ -217,20 +222,9 @@ def own_pool(platform: dict[str, str]) -> Iterator[list[str]]:
     clear_faults(endpoint)
 
 
-def _apply_all(env: Mapping[str, str], namespace: str, shards: Mapping[str, int]) -> None:
-    """One `kubectl apply` of every environment, each labelled for its shard."""
-    docs = [
-        {"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
-         "metadata": {"name": f"{shard}-{i}", "labels": {SHARD_LABEL: shard}},
-         "spec": {"tenantId": envs.tenant(), "replicas": 1}}
-        for shard, count in shards.items() for i in range(count)
-    ]
-    kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(docs), env=env)
-
-
 def test_two_shards_share_the_provisioning_limit_and_the_load_balancer_places(
-    platform: dict[str, str], operator: subprocess.Popen[bytes], namespace: str,
-    local: Path, operator_env: dict[str, str], own_pool: list[str],
+    platform: dict[str, str], namespace: str, local: Path, operator_env: dict[str, str],
+    own_pool: list[str],
 ) -> None:
     run = uuid.uuid4().hex[:6]
     shards = {f"a{run}": ENVIRONMENTS // 2, f"b{run}": ENVIRONMENTS - ENVIRONMENTS // 2}
@@ -243,21 +237,22 @@ def test_two_shards_share_the_provisioning_limit_and_the_load_balancer_places(
     before = read_refusals(platform["AWS_ENDPOINT_URL"])
     started: list[subprocess.Popen[bytes]] = []
     began = time.monotonic()
-    with _session_operator_stopped(operator):
-        try:
-            for index, shard in enumerate(shards):
-                started.append(kube.start_operator(
-                    {**common, "WPENV_SHARD_NAME": shard,
-                     "WPENV_SHARD_SELECTOR": f"{SHARD_LABEL}={shard}"},
-                    local / f"shard-{shard}.log", _port(index)))
-            with _watching(platform, namespace) as samples:
-                _apply_all(platform, namespace, shards)
-                for shard, count in shards.items():
-                    for i in range(count):
-                        envs.wait_ready(platform, namespace, f"{shard}-{i}", timeout=600)
-        finally:
-            for proc in started:
-                kube.stop_operator(proc)
+    try:
+        for index, shard in enumerate(shards):
+            started.append(kube.start_operator(
+                _shard(common, shard), local / f"shard-{shard}.log", _port(index)))
+        with _watching(platform, namespace) as samples:
+            for shard, count in shards.items():
+                _apply(platform, namespace, shard, {
+                    f"{shard}-{i}": {"tenantId": envs.tenant(), "replicas": 1}
+                    for i in range(count)
+                })
+            for shard, count in shards.items():
+                for i in range(count):
+                    envs.wait_ready(platform, namespace, f"{shard}-{i}", timeout=600)
+    finally:
+        for proc in started:
+            kube.stop_operator(proc)
     took = time.monotonic() - began
     print(f"{ENVIRONMENTS} environments on two shards: Active in {took:.0f}s")
 
