@@ -10,7 +10,7 @@ import os
 
 import kopf
 
-from wpenv import kube
+from wpenv import kube, metrics
 from wpenv.operator import handlers, leadership, logs  # handlers: importing registers them
 from wpenv.settings import Settings
 
@@ -27,6 +27,7 @@ def main() -> None:
     lead = None
     if settings.coordination == "leases":
         kube.load_config()
+        metrics.serve(settings.metrics_port)  # a standby is scraped too (its gauges at 0)
         lead = leadership.wait_to_lead(settings)
     try:
         kopf.run(

@@ -15,9 +15,8 @@ from functools import partial
 from typing import Any
 
 import kopf
-import prometheus_client
 
-from wpenv import engine, kube
+from wpenv import engine, kube, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import Clients
 from wpenv.operator import decisions, observe, usecases
@@ -61,7 +60,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         slots=provision_slots(config),
         resources=engine.default_resources(),
     )
-    prometheus_client.start_http_server(config.metrics_port)
+    metrics.serve(config.metrics_port)
 
 
 def _env(kwargs: Mapping[str, Any]) -> usecases.Env:
