@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -246,3 +246,17 @@ class Inventory(Collector):
 
 INVENTORY = Inventory()
 REGISTRY.register(INVENTORY)
+
+
+_SERVING: set[int] = set()
+_LOCK_SERVE = threading.Lock()
+
+
+def serve(port: int) -> None:
+    """Start the `/metrics` endpoint on `port`, once per process however often asked: a
+    standby starts it while it waits to lead (its scrape answers), kopf's start-up again."""
+    with _LOCK_SERVE:
+        if port not in _SERVING:
+            start_http_server(port)
+            _SERVING.add(port)
+

@@ -51,6 +51,9 @@ NO_HTTPS_LISTENER = "NoHttpsListener"
 LOAD_BALANCER_POOL_FULL = "LoadBalancerPoolFull"
 # The load balancer a tenant was placed on filled up before its rule was made: place again.
 LOAD_BALANCER_FULL = "LoadBalancerFull"
+# Another operator process holds a coordination Lease (a placement or the user-pool count,
+# WPENV_COORDINATION=leases) for longer than a pass waits: the pass is tried again.
+COORDINATION_BUSY = "CoordinationBusy"
 
 # --- permanent trouble (PermanentError or Failed: a person must change something) --------
 

@@ -85,6 +85,37 @@ class Settings(BaseSettings):
         1000, ge=1, description="Targets per ALB (adjustable)."
     )
     user_pool_quota: int = Field(60, ge=1, description="Cognito user pools per account (HLD 8).")
+
+    # Several processes (README, Several replicas): a standby per shard, several shards.
+    coordination: Literal["local", "leases"] = Field(
+        "local",
+        description="local: one operator process, limits kept in memory; leases: several "
+        "processes (replicas of a shard, several shards) agree through Lease objects in "
+        "WPENV_LEASE_NAMESPACE: one leader per shard, and the provisioning limit, the load "
+        "balancer placement and the user-pool quota count across all of them. The install "
+        "sets leases.",
+    )
+    lease_namespace: str = Field(
+        "wpenv-system", description="Namespace of the coordination Leases (the operator's own)."
+    )
+    lease_duration_seconds: int = Field(
+        15,
+        ge=1,
+        description="How long a Lease holds without renewal (renewed every third of it); a "
+        "standby takes over this long after its leader stopped renewing.",
+    )
+    shard_name: str = Field(
+        "default",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$",
+        description="Name of this process's shard: its replicas share one leader Lease "
+        "(wpenv-leader-<name>); every shard needs its own name.",
+    )
+    shard_selector: str = Field(
+        "",
+        description="Label selector of the environments this shard handles (e.g. "
+        "wpenv.bbws.io/shard=a), applied to the watch by the API server; empty: all of them "
+        "(in WPENV_NAMESPACES). Shards must not overlap.",
+    )
     drift_interval_seconds: float = Field(
         600.0,
         gt=0,

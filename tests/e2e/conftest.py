@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import OPERATOR_HEALTH_PORT
+from tests.e2e import envs
 from tests.platform import kube
 
 # The drift check's period for the session's operator: short, so a test sees a repair.
@@ -35,7 +36,9 @@ def operator(operator_env: dict[str, str], local: Path) -> Iterator[subprocess.P
            "WPENV_ORPHAN_SCAN_INTERVAL_SECONDS": str(ORPHAN_SCAN_SECONDS),
            # The emulator has no pool quota and the suite makes many environments; the
            # quota itself is tested with explicit settings in tests/integration.
-           "WPENV_USER_POOL_QUOTA": "1000"}
+           "WPENV_USER_POOL_QUOTA": "1000",
+           # Every environment but those a test gives to shards of its own.
+           "WPENV_SHARD_SELECTOR": f"!{envs.SHARD_LABEL}"}
     log = local / "operator.log"
     log.unlink(missing_ok=True)  # this session's lines only (test_operator_identity reads them)
     proc = kube.start_operator(env, log, OPERATOR_HEALTH_PORT)

@@ -6,6 +6,7 @@ Shared by the end-to-end tests so each reads as the steps a person takes.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,9 @@ from tests.platform import kube
 from wpenv.plan import TAG_ENVIRONMENT
 
 Obj = dict[str, Any]
+# Environments a test hands to operators of its own (shards, tests/e2e/test_replicas.py)
+# carry this label; the session's operator leaves them alone (its WPENV_SHARD_SELECTOR).
+SHARD_LABEL = "shard.e2e.bbws.io/name"
 
 
 def tenant() -> str:
@@ -119,3 +123,14 @@ def arn_kind(arn: str) -> str:
     if parts[2] == "secretsmanager":  # the DB secret and the OIDC client secret
         return f"{kind}:{parts[6].rsplit('-', 1)[0]}"
     return kind
+
+
+def assert_one_of_each(namespace: str, name: str, tenant: str) -> None:
+    """Exactly one resource of each kind for the environment (after a crash mid-way)."""
+    kinds = sorted(arn_kind(arn) for arn in tagged_resources(namespace, name, ecs=True))
+    assert len(kinds) == len(set(kinds)), f"duplicates: {kinds}"
+    services = boto3.client("ecs").list_services(
+        cluster=os.environ["WPENV_CLUSTER_NAME"])["serviceArns"]
+    assert sum(arn.endswith(f"/wpenv-{tenant}") for arn in services) == 1
+    groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
+    assert sum(g["TargetGroupName"] == f"wp-{tenant}" for g in groups) == 1

@@ -121,14 +121,7 @@ def test_operator_killed_mid_provision_converges_with_one_of_each(
         operator.send_signal(signal.SIGCONT)
         kube.stop_operator(victim)
     envs.wait_ready(platform, namespace, "crash")
-    arns = envs.tagged_resources(namespace, "crash", ecs=True)
-    kinds = sorted(envs.arn_kind(arn) for arn in arns)
-    assert len(kinds) == len(set(kinds)), f"duplicates: {kinds}"
-    ecs = boto3.client("ecs")
-    services = ecs.list_services(cluster=os.environ["WPENV_CLUSTER_NAME"])["serviceArns"]
-    assert sum(arn.endswith(f"/wpenv-{tenant}") for arn in services) == 1
-    groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
-    assert sum(g["TargetGroupName"] == f"wp-{tenant}" for g in groups) == 1
+    envs.assert_one_of_each(namespace, "crash", tenant)
 
 
 def test_failed_provision_rolls_back_and_a_spec_change_provisions_again(

@@ -23,7 +23,7 @@ TREES = [MANIFESTS / "base", *OVERLAYS]
 KINDS = {
     "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
     "ClusterRoleBinding", "ConfigMap", "Deployment", "PersistentVolume",
-    "PersistentVolumeClaim", "Service",
+    "PersistentVolumeClaim", "Service", "Role", "RoleBinding",
 }
 
 # What the operator does, as `kubectl auth can-i` arguments, each cluster-wide.
@@ -125,9 +125,20 @@ def test_every_overlay_passes_a_server_side_dry_run(platform: dict[str, str]) ->
         assert "PodSecurity" not in result.stderr, result.stderr
 
 
+# The coordination Leases (wpenv/leases.py): in the operator's namespace, and only there.
+LEASES = "leases.coordination.k8s.io"
+MAY_IN_OWN_NAMESPACE = [(verb, LEASES) for verb in ("get", "list", "create", "update", "delete")]
+MUST_NOT_ELSEWHERE = [
+    (verb, LEASES, f"--namespace={namespace}")
+    for verb in ("get", "update", "delete")
+    for namespace in ("kube-system", "default")
+] + [("watch", LEASES, f"--namespace={kube.OPERATOR_NAMESPACE}")]
+
+
 def _can_i(env: dict[str, str], *check: str) -> bool:
+    scope = () if any(arg.startswith("--namespace=") for arg in check) else ("--all-namespaces",)
     answer = kube.kubectl(
-        "auth", "can-i", *check, "--all-namespaces", f"--as={kube.OPERATOR_USER}",
+        "auth", "can-i", *check, *scope, f"--as={kube.OPERATOR_USER}",
         env=env, check=False,
     )
     assert answer.stdout.strip() in {"yes", "no"}, answer.stderr
@@ -150,4 +161,19 @@ def test_service_account_may_do_what_the_operator_does(
 
 @pytest.mark.parametrize("check", MUST_NOT, ids=" ".join)
 def test_service_account_must_not(identity: dict[str, str], check: tuple[str, ...]) -> None:
+    assert not _can_i(identity, *check)
+
+
+@pytest.mark.parametrize("check", MAY_IN_OWN_NAMESPACE, ids=" ".join)
+def test_service_account_may_coordinate_in_its_namespace(
+    identity: dict[str, str], check: tuple[str, ...]
+) -> None:
+    assert _can_i(identity, *check, f"--namespace={kube.OPERATOR_NAMESPACE}")
+    assert not _can_i(identity, *check)  # cluster-wide: no
+
+
+@pytest.mark.parametrize("check", MUST_NOT_ELSEWHERE, ids=" ".join)
+def test_service_account_must_not_touch_other_leases(
+    identity: dict[str, str], check: tuple[str, ...]
+) -> None:
     assert not _can_i(identity, *check)

@@ -60,14 +60,17 @@ def test_every_setting_has_a_comment() -> None:
 
 
 def test_the_file_reads_back_as_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the ConfigMap holds parses to exactly the model's defaults."""
+    """What the ConfigMap holds parses to exactly the model's defaults, but for what the
+    install sets on purpose (INSTALL_VALUES)."""
     for name, value in parse_env(manifests.ENV_PATH).items():
         monkeypatch.setenv(name, value)
     defaults = {
         name: info.get_default(call_default_factory=True)
         for name, info in Settings.model_fields.items()
     }
-    assert Settings().model_dump() == defaults
+    install = {"coordination": "leases"}
+    assert {manifests.env_name(name) for name in install} == set(manifests.INSTALL_VALUES)
+    assert Settings().model_dump() == {**defaults, **install}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)

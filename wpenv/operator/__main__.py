@@ -10,21 +10,35 @@ import os
 
 import kopf
 
-from wpenv.operator import handlers, logs  # handlers: importing registers them
+from wpenv import kube, metrics
+from wpenv.operator import handlers, leadership, logs  # handlers: importing registers them
 from wpenv.settings import Settings
 
 
 def main() -> None:
-    """Validate settings, then hand the event loop to kopf."""
+    """Validate settings, wait to lead the shard if coordinated, then hand over to kopf.
+
+    kopf runs standalone (no kopf peering): with WPENV_COORDINATION=leases the shard's
+    leader Lease (`leadership`) decides which replica runs the handlers.
+    """
     settings = Settings()
     logs.configure(settings.log_level, handlers.ROUTINE_REQUEUES, settings.log_format)
     namespaces = [n for n in os.environ.get("WPENV_NAMESPACES", "").split(",") if n]
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-    )
+    lead = None
+    if settings.coordination == "leases":
+        kube.load_config()
+        metrics.serve(settings.metrics_port)  # a standby is scraped too (its gauges at 0)
+        lead = leadership.wait_to_lead(settings)
+    try:
+        kopf.run(
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        )
+    finally:
+        if lead is not None:
+            leadership.step_down(lead, settings)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wpenv import engine, kube, metrics
+from wpenv import engine, kube, leases, metrics
 from wpenv.aws import Clients
 from wpenv.operator.decisions import Announcements, RouteClaim
-from wpenv.operator.throttle import ProvisionSlots
+from wpenv.operator.throttle import LeasedSlots, ProvisionSlots
 from wpenv.operator.timing import Stopwatch
 from wpenv.plan import Endpoint, url_for
 from wpenv.reconcilers.base import Context, Resource
@@ -22,6 +22,28 @@ from wpenv.settings import Settings
 # How long a route claim this process wrote outranks kopf's index, which follows the watch
 # (a few seconds behind at worst under load).
 WRITTEN_ROUTES_SECONDS = 60.0
+# How long a pass waits for a critical section another process holds (placement, the
+# user-pool count) before it gives up and is retried; and how long a load balancer place
+# stays reserved for a tenant whose rule is not made yet, from its last pass (HLD 5.1's
+# 15 minutes: a provision that makes no pass for that long was abandoned).
+EXCLUSIVE_WAIT_SECONDS = 10.0
+RESERVATION_SECONDS = 15 * 60
+
+
+def provision_slots(settings: Settings) -> ProvisionSlots:
+    """The slots, and the process's coordination (`wpenv.leases`), as the settings say.
+
+    local: in memory, as one process needs. leases: Lease objects every process shares,
+    renewed in the background from now on.
+    """
+    if settings.coordination == "local":
+        leases.install(leases.Local())
+        return ProvisionSlots(settings.max_concurrent_provisions)
+    shared = leases.Leases(settings.lease_namespace, settings.lease_duration_seconds)
+    leases.install(leases.Coordinated(shared, EXCLUSIVE_WAIT_SECONDS, RESERVATION_SECONDS))
+    slots = LeasedSlots(settings.max_concurrent_provisions, shared)
+    slots.renewer.start()
+    return slots
 
 
 @dataclass
@@ -63,7 +85,7 @@ class App:
         """The provisioning gauges read these slots at every scrape (never stale)."""
         if not self.observations.enabled:
             self.observations = Observations(self.settings.observation_ttl)
-        metrics.follow_slots(lambda: self.slots.in_use, lambda: self.slots.waiting)
+        metrics.follow_slots(lambda: self.slots.held, lambda: self.slots.waiting)
 
     def lock_for(self, uid: str) -> threading.Lock:
         """One lock per environment: the drift check never races a reconcile pass."""

@@ -15,15 +15,13 @@ from functools import partial
 from typing import Any
 
 import kopf
-import prometheus_client
 
-from wpenv import engine, kube
+from wpenv import engine, kube, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import Clients
 from wpenv.operator import decisions, observe, timing, usecases
-from wpenv.operator.app import App
+from wpenv.operator.app import App, provision_slots
 from wpenv.operator.result import GiveUp, Result, Retry
-from wpenv.operator.throttle import ProvisionSlots
 from wpenv.settings import Settings
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -54,13 +52,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     kube.load_config()
     config = Settings()
+    if config.shard_selector:  # this shard's environments only, filtered by the API server
+        settings.watching.label_selectors[GROUP, PLURAL] = config.shard_selector
     memo.app = App(
         settings=config,
         clients=Clients(config),
-        slots=ProvisionSlots(config.max_concurrent_provisions),
+        slots=provision_slots(config),
         resources=engine.default_resources(),
     )
-    prometheus_client.start_http_server(config.metrics_port)
+    metrics.serve(config.metrics_port)
 
 
 def _env(kwargs: Mapping[str, Any]) -> usecases.Env:

@@ -13,7 +13,14 @@ environment for a provision it already made.
 
 from __future__ import annotations
 
+import logging
 import threading
+
+from kubernetes.client.exceptions import ApiException
+
+from wpenv.leases import Lease, Leases, Renewer
+
+log = logging.getLogger(__name__)
 
 
 class ProvisionSlots:
@@ -82,3 +89,119 @@ class ProvisionSlots:
         with self._lock:
             return len(self._waiting)
 
+
+    @property
+    def held(self) -> int:
+        """How many provisions this process runs now (its share of `in_use`)."""
+        return self.in_use
+
+
+SLOT_PURPOSE = "provision-slot"
+
+
+def slot_name(index: int) -> str:
+    """The Lease of one provisioning slot."""
+    return f"wpenv-provision-slot-{index}"
+
+
+class LeasedSlots(ProvisionSlots):
+    """The same slots, counted across every operator process: one Lease per slot.
+
+    A slot is the Lease `wpenv-provision-slot-<i>` (i below the limit), held by this
+    process for one environment (its uid in the lease's annotation) and renewed in the
+    background (`leases.Renewer`). A free or expired slot is taken with optimistic
+    concurrency, so two processes never hold one slot. A process that takes over a shard
+    takes over the slots its environments held: only one process works on an environment.
+    The queue's order is kept among this process's waiters; across processes it is
+    first come first served, as their polls arrive.
+    """
+
+    def __init__(self, limit: int, leases: Leases) -> None:
+        super().__init__(limit)
+        self.leases = leases
+        self.renewer = Renewer(leases, lost=self._lost)
+        self._slots: dict[str, str] = {}  # uid -> the slot lease it holds
+        self._seen_in_use = 0
+        self._taking = threading.Lock()
+
+    def acquire(self, uid: str) -> bool:
+        """Hold a slot lease for `uid` (or keep the one held); False means wait."""
+        with self._lock:
+            if uid in self._holders:
+                return True
+            self._waiting.setdefault(uid, None)
+            turn = uid in list(self._waiting)[: self.limit]
+        if not turn:
+            return False
+        with self._taking:  # one at a time: two passes of one uid must not take two slots
+            with self._lock:
+                if uid in self._holders:
+                    return True
+            lease = self._take(uid)
+            return lease is not None and self._won(uid, lease)
+
+    def _won(self, uid: str, lease: Lease) -> bool:
+        """Record the slot taken and renew it from now on (or give it back at once if
+        `uid` was released meanwhile: its environment is gone)."""
+        with self._lock:
+            gone = uid not in self._waiting
+            if not gone:
+                self._holders.add(uid)
+                self._slots[uid] = lease.name
+                self._waiting.pop(uid, None)
+        if gone:
+            self.leases.release(lease)
+            return False
+        self.renewer.keep(lease)
+        return True
+
+    def _take(self, uid: str) -> Lease | None:
+        """The slot `uid` already holds (from a process gone), else a free one, else None."""
+        slots = {lease.name: lease for lease in self.leases.list(SLOT_PURPOSE)}
+        names = [slot_name(i) for i in range(self.limit)]
+        self._seen_in_use = sum(1 for n in names if n in slots and not slots[n].free())
+        for name in names:
+            found = slots.get(name)
+            if found is not None and found.held_for == uid and not found.free():
+                return self.leases.acquire(name, SLOT_PURPOSE, uid, take=True)
+        for name in names:
+            found = slots.get(name)
+            if found is None or found.free():
+                taken = self.leases.acquire(name, SLOT_PURPOSE, uid)
+                if taken is not None:
+                    self._seen_in_use += 1
+                    return taken
+        return None
+
+    def release(self, uid: str) -> None:
+        """Give the slot lease back (Active, Failed or deleted); harmless if none was held."""
+        with self._lock:
+            name = self._slots.pop(uid, None)
+        super().release(uid)
+        held = self.renewer.drop(name) if name else None
+        if held is None:
+            return
+        try:
+            self.leases.release(held)
+        except ApiException as exc:  # it expires by itself
+            log.warning("could not release %s: %s", held.name, exc.reason)
+
+    def _lost(self, name: str) -> None:
+        """Another process took the slot: this environment must queue again."""
+        with self._lock:
+            for uid, held in list(self._slots.items()):
+                if held == name:
+                    self._slots.pop(uid)
+                    self._holders.discard(uid)
+
+    @property
+    def in_use(self) -> int:
+        """Slots in use across every process, as last seen (never fewer than ours)."""
+        with self._lock:
+            return max(self._seen_in_use, len(self._holders))
+
+    @property
+    def held(self) -> int:
+        """The provisions this process runs."""
+        with self._lock:
+            return len(self._holders)

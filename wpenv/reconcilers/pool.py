@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wpenv import reasons
@@ -148,13 +148,49 @@ def count_targets(clients: Any, target_groups: set[str]) -> int:
     )
 
 
-def place(clients: Any, settings: Settings, targets: int) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Reserved:
+    """A place another tenant was given on a load balancer, and what it will take there:
+    one rule, its target group (by name) and `targets` targets, not all made yet."""
+
+    load_balancer_arn: str
+    target_group: str
+    targets: int
+
+
+def target_group_name(arn: str) -> str:
+    """A target group's name, from its ARN (…:targetgroup/<name>/<id>)."""
+    parts = arn.rpartition(":")[2].split("/")
+    return parts[1] if len(parts) >= 3 else arn
+
+
+def with_reserved(
+    found: LoadBalancerUsage, groups: set[str], reserved: Sequence[Reserved]
+) -> tuple[LoadBalancerUsage, int]:
+    """The usage with the places reserved on it added: (usage, their targets).
+
+    A reservation whose target group the load balancer already forwards to is counted in
+    AWS already (its rule was made) and adds nothing.
+    """
+    made = {target_group_name(arn) for arn in groups}
+    extra = [r for r in reserved
+             if r.load_balancer_arn == found.arn and r.target_group not in made]
+    more = replace(found, rules=found.rules + len(extra),
+                   target_groups=found.target_groups + len(extra))
+    return more, sum(r.targets for r in extra)
+
+
+def place(
+    clients: Any, settings: Settings, targets: int, reserved: Sequence[Reserved] = ()
+) -> tuple[str, str]:
     """(load balancer, HTTPS listener) for a new tenant needing `targets` targets.
 
     The first load balancer in pool order with room for one more rule, target group and
-    `targets` targets; targets are counted (a call per target group) only on a load
-    balancer whose rules and target groups have room. A full pool, or none, is a
-    TransientError: the environment waits and tries again, nothing is rolled back.
+    `targets` targets, counting what AWS holds plus the places `reserved` for tenants
+    whose rule is not made yet (other operator processes' too, `wpenv.leases`); targets
+    are counted (a call per target group) only on a load balancer whose rules and target
+    groups have room. A full pool, or none, is a TransientError: the environment waits and
+    tries again, nothing is rolled back.
     """
     if not settings.load_balancer_arns:
         raise TransientError(reasons.NO_LOAD_BALANCER_POOL, NO_POOL)
@@ -162,8 +198,9 @@ def place(clients: Any, settings: Settings, targets: int) -> tuple[str, str]:
     counted: list[LoadBalancerUsage] = []
     for load_balancer_arn in settings.load_balancer_arns:
         found, groups = usage(clients, load_balancer_arn)
+        found, reserved_targets = with_reserved(found, groups, reserved)
         if not shortfall(found, quotas, targets):
-            found = replace(found, targets=count_targets(clients, groups))
+            found = replace(found, targets=count_targets(clients, groups) + reserved_targets)
         counted.append(found)
         if not shortfall(found, quotas, targets):
             listener_arn = https_listener(clients, load_balancer_arn)

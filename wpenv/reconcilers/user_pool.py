@@ -28,7 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import aws, metrics, reasons
+from wpenv import aws, leases, metrics, reasons
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY
 from wpenv.reconcilers import identity
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "ResourceNotFoundException"
 LIMIT_EXCEEDED = "LimitExceededException"
 PAGE = 60  # the largest page ListUserPools returns
+# The mutex Lease held while counting the account's pools and creating one.
+COUNTING = "wpenv-user-pool-count"
 
 QUOTA_REACHED = (
     "{count} of quota {quota} user pools in use; the environment waits until one is freed "
@@ -277,8 +279,15 @@ class UserPool(
 
         Pool names are not unique, so CreateUserPool would silently make a second pool of
         our name. The account's pools are listed anyway, to count them against the quota;
-        that list also shows a pool of ours that a stale observation missed.
+        that list also shows a pool of ours that a stale observation missed. Count and
+        creation are one critical section across operator processes (a mutex Lease when
+        coordinated), so two of them cannot both take the last pool of the quota.
         """
+        with leases.current().exclusive(COUNTING):
+            self._create(ctx, observed)
+
+    def _create(self, ctx: Context, observed: Observation) -> None:
+        """`create`, inside the critical section."""
         pools = list_pools(ctx) if observed.found is None else []
         found = observed.found or self.find_by_name(ctx, pools)
         if found is not None:

@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import MakeCtx
+from tests.integration.test_leases import coordination_api
 from tests.platform.aws import clients_for, ensure_load_balancer_pool
 from tests.platform.faults import clear_faults
 from tests.platform.fidelity.elb_quotas import set_quotas
-from wpenv import engine
+from wpenv import engine, leases
 from wpenv.errors import TransientError
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.listener_rule import ListenerRule
-from wpenv.reconcilers.placement import Placement
+from wpenv.reconcilers.placement import RESERVATION, Placement, reservation_name
 from wpenv.reconcilers.pool import endpoint, https_listener
 from wpenv.reconcilers.target_group import TargetGroup
 from wpenv.settings import Settings
@@ -146,3 +147,54 @@ def test_a_full_pool_waits_with_what_to_add_and_rolls_nothing_back(
     assert "add a load balancer" in ready.message and "WPENV_LOAD_BALANCER_ARNS" in ready.message
     assert not [e for e in outcome.events if e.reason in ("RolledBack", "Created")]
     assert waiting.ids == {}, "nothing was built while it waits"
+
+
+@pytest.fixture
+def two_processes(
+    platform: dict[str, str], namespace: str
+) -> Iterator[tuple[leases.Coordinated, leases.Coordinated]]:
+    """Two operator processes' coordination on the local API server; Local again after."""
+    api = coordination_api(platform)
+    pair = tuple(
+        leases.Coordinated(leases.Leases(namespace, 15, identity=who, api=api), 5.0, 900)
+        for who in ("a", "b")
+    )
+    yield pair[0], pair[1]
+    leases.install(leases.Local())
+
+
+def test_places_reserved_by_other_processes_count_until_the_rule_is_made(
+    own_pool: OwnPool, tenant: Tenant,
+    two_processes: tuple[leases.Coordinated, leases.Coordinated],
+) -> None:
+    """No rule is made yet, so AWS shows room everywhere; the reservations say otherwise.
+
+    Uncoordinated, all three would go to the first load balancer and the last rule made
+    would be refused (TooManyRules); here the third goes to the second.
+    """
+    first, second = own_pool.arns
+    a, b = two_processes
+    placed = []
+    for process in (a, b, a):
+        leases.install(process)
+        ctx = tenant()
+        Placement().create(ctx, Placement().observe(ctx))
+        placed.append(ctx)
+    assert [ctx.ids["loadBalancerArn"] for ctx in placed] == [first, first, second]
+    held = {lease.name: lease.holder for lease in a.reservations(RESERVATION)}
+    assert held == {reservation_name(ctx.names.tenant): who
+                    for ctx, who in zip(placed, "aba", strict=True)}
+
+    # Once its rule is made, a tenant is counted in AWS, and its reservation adds nothing.
+    for ctx in placed[:2]:
+        _route(ctx)
+    leases.install(b)
+    late = tenant()
+    Placement().create(late, Placement().observe(late))
+    assert late.ids["loadBalancerArn"] == second  # first: 2 rules of 2; second: 1 reserved
+
+    # Rolled back or deleted: the reservation goes with the placement.
+    Placement().ensure_absent(placed[2])
+    assert reservation_name(placed[2].names.tenant) not in {
+        lease.name for lease in b.reservations(RESERVATION)
+    }

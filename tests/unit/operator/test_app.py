@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from wpenv import engine
-from wpenv.operator.app import App
+from wpenv import engine, leases
+from wpenv.operator.app import App, provision_slots
 from wpenv.operator.throttle import ProvisionSlots
 from wpenv.settings import Settings
 
@@ -35,3 +35,11 @@ def test_forget_drops_everything_kept_for_an_environment() -> None:
     assert app.slots.acquire("u")
     app.forget("u")
     assert "u" not in app.locks and app.streak("u") == 0 and app.slots.in_use == 0
+
+
+def test_local_coordination_keeps_the_slots_in_memory_and_makes_no_call() -> None:
+    slots = provision_slots(Settings(coordination="local", max_concurrent_provisions=3))
+    assert type(slots) is ProvisionSlots and slots.limit == 3
+    assert isinstance(leases.current(), leases.Local)
+    with leases.current().exclusive("anything"):
+        assert leases.current().reservations("placement") == []

@@ -13,7 +13,7 @@ from moto import mock_aws
 from tests.platform.aws import ensure_load_balancer_pool
 from wpenv.engine import make_context
 from wpenv.errors import TransientError
-from wpenv.plan import Endpoint
+from wpenv.plan import Endpoint, LoadBalancerUsage
 from wpenv.reconcilers import pool
 from wpenv.reconcilers.placement import Placement
 from wpenv.settings import Settings
@@ -174,3 +174,21 @@ def test_a_placed_tenant_reads_nothing_and_a_lost_one_is_found_by_its_target_gro
     assert kind.observe(lost).ids == observed.ids
     kind.create(lost, kind.observe(lost))
     assert lost.ids["loadBalancerArn"] == two.arns[1]
+
+
+LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/pool-1/abc"
+TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/wp-acme/0123456789abcdef"
+
+
+def test_a_target_group_name_comes_from_its_arn() -> None:
+    assert pool.target_group_name(TG) == "wp-acme"
+
+
+def test_reserved_places_count_until_their_rule_forwards_to_the_tenant() -> None:
+    usage = LoadBalancerUsage(LB, rules=3, target_groups=3)
+    reserved = [pool.Reserved(LB, "wp-acme", 2), pool.Reserved(LB, "wp-beta", 4),
+                pool.Reserved("arn:elsewhere", "wp-gamma", 8)]
+    counted, targets = pool.with_reserved(usage, {TG}, reserved)
+    # wp-acme's rule is made (its target group is forwarded to): counted in AWS already.
+    assert (counted.rules, counted.target_groups, targets) == (4, 4, 4)
+    assert pool.with_reserved(usage, set(), []) == (usage, 0)
