@@ -65,7 +65,7 @@ from wpenv import reasons
 from wpenv.archive.compare import differences
 from wpenv.archive.compression import GzipWriter, gunzip
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
-from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
+from wpenv.archive.s3stream import GZIP, ArchivedObject, Destination, S3Reader
 from wpenv.crashpoints import DUMP, MIDDLE, crashpoint
 from wpenv.mysql import DatabaseServer, tls_options
 
@@ -561,26 +561,15 @@ class DatabaseDump:
     tables: dict[str, TableCheck]
 
 
-def dump_database(
-    server: DatabaseServer,
-    database: str,
-    s3: Any,
-    bucket: str,
-    key: str,
-    *,
-    kms_key_id: str = "",
-    part_size: int = PART_SIZE,
-) -> DatabaseDump:
-    """Dump `database` as gzipped SQL to s3://bucket/key and take its table checks.
+def dump_database(server: DatabaseServer, database: str, to: Destination) -> DatabaseDump:
+    """Dump `database` as gzipped SQL to `to` and take its table checks.
 
     Call it with the tenant's service stopped (see the module's notes). A failed dump
     aborts the upload and raises ArchiveError; nothing is left in S3.
     """
     sql_identifier(database)  # refuse a name the client could read as an option
     program = find_program(DUMP_PROGRAMS)
-    with S3Writer(
-        s3, bucket, key, kms_key_id=kms_key_id, part_size=part_size, content_type=GZIP
-    ) as writer:
+    with to.writer(GZIP) as writer:
         gz = GzipWriter(writer)
         with run_client(
             server,

@@ -34,7 +34,7 @@ from wpenv.archive.manifest import (
     Manifest,
     artefact_key,
 )
-from wpenv.archive.s3stream import ArchivedObject, put_bytes, require_object
+from wpenv.archive.s3stream import ArchivedObject, Destination, put_bytes, require_object
 from wpenv.mysql import DatabaseServer, master_server
 from wpenv.plan import archive_prefix, archive_timestamp, names_for, tenant_directory
 from wpenv.settings import Settings
@@ -57,7 +57,7 @@ def archive_database_of(
         if not database_exists(conn, database):
             return None
     dump = dump_database(
-        server, database, s3, bucket, artefact_key(prefix, DATABASE), kms_key_id=kms
+        server, database, Destination(s3, bucket, artefact_key(prefix, DATABASE), kms)
     )
     verify_dump(server, s3, database, dump.object, dump.tables)
     return DatabaseArtefact.from_dump(dump)
@@ -67,7 +67,8 @@ def archive_files_of(
     s3: Any, directory: Path, *, bucket: str, prefix: str, kms: str = ""
 ) -> FilesArtefact:
     """Tar `directory` to `<prefix>/files.tar.gz` and prove the tar lists it, entry by entry."""
-    archive = archive_directory(directory, s3, bucket, artefact_key(prefix, FILES), kms_key_id=kms)
+    to = Destination(s3, bucket, artefact_key(prefix, FILES), kms)
+    archive = archive_directory(directory, to)
     verify_archive(directory, s3, archive.object)
     return FilesArtefact.from_archive(archive)
 

@@ -34,7 +34,7 @@ from wpenv import reasons
 from wpenv.archive.compare import differences
 from wpenv.archive.compression import GzipWriter
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
-from wpenv.archive.s3stream import GZIP, PART_SIZE, ArchivedObject, S3Reader, S3Writer
+from wpenv.archive.s3stream import GZIP, ArchivedObject, Destination, S3Reader
 from wpenv.crashpoints import MIDDLE, UPLOAD, crashpoint
 
 log = logging.getLogger(__name__)
@@ -138,16 +138,8 @@ def scan_members(root: Path) -> list[Member]:
         return [member_of(info) for info, _ in _entries(probe, root)]
 
 
-def archive_directory(
-    path: Path,
-    s3: Any,
-    bucket: str,
-    key: str,
-    *,
-    kms_key_id: str = "",
-    part_size: int = PART_SIZE,
-) -> FilesArchive:
-    """Write the contents of `path` to s3://bucket/key as tar.gz; a missing `path` gives an
+def archive_directory(path: Path, to: Destination) -> FilesArchive:
+    """Write the contents of `path` to `to` as tar.gz; a missing `path` gives an
     empty tar (and `missing=True`). Any read error aborts the upload and raises ArchiveError.
     """
     path = Path(path)
@@ -157,9 +149,7 @@ def archive_directory(
     elif not path.is_dir():
         raise ArchiveError(reasons.FILES_ARCHIVE_FAILED, NOT_A_DIRECTORY.format(path=path))
     members: list[Member] = []
-    with S3Writer(
-        s3, bucket, key, kms_key_id=kms_key_id, part_size=part_size, content_type=GZIP
-    ) as writer:
+    with to.writer(GZIP) as writer:
         gz = GzipWriter(writer)
         with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             if not missing:

@@ -79,6 +79,22 @@ def encryption_args(kms_key_id: str = "") -> dict[str, str]:
     return {"ServerSideEncryption": "AES256"}
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where one artefact goes: the S3 client, s3://bucket/key, its KMS key and part size."""
+
+    s3: Any
+    bucket: str
+    key: str
+    kms_key_id: str = ""
+    part_size: int = PART_SIZE
+
+    def writer(self, content_type: str) -> S3Writer:
+        """A multipart upload to this destination (see S3Writer)."""
+        return S3Writer(self.s3, self.bucket, self.key, kms_key_id=self.kms_key_id,
+                        part_size=self.part_size, content_type=content_type)
+
+
 class S3Writer(WriteOnly):
     """A write-only binary file whose bytes become one S3 object when it is closed.
 

@@ -36,9 +36,8 @@ class ProvisionSlots:
     def acquire(self, uid: str) -> bool:
         """Take a slot (or keep the one held); False means wait, in FIFO order."""
         with self._lock:
-            if uid in self._holders:
+            if self._held_or_queued(uid):
                 return True
-            self._waiting.setdefault(uid, None)
             first_waiters = list(self._waiting)[: self.limit - len(self._holders)]
             if uid in first_waiters:
                 self._holders.add(uid)
@@ -49,15 +48,25 @@ class ProvisionSlots:
     def release(self, uid: str) -> None:
         """Give the slot back (Active, Failed or deleted); harmless if none was held."""
         with self._lock:
-            self._holders.discard(uid)
-            self._waiting.pop(uid, None)
+            self._drop(uid)
 
     def finish(self, uid: str) -> None:
         """The provision of `uid` ended Active: give the slot back and remember it."""
         with self._lock:
-            self._holders.discard(uid)
-            self._waiting.pop(uid, None)
+            self._drop(uid)
             self._finished.add(uid)
+
+    def _held_or_queued(self, uid: str) -> bool:
+        """True when `uid` holds a slot; else it joins the queue (the caller holds the lock)."""
+        if uid in self._holders:
+            return True
+        self._waiting.setdefault(uid, None)
+        return False
+
+    def _drop(self, uid: str) -> None:
+        """No slot and no place in the queue for `uid` (the caller holds the lock)."""
+        self._holders.discard(uid)
+        self._waiting.pop(uid, None)
 
     def finished(self, uid: str) -> bool:
         """Whether `uid` finished provisioning in this process (whatever a stale view says)."""
@@ -67,8 +76,7 @@ class ProvisionSlots:
     def forget(self, uid: str) -> None:
         """`uid` is gone: no slot, no place in the queue, nothing remembered."""
         with self._lock:
-            self._holders.discard(uid)
-            self._waiting.pop(uid, None)
+            self._drop(uid)
             self._finished.discard(uid)
 
     def position(self, uid: str) -> int:
@@ -127,9 +135,8 @@ class LeasedSlots(ProvisionSlots):
     def acquire(self, uid: str) -> bool:
         """Hold a slot lease for `uid` (or keep the one held); False means wait."""
         with self._lock:
-            if uid in self._holders:
+            if self._held_or_queued(uid):
                 return True
-            self._waiting.setdefault(uid, None)
             turn = uid in list(self._waiting)[: self.limit]
         if not turn:
             return False

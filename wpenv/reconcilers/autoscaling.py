@@ -56,12 +56,10 @@ NOT_SUSPENDED = {
 GONE_CODES = frozenset({"ObjectNotFoundException"})
 WAITING_FOR_SERVICE = "the scaler needs the service recorded first"
 STALE = "scaler {have}; the plan wants {want}"
-
-
 # The shared cache's listings: every ECS scalable target and scaling policy of the
 # account, which the two describes page through when no resource id is named.
-TARGETS = "application-autoscaling:DescribeScalableTargets"
-POLICIES = "application-autoscaling:DescribeScalingPolicies"
+TARGETS, POLICIES = (f"application-autoscaling:{operation}" for operation in (
+    "DescribeScalableTargets", "DescribeScalingPolicies"))
 
 
 def policy_key_of(rid: str, name: str) -> str:

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pymysql
 from botocore.exceptions import ClientError
@@ -125,31 +125,30 @@ def limits(ctx: Context) -> str:
     return f"REQUIRE SSL WITH MAX_USER_CONNECTIONS {cap}"
 
 
-def create_user_sql(ctx: Context) -> str:
-    """CREATE USER with the password as the one parameter, TLS required, connections capped."""
-    user = account(ctx.names.database_user)
-    return f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY %s {limits(ctx)}"
+class UserSql(NamedTuple):
+    """The statements that make the tenant's user what the plan says (no I/O).
+
+    `create` and `alter` take the password as their one parameter; every statement but the
+    grants repeats the limits, so any of them restores REQUIRE SSL and the cap.
+    """
+
+    create: str
+    alter: str
+    alter_limits: str  # leaves the password alone
+    grant: str  # the one grant the user has: everything on its own database
+    revoke: str  # every privilege away, before granting the one we want again
 
 
-def alter_user_sql(ctx: Context) -> str:
-    """ALTER USER with the password as the one parameter, and the limits again."""
-    return f"ALTER USER {account(ctx.names.database_user)} IDENTIFIED BY %s {limits(ctx)}"
-
-
-def alter_limits_sql(ctx: Context) -> str:
-    """ALTER USER that restores REQUIRE SSL and the cap, leaving the password alone."""
-    return f"ALTER USER {account(ctx.names.database_user)} {limits(ctx)}"
-
-
-def grant_sql(ctx: Context) -> str:
-    """The one grant the tenant's user has: everything on its own database."""
-    target = grant_target(ctx.names.database)
-    return f"GRANT ALL PRIVILEGES ON {target} TO {account(ctx.names.database_user)}"
-
-
-def revoke_sql(ctx: Context) -> str:
-    """Take every privilege away (before granting the one we want again)."""
-    return f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account(ctx.names.database_user)}"
+def user_sql(ctx: Context) -> UserSql:
+    """The tenant user's statements (see UserSql)."""
+    user, clause = account(ctx.names.database_user), limits(ctx)
+    return UserSql(
+        create=f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY %s {clause}",
+        alter=f"ALTER USER {user} IDENTIFIED BY %s {clause}",
+        alter_limits=f"ALTER USER {user} {clause}",
+        grant=f"GRANT ALL PRIVILEGES ON {grant_target(ctx.names.database)} TO {user}",
+        revoke=f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {user}",
+    )
 
 
 def drop_sql(database: str | None, user: str | None) -> list[str]:
@@ -383,10 +382,10 @@ class Database(
             # user an earlier pass made (its password would then stay unknown).
             state = _state(cursor, ctx)
             existed = state is not None and state.user is not None
-            _with_password(cursor, create_user_sql(ctx), password, "CREATE USER")
+            _with_password(cursor, user_sql(ctx).create, password, "CREATE USER")
             ctx.remember({"databaseUser": ctx.names.database_user})
             if existed:  # adopted: its password is unknown, set the secret's
-                _with_password(cursor, alter_user_sql(ctx), password, "ALTER USER")
+                _with_password(cursor, user_sql(ctx).alter, password, "ALTER USER")
             self._fix_grants(cursor, ctx, reset=existed and not (state and state.grants))
         log.info("created database %s and its user", ctx.names.database)
         self._prove_and_rotate(ctx, password)
@@ -399,11 +398,11 @@ class Database(
             if not found.database:
                 cursor.execute(create_database_sql(ctx), ())
             if not found.user:
-                _with_password(cursor, create_user_sql(ctx), password, "CREATE USER")
+                _with_password(cursor, user_sql(ctx).create, password, "CREATE USER")
             elif not found.login:
-                _with_password(cursor, alter_user_sql(ctx), password, "ALTER USER")
+                _with_password(cursor, user_sql(ctx).alter, password, "ALTER USER")
             elif not found.limits:
-                cursor.execute(alter_limits_sql(ctx), ())
+                cursor.execute(user_sql(ctx).alter_limits, ())
             if not found.grants:
                 self._fix_grants(cursor, ctx, reset=found.user is not None)
         ctx.remember({"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user})
@@ -424,8 +423,8 @@ class Database(
     def _fix_grants(self, cursor: Cursor, ctx: Context, *, reset: bool) -> None:
         """Grant ALL on the tenant's database, first revoking everything else if asked."""
         if reset:
-            cursor.execute(revoke_sql(ctx), ())
-        cursor.execute(grant_sql(ctx), ())
+            cursor.execute(user_sql(ctx).revoke, ())
+        cursor.execute(user_sql(ctx).grant, ())
 
     def remove(self, clients: Any, settings: Settings, found: Schema) -> None:
         """Drop user and database; archiving first is the engine's job, not this one's."""

@@ -37,7 +37,7 @@ from wpenv.archive.database import (
     verify_dump,
 )
 from wpenv.archive.errors import ArchiveError, ArchiveVerificationError
-from wpenv.archive.s3stream import MIB, PART_SIZE, iter_object
+from wpenv.archive.s3stream import MIB, PART_SIZE, Destination, iter_object
 from wpenv.mysql import DatabaseServer
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +59,7 @@ def dump_sample(
 
     def run(**options: Any) -> tuple[str, DatabaseDump]:
         database = make_database(**options)
-        return database, dump_database(master, database, s3, bucket, key)
+        return database, dump_database(master, database, Destination(s3, bucket, key))
 
     return run
 
@@ -124,7 +124,7 @@ def test_password_is_never_in_argv_or_environment(
             return real_popen(argv, *args, **kwargs)
 
         monkeypatch.setattr(subprocess, "Popen", spy)
-        dump = dump_database(server, database, s3, bucket, key)
+        dump = dump_database(server, database, Destination(s3, bucket, key))
         verify_dump(server, s3, database, dump.object)
     finally:
         sql(f"DROP USER IF EXISTS '{user}'@'%'")
@@ -143,7 +143,7 @@ def test_a_wrong_password_fails_without_showing_it(
     database = make_database(fill=False)
     wrong = replace(master, password="Not-The-Password-0123456789")
     with pytest.raises(ArchiveError) as caught:
-        dump_database(wrong, database, s3, bucket, key)
+        dump_database(wrong, database, Destination(s3, bucket, key))
     assert caught.value.reason == "DatabaseDumpFailed"
     assert "1045" in str(caught.value)  # access denied
     assert wrong.password not in str(caught.value) and master.password not in str(caught.value)
@@ -169,7 +169,7 @@ def test_the_dump_and_load_clients_refuse_a_server_they_cannot_verify(
     database = make_database(fill=False)
     untrusting = replace(master, ca_bundle=_foreign_ca(tmp_path))
     with pytest.raises(ArchiveError) as caught:
-        dump_database(untrusting, database, s3, bucket, key)
+        dump_database(untrusting, database, Destination(s3, bucket, key))
     assert caught.value.reason == "DatabaseDumpFailed"
     assert "2026" in str(caught.value)  # the client's TLS error
     assert master.password not in str(caught.value)
@@ -184,7 +184,7 @@ def test_a_missing_database_fails_and_leaves_no_object(
     master: DatabaseServer, s3: Any, bucket: str, key: str
 ) -> None:
     with pytest.raises(ArchiveError, match="dumping database wp_nope_"):
-        dump_database(master, f"wp_nope_{uuid.uuid4().hex[:8]}", s3, bucket, key)
+        dump_database(master, f"wp_nope_{uuid.uuid4().hex[:8]}", Destination(s3, bucket, key))
     assert object_missing(s3, bucket, key)
 
 
@@ -247,7 +247,7 @@ def test_a_large_dump_is_multipart_and_memory_stays_bounded(
     started = time.monotonic()
     tracemalloc.start()
     try:
-        dump = dump_database(master, database, s3, bucket, key)
+        dump = dump_database(master, database, Destination(s3, bucket, key))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

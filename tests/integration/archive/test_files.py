@@ -13,7 +13,7 @@ from tests.integration.archive.conftest import fill_directory
 from tests.platform.faults import corrupt_s3_uploads
 from wpenv.archive.errors import ArchiveVerificationError
 from wpenv.archive.files import Member, archive_directory, scan_members, verify_archive
-from wpenv.archive.s3stream import iter_object
+from wpenv.archive.s3stream import Destination, iter_object
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ def test_round_trip_keeps_structure_links_modes_and_times(
     tenant_dir: Path, s3: Any, bucket: str, prefix: str
 ) -> None:
     key = f"{prefix}/files.tar.gz"
-    archive = archive_directory(tenant_dir, s3, bucket, key)
+    archive = archive_directory(tenant_dir, Destination(s3, bucket, key))
     assert not archive.missing
     names = {member.name for member in archive.members}
     assert {
@@ -86,7 +86,7 @@ def test_round_trip_keeps_structure_links_modes_and_times(
 def test_verify_detects_a_missing_file_and_a_changed_size(
     tenant_dir: Path, s3: Any, bucket: str, prefix: str
 ) -> None:
-    archive = archive_directory(tenant_dir, s3, bucket, f"{prefix}/files.tar.gz")
+    archive = archive_directory(tenant_dir, Destination(s3, bucket, f"{prefix}/files.tar.gz"))
     (tenant_dir / "empty.txt").unlink()
     with pytest.raises(ArchiveVerificationError, match=r"empty\.txt is in the archive but not"):
         verify_archive(tenant_dir, s3, archive.object)
@@ -110,7 +110,7 @@ def test_a_missing_directory_archives_as_an_empty_tar(
 ) -> None:
     gone = tmp_path / "never-created"
     key = f"{prefix}/files.tar.gz"
-    archive = archive_directory(gone, s3, bucket, key)
+    archive = archive_directory(gone, Destination(s3, bucket, key))
     assert archive.missing and archive.members == () and archive.total_bytes == 0
     assert _tar(s3, bucket, key) == {}
     assert verify_archive(gone, s3, archive.object) == []
@@ -122,7 +122,7 @@ def test_verify_fails_on_a_corrupted_upload(
 ) -> None:
     key = f"{prefix}/files.tar.gz"
     corrupt_s3_uploads(faults, key_suffix=key)
-    archive = archive_directory(tenant_dir, s3, bucket, key)
+    archive = archive_directory(tenant_dir, Destination(s3, bucket, key))
     with pytest.raises(ArchiveVerificationError) as caught:
         verify_archive(tenant_dir, s3, archive.object)
     assert caught.value.reason in {"ArchiveCorrupt", "ArchiveChecksumMismatch"}

@@ -33,8 +33,8 @@ def test_identifiers_are_validated() -> None:
 
 def test_password_statements_take_it_as_a_parameter() -> None:
     ctx = _ctx("acme-corp")
-    create = db.create_user_sql(ctx)
-    alter = db.alter_user_sql(ctx)
+    create = db.user_sql(ctx).create
+    alter = db.user_sql(ctx).alter
     assert _formatted(create, "pw") == (
         "CREATE USER IF NOT EXISTS `wp_acme_corp`@'%' IDENTIFIED BY 'pw' "
         "REQUIRE SSL WITH MAX_USER_CONNECTIONS 50"
@@ -48,10 +48,10 @@ def test_password_statements_take_it_as_a_parameter() -> None:
 def test_users_require_tls_and_carry_the_settings_cap() -> None:
     settings = Settings(db_max_user_connections=7)
     ctx = make_context("ns", "acme", {"tenantId": "acme"}, settings=settings, clients=None)
-    assert db.alter_limits_sql(ctx) % () == (
+    assert db.user_sql(ctx).alter_limits % () == (
         "ALTER USER `wp_acme`@'%' REQUIRE SSL WITH MAX_USER_CONNECTIONS 7"
     )
-    assert "MAX_USER_CONNECTIONS 7" in db.create_user_sql(ctx)
+    assert "MAX_USER_CONNECTIONS 7" in db.user_sql(ctx).create
 
 
 @pytest.mark.parametrize(
@@ -77,10 +77,10 @@ def test_statements_without_parameters_format_to_plain_sql() -> None:
         "CREATE DATABASE IF NOT EXISTS `wp_acme_corp` "
         "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
     )
-    assert db.grant_sql(ctx) % () == (
+    assert db.user_sql(ctx).grant % () == (
         "GRANT ALL PRIVILEGES ON `wp\\_acme\\_corp`.* TO `wp_acme_corp`@'%'"
     )
-    assert db.revoke_sql(ctx) % () == (
+    assert db.user_sql(ctx).revoke % () == (
         "REVOKE ALL PRIVILEGES, GRANT OPTION FROM `wp_acme_corp`@'%'"
     )
     names = (ctx.names.database, ctx.names.database_user)
