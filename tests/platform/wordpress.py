@@ -480,6 +480,20 @@ class DataPlane:
             return [t.view() for t in [*self.tasks.values(), *self.retiring]
                     if t.state != "STOPPED"]
 
+    def healthy(self, target_group_arn: str) -> dict[tuple[str, int], list[str]]:
+        """(ip, container port) -> loopback addresses of the tasks behind that target that
+        are running and healthy in ``target_group_arn``: what a load balancer forwards to."""
+        found: dict[tuple[str, int], list[str]] = {}
+        with self.lock:
+            tasks = [*self.tasks.values(), *self.retiring]
+        for task in tasks:
+            spec = task.spec
+            if (task.state == "RUNNING" and task.health == "healthy" and not task.stop_requested
+                    and any(h.target_group_arn == target_group_arn for h in spec.health)):
+                found.setdefault((spec.ip, spec.container_port), []).append(
+                    f"127.0.0.1:{task.port}")
+        return found
+
     def wsgi(self, app: WSGIApplication) -> WSGIApplication:
         """Answer ``/wpenv/data-plane`` (GET, PUT) and ``GET /wpenv/tasks``; the rest: ``app``."""
 
