@@ -321,6 +321,8 @@ ROUTER = """<?php
 // prefix (WPENV_PATH_PREFIX, "" for the root), as the image must serve it. Apache's
 // rewrite rules in the official image send what is not a file to index.php; php -S does
 // the same with this router, and answers 404 outside the prefix.
+// Which task answered, for tests (the platform's own variable, not the container's).
+header('X-Wpenv-Task: ' . getenv('WPENV_DATA_PLANE_TASK'));
 $prefix = rtrim((string) getenv('WPENV_PATH_PREFIX'), '/');
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 if ($path !== $prefix && strpos($path, $prefix . '/') !== 0) {
@@ -691,7 +693,8 @@ class DataPlane:
         argv = ["php"]
         if self.ca_bundle:
             argv += ["-d", f"openssl.cafile={self.ca_bundle}"]
-        env = {"PATH": PATH, "HOME": str(home), **spec.environment}
+        env = {"PATH": PATH, "HOME": str(home), **spec.environment,
+               "WPENV_DATA_PLANE_TASK": spec.task_id}
         self._install(task, argv, env, wordpress_root(html, spec.environment),
                       home / "install.log")
         argv += ["-S", f"127.0.0.1:{task.port}", "-t", str(html), str(self.state / "router.php")]
