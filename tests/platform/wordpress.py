@@ -92,6 +92,10 @@ SALTS = (
 )
 START_TIMEOUT = 20.0  # seconds for `php -S` to listen before the task counts as stopped
 WORKER_PERIOD = 0.25
+# A retired task gets no new request (the load balancer forwards only to tasks not being
+# stopped) but finishes those under way, as a target draining for the target group's
+# deregistration delay does (AWS: 300 s by default; here a short stand-in).
+DRAIN_SECONDS = 2.0
 PENDING = "pending"  # rollout(): not decided yet (tasks starting or not yet healthy)
 
 STOPPED_ESSENTIAL = "Essential container in task exited"
@@ -217,6 +221,7 @@ class Task:
     listening_after: float | None = None  # seconds from start to `php -S` listening
     healthy_after: float | None = None  # seconds from start to healthy
     stop_requested: bool = False
+    stop_at: float = 0.0  # a retired task drains (answers what it holds) until then
     stopped_reason: str = ""
 
     def view(self) -> dict[str, Any]:
@@ -522,6 +527,7 @@ class DataPlane:
         for key in keys:
             task = self.tasks.pop(key)
             task.stop_requested = True
+            task.stop_at = time.monotonic() + DRAIN_SECONDS
             self.retiring.append(task)
 
     def views(self) -> list[dict[str, Any]]:
@@ -676,6 +682,8 @@ class DataPlane:
         if task.state == "STOPPED":
             return
         if task.stop_requested:
+            if time.monotonic() < task.stop_at:
+                return  # draining: no new requests come, those under way finish
             self._stop(task, task.stopped_reason or "Scaling activity initiated by deployment")
         elif task.pid is None:
             self._start(task)
