@@ -21,6 +21,7 @@ FAKE_IDS = {
     "executionRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-exec",
     "logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:/wpenv/it",
     "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
+    "siteSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/wordpress-Gh56",
     "accessPointId": "fsap-0123456789abcdef0",
     "userPoolId": "us-east-1_AbCdEf123",
     "userPoolClientId": "1example23456789",
