@@ -10,14 +10,17 @@ data plane is on for these tests only: each task is a real WordPress.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import boto3
+import pymysql
 import pytest
 
 from tests.e2e import envs
@@ -119,6 +122,40 @@ def test_a_sign_in_holds_across_both_tasks(
     assert len(answered) == 2 and min(answered.values()) >= 5, answered
     stranger = SiteClient(platform)  # no cookies: the admin is not open to anyone
     assert stranger.get(url + "wp-admin/", follow=False).status == 302
+
+
+def _posts(database: str) -> list[str]:
+    """The post titles in one tenant's database, read as the MariaDB admin."""
+    with pymysql.connect(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_TCP_PORT"]),
+                         user=os.environ["MYSQL_USER"], password=os.environ["MYSQL_PWD"],
+                         ssl_ca=os.environ["WPENV_DB_CA_BUNDLE"]) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT post_title FROM `{database}`.wp_posts")
+        return [str(row[0]) for row in cur.fetchall()]
+
+
+def test_a_post_lands_in_the_tenants_own_database_only(
+    platform: dict[str, str], data_plane: str, site: envs.Obj, namespace: str
+) -> None:
+    other = envs.provision(platform, namespace, "other", tenantId=envs.tenant(), replicas=1)
+    try:
+        url = site["status"]["url"]
+        client = SiteClient(platform)
+        user, password = _admin(site)
+        assert _sign_in(client, url, user, password).status == 200
+        nonce = client.get(url + "wp-admin/admin-ajax.php?action=rest-nonce").body.strip()
+        title = f"Written through the load balancer {uuid.uuid4().hex[:8]}"
+        made = client.post(url + "?rest_route=/wp/v2/posts",
+                           {"title": title, "status": "publish", "content": "Hello."},
+                           headers={"X-WP-Nonce": nonce})
+        assert made.status == 201, (made.status, made.body[:300])
+        mine = site["status"]["resources"]["databaseName"]
+        theirs = other["status"]["resources"]["databaseName"]
+        assert title in _posts(mine)
+        assert title not in _posts(theirs)
+        assert title in client.get(url).body, "the front page lists it"
+    finally:
+        kube.kubectl("delete", "wpenv", "other", "-n", namespace, "--wait=true",
+                     "--timeout=180s", env=platform, timeout=200)
 
 
 def test_suspend_answers_the_listener_default_and_resume_serves_again(

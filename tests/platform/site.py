@@ -118,16 +118,18 @@ class SiteClient:
         """GET ``url``."""
         return self.request(url, follow=follow)
 
-    def post(self, url: str, form: Mapping[str, str], follow: bool = True) -> Answer:
+    def post(self, url: str, form: Mapping[str, str], follow: bool = True,
+             headers: Mapping[str, str] | None = None) -> Answer:
         """POST ``form`` (urlencoded) to ``url``."""
-        return self.request(url, urllib.parse.urlencode(form).encode(), follow)
+        return self.request(url, urllib.parse.urlencode(form).encode(), follow, headers)
 
-    def request(self, url: str, data: bytes | None = None, follow: bool = True) -> Answer:
+    def request(self, url: str, data: bytes | None = None, follow: bool = True,
+                headers: Mapping[str, str] | None = None) -> Answer:
         """One request; an HTTP error status is an answer, not an exception."""
         opener = self.following if follow else self.staying
+        request = urllib.request.Request(url, data=data, headers=dict(headers or {}))
         try:
-            with opener.open(urllib.request.Request(url, data=data),
-                             timeout=self.timeout) as response:
+            with opener.open(request, timeout=self.timeout) as response:
                 return Answer(int(response.status), str(response.url),
                               dict(response.headers.items()),
                               response.read().decode(errors="replace"))
