@@ -93,6 +93,7 @@ class Names:
     database: str
     database_user: str
     db_secret: str
+    site_secret: str
     task_family: str
     container: str
     service: str
@@ -123,6 +124,7 @@ def names_for(namespace: str, name: str, tenant: str) -> Names:
         database=fit("wp_", sql_tenant, 64, sep="_"),
         database_user=fit("wp_", sql_tenant, 32, sep="_"),  # MySQL 8 user names: 32 characters
         db_secret=f"wpenv/{tenant}/database",
+        site_secret=f"wpenv/{tenant}/wordpress",  # its keys, salts and admin login
         task_family=base,
         container="wordpress",
         service=base,

@@ -10,9 +10,9 @@ The secrets are the real values: every value the platform's AWS API carried (the
 witness, tests/platform/witness.py: Secrets Manager values and Cognito client secrets,
 including those of environments deleted long ago, which no snapshot of Secrets Manager
 could show), checked against what Secrets Manager and Cognito hold now, plus the MariaDB
-admin password. The project generates no WordPress admin password and no salts (the
-image makes its own salts at start); a task definition holding a plain variable named like
-one would be a leak of its own, and is looked for too.
+admin password. The WordPress admin password and the keys and salts are among them (each
+tenant's site secret, `wpenv/<tenant>/wordpress`); a task definition holding a plain
+variable named like one would be a leak of its own, and is looked for too.
 
 Each secret is searched for as it is, percent-encoded, JSON-escaped and base64-encoded
 (standard and URL-safe alphabets, at each of the three alignments it can have inside a

@@ -21,7 +21,7 @@ from tests.integration.test_engine import leftovers
 from wpenv import engine
 from wpenv.conditions import FALSE, TRUE
 from wpenv.reconcilers.base import Context
-from wpenv.reconcilers.task_definition import DB_TLS_CONFIG
+from wpenv.reconcilers.task_definition import BASE_CONFIG
 from wpenv.reconcilers.user_pool import list_pools
 
 pytestmark = pytest.mark.e2e
@@ -214,7 +214,7 @@ def test_identity_off_exports_and_removes_it_on_builds_it_anew(
     assert secrets == []
     for key_name in ("userPoolId", "userPoolClientId", "userPoolDomain", "clientSecretArn"):
         assert key_name not in off.ids
-    assert _sso(_task_definition(off)) == ({"WORDPRESS_CONFIG_EXTRA": DB_TLS_CONFIG}, {})
+    assert _sso(_task_definition(off)) == ({"WORDPRESS_CONFIG_EXTRA": BASE_CONFIG}, {})
 
     with aws_calls(off.clients) as calls:
         idle = engine.converge(off, engine.default_resources())

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.platform import pki, procs, wordpress
+from tests.platform import loadbalancer, pki, procs, wordpress
 from tests.platform.fidelity.iam_boundary import BOUNDARY_POLICY
 
 log = logging.getLogger("wpenv.platform.aws")
@@ -158,6 +158,8 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
     child_env[wordpress.ENABLED_ENV] = "on" if data_plane_on(env) else "off"
     child_env[wordpress.STATE_ENV] = str(home / "data-plane")
     child_env[wordpress.EFS_ENV] = str(home.parent / "efs")
+    # loadbalancer.py: each ALB on an address of a loopback /24 of this platform's own.
+    child_env[loadbalancer.NETWORK_ENV] = loadbalancer.network_for(port)
     # chaos.py: WPENV_AWS_FAULT_RATE, _FAULT_CODES, _FAULT_SEED and WPENV_AWS_RATE_LIMITS.
     child_env.update({k: v for k, v in env.items() if k.startswith("WPENV_AWS_")})
     # fidelity/elb_quotas.py: WPENV_ELB_RULES_PER_LB and the other ELBv2 quotas.
@@ -212,6 +214,7 @@ def up(local: Path, env: dict[str, str]) -> dict[str, str]:
     efs.mkdir(parents=True, exist_ok=True)
     endpoint = _endpoint(port)
     settings = bootstrap(clients_for(endpoint), env)
+    settings.update(site_access(home, endpoint, settings["WPENV_LOAD_BALANCER_ARNS"].split(",")))
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_DEFAULT_REGION": REGION,
@@ -220,6 +223,49 @@ def up(local: Path, env: dict[str, str]) -> dict[str, str]:
         **settings,
         "WPENV_EFS_MOUNT_PATH": str(efs),
     }
+
+
+CA_EXPORT = "WPENV_CA_BUNDLE"  # the PEM a client verifies the load balancers with
+RESOLVE_EXPORT = "WPENV_ALB_RESOLVE"  # `host:port:address ...`, curl's --resolve entries
+LISTENERS_TIMEOUT = 15.0
+
+
+def site_access(home: Path, endpoint: str, pool: list[str]) -> dict[str, str]:
+    """WPENV_CA_BUNDLE and WPENV_ALB_RESOLVE: how a client on this machine reaches the pool.
+
+    The bundle holds the chains of the pool's listener certificates, as ACM returns them
+    (GetCertificate); the entries map each listener's DNS name and port to the loopback
+    address its load balancer answers on (loadbalancer.py), once each listener is served.
+    """
+    elbv2, acm = clients_for(endpoint)("elbv2"), clients_for(endpoint)("acm")
+    chains: list[str] = []
+    listeners = 0
+    for arn in pool:
+        for listener in elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+            listeners += 1
+            for certificate in listener.get("Certificates") or []:
+                found = acm.get_certificate(CertificateArn=certificate["CertificateArn"])
+                chain = str(found.get("CertificateChain") or "")
+                if chain and chain not in chains:
+                    chains.append(chain)
+    bundle = home / "alb-ca.pem"
+    bundle.write_text("".join(c.rstrip("\n") + "\n" for c in chains))
+
+    def served() -> list[dict[str, Any]] | None:
+        found = [b for b in loadbalancer.read_load_balancers(endpoint) if b["arn"] in pool]
+        done = sum(1 for b in found for x in b["listeners"] if x["bound"] or x["error"])
+        return found if done >= listeners else None
+
+    procs.wait_for(lambda: served() is not None, what="the load balancers' listeners",
+                   timeout=LISTENERS_TIMEOUT)
+    balancers = served() or []
+    for balancer in balancers:
+        for listener in balancer["listeners"]:
+            if listener["error"]:
+                log.warning("%s port %s is not served: %s", balancer["name"],
+                            listener["port"], listener["error"])
+    entries = loadbalancer.resolve_entries(balancers)
+    return {CA_EXPORT: str(bundle), RESOLVE_EXPORT: " ".join(entries)}
 
 
 def down(local: Path) -> None:

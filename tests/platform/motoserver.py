@@ -15,7 +15,8 @@ what S3 stores, and throttles and fails AWS calls as AWS does (chaos.py: WPENV_A
 and WPENV_AWS_RATE_LIMITS, or ``/wpenv/faults/aws``); chaos sits inside the journal, so the
 journal records the status of the answers it injects; and keeps every secret value that
 crosses it (``GET /wpenv/witness/secrets``, witness.py), so a leak test knows the secrets
-of environments long deleted.
+of environments long deleted; and serves every ALB on loopback (loadbalancer.py,
+``GET /wpenv/load-balancers``), routing by the listener rules to the data plane's tasks.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tests.platform.chaos import Chaos
 from tests.platform.faults import Faults
 from tests.platform.fidelity import elb_quotas, faithful
 from tests.platform.journal import Journal, journaled
+from tests.platform.loadbalancer import NETWORK_ENV, LoadBalancers, network_for
 from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
 from tests.platform.witness import Witness, witnessed
 from tests.platform.wordpress import DataPlane
@@ -89,6 +91,9 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     default_user_config["lambda"] = {"use_docker": False}
     chaos = Chaos()  # from the environment: a bad setting stops the server here
     data_plane = DataPlane.from_env()  # real WordPress tasks (wordpress.py), when on
+    # Every ALB on its own loopback address (loadbalancer.py), forwarding to those tasks.
+    balancers = LoadBalancers(os.environ.get(NETWORK_ENV) or network_for(port),
+                              data_plane.state, data_plane.healthy)
     simulator = Simulator(delay=delay, data_plane=data_plane)
     simulator.install_hooks()
     faults = Faults([chaos, elb_quotas.CONTROL])
@@ -100,8 +105,11 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     moto = faithful(DomainDispatcherApplication(create_backend_app))
     data_thread = threading.Thread(target=data_plane.run, args=(stop,), name="data-plane",
                                    daemon=True)
+    lb_thread = threading.Thread(target=balancers.run, args=(stop,), name="load-balancers",
+                                 daemon=True)
+    aws_api = faults.wsgi(witnessed(journaled(chaos.wsgi(moto), Journal()), Witness()))
     app = with_health(
-        data_plane.wsgi(faults.wsgi(witnessed(journaled(chaos.wsgi(moto), Journal()), Witness()))),
+        balancers.wsgi(data_plane.wsgi(aws_api)),
         lambda: health(simulator, sim_thread, period),
     )
     # Bound here, in the main thread, so a taken port fails the process at once (moto's
@@ -117,6 +125,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     signal.signal(signal.SIGINT, on_signal)
     sim_thread.start()
     data_thread.start()
+    lb_thread.start()
     server_thread.start()
     log.info("moto server on http://%s:%d, simulator delay %.1fs", host, port, delay)
     while not stop.wait(1.0):
@@ -129,6 +138,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     stop.set()
     sim_thread.join(timeout=5.0)
     data_thread.join(timeout=30.0)  # it stops every task's PHP on its way out
+    lb_thread.join(timeout=5.0)
     simulator.uninstall_hooks()
     faults.uninstall_hooks()
     log.info("stopped in %.1fs", time.monotonic() - started)

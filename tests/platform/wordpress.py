@@ -92,6 +92,10 @@ SALTS = (
 )
 START_TIMEOUT = 20.0  # seconds for `php -S` to listen before the task counts as stopped
 WORKER_PERIOD = 0.25
+# A retired task gets no new request (the load balancer forwards only to tasks not being
+# stopped) but finishes those under way, as a target draining for the target group's
+# deregistration delay does (AWS: 300 s by default; here a short stand-in).
+DRAIN_SECONDS = 2.0
 PENDING = "pending"  # rollout(): not decided yet (tasks starting or not yet healthy)
 
 STOPPED_ESSENTIAL = "Essential container in task exited"
@@ -213,9 +217,11 @@ class Task:
     codes: list[str] = field(default_factory=list)
     next_check: float = 0.0
     started_at: float = 0.0
+    installed_after: float | None = None  # seconds the install step took
     listening_after: float | None = None  # seconds from start to `php -S` listening
     healthy_after: float | None = None  # seconds from start to healthy
     stop_requested: bool = False
+    stop_at: float = 0.0  # a retired task drains (answers what it holds) until then
     stopped_reason: str = ""
 
     def view(self) -> dict[str, Any]:
@@ -228,6 +234,7 @@ class Task:
             "address": f"127.0.0.1:{self.port}" if self.port else None,
             "targetGroups": [h.target_group_arn for h in spec.health],
             "lastStatus": self.state, "health": self.health,
+            "installedAfterSeconds": self.installed_after,
             "listeningAfterSeconds": self.listening_after,
             "healthyAfterSeconds": self.healthy_after, "stoppedReason": self.stopped_reason,
             "memoryKiB": _rss_kib(self.pid) if self.state == "RUNNING" else None,
@@ -315,18 +322,54 @@ def content_directory(
 # --- the per-task tree -------------------------------------------------------------------------
 
 ROUTER = """<?php
-// The ALB sends every path to the task; Apache's rewrite rules in the official image send
-// what is not a file to index.php. php -S does the same with this router.
+// The ALB sends every path to the task unchanged; WordPress lives under the tenant's
+// prefix (WPENV_PATH_PREFIX, "" for the root), as the image must serve it. Apache's
+// rewrite rules in the official image send what is not a file to index.php; php -S does
+// the same with this router, and answers 404 outside the prefix.
+// Which task answered, for tests (the platform's own variable, not the container's).
+header('X-Wpenv-Task: ' . getenv('WPENV_DATA_PLANE_TASK'));
+$prefix = rtrim((string) getenv('WPENV_PATH_PREFIX'), '/');
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
+if ($path !== $prefix && strpos($path, $prefix . '/') !== 0) {
+    http_response_code(404);
+    return true;
+}
 $file = $_SERVER['DOCUMENT_ROOT'] . $path;
-if ($path !== '/' && (is_file($file) || is_file(rtrim($file, '/') . '/index.php'))) {
+if ($path !== $prefix . '/' && (is_file($file) || is_file(rtrim($file, '/') . '/index.php'))) {
     return false;
 }
-$_SERVER['SCRIPT_NAME'] = '/index.php';
-$_SERVER['SCRIPT_FILENAME'] = $_SERVER['DOCUMENT_ROOT'] . '/index.php';
-$_SERVER['PHP_SELF'] = '/index.php';
+$_SERVER['SCRIPT_NAME'] = $prefix . '/index.php';
+$_SERVER['SCRIPT_FILENAME'] = $_SERVER['DOCUMENT_ROOT'] . $prefix . '/index.php';
+$_SERVER['PHP_SELF'] = $prefix . '/index.php';
 require $_SERVER['SCRIPT_FILENAME'];
 """
+
+# The first install, as the image must do it on start (README: what the image must
+# provide): once, under a database lock that two tasks starting together share, with the
+# admin of the tenant's site secret and WordPress's home and siteurl from WP_HOME.
+INSTALL = """<?php
+define('WP_INSTALLING', true);
+$url = parse_url((string) getenv('WPENV_SITE_URL'));
+$_SERVER['HTTP_HOST'] = $url['host'] ?? 'localhost';
+$_SERVER['REQUEST_URI'] = ($url['path'] ?? '/');
+$_SERVER['HTTPS'] = 'on';
+function wp_new_blog_notification($blog_title, $blog_url, $user_id, $password) {}
+require __DIR__ . '/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+$wpdb->query("SELECT GET_LOCK('wpenv-install', 60)");
+if (!is_blog_installed()) {
+    $result = wp_install(getenv('WORDPRESS_SITE_TITLE') ?: 'WordPress',
+        getenv('WORDPRESS_ADMIN_USER'), getenv('WORDPRESS_ADMIN_EMAIL'), false, '',
+        getenv('WORDPRESS_ADMIN_PASSWORD'));
+    echo "installed: user {$result['user_id']}\n";
+} else {
+    echo "already installed\n";
+}
+$wpdb->query("SELECT RELEASE_LOCK('wpenv-install')");
+"""
+INSTALL_TIMEOUT = 120.0
+PREFIX_ENV = "WPENV_PATH_PREFIX"  # where WordPress lives in the document root
+ADMIN_ENV = ("WORDPRESS_ADMIN_USER", "WORDPRESS_ADMIN_PASSWORD", "WORDPRESS_ADMIN_EMAIL")
 
 WP_CONFIG = """<?php
 // The task's wp-config.php, after the official image's conventions: every setting comes
@@ -408,20 +451,32 @@ def populate_content(content: Path) -> None:
 
 
 def task_tree(state: Path, spec: TaskSpec) -> Path:
-    """``state/tasks/<id>/html``: the image hard-linked, wp-config.php, wp-content linked."""
+    """``state/tasks/<id>/html``, the document root; WordPress (the image hard-linked,
+    wp-config.php, wp-content linked) in it under the task's path prefix."""
     image = prepare_image(state)
     home = state / "tasks" / spec.task_id
     html = home / "html"
     if html.exists():
         return html
     home.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-al", str(image), str(html)], check=True)
-    (html / "wp-config.php").write_text(wp_config())
+    site = wordpress_root(html, spec.environment)
+    site.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-al", str(image), str(site)], check=True)
+    (site / "wp-config.php").write_text(wp_config())
+    (site / "wpenv-install.php").write_text(INSTALL)
     if spec.content_dir is not None:
         spec.content_dir.mkdir(parents=True, exist_ok=True)
         populate_content(spec.content_dir)
-        (html / "wp-content").symlink_to(spec.content_dir, target_is_directory=True)
+        (site / "wp-content").symlink_to(spec.content_dir, target_is_directory=True)
     return html
+
+
+def wordpress_root(html: Path, environment: Mapping[str, str]) -> Path:
+    """Where WordPress lives below the document root: at the path prefix, if any."""
+    prefix = environment.get(PREFIX_ENV, "").strip("/")
+    if ".." in prefix.split("/"):
+        raise ValueError(f"{PREFIX_ENV} may not leave the document root")
+    return html / prefix if prefix else html
 
 
 def _free_port() -> int:
@@ -472,6 +527,7 @@ class DataPlane:
         for key in keys:
             task = self.tasks.pop(key)
             task.stop_requested = True
+            task.stop_at = time.monotonic() + DRAIN_SECONDS
             self.retiring.append(task)
 
     def views(self) -> list[dict[str, Any]]:
@@ -479,6 +535,20 @@ class DataPlane:
         with self.lock:
             return [t.view() for t in [*self.tasks.values(), *self.retiring]
                     if t.state != "STOPPED"]
+
+    def healthy(self, target_group_arn: str) -> dict[tuple[str, int], list[str]]:
+        """(ip, container port) -> loopback addresses of the tasks behind that target that
+        are running and healthy in ``target_group_arn``: what a load balancer forwards to."""
+        found: dict[tuple[str, int], list[str]] = {}
+        with self.lock:
+            tasks = [*self.tasks.values(), *self.retiring]
+        for task in tasks:
+            spec = task.spec
+            if (task.state == "RUNNING" and task.health == "healthy" and not task.stop_requested
+                    and any(h.target_group_arn == target_group_arn for h in spec.health)):
+                found.setdefault((spec.ip, spec.container_port), []).append(
+                    f"127.0.0.1:{task.port}")
+        return found
 
     def wsgi(self, app: WSGIApplication) -> WSGIApplication:
         """Answer ``/wpenv/data-plane`` (GET, PUT) and ``GET /wpenv/tasks``; the rest: ``app``."""
@@ -612,6 +682,8 @@ class DataPlane:
         if task.state == "STOPPED":
             return
         if task.stop_requested:
+            if time.monotonic() < task.stop_at:
+                return  # draining: no new requests come, those under way finish
             self._stop(task, task.stopped_reason or "Scaling activity initiated by deployment")
         elif task.pid is None:
             self._start(task)
@@ -629,8 +701,11 @@ class DataPlane:
         argv = ["php"]
         if self.ca_bundle:
             argv += ["-d", f"openssl.cafile={self.ca_bundle}"]
+        env = {"PATH": PATH, "HOME": str(home), **spec.environment,
+               "WPENV_DATA_PLANE_TASK": spec.task_id}
+        self._install(task, argv, env, wordpress_root(html, spec.environment),
+                      home / "install.log")
         argv += ["-S", f"127.0.0.1:{task.port}", "-t", str(html), str(self.state / "router.php")]
-        env = {"PATH": PATH, "HOME": str(home), **spec.environment}
         task.pid = procs.start_detached(argv, pid_file=home / "php.pid",
                                         log_file=home / "php.log", env=env, cwd=html)
         task.started_at = started
@@ -644,6 +719,31 @@ class DataPlane:
         task.listening_after = round(time.monotonic() - started, 2)
         task.next_check = time.monotonic()
         log.info("task %s of %s on 127.0.0.1:%d", spec.task_id, spec.service, task.port)
+
+    @staticmethod
+    def _install(task: Task, php: list[str], env: Mapping[str, str], site: Path,
+                 log_file: Path) -> None:
+        """Install WordPress when its database is empty, before the server starts.
+
+        Only with the admin's login in the environment (the operator's task definition).
+        A failure is logged and the server starts anyway: it answers 500 then, its health
+        check fails and the circuit breaker acts, as with a broken database login.
+        """
+        if not all(env.get(name) for name in ADMIN_ENV):
+            return
+        started = time.monotonic()
+        try:
+            done = subprocess.run([*php, str(site / "wpenv-install.php")], env=dict(env),
+                                  cwd=site, capture_output=True, text=True,
+                                  timeout=INSTALL_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            log.warning("task %s: the install timed out", task.spec.task_id)
+            return
+        log_file.write_text(done.stdout + done.stderr)
+        task.installed_after = round(time.monotonic() - started, 2)
+        if done.returncode != 0 or "installed" not in done.stdout:
+            log.warning("task %s: the install failed (exit %d)", task.spec.task_id,
+                        done.returncode)
 
     def _probe(self, task: Task) -> None:
         """One round of the target group's health check (no target group: healthy once up)."""

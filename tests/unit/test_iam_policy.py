@@ -150,11 +150,29 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef, bound: bool) -> Sig
     return Signature(tuple(positional), frozenset(keyword))
 
 
+def _is_dataclass(node: ast.ClassDef) -> bool:
+    return any(
+        (isinstance(d, ast.Name) and d.id == "dataclass")
+        or (isinstance(d, ast.Call) and isinstance(d.func, ast.Name) and d.func.id == "dataclass")
+        for d in node.decorator_list
+    )
+
+
+def _fields(node: ast.ClassDef) -> Signature:
+    """A dataclass's generated __init__: its annotated fields, in order."""
+    names = tuple(item.target.id for item in node.body
+                  if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name))
+    return Signature(names, frozenset(names))
+
+
 def definitions(tree: ast.Module) -> dict[str, list[Signature]]:
-    """The functions, methods and classes (by their __init__) of one module, by name."""
+    """The functions, methods and classes (by their __init__, or a dataclass's fields) of
+    one module, by name."""
     found: dict[str, list[Signature]] = defaultdict(list)
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
+            if _is_dataclass(node):
+                found[node.name].append(_fields(node))
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     bound = not _is_staticmethod(item)

@@ -219,6 +219,7 @@ class _Ctx:
         self.ids = {
             "accessPointArn": "arn:aws-cn:elasticfilesystem:cn-north-1:1:access-point/fsap-1",
             "dbSecretArn": "arn:aws-cn:secretsmanager:cn-north-1:1:secret:wpenv/acme/database-x",
+            "siteSecretArn": "arn:aws-cn:secretsmanager:cn-north-1:1:secret:wpenv/acme/wordpress-x",
         }
         self.settings = SimpleNamespace(region="cn-north-1", file_system_id="fs-1")
         self.names = SimpleNamespace(tenant="acme", log_group="/wpenv/acme")

@@ -160,7 +160,8 @@ def _operator_context(world: World, policy_of: Any) -> None:
     """Put the operator's own policy (execution or task role) on the role."""
     ctx = make_context("ns", "acme", {"tenantId": "acme", "identity": {"enabled": False}},
                        settings=Settings(region=REGION, file_system_id="fs-1"), clients=None,
-                       ids={"dbSecretArn": world.secret, "accessPointArn": "arn:ap"})
+                       ids={"dbSecretArn": world.secret, "accessPointArn": "arn:ap",
+                            "siteSecretArn": world.secret.replace("database", "wordpress")})
     world.iam.put_role_policy(RoleName="wpenv-acme-exec", PolicyName="wpenv-tenant",
                               PolicyDocument=json.dumps(policy_of(ctx, DEFAULT_ACCOUNT_ID)))
 

@@ -375,6 +375,9 @@ class ResourceIds(_Model):
         description="The DB secret whose password was last proven to log in as the database "
         "user: rotation is switched on only for it.",
     )
+    site_secret_arn: str | None = Field(
+        None, description="Secret holding WordPress's keys, salts and admin login."
+    )
     log_group_arn: str | None = Field(None, description="CloudWatch Logs log group.")
     task_definition_arn: str | None = Field(None, description="Current task definition.")
     service_arn: str | None = Field(None, description="ECS service.")

@@ -23,7 +23,6 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws, reasons
 from wpenv.errors import TransientError
-from wpenv.plan import Names
 from wpenv.reconcilers import identity
 from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.secret_store import NOT_FOUND, StoredSecret, secret_string
@@ -68,10 +67,7 @@ class ClientSecret(
 
     description = DESCRIPTION
 
-    @staticmethod
-    def name_of(names: Names) -> str:
-        """`wpenv/<tenant>/oidc-client`: found again by it when no ARN is recorded."""
-        return names.client_secret
+    named = "client_secret"  # wpenv/<tenant>/oidc-client
 
     def wanted(self, ctx: Context) -> bool:
         """Only with identity on."""

@@ -35,7 +35,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from wpenv import mysql
-from wpenv.plan import Names
 from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.secret_store import StoredSecret, credentials, describe
 
@@ -132,10 +131,7 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
 
     description = DESCRIPTION
 
-    @staticmethod
-    def name_of(names: Names) -> str:
-        """`wpenv/<tenant>/database`: found again by it when no ARN is recorded."""
-        return names.db_secret
+    named = "db_secret"  # wpenv/<tenant>/database
 
     def value_problems(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> list[str]:
         """Stale when host/port/username/dbname, a password or rotation differ.

@@ -4,10 +4,11 @@ Before a container runs, ECS (the Fargate agent) pulls its image, reads the secr
 task definition injects and opens the container's log stream, all with this role; the
 application never holds these credentials. So the policy is exactly that, scoped to the
 tenant: pull from ECR (an authorization token, which IAM grants only on `*`, and the
-image's repository), write log streams in the tenant's own log group, and read the two
-secrets the container names: the database secret and, with single sign-on, the OIDC
-client secret. A task whose execution role cannot read a secret it names, or write to
-its log group, never starts (ECS stops it with a ResourceInitializationError).
+image's repository), write log streams in the tenant's own log group, and read the
+secrets the container names: the database secret, the site secret (WordPress's keys,
+salts and admin) and, with single sign-on, the OIDC client secret. A task whose
+execution role cannot read a secret it names, or write to its log group, never starts
+(ECS stops it with a ResourceInitializationError).
 
 Secrets are named by their exact ARNs (Secrets Manager adds a random suffix to each), so
 the role comes after both secrets in the registry; a secret re-created after a drift gets
@@ -36,7 +37,8 @@ _ECR_IMAGE = re.compile(
 
 def secret_arns(ctx: Context) -> list[str]:
     """The ARNs of the secrets the task definition injects (TransientError until recorded)."""
-    keys = ["dbSecretArn", *(["clientSecretArn"] if identity.enabled(ctx) else [])]
+    keys = ["dbSecretArn", "siteSecretArn",
+            *(["clientSecretArn"] if identity.enabled(ctx) else [])]
     missing = [key for key in keys if not ctx.ids.get(key)]
     if missing:
         raise TransientError(
@@ -62,7 +64,7 @@ def repository_arn(image: str, region: str, account: str, partition: str = "aws"
 
 
 def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[str, Any]:
-    """ECR pull, the tenant's log streams and its two secrets: what starting a task takes."""
+    """ECR pull, the tenant's log streams and its secrets: what starting a task takes."""
     secrets = secret_arns(ctx)
     region = ctx.settings.region
     log_group = f"arn:{partition}:logs:{region}:{account}:log-group:{ctx.names.log_group}:*"
@@ -77,11 +79,11 @@ def desired_policy(ctx: Context, account: str, partition: str = "aws") -> dict[s
 
 
 class ExecutionRole(
-    TenantRole, ids=("executionRoleArn",), needs=("ClientSecret", "DatabaseSecret")
+    TenantRole, ids=("executionRoleArn",), needs=("ClientSecret", "DatabaseSecret", "SiteSecret")
 ):
     """IAM task execution role of one tenant (condition group "Permissions").
 
-    It needs both secrets: its policy names them by ARN (the client secret only with
+    It needs every secret: its policy names them by ARN (the client secret only with
     single sign-on).
     """
 

@@ -15,9 +15,10 @@ The order (HLD 3.1 with four deliberate differences, all invisible from outside)
   between the two never leaves a MySQL user whose password nobody knows;
 - the target group and rule precede the service: ECS refuses a service whose target group
   is not yet attached to a load balancer.
-The log group and the execution role come right before the task definition: a task
-starts only once its log group exists and its execution role may read the secrets it
-names, and that role names both secrets by ARN, so it follows them.
+The site secret (WordPress's keys, salts and admin), the log group and the execution role
+come right before the task definition: a task starts only once its log group exists and
+its execution role may read the secrets it names, and that role names every secret by
+ARN, so it follows them.
 Each kind's `needs` says which of these are hard dependencies; `check` proves the order
 honours them, at import, so a wrong order cannot ship.
 """
@@ -38,6 +39,7 @@ from wpenv.reconcilers.log_group import LogGroup
 from wpenv.reconcilers.placement import Placement
 from wpenv.reconcilers.security_group import SecurityGroup
 from wpenv.reconcilers.service import Service
+from wpenv.reconcilers.site_secret import SiteSecret
 from wpenv.reconcilers.target_group import TargetGroup
 from wpenv.reconcilers.task_definition import TaskDefinition
 from wpenv.reconcilers.task_role import TaskRole
@@ -65,6 +67,7 @@ def kinds() -> list[Resource]:
         TaskRole(),
         DatabaseSecret(),
         Database(),
+        SiteSecret(),
         LogGroup(),
         ExecutionRole(),
         TaskDefinition(),

@@ -132,11 +132,13 @@ class StoredSecret(Resource, gone={NOT_FOUND}, retainable=True):
     """Base of a kind for one tenant secret; subclasses own its value and policy."""
 
     description: ClassVar[str]  # formatted with the environment's namespace and name
+    named: ClassVar[str]  # the attribute of plan.Names that holds the secret's name
 
-    @staticmethod
-    def name_of(names: Names) -> str:
-        """The deterministic name among an environment's names."""
-        raise NotImplementedError
+    @classmethod
+    def name_of(cls, names: Names) -> str:
+        """The deterministic name among an environment's names: found again by it when no
+        ARN is recorded."""
+        return str(getattr(names, cls.named))
 
     def secret_name(self, ctx: Context) -> str:
         """This environment's secret name."""

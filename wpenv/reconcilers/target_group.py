@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wpenv import aws
-from wpenv.plan import TAG_MANAGED_BY, tag_dict, tag_list
+from wpenv.plan import TAG_MANAGED_BY, path_prefix, tag_dict, tag_list
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
@@ -25,7 +25,9 @@ NOT_FOUND = "TargetGroupNotFound"
 DUPLICATE = "DuplicateTargetGroupName"
 TAGS_PER_CALL = 20  # ELB DescribeTags accepts at most 20 ARNs
 
-HEALTH_CHECK_PATH = "/wp-login.php"  # answers 200 on a fresh install and once installed
+# Below the tenant's prefix, where WordPress lives (the ALB forwards paths unchanged):
+# answers 200 on a fresh install and once installed.
+HEALTH_CHECK_PAGE = "/wp-login.php"
 HEALTH_CHECK_CODES = "200-399"  # WordPress redirects to the installer before setup
 HEALTH_CHECK_INTERVAL = 15
 HEALTHY_THRESHOLD = 2
@@ -40,11 +42,16 @@ IMMUTABLE_DRIFT = (
 LISTED = "elasticloadbalancing:DescribeTargetGroups"
 
 
-def desired_health_check() -> dict[str, Any]:
+def health_check_path(ctx: Context) -> str:
+    """`<prefix>/wp-login.php`: the login page of the tenant's WordPress (no I/O)."""
+    return path_prefix(ctx.spec) + HEALTH_CHECK_PAGE
+
+
+def desired_health_check(path: str) -> dict[str, Any]:
     """The health check settings we own, in the shape `ModifyTargetGroup` takes."""
     return {
         "HealthCheckProtocol": "HTTP",
-        "HealthCheckPath": HEALTH_CHECK_PATH,
+        "HealthCheckPath": path,
         "HealthCheckIntervalSeconds": HEALTH_CHECK_INTERVAL,
         "HealthyThresholdCount": HEALTHY_THRESHOLD,
         "Matcher": {"HttpCode": HEALTH_CHECK_CODES},
@@ -60,18 +67,18 @@ def desired_target_group(ctx: Context) -> dict[str, Any]:
         "VpcId": ctx.settings.vpc_id,
         "TargetType": "ip",  # Fargate tasks in awsvpc mode register by address
         "HealthCheckEnabled": True,
-        **desired_health_check(),
+        **desired_health_check(health_check_path(ctx)),
         "Tags": ctx.tag_list,
     }
 
 
-def health_check_differences(observed: dict[str, Any]) -> list[str]:
+def health_check_differences(observed: dict[str, Any], path: str) -> list[str]:
     """Names of the health check fields that differ from what we set (empty: up to date).
 
     A field the API did not echo back counts as matching, so an emulator that drops one
     does not make the group look stale forever.
     """
-    wanted = desired_health_check()
+    wanted = desired_health_check(path)
     diffs: list[str] = [
         key
         for key in ("HealthCheckProtocol", "HealthCheckPath", "HealthCheckIntervalSeconds")
@@ -149,7 +156,7 @@ class TargetGroup(
 
     def inspect(self, ctx: Context, found: dict[str, Any]) -> Observation:
         """Compare the health check settings we own; note fields that cannot change."""
-        diffs = health_check_differences(found)
+        diffs = health_check_differences(found, health_check_path(ctx))
         detail = _immutable_drift(ctx, found)
         if diffs:
             detail = "; ".join(filter(None, [f"health check differs: {', '.join(diffs)}", detail]))
@@ -182,7 +189,8 @@ class TargetGroup(
     def update(self, ctx: Context, observed: Observation) -> None:
         """Put the health check back to what we set (the only mutable part we own)."""
         arn = observed.found["TargetGroupArn"]
-        ctx.clients.elbv2.modify_target_group(TargetGroupArn=arn, **desired_health_check())
+        wanted = desired_health_check(health_check_path(ctx))
+        ctx.clients.elbv2.modify_target_group(TargetGroupArn=arn, **wanted)
         ctx.remember({"targetGroupArn": arn})
 
     def remove(self, clients: Any, settings: Settings, found: dict[str, Any]) -> None:

@@ -25,8 +25,16 @@ from botocore.exceptions import ClientError
 
 from wpenv import aws, mysql, reasons, sso
 from wpenv.errors import TransientError
-from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_RETAINED, TAG_TENANT, tag_dict, url_for
-from wpenv.reconcilers import identity, log_group
+from wpenv.plan import (
+    TAG_ENVIRONMENT,
+    TAG_MANAGED_BY,
+    TAG_RETAINED,
+    TAG_TENANT,
+    path_prefix,
+    tag_dict,
+    url_for,
+)
+from wpenv.reconcilers import identity, log_group, site_secret
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.settings import Settings
 
@@ -37,12 +45,13 @@ STALE = "revision {revision} differs from the spec in {fields}"
 
 # The ids the task definition names; each is recorded by another resource.
 REQUIRED_IDS = (
-    "taskRoleArn", "executionRoleArn", "logGroupArn", "dbSecretArn", "accessPointId",
+    "taskRoleArn", "executionRoleArn", "logGroupArn", "dbSecretArn", "siteSecretArn",
+    "accessPointId",
 )
 VOLUME = "wp-content"
 CONTENT_PATH = "/var/www/html/wp-content"
 LOG_PREFIX = "wordpress"
-HEALTH_COMMAND = "curl -fsS http://localhost/wp-login.php >/dev/null || exit 1"
+HEALTH_COMMAND = "curl -fsS http://localhost{prefix}/wp-login.php >/dev/null || exit 1"
 # Container variable -> JSON key of the tenant's DB secret. The host is not among them: ECS
 # injects one key per variable, and WordPress takes the port only as part of DB_HOST
 # (`host:port`), so WORDPRESS_DB_HOST is the settings' endpoint (not a secret) instead.
@@ -51,6 +60,20 @@ SECRET_KEYS = (
     ("WORDPRESS_DB_PASSWORD", "password"),
     ("WORDPRESS_DB_NAME", "dbname"),
 )
+# Container variable -> JSON key of the tenant's site secret: the keys and salts all tasks
+# share (a sign-in survives a request another task answers) and the admin the image's
+# first install creates (README: what the image must provide).
+SITE_SECRET_KEYS = (
+    *((f"WORDPRESS_{key}", key) for key in site_secret.SALT_KEYS),
+    ("WORDPRESS_ADMIN_USER", site_secret.ADMIN_USER),
+    ("WORDPRESS_ADMIN_PASSWORD", site_secret.ADMIN_PASSWORD),
+    ("WORDPRESS_ADMIN_EMAIL", site_secret.ADMIN_EMAIL),
+)
+# Where WordPress answers: the tenant's URL (home and siteurl) and the path prefix it must
+# live under, since the load balancer forwards `/<prefix>/...` unchanged.
+SITE_URL_VARIABLE = "WPENV_SITE_URL"
+PATH_PREFIX_VARIABLE = "WPENV_PATH_PREFIX"
+SITE_TITLE_VARIABLE = "WORDPRESS_SITE_TITLE"
 # The fields of a revision we set; everything else is ECS's (or moto's) default.
 COMPARED = (
     "family",
@@ -118,6 +141,16 @@ def sso_container_settings(
 DB_TLS_CONFIG = (
     "define('MYSQL_CLIENT_FLAGS', MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT);\n"
 )
+# Then home and siteurl are the tenant's URL, read from the environment at run time (the
+# same text for every tenant), so WordPress's links stay under the tenant's prefix whatever
+# the database's options say.
+SITE_URL_CONFIG = (
+    "if (getenv('WPENV_SITE_URL')) {\n"
+    "    define('WP_HOME', rtrim(getenv('WPENV_SITE_URL'), '/'));\n"
+    "    define('WP_SITEURL', rtrim(getenv('WPENV_SITE_URL'), '/'));\n"
+    "}\n"
+)
+BASE_CONFIG = DB_TLS_CONFIG + SITE_URL_CONFIG
 
 
 def db_host(ctx: Context) -> str:
@@ -127,17 +160,18 @@ def db_host(ctx: Context) -> str:
 
 
 def with_db_tls(environment: list[dict[str, str]]) -> list[dict[str, str]]:
-    """`environment` whose WORDPRESS_CONFIG_EXTRA starts with DB_TLS_CONFIG (no I/O)."""
+    """`environment` whose WORDPRESS_CONFIG_EXTRA starts with BASE_CONFIG (no I/O)."""
     extra = next((e for e in environment if e["name"] == sso.CONFIG_EXTRA_VARIABLE), None)
     rest = [e for e in environment if e is not extra]
-    value = DB_TLS_CONFIG + (extra["value"] if extra else "")
+    value = BASE_CONFIG + (extra["value"] if extra else "")
     return [*rest, {"name": sso.CONFIG_EXTRA_VARIABLE, "value": value}]
 
 
 def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
     """The WordPress container: credentials by reference only, files on the EFS volume."""
     settings = ctx.settings
-    secret_arn = str(ctx.ids["dbSecretArn"])
+    secret_arn, site_arn = str(ctx.ids["dbSecretArn"]), str(ctx.ids["siteSecretArn"])
+    url = tenant_url or url_for(ctx.spec, None)
     sso_environment, sso_secrets = sso_container_settings(ctx, tenant_url)
     return {
         "name": ctx.names.container,
@@ -149,18 +183,22 @@ def desired_container(ctx: Context, tenant_url: str | None) -> dict[str, Any]:
             [
                 {"name": "WPENV_TENANT_ID", "value": ctx.names.tenant},
                 {"name": "WORDPRESS_DB_HOST", "value": db_host(ctx)},
+                {"name": SITE_URL_VARIABLE, "value": url},
+                {"name": PATH_PREFIX_VARIABLE, "value": path_prefix(ctx.spec)},
+                {"name": SITE_TITLE_VARIABLE, "value": ctx.names.tenant},
                 *sso_environment,
             ]
         ),
         "secrets": [
             *({"name": n, "valueFrom": secret_ref(secret_arn, key)} for n, key in SECRET_KEYS),
+            *({"name": n, "valueFrom": secret_ref(site_arn, key)} for n, key in SITE_SECRET_KEYS),
             *sso_secrets,
         ],
         "mountPoints": [
             {"sourceVolume": VOLUME, "containerPath": CONTENT_PATH, "readOnly": False}
         ],
         "healthCheck": {
-            "command": ["CMD-SHELL", HEALTH_COMMAND],
+            "command": ["CMD-SHELL", HEALTH_COMMAND.format(prefix=path_prefix(ctx.spec))],
             "interval": 30,
             "timeout": 5,
             "retries": 3,
@@ -308,10 +346,9 @@ def tagged_revisions(clients: Any, settings: Settings) -> dict[str, list[dict[st
 
 
 def _desired(ctx: Context) -> dict[str, Any]:
-    """`desired_task_definition` with the tenant's URL read when sign-out needs it."""
+    """`desired_task_definition` with the tenant's URL (WordPress's home, and sign-out)."""
     _require_ids(ctx)  # before any call: may be waiting
-    needs_url = identity.enabled(ctx) and not ctx.spec.identity.logout_urls
-    return desired_task_definition(ctx, identity.tenant_url(ctx) if needs_url else None)
+    return desired_task_definition(ctx, identity.tenant_url(ctx))
 
 
 def _describe(clients: Any, arn: str) -> tuple[dict[str, Any], list[Any]] | None:
@@ -357,7 +394,8 @@ class TaskDefinition(
     group="Compute",
     ids=("taskDefinitionArn",),
     gone={GONE},
-    needs=("AccessPoint", "TaskRole", "DatabaseSecret", "LogGroup", "ExecutionRole"),
+    needs=("AccessPoint", "TaskRole", "DatabaseSecret", "SiteSecret", "LogGroup",
+           "ExecutionRole"),
     retainable=True,
 ):
     """ECS task definition family of one tenant (condition group "Compute").

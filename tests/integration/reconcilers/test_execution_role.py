@@ -21,11 +21,12 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def ctx(make_ctx: MakeCtx) -> Iterator[Context]:
-    """A tenant with the two secrets its container takes (plain boto3); all removed after."""
+    """A tenant with the secrets its container takes (plain boto3); all removed after."""
     context = make_ctx()
     secrets = context.clients.secretsmanager
     made = []
     for key, name in (("dbSecretArn", context.names.db_secret),
+                      ("siteSecretArn", context.names.site_secret),
                       ("clientSecretArn", context.names.client_secret)):
         context.ids[key] = secrets.create_secret(Name=name, SecretString="{}")["ARN"]
         made.append(context.ids[key])
@@ -54,7 +55,7 @@ def test_created_with_ecs_trust_its_tags_and_exactly_its_secrets(
     assert {t["Key"]: t["Value"] for t in role["Tags"]} == ctx.tags
     by_sid = {s["Sid"]: s for s in _stored(ctx)["Statement"]}
     assert sorted(by_sid["ReadOwnSecrets"]["Resource"]) == sorted(
-        [ctx.ids["dbSecretArn"], ctx.ids["clientSecretArn"]]
+        [ctx.ids["dbSecretArn"], ctx.ids["siteSecretArn"], ctx.ids["clientSecretArn"]]
     )
     assert by_sid["WriteOwnLogs"]["Resource"].endswith(f":log-group:{ctx.names.log_group}:*")
     with aws_calls(ctx.clients) as calls:
@@ -70,7 +71,8 @@ def test_created_with_ecs_trust_its_tags_and_exactly_its_secrets(
     assert not observed.up_to_date
     resource.update(without, observed)
     statements = {s["Sid"]: s for s in _stored(ctx)["Statement"]}
-    assert statements["ReadOwnSecrets"]["Resource"] == [ctx.ids["dbSecretArn"]]
+    assert statements["ReadOwnSecrets"]["Resource"] == [ctx.ids["dbSecretArn"],
+                                                        ctx.ids["siteSecretArn"]]
 
 
 def test_waits_for_the_secrets_and_makes_nothing_meanwhile(make_ctx: MakeCtx) -> None:

@@ -101,6 +101,7 @@ def _startable(ctx: Context, cleanup: contextlib.ExitStack) -> None:
     exist, its log group exists, and its execution role may read the secrets."""
     secrets = ctx.clients.secretsmanager
     for key, name in (("dbSecretArn", ctx.names.db_secret),
+                      ("siteSecretArn", ctx.names.site_secret),
                       ("clientSecretArn", ctx.names.client_secret)):
         ctx.ids[key] = secrets.create_secret(Name=name, SecretString="{}")["ARN"]
         cleanup.callback(secrets.delete_secret, SecretId=ctx.ids[key],

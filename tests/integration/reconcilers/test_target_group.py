@@ -53,7 +53,7 @@ def test_changed_health_check_is_stale_and_update_repairs_it(ctx: Context) -> No
     resource.update(ctx, observed)
     assert resource.observe(ctx).up_to_date
     described = ctx.clients.elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
-    assert described["HealthCheckPath"] == "/wp-login.php"
+    assert described["HealthCheckPath"] == f"/{ctx.spec.tenant_id}/wp-login.php"
     assert described["HealthyThresholdCount"] == 2
 
 

@@ -10,7 +10,7 @@ import pytest
 from tests.integration.conftest import MakeCtx
 from wpenv.errors import TransientError
 from wpenv.reconcilers.base import MISSING, Context
-from wpenv.reconcilers.task_definition import DB_TLS_CONFIG, TaskDefinition, desired_task_definition
+from wpenv.reconcilers.task_definition import BASE_CONFIG, TaskDefinition, desired_task_definition
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +21,7 @@ FAKE_IDS = {
     "executionRoleArn": "arn:aws:iam::123456789012:role/wpenv-it-exec",
     "logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:/wpenv/it",
     "dbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/database-Ab12Cd",
+    "siteSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/it/wordpress-Gh56",
     "accessPointId": "fsap-0123456789abcdef0",
     "userPoolId": "us-east-1_AbCdEf123",
     "userPoolClientId": "1example23456789",
@@ -147,7 +148,7 @@ def test_switching_identity_off_drops_the_sso_settings(ctx: Context, make_ctx: M
     names = [e["name"] for e in container["environment"] + container["secrets"]]
     assert not [n for n in names if "OIDC" in n]
     extra = [e["value"] for e in container["environment"] if e["name"] == "WORDPRESS_CONFIG_EXTRA"]
-    assert extra == [DB_TLS_CONFIG], "only the database's TLS is left"
+    assert extra == [BASE_CONFIG], "only the database's TLS and the site URL are left"
     assert resource.observe(off).up_to_date
 
 

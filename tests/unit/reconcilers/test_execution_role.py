@@ -19,6 +19,7 @@ from wpenv.settings import Settings
 ACCOUNT = "111122223333"
 DB = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/database-AbCdEf"
 OIDC = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/oidc-client-GhIjKl"
+SITE = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/wordpress-MnOpQr"
 
 
 def _ctx(tenant: str = "acme", *, identity: bool = True, image: str | None = None,
@@ -27,7 +28,8 @@ def _ctx(tenant: str = "acme", *, identity: bool = True, image: str | None = Non
     spec: dict[str, Any] = {"tenantId": tenant, "identity": {"enabled": identity}}
     if image:
         spec["image"] = image
-    known = {"dbSecretArn": DB, "clientSecretArn": OIDC} if ids is None else ids
+    known = {"dbSecretArn": DB, "siteSecretArn": SITE, "clientSecretArn": OIDC} if ids is None \
+        else ids
     return make_context("ns", tenant, spec, settings=settings, clients=None, ids=dict(known))
 
 
@@ -35,7 +37,7 @@ def _statements(ctx: Context) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in er.desired_policy(ctx, ACCOUNT)["Statement"]}
 
 
-def test_exactly_ecr_pull_the_tenants_log_streams_and_its_two_secrets() -> None:
+def test_exactly_ecr_pull_the_tenants_log_streams_and_its_secrets() -> None:
     by_sid = _statements(_ctx())
     assert set(by_sid) == {"EcrAuthorization", "PullImage", "WriteOwnLogs", "ReadOwnSecrets"}
     assert all(s["Effect"] == "Allow" and "Condition" not in s for s in by_sid.values())
@@ -51,7 +53,7 @@ def test_exactly_ecr_pull_the_tenants_log_streams_and_its_two_secrets() -> None:
     assert logs["Resource"] == "arn:aws:logs:eu-west-1:111122223333:log-group:/wpenv/acme:*"
     secrets = by_sid["ReadOwnSecrets"]
     assert secrets["Action"] == "secretsmanager:GetSecretValue"
-    assert secrets["Resource"] == [DB, OIDC]  # exact ARNs, not a prefix
+    assert secrets["Resource"] == [DB, SITE, OIDC]  # exact ARNs, not a prefix
 
 
 def test_no_permission_of_the_application_or_to_create_anything() -> None:
@@ -63,16 +65,18 @@ def test_no_permission_of_the_application_or_to_create_anything() -> None:
     assert text.count('"Resource": "*"') == 1
 
 
-def test_without_single_sign_on_only_the_database_secret() -> None:
-    ctx = _ctx(identity=False, ids={"dbSecretArn": DB})
-    assert _statements(ctx)["ReadOwnSecrets"]["Resource"] == [DB]
+def test_without_single_sign_on_only_the_database_and_site_secrets() -> None:
+    ctx = _ctx(identity=False, ids={"dbSecretArn": DB, "siteSecretArn": SITE})
+    assert _statements(ctx)["ReadOwnSecrets"]["Resource"] == [DB, SITE]
 
 
 @pytest.mark.parametrize(("identity", "missing"), [
     (True, "clientSecretArn"), (True, "dbSecretArn"), (False, "dbSecretArn"),
+    (False, "siteSecretArn"),
 ])
 def test_waits_until_the_secrets_it_names_are_recorded(identity: bool, missing: str) -> None:
-    ids = {k: v for k, v in {"dbSecretArn": DB, "clientSecretArn": OIDC}.items() if k != missing}
+    known = {"dbSecretArn": DB, "siteSecretArn": SITE, "clientSecretArn": OIDC}
+    ids = {k: v for k, v in known.items() if k != missing}
     with pytest.raises(TransientError) as raised:
         er.desired_policy(_ctx(identity=identity, ids=ids), ACCOUNT)
     assert raised.value.reason == "WaitingForDependencies"
@@ -101,6 +105,7 @@ def test_repository_arn_of_registry_forms() -> None:
 
 def test_another_tenant_gets_disjoint_resources() -> None:
     theirs = _ctx("acmecorp", ids={"dbSecretArn": DB.replace("acme", "acmecorp"),
+                                   "siteSecretArn": SITE.replace("acme", "acmecorp"),
                                    "clientSecretArn": OIDC.replace("acme", "acmecorp")})
     mine, other = _statements(_ctx()), _statements(theirs)
     assert mine["WriteOwnLogs"]["Resource"] != other["WriteOwnLogs"]["Resource"]
@@ -114,7 +119,7 @@ def test_declarations_and_a_name_apart_from_the_task_role() -> None:
     assert resource.kind == "ExecutionRole" and resource.group == "Permissions"
     assert resource.ids == ("executionRoleArn",) and resource.retainable
     assert resource.gone == {"NoSuchEntity"}
-    assert set(resource.needs) == {"ClientSecret", "DatabaseSecret"}
+    assert set(resource.needs) == {"ClientSecret", "DatabaseSecret", "SiteSecret"}
     names = names_for("ns", "x", "acme")
     assert resource.role_name(_ctx()) == names.execution_role == "wpenv-acme-exec"
     assert names.execution_role != names.task_role
@@ -125,9 +130,10 @@ def test_declarations_and_a_name_apart_from_the_task_role() -> None:
     assert not names.execution_role.endswith(TaskRole.suffix)
 
 
-def test_registry_puts_it_after_both_secrets_and_before_the_task_definition() -> None:
+def test_registry_puts_it_after_the_secrets_and_before_the_task_definition() -> None:
     order = [kind.kind for kind in registry.KINDS]
     here = order.index("ExecutionRole")
     assert order.index("ClientSecret") < here and order.index("DatabaseSecret") < here
+    assert order.index("SiteSecret") < here
     assert order.index("LogGroup") < order.index("TaskDefinition")
     assert here < order.index("TaskDefinition")

@@ -20,7 +20,7 @@ def test_desired_target_group_is_an_ip_http_group_on_the_container_port() -> Non
     assert (doc["Protocol"], doc["Port"], doc["VpcId"], doc["TargetType"]) == (
         "HTTP", 8080, "vpc-123", "ip",
     )
-    assert doc["HealthCheckPath"] == "/wp-login.php"
+    assert doc["HealthCheckPath"] == "/acme/wp-login.php"  # WordPress lives under the prefix
     assert doc["Matcher"] == {"HttpCode": "200-399"}
     assert doc["HealthCheckIntervalSeconds"] == 15
     assert doc["HealthyThresholdCount"] == 2
@@ -34,23 +34,24 @@ def test_long_tenant_name_fits_the_elb_limit() -> None:
 
 def test_echoed_health_check_is_up_to_date_and_defaults_are_ignored() -> None:
     echoed = {
-        **tg.desired_health_check(),
+        **tg.desired_health_check("/acme/wp-login.php"),
         "HealthCheckTimeoutSeconds": 5,  # server default: not ours to compare
         "UnhealthyThresholdCount": 2,
         "HealthCheckPort": "traffic-port",
     }
-    assert tg.health_check_differences(echoed) == []
-    assert tg.health_check_differences({}) == []  # nothing echoed: nothing to disagree with
+    assert tg.health_check_differences(echoed, "/acme/wp-login.php") == []
+    # Nothing echoed: nothing to disagree with.
+    assert tg.health_check_differences({}, "/acme/wp-login.php") == []
 
 
 def test_changed_health_check_fields_are_reported() -> None:
     changed = {
-        **tg.desired_health_check(),
+        **tg.desired_health_check("/acme/wp-login.php"),
         "HealthCheckPath": "/",
         "HealthyThresholdCount": 5,
         "Matcher": {"HttpCode": "200"},
     }
-    assert tg.health_check_differences(changed) == [
+    assert tg.health_check_differences(changed, "/acme/wp-login.php") == [
         "HealthCheckPath", "HealthyThresholdCount", "Matcher",
     ]
 

@@ -18,8 +18,9 @@ ROLE = "arn:aws:iam::111122223333:role/wpenv-acme-task"
 EXECUTION_ROLE = "arn:aws:iam::111122223333:role/wpenv-acme-exec"
 LOG_GROUP = "arn:aws:logs:eu-west-1:111122223333:log-group:/wpenv/acme"
 SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/database-AbCdEf"
+SITE = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:wpenv/acme/wordpress-GhIjKl"
 IDS = {"taskRoleArn": ROLE, "executionRoleArn": EXECUTION_ROLE, "logGroupArn": LOG_GROUP,
-       "dbSecretArn": SECRET, "accessPointId": "fsap-0123"}
+       "dbSecretArn": SECRET, "siteSecretArn": SITE, "accessPointId": "fsap-0123"}
 
 
 def _ctx(ids: dict[str, Any] | None = None, **spec: Any) -> Context:
@@ -39,7 +40,8 @@ def _container(doc: dict[str, Any]) -> dict[str, Any]:
 
 def test_credentials_are_secrets_by_arn_and_json_key() -> None:
     container = _container(td.desired_task_definition(_ctx()))
-    assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {
+    refs = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    assert {k: v for k, v in refs.items() if v.startswith(SECRET)} == {
         "WORDPRESS_DB_USER": f"{SECRET}:username::",
         "WORDPRESS_DB_PASSWORD": f"{SECRET}:password::",
         "WORDPRESS_DB_NAME": f"{SECRET}:dbname::",
@@ -70,7 +72,8 @@ def test_no_password_anywhere_in_the_document(monkeypatch: pytest.MonkeyPatch) -
     assert "never-in-a-task-definition" not in text
     # The only strings that mention a password: the variable's name and its reference.
     mentions = re.findall(r'"[^"]*password[^"]*"', text, flags=re.IGNORECASE)
-    assert mentions == ['"WORDPRESS_DB_PASSWORD"', f'"{SECRET}:password::"']
+    assert mentions == ['"WORDPRESS_DB_PASSWORD"', f'"{SECRET}:password::"',
+                        '"WORDPRESS_ADMIN_PASSWORD"', f'"{SITE}:admin_password::"']
 
 
 def test_efs_volume_uses_the_access_point_with_iam_and_tls() -> None:
@@ -105,7 +108,8 @@ def test_health_check_logs_and_tags() -> None:
     doc = td.desired_task_definition(_ctx())
     container = _container(doc)
     assert container["healthCheck"] == {
-        "command": ["CMD-SHELL", "curl -fsS http://localhost/wp-login.php >/dev/null || exit 1"],
+        "command": ["CMD-SHELL",
+                    "curl -fsS http://localhost/acme/wp-login.php >/dev/null || exit 1"],
         "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 60,
     }
     assert container["logConfiguration"] == {
@@ -206,7 +210,7 @@ def test_identity_off_means_no_sso_settings_even_with_ids_left_over() -> None:
     }
     assert not [n for n in names if "OIDC" in n]
     env = {e["name"]: e["value"] for e in container["environment"]}
-    assert env["WORDPRESS_CONFIG_EXTRA"] == td.DB_TLS_CONFIG, "only the database's TLS"
+    assert env["WORDPRESS_CONFIG_EXTRA"] == td.BASE_CONFIG, "only the database's TLS and URL"
 
 
 def test_wordpress_verifies_the_database_certificate() -> None:
@@ -274,3 +278,36 @@ def test_remove_of_a_scanned_family_deregisters_every_revision() -> None:
 def test_family_of_an_arn() -> None:
     assert td.family_of(ARNS[0]) == "wpenv-acme"
     assert td.TaskDefinition().gone == {"ClientException"}
+
+
+def test_every_task_shares_the_tenants_salts_and_admin_from_its_site_secret() -> None:
+    """Salts per container would sign a user out whenever another task answers."""
+    container = _container(td.desired_task_definition(_ctx()))
+    refs = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    for key in ("AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY",
+                "AUTH_SALT", "SECURE_AUTH_SALT", "LOGGED_IN_SALT", "NONCE_SALT"):
+        assert refs[f"WORDPRESS_{key}"] == f"{SITE}:{key}::"
+    assert refs["WORDPRESS_ADMIN_USER"] == f"{SITE}:admin_user::"
+    assert refs["WORDPRESS_ADMIN_PASSWORD"] == f"{SITE}:admin_password::"
+    assert refs["WORDPRESS_ADMIN_EMAIL"] == f"{SITE}:admin_email::"
+
+
+def test_wordpress_lives_under_the_prefix_at_the_tenants_url() -> None:
+    doc = td.desired_task_definition(_ctx(routing={"pathPrefix": "/shop"}),
+                                     "https://lb.example/shop/")
+    container = _container(doc)
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["WPENV_SITE_URL"] == "https://lb.example/shop/"
+    assert env["WPENV_PATH_PREFIX"] == "/shop"
+    assert "define('WP_HOME'" in env["WORDPRESS_CONFIG_EXTRA"]
+    assert "define('WP_SITEURL'" in env["WORDPRESS_CONFIG_EXTRA"]
+    assert "localhost/shop/wp-login.php" in container["healthCheck"]["command"][1]
+    unplaced = _container(td.desired_task_definition(_ctx()))
+    assert {e["name"]: e["value"] for e in unplaced["environment"]}["WPENV_PATH_PREFIX"] == "/acme"
+
+
+def test_the_task_definition_waits_for_the_site_secret() -> None:
+    ids = {k: v for k, v in IDS.items() if k != "siteSecretArn"}
+    with pytest.raises(TransientError) as caught:
+        td.desired_task_definition(_ctx(ids=ids))
+    assert "siteSecretArn" in str(caught.value)
