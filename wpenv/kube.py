@@ -74,16 +74,13 @@ def gone(exc: BaseException) -> bool:
 def fetch(namespace: str, name: str) -> Mapping[str, Any] | None:
     """The environment as the API server has it now, or None when it does not exist.
 
-    One GET, for a pass that is about to act on an event that may be stale (an operator
-    that was paused works through the events it missed, of objects that may be gone).
+    One request, for a pass that is about to act on an event that may be stale (an operator
+    that was paused works through the events it missed, of objects that may be gone). A
+    list by name, not a get: the install's ClusterRole grants list and watch, as kopf needs.
     """
     api = kubernetes.client.CustomObjectsApi()
-    try:
-        found: Mapping[str, Any] = api.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name
-        )
-    except kubernetes.client.exceptions.ApiException as exc:
-        if gone(exc):
-            return None
-        raise
-    return found
+    found = api.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, field_selector=f"metadata.name={name}"
+    )
+    items: list[Mapping[str, Any]] = list(found.get("items") or [])
+    return items[0] if items else None
