@@ -16,7 +16,7 @@ from typing import Any
 
 import pymysql
 
-from wpenv import aws, reasons
+from wpenv import aws, kube, reasons
 from wpenv.api.models import Phase, ResourceIds, parse_spec
 from wpenv.archive.hooks import Everyday, Hooks, Note
 from wpenv.conditions import FALSE, READY, TRUE, Cond
@@ -105,6 +105,14 @@ def classify(exc: BaseException) -> TransientError | PermanentError:
     code = aws.error_code(exc)
     if aws.is_transient(exc):
         return TransientError(reasons.AWS_RETRYING, f"AWS answered {code or type(exc).__name__}")
+    if not code and kube.unavailable(exc):
+        # Not a refusal: the API server restarting, or briefly unreachable. Never a
+        # rollback: the next pass finds what this one made (its ids in AWS's names).
+        return TransientError(reasons.KUBERNETES_UNAVAILABLE,
+                              f"the Kubernetes API did not answer ({type(exc).__name__})")
+    if not code and kube.gone(exc):
+        return TransientError(reasons.ENVIRONMENT_GONE,
+                              "the environment's object is no longer in the Kubernetes API")
     if code:
         # The AWS message says which parameter or quota; it never carries our secrets.
         detail = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))[:300]

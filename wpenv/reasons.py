@@ -34,6 +34,12 @@ DATABASE_HOST_MISSING = "DatabaseHostMissing"
 DATABASE_TLS_FAILED = "DatabaseTlsFailed"
 # AWS throttled or had an internal error (wpenv.aws.is_transient): try again.
 AWS_RETRYING = "AwsRetrying"
+# The Kubernetes API server did not answer, or not yet (refused, timed out, 5xx, 429):
+# a write of the status (an id, a step's progress) is tried again with the backoff.
+KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"
+# The environment's object is no longer in the API (deleted while an event about it was
+# handled): the pass stops and nothing more is done for it.
+ENVIRONMENT_GONE = "EnvironmentGone"
 # The ECS service of the same name is still DRAINING after a delete; re-create later.
 SERVICE_DRAINING = "ServiceDraining"
 # The tenant's security group is still used by network interfaces (of tasks that stopped

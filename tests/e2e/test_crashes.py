@@ -9,9 +9,9 @@ MySQL name), nothing lost (the archive restores into a fresh tenant with equal c
 The random test kills an operator at moments drawn from a printed seed
 (WPENV_CRASH_SEED=<seed> replays it).
 
-The session's operator is paused (SIGSTOP) for each test and every check runs before it
-resumes: a resumed operator first works through the events it missed, on objects that
-may be gone by then (see the README, Crashes).
+The session's operator is paused (SIGSTOP) for each test, as a frozen node would be; on
+resuming it works through the events it missed, of objects that are gone by then, and
+must make nothing for them (`_nothing_made_on_resuming`).
 """
 
 from __future__ import annotations
@@ -51,18 +51,15 @@ SPEC: dict[str, Any] = {"autoscaling": {"minReplicas": 2, "maxReplicas": 3}}
 LISTED = [k for k in registry.KINDS if type(k).managed is not Resource.managed]
 BIG_FILE = "a-first-and-large.bin"  # walked first; larger than one upload part
 BIG_FILE_BYTES = 9 * 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def scoped_env(platform: dict[str, str], local: Path) -> dict[str, str]:
-    """The credentials of an operator that watches one namespace (kube.scoped_operator_env)."""
-    return kube.scoped_operator_env(platform, local)
+# How long the resumed session operator is watched working through what it missed.
+RESUMED_SECONDS = 20.0
 
 
 @pytest.fixture
-def victims(scoped_env: dict[str, str], local: Path, namespace: str) -> Victims:
-    """Operators for this test's namespace; their log is kept for a failed run."""
-    return Victims(scoped_env, namespace, local / f"victims-{namespace}.log",
+def victims(operator_env: dict[str, str], local: Path, namespace: str) -> Victims:
+    """Operators for this test's namespace, with the install's own account (WPENV_NAMESPACES
+    needs no right more); their log is kept for a failed run."""
+    return Victims(operator_env, namespace, local / f"victims-{namespace}.log",
                    SPARE_OPERATOR_HEALTH_PORT)
 
 
@@ -138,6 +135,18 @@ def _nothing_left_but_the_archive(
     assert restored.users == sorted(kept.users)
 
 
+def _nothing_made_on_resuming(platform: dict[str, str], namespace: str, name: str,
+                              tenant: str) -> None:
+    """The session's operator, resumed, works through the events it missed of an object
+    that is gone by now: it must make nothing (no user pool, no access point)."""
+    time.sleep(RESUMED_SECONDS)
+    owned, orphans = _census(platform, tenant)
+    assert (owned, orphans) == (Counter(), [])
+    pool = names_for(namespace, name, tenant).user_pool
+    pools = boto3.client("cognito-idp").list_user_pools(MaxResults=60)["UserPools"]
+    assert [p["Id"] for p in pools if p["Name"] == pool] == []
+
+
 def _incomplete_uploads(namespace: str, name: str) -> list[str]:
     """Keys of the multipart uploads under the environment's archives not completed."""
     settings = Settings()
@@ -169,11 +178,13 @@ def test_a_kill_at_every_step_boundary_converges_and_loses_nothing(
                 with data.master() as conn, conn.cursor() as cur:
                     database = names_for(namespace, name, tenant).database
                     assert data.checks(cur, database) == kept.tables, "nothing dropped"
+                assert not list(victims.tmp.glob("wpenv-*")), "no password left on disk"
             if point == f"{crashpoints.UPLOAD}:{crashpoints.MIDDLE}":
                 assert _incomplete_uploads(namespace, name) == ["files.tar.gz"], "mid-upload"
         with victims.running():
             data.gone(platform, namespace, name)
         _nothing_left_but_the_archive(platform, namespace, name, tenant, kept)
+    _nothing_made_on_resuming(platform, namespace, name, tenant)
 
     reached = victims.reached()
     # Every boundary the registry has, each reached once, in the order a walk meets them.
@@ -209,6 +220,7 @@ def test_kills_at_random_moments_converge_and_lose_nothing(
         with victims.running():
             data.gone(platform, namespace, name)
         _nothing_left_but_the_archive(platform, namespace, name, tenant, kept)
+    _nothing_made_on_resuming(platform, namespace, name, tenant)
 
 
 # The smaller spec of the outage tests: no Cognito pieces, no scaler.

@@ -1,9 +1,10 @@
 """Operator processes that die: at a named kill point (wpenv.crashpoints) or at random.
 
-Each one is the real `python -m wpenv.operator` with the install's service account token,
-watching only the test's namespace (environments of other tests would otherwise reach a
-kill point first). When one dies, its whole process group goes with it, as a container's
-processes do: a dump client it had started does not outlive it.
+Each one is the real `python -m wpenv.operator` with the install's service account token
+(its ClusterRole, nothing more), watching only the test's namespace (environments of other
+tests would otherwise reach a kill point first). When one dies, its whole process group
+goes with it, as a container's processes do: a dump client it had started does not
+outlive it.
 """
 
 from __future__ import annotations
@@ -50,12 +51,15 @@ class Victims:
     log: Path
     port: int
 
+    @property
+    def tmp(self) -> Path:
+        """Their $TMPDIR: what a killed one leaves there stays with the test's state."""
+        return self.log.with_suffix(".tmp")
+
     def _env(self, **extra: str) -> dict[str, str]:
-        # A temporary directory of their own: what a killed one leaves there (a dump's
-        # option file) stays with the test's state, out of the machine's /tmp.
-        tmp = self.log.with_suffix(".tmp")
-        tmp.mkdir(mode=0o700, exist_ok=True)
-        return {**self.env, "WPENV_NAMESPACES": self.namespace, "TMPDIR": str(tmp), **extra}
+        self.tmp.mkdir(mode=0o700, exist_ok=True)
+        return {**self.env, "WPENV_NAMESPACES": self.namespace, "TMPDIR": str(self.tmp),
+                **extra}
 
     def kill_at(self, point: str, timeout: float = 90) -> None:
         """Run an operator armed with `point` until it exits there; fail if it does not."""

@@ -15,7 +15,6 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -31,8 +30,6 @@ IDENTITY = (BASE / "namespace.yaml", BASE / "rbac.yaml")
 OPERATOR_NAMESPACE = "wpenv-system"
 OPERATOR_ACCOUNT = "wpenv-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
-# An operator of the crash tests watches one namespace: the install's rights, and namespaces.
-SCOPED_ACCOUNT = "wpenv-operator-scoped"
 TOKEN_DURATION = "24h"  # longer than any test session or demo
 
 
@@ -73,9 +70,7 @@ def install_operator_identity(env: Mapping[str, str]) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", *files, env=env)
 
 
-def service_account_kubeconfig(
-    env: Mapping[str, str], path: Path, account: str = OPERATOR_ACCOUNT
-) -> Path:
+def service_account_kubeconfig(env: Mapping[str, str], path: Path) -> Path:
     """A kubeconfig for the operator's own service account, with nothing of the admin's.
 
     The token comes from the TokenRequest API (`kubectl create token`), as the kubelet
@@ -85,7 +80,7 @@ def service_account_kubeconfig(
     """
     install_operator_identity(env)
     token = kubectl(
-        "create", "token", account, "--namespace", OPERATOR_NAMESPACE,
+        "create", "token", OPERATOR_ACCOUNT, "--namespace", OPERATOR_NAMESPACE,
         f"--duration={TOKEN_DURATION}", env=env,
     ).stdout.strip()
     admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json", env=env).stdout)
@@ -94,11 +89,12 @@ def service_account_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [cluster],
-        "users": [{"name": account, "user": {"token": token}}],
+        "users": [{"name": OPERATOR_ACCOUNT, "user": {"token": token}}],
         "contexts": [
-            {"name": account, "context": {"cluster": cluster["name"], "user": account}}
+            {"name": OPERATOR_ACCOUNT,
+             "context": {"cluster": cluster["name"], "user": OPERATOR_ACCOUNT}}
         ],
-        "current-context": account,
+        "current-context": OPERATOR_ACCOUNT,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file(path, yaml.safe_dump(config, sort_keys=False).encode(), secret=True)
@@ -109,44 +105,6 @@ def operator_env(env: Mapping[str, str], local: Path) -> dict[str, str]:
     """The platform's variables with KUBECONFIG pointing at the service account's file."""
     kubeconfig = service_account_kubeconfig(env, local / "operator.kubeconfig")
     return {**env, "KUBECONFIG": str(kubeconfig)}
-
-
-def _scoped_identity() -> str:
-    """A service account bound to the install's ClusterRole, plus reading namespaces."""
-    rbac = "rbac.authorization.k8s.io"
-    subject = {"kind": "ServiceAccount", "name": SCOPED_ACCOUNT, "namespace": OPERATOR_NAMESPACE}
-
-    def binding(which: str, role: str) -> dict[str, Any]:
-        return {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": f"{SCOPED_ACCOUNT}-{which}"},
-                "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": role},
-                "subjects": [subject]}
-
-    documents: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": SCOPED_ACCOUNT, "namespace": OPERATOR_NAMESPACE}},
-        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": SCOPED_ACCOUNT},
-         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]},
-        binding("install", OPERATOR_ACCOUNT),
-        binding("namespaces", SCOPED_ACCOUNT),
-    ]
-    return yaml.safe_dump_all(documents)
-
-
-def scoped_operator_env(env: Mapping[str, str], local: Path) -> dict[str, str]:
-    """What an operator watching only some namespaces (WPENV_NAMESPACES) gets.
-
-    kopf then lists and watches namespaces to follow them, which the install's ClusterRole
-    does not allow (the install watches the whole cluster), and retries that for about
-    50 seconds before it starts. This account holds the install's ClusterRole and that
-    one rule more, nothing else; its token comes from the TokenRequest API as the
-    operator's does.
-    """
-    install_operator_identity(env)
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
-            stdin=_scoped_identity(), env=env)
-    path = local / f"{SCOPED_ACCOUNT}.kubeconfig"
-    return {**env, "KUBECONFIG": str(service_account_kubeconfig(env, path, SCOPED_ACCOUNT))}
 
 
 def spawn_operator(

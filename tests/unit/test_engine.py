@@ -6,11 +6,14 @@ exercised against the local platform in tests/integration.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.unit.kube_wire import answered, refused
 from wpenv import engine
 from wpenv.errors import PermanentError, TransientError
 from wpenv.reconcilers.base import Context, Facts, Observation, Resource
@@ -229,3 +232,33 @@ def test_teardown_runs_the_archive_hook_before_the_delete_and_stops_when_it_fail
     assert removed == ["data"]
     with pytest.raises(engine.TeardownError, match="no 'database' archive step"):
         engine.tear_down(ctx, [FakeResource("more", journal, archive="database")], {})
+
+
+# --- the Kubernetes API failing under a pass (real client errors: tests/unit/kube_wire.py) --
+
+
+def test_the_kubernetes_api_not_answering_is_transient() -> None:
+    for error in (refused(), answered(503)):
+        classified = engine.classify(error)
+        assert isinstance(classified, TransientError)
+        assert classified.reason == "KubernetesUnavailable"
+    gone = engine.classify(answered(404))
+    assert isinstance(gone, TransientError) and gone.reason == "EnvironmentGone"
+
+
+def test_a_status_write_failing_mid_first_provision_retries_and_rolls_nothing_back() -> None:
+    journal = Journal()
+    resources = [FakeResource(k, journal) for k in ("a", "b", "c")]
+    ctx = _ctx()
+    error = refused()
+
+    def record(ids: Mapping[str, Any]) -> None:
+        if "bId" in ids:
+            raise error
+
+    ctx.record = record
+    out = engine.converge(ctx, resources, attempt=0, may_roll_back=True)
+    assert out.failure is None and out.troubled and out.retry_after is not None
+    assert journal.calls == ["create a", "create b"], "nothing deleted: no rollback"
+    ready = [c for c in out.conditions if c.type == "Ready"]
+    assert [c.reason for c in ready] == ["KubernetesUnavailable"]

@@ -29,13 +29,15 @@ can run with the master's privileges; triggers, views and routines of the scratc
 never executed: the load inserts before it creates triggers, and the checks read base
 tables only), and a restore loads as the new tenant's own user, who then owns them.
 
-**Secrets.** The password reaches the client through a temporary option file (mode 0600,
-deleted afterwards) named by `--defaults-file`, the first argument, which also keeps
-the machine's own option files out of the way. It never appears in argv, the environment
+**Secrets.** The password reaches the client through options it reads from a pipe
+(`--defaults-file=/dev/fd/N`, the first argument, which also keeps the machine's own
+option files out of the way): never a file, so a process killed mid-dump leaves nothing
+on disk (`sweep_stale_option_files` removes what earlier versions left in $TMPDIR). It
+never appears in argv, the environment
 (MYSQL_* variables are removed from the child's), a log line or an exception: client
 errors are passed on redacted and cut to their error code where they could quote data.
 
-**TLS.** The same option file makes the client verify the server as `wpenv.mysql` does:
+**TLS.** The same options make the client verify the server as `wpenv.mysql` does:
 `ssl-ca` (the settings' CA bundle), `ssl-verify-server-cert` (MySQL 8's client:
 `ssl-mode=VERIFY_IDENTITY`) and TLS 1.2 or 1.3, so neither the dump nor the password
 crosses the network in clear.
@@ -328,17 +330,52 @@ def option_file_text(server: DatabaseServer, *, mariadb: bool = True) -> str:
     )
 
 
+# The option text in a pipe must fit in the pipe's buffer (64 KiB on Linux; the text is a
+# host, a user, a password and a CA path: a few KiB at most), as it is written before the
+# client starts to read.
+OPTION_TEXT_MAX = 16 * 1024
+# What option files of earlier versions were named in $TMPDIR (`sweep_stale_option_files`).
+STALE_OPTION_FILES = "wpenv-mysql-*.cnf"
+
+
 @contextlib.contextmanager
-def option_file(server: DatabaseServer, *, mariadb: bool = True) -> Iterator[Path]:
-    """A temporary option file, mode 0600 from birth, removed when the block ends."""
-    fd, name = tempfile.mkstemp(prefix="wpenv-mysql-", suffix=".cnf")
-    path = Path(name)
+def option_pipe(server: DatabaseServer, *, mariadb: bool = True) -> Iterator[int]:
+    """The option text in a pipe; the read end's descriptor, for `--defaults-file=/dev/fd/N`.
+
+    Not a file: a process killed while its client runs (a crash, an OOM kill) leaves
+    nothing holding the password on disk. Not MYSQL_PWD either: the client's manual calls
+    that insecure (another process of the same user can read a process's environment) and
+    MySQL 8 deprecates it. The pipe is written and its write end closed before the client
+    starts, so the client reads it to the end like a file; only the child inherits the read
+    end (`pass_fds`), and both ends close when the block ends.
+    """
+    text = option_file_text(server, mariadb=mariadb).encode()
+    if len(text) > OPTION_TEXT_MAX:
+        raise ArchiveError(reasons.INTERNAL_ERROR, "the client's options are too long")
+    read, write = os.pipe()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(option_file_text(server, mariadb=mariadb))
-        yield path
+        with os.fdopen(write, "wb") as out:
+            out.write(text)
+        yield read
     finally:
-        path.unlink(missing_ok=True)
+        os.close(read)
+
+
+def sweep_stale_option_files(directory: str | None = None) -> list[Path]:
+    """Remove the option files (mode 0600, they hold the master password) that earlier
+    versions wrote in $TMPDIR and a killed process left behind; those removed.
+
+    This version writes none (`option_pipe`); the files of this user only, at start-up.
+    """
+    removed = []
+    for path in Path(directory or tempfile.gettempdir()).glob(STALE_OPTION_FILES):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink() and path.stat().st_uid == os.getuid():
+                path.unlink()
+                removed.append(path)
+    if removed:
+        log.warning("Removed %d stale MySQL option files from an earlier run", len(removed))
+    return removed
 
 
 def child_env() -> dict[str, str]:
@@ -389,16 +426,17 @@ def run_client(
     stdin: int,
     stdout: int,
 ) -> Iterator[ClientRun]:
-    """Run a client program on `database`, logged in through a temporary option file.
+    """Run a client program on `database`, logged in through options read from a pipe.
 
     The option file is the first argument (see the module's notes on secrets). Stderr is
     drained by a thread, so the child cannot block on a full pipe; an exception in the
     block kills the child, and leaving the block normally waits for it.
     """
-    with option_file(server, mariadb=is_mariadb_client(program)) as path:
-        argv = [program, f"--defaults-file={path}", *options, database]
+    with option_pipe(server, mariadb=is_mariadb_client(program)) as fd:
+        argv = [program, f"--defaults-file=/dev/fd/{fd}", *options, database]
         with subprocess.Popen(  # noqa: S603 (no shell; the password is not in argv)
-            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=child_env()
+            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=child_env(),
+            pass_fds=(fd,),
         ) as proc:
             assert proc.stderr is not None
             drain = _Drain(proc.stderr)

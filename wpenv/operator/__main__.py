@@ -11,8 +11,32 @@ import os
 import kopf
 
 from wpenv import kube, metrics
+from wpenv.archive import database
 from wpenv.operator import handlers, leadership, logs  # handlers: importing registers them
 from wpenv.settings import Settings
+
+# What makes a WPENV_NAMESPACES entry a pattern rather than a namespace's name (kopf's).
+GLOB = frozenset("*?!")
+
+
+def namespaces_of(value: str) -> list[str]:
+    """The namespaces (or patterns) of WPENV_NAMESPACES; none: the whole cluster."""
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
+def kopf_settings(namespaces: list[str]) -> kopf.OperatorSettings:
+    """kopf's settings for this scope, before any startup handler adds to them.
+
+    Exact names need no scanning: kopf would otherwise list and watch namespaces to match
+    patterns, which the install's ClusterRole does not grant (it is written for the whole
+    cluster), and retry that for most of a minute before it starts. Scanning off also stops
+    kopf watching CRDs, so a CRD installed after start-up needs a restart either way.
+    """
+    settings = kopf.OperatorSettings()
+    settings.scanning.disabled = bool(namespaces) and not any(
+        GLOB & set(n) for n in namespaces
+    )
+    return settings
 
 
 def main() -> None:
@@ -23,7 +47,8 @@ def main() -> None:
     """
     settings = Settings()
     logs.configure(settings.log_level, handlers.ROUTINE_REQUEUES, settings.log_format)
-    namespaces = [n for n in os.environ.get("WPENV_NAMESPACES", "").split(",") if n]
+    database.sweep_stale_option_files()
+    namespaces = namespaces_of(os.environ.get("WPENV_NAMESPACES", ""))
     lead = None
     if settings.coordination == "leases":
         kube.load_config()
@@ -34,6 +59,7 @@ def main() -> None:
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,
+            settings=kopf_settings(namespaces),
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
         )
     finally:

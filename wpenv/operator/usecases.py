@@ -20,7 +20,7 @@ from typing import Any
 import kubernetes
 
 from wpenv import conditions as st
-from wpenv import crashpoints, engine, metrics, reasons
+from wpenv import crashpoints, engine, kube, metrics, reasons
 from wpenv.api.models import DeletionPolicy, Phase
 from wpenv.deprovision import STEPS, Archive, Deprovisioner
 from wpenv.operator.app import App, observed_fields
@@ -145,10 +145,19 @@ def reconcile(app: App, env: Env, post: Post, *, resumed: bool = False) -> Resul
     route; `post` announces the start of a provision at once, since the pass that follows
     takes a while. `resumed`: the operator (re)started and kopf shows every object again;
     one at rest costs nothing (no AWS call): its drift check looks at AWS at its turn.
+    The Kubernetes API failing under a pass (`_kube_trouble`) is retried with the backoff.
     """
+    try:
+        return _reconcile(app, env, post, resumed=resumed)
+    except Exception as exc:
+        return _kube_trouble(app, env, exc)
+
+
+def _reconcile(app: App, env: Env, post: Post, *, resumed: bool) -> Result:
+    """`reconcile`, its errors not yet sorted."""
     status = env.status
-    if resumed and at_rest(env):
-        return Result()
+    if env.deleting or (resumed and at_rest(env)):
+        return Result()  # one being deleted is the finalizer's (`delete`), never converged
     if status.get("phase") == Phase.FAILED.value and status.get("observedGeneration") == (
         env.generation
     ):
@@ -166,7 +175,49 @@ def reconcile(app: App, env: Env, post: Post, *, resumed: bool = False) -> Resul
         return _route_in_use(env, current, first, *taken, was_active=was_active)
     if not was_active and not app.slots.acquire(env.uid):
         return _queued(app, env, first)
+    if _stale(app, env):
+        return Result()
     return _pass(app, env, current, first, was_active=was_active, post=post)
+
+
+def _current(env: Env) -> Mapping[str, Any] | None:
+    """The object as the API server has it now (None: gone): the one call site of the read."""
+    return kube.fetch(env.namespace, env.name)
+
+
+def _stale(app: App, env: Env) -> bool:
+    """Whether the event is about an object that is gone, replaced or being deleted.
+
+    kopf hands a handler the body from its event; an operator that was paused (a frozen
+    node) works through the events it missed, of objects that may be gone by then, and a
+    pass on one would make AWS resources nothing owns. One GET before a pass acts (a drift
+    pass of a settled environment has none: kopf's timers stop with the object).
+    """
+    meta = (_current(env) or {}).get("metadata") or {}
+    if str(meta.get("uid")) != env.uid:
+        log.info("%s/%s (uid %s) is gone; its stale event is dropped",
+                 env.namespace, env.name, env.uid)
+        app.forget(env.uid)
+        return True
+    if meta.get("deletionTimestamp"):
+        app.slots.release(env.uid)  # the finalizer (`delete`) takes it from here
+        return True
+    return False
+
+
+def _kube_trouble(app: App, env: Env, exc: Exception) -> Result:
+    """A Kubernetes client error out of a pass: the object gone ends it quietly, the API
+    server not answering retries it with the engine's backoff; anything else is raised."""
+    if kube.gone(exc):
+        log.info("%s/%s is gone; nothing more to do for it", env.namespace, env.name)
+        app.forget(env.uid)
+        return Result()
+    if not kube.unavailable(exc):
+        raise exc
+    error = engine.classify(exc)
+    log.warning("%s/%s waits for the Kubernetes API: %s", env.namespace, env.name, error)
+    app.streak(env.uid, engine.Outcome(troubled=True))
+    return Result(requeue=Retry(str(error), engine.backoff(app.streak(env.uid), app.settings)))
 
 
 def _tenant_in_use(
@@ -285,6 +336,9 @@ def _pass(
     ctx = _context(app, env, wanted)
     with app.lock_for(env.uid):
         outcome = _converge(app, ctx, attempt=app.streak(env.uid), may_roll_back=not was_active)
+    if any(c.reason == reasons.ENVIRONMENT_GONE for c in outcome.conditions):
+        app.forget(env.uid)  # deleted during the pass: recording its ids found it gone
+        return Result()
     app.streak(env.uid, outcome)
     fields = observed_fields(app, ctx, outcome)
 
@@ -513,20 +567,20 @@ def _deprovision(
     else:
         prefix = archive_prefix(app.settings, env.namespace, env.name, datetime.now(UTC))
     archive = Archive(bucket=app.settings.archive_bucket, prefix=prefix)
-    if current.get("phase") != Phase.PENDING_DEPROVISION.value or not location:
-        current.update(_begin(env, archive, post=post, write=write))
 
     def report(step: int, message: str) -> None:
         post(engine.Event("Normal", reasons.DEPROVISIONING, f"Step {step}/{STEPS}: {message}"))
 
     # The offboarding target (HLD 6) runs from the deletion request, across attempts.
     started = moment(env.deletion_requested) or datetime.now(UTC)
-    try:
+    try:  # the status writes too: the API server down retries with the backoff
+        if current.get("phase") != Phase.PENDING_DEPROVISION.value or not location:
+            current.update(_begin(env, archive, post=post, write=write))
         with app.lock_for(env.uid):
             Deprovisioner(ctx, app.resources, archive, report).run()
+        return _deprovisioned(app, env, current, archive, started, write=write)
     except Exception as exc:
         return _not_yet(app, env, current, exc, retry=retry, write=write)
-    return _deprovisioned(app, env, current, archive, started, write=write)
 
 
 def _begin(env: Env, archive: Archive, *, post: Post, write: Write) -> dict[str, Any]:
@@ -549,7 +603,14 @@ def _begin(env: Env, archive: Archive, *, post: Post, write: Write) -> dict[str,
 def _not_yet(
     app: App, env: Env, current: Mapping[str, Any], exc: Exception, *, retry: int, write: Write
 ) -> Result:
-    """A failed attempt: say what failed in the Deprovision condition and retry later."""
+    """A failed attempt: say what failed in the Deprovision condition and retry later.
+
+    The object gone (another replica released the finalizer) ends quietly; a status write
+    that fails too (the API server down) leaves the condition for the next attempt.
+    """
+    if kube.gone(exc):
+        app.forget(env.uid)
+        return Result()
     reason, message = failure_of(exc)
     log.warning("Deprovisioning %s/%s must be retried: %s", env.namespace, env.name, message)
     failed = st.status_patch(
@@ -560,7 +621,13 @@ def _not_yet(
         ],
     )
     if failed:
-        write(failed)
+        try:
+            write(failed)
+        except Exception as error:
+            if not (kube.unavailable(error) or kube.gone(error)):
+                raise
+            log.warning("The status of %s/%s could not be written: %s",
+                        env.namespace, env.name, engine.classify(error))
     return Result(events=(engine.Event("Warning", reason, message),),
                   requeue=Retry(message, engine.backoff(retry, app.settings)))
 

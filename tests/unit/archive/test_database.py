@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -155,15 +156,31 @@ def test_without_a_bundle_the_clients_trust_the_system_store() -> None:
     assert "ssl-verify-server-cert" in text.splitlines()
 
 
-def test_option_file_is_private_and_removed() -> None:
-    with db.option_file(SERVER) as path:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        assert mode == 0o600
-        assert "password=" in path.read_text()
-    assert not path.exists()
-    with pytest.raises(RuntimeError), db.option_file(SERVER) as path:
+def test_options_reach_the_client_through_a_pipe_never_a_file() -> None:
+    with db.option_pipe(SERVER) as fd:
+        assert stat.S_ISFIFO(os.fstat(fd).st_mode)
+        assert not os.get_inheritable(fd), "only the client it is passed to inherits it"
+        text = os.read(fd, db.OPTION_TEXT_MAX + 1).decode()
+        assert text == db.option_file_text(SERVER) and "password=" in text
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)  # closed when the block ends
+    with pytest.raises(RuntimeError), db.option_pipe(SERVER) as fd:
         raise RuntimeError
-    assert not path.exists()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
+
+
+def test_option_files_an_earlier_run_left_are_removed_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    left = tmp_path / "wpenv-mysql-abc123.cnf"
+    left.write_text("[client]\npassword=secret\n")
+    left.chmod(0o600)
+    other = tmp_path / "wpenv-mysql-notes.txt"
+    other.write_text("kept")
+    assert db.sweep_stale_option_files(str(tmp_path)) == [left]
+    assert not left.exists() and other.exists()
+    assert db.sweep_stale_option_files(str(tmp_path)) == []
 
 
 def test_password_stays_out_of_reprs_and_child_environments(

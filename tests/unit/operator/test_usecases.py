@@ -17,6 +17,7 @@ from typing import Any
 import prometheus_client
 import pytest
 
+from tests.unit.kube_wire import answered, refused
 from wpenv import conditions as st
 from wpenv import engine
 from wpenv.api.models import Phase
@@ -75,6 +76,9 @@ class Below:
     specs: list[dict[str, Any]] = field(default_factory=list)
     passes: list[dict[str, Any]] = field(default_factory=list)
     deletion_policy: str = "Delete"
+    # What the API server answers now ({"object": None}: gone); None: the event's object.
+    now: dict[str, Any] | None = None
+    reads: int = 0
 
     def context(self, app: App, env: Env, spec: Mapping[str, Any] | None = None) -> Any:
         self.specs.append(dict(env.spec if spec is None else spec))
@@ -87,6 +91,11 @@ class Below:
         self.passes.append({"attempt": attempt, "may_roll_back": may_roll_back})
         return self.outcomes.pop(0)
 
+    def current(self, env: Env) -> Mapping[str, Any] | None:
+        """The object as the API server has it now: as the event shows it, unless told."""
+        self.reads += 1
+        return {"metadata": {"uid": env.uid}} if self.now is None else self.now.get("object")
+
 
 @pytest.fixture
 def below(monkeypatch: pytest.MonkeyPatch) -> Below:
@@ -94,6 +103,7 @@ def below(monkeypatch: pytest.MonkeyPatch) -> Below:
     monkeypatch.setattr(usecases, "_context", fake.context)
     monkeypatch.setattr(usecases, "_converge", fake.converge)
     monkeypatch.setattr(usecases, "observed_fields", lambda *_: {"selector": "tenant=acme"})
+    monkeypatch.setattr(usecases, "_current", fake.current)
     return fake
 
 
@@ -578,3 +588,100 @@ def test_env_copies_what_the_use_cases_read_from_the_event() -> None:
     assert env.deleting and env.created == "2026-11-27T10:00:00Z"
     assert env.deletion_requested == "2026-11-27T11:00:00Z"
     assert env.annotations == {"a": "b"} and env.status == {"phase": "Active"}
+
+
+# --- stale events and the Kubernetes API failing (real client errors: tests/unit/kube_wire)
+
+
+@pytest.mark.parametrize("now", [None, {"metadata": {"uid": "another"}}],
+                         ids=["gone", "replaced"])
+def test_a_stale_event_of_an_object_no_longer_there_does_nothing(
+    below: Below, now: Mapping[str, Any] | None
+) -> None:
+    below.now = {"object": now}
+    app = _app()
+    assert usecases.reconcile(app, _env(), NOWHERE) == Result()
+    assert below.passes == [] and below.reads == 1
+    assert app.slots.in_use == 0, "its slot goes to the next in line"
+
+
+def test_an_object_being_deleted_is_left_to_the_finalizer(below: Below) -> None:
+    below.now = {"object": {"metadata": {"uid": "u1", "deletionTimestamp": "2026-11-27T11:00:00Z"}}}
+    app = _app()
+    assert usecases.reconcile(app, _env(), NOWHERE) == Result()
+    assert below.passes == [] and app.slots.in_use == 0
+    deleting = replace(_env(), deleting=True)
+    assert usecases.reconcile(app, deleting, NOWHERE) == Result()
+    assert below.reads == 1, "the event says so already: no read"
+
+
+def test_one_read_per_provisioning_pass_and_none_for_drift_or_an_idle_resume(
+    below: Below
+) -> None:
+    below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
+    usecases.reconcile(_app(), _env(), _ignore)
+    assert below.reads == 1 and len(below.passes) == 1
+    active = {"phase": "Active", "observedGeneration": 1,
+              "conditions": [{"type": "Ready", "status": "True", "reason": "Active"}]}
+    assert usecases.reconcile(_app(), _env(active), NOWHERE, resumed=True) == Result()
+    below.outcomes.append(engine.Outcome(ready=True, conditions=[READY]))
+    usecases.drift(_app(), _env(active))
+    assert below.reads == 1 and len(below.passes) == 2
+
+
+def test_an_object_deleted_during_the_pass_ends_it_quietly(below: Below) -> None:
+    gone = st.Cond(st.READY, st.FALSE, "EnvironmentGone", "gone")
+    below.outcomes.append(engine.Outcome(troubled=True, retry_after=1.0, conditions=[gone]))
+    app = _app()
+    assert usecases.reconcile(app, _env(), _ignore) == Result()
+    assert app.slots.in_use == 0
+
+
+def test_the_kubernetes_api_down_before_a_pass_retries_with_the_backoff(
+    below: Below, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    error = refused()
+
+    def down(env: Env) -> None:
+        raise error
+
+    monkeypatch.setattr(usecases, "_current", down)
+    result = usecases.reconcile(_app(), _env(), NOWHERE)
+    assert isinstance(result.requeue, Retry) and 1 <= result.requeue.delay <= 10
+    assert "Kubernetes API did not answer" in result.requeue.message
+    assert below.passes == []
+
+
+def test_a_gone_object_under_a_raised_client_error_ends_quietly(
+    below: Below, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    error = answered(404)
+
+    def rolled_back(app: App, ctx: Any, *, attempt: int, may_roll_back: bool) -> Any:
+        raise error  # roll_back's last record, outside the teardown's try
+
+    monkeypatch.setattr(usecases, "_converge", rolled_back)
+    assert usecases.reconcile(_app(), _env(), _ignore) == Result()
+
+
+@pytest.mark.parametrize("fails", ["begin", "retry"])
+def test_a_status_write_failing_in_deprovisioning_retries_with_the_backoff(
+    below: Below, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    error = refused()
+    steps = Steps(fail=TransientError("AwsRetrying", "AWS answered Throttling"))
+    monkeypatch.setattr(usecases, "Deprovisioner", steps)
+    writes: list[Mapping[str, Any]] = []
+
+    def write(fields: Mapping[str, Any]) -> None:
+        if fails == "begin" or writes:
+            raise error
+        writes.append(fields)
+
+    result = usecases.delete(_app(), _env({"phase": "Active"}), retry=2, post=_ignore,
+                             write=write)
+    assert isinstance(result.requeue, Retry), "never raised out to kopf's 60 s"
+    assert 1 <= result.requeue.delay <= 10
+    expected = "KubernetesUnavailable" if fails == "begin" else "AwsRetrying"
+    assert [e.reason for e in result.events] == [expected]
+    assert bool(steps.archives) == (fails == "retry")
