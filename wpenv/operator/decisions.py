@@ -305,13 +305,19 @@ def unhandled(
     no change at all, the unfinished handler is dropped, and nothing would reconcile the
     spec until it changes again. Likewise nothing polls a service the drift check scaled
     back until it is ready. So: a generation not yet observed, or a Ready condition still
-    Progressing, with no live handler (`live_handler`) and older than `grace`.
+    Progressing (or Queued for a slot), with no live handler (`live_handler`) and older
+    than `grace`.
     """
     if generation is None:
         return False
     ready = st.find(status.get("conditions") or [], st.READY) or {}
     behind = status.get("observedGeneration") != generation
     converging = ready.get("reason") == reasons.PROGRESSING and status.get("phase") in SETTLED
+    # In line for a slot, yet no handler polls the queue: kopf dropped the retry (seen under
+    # load, after a handler re-ran on an event older than its own status patch).
+    waiting = (ready.get("reason") == reasons.QUEUED
+               and status.get("phase") == Phase.PENDING_PROVISIONING.value)
+    converging = converging or waiting
     if not (behind or converging):
         return False
     born = moment(created)

@@ -105,6 +105,11 @@ def test_a_pass_nobody_will_make_is_noticed_after_the_grace() -> None:
     # Failed waits for a person.
     failed = {"observedGeneration": 3, "phase": "Failed", "conditions": [converging]}
     assert not unhandled(dropped, failed, 3, created=created, now=now, grace=15)
+    # Queued for a slot with nobody polling the queue: stuck; with a handler due: not.
+    queued = {"observedGeneration": 3, "phase": "PendingProvisioning",
+              "conditions": [{"type": "Ready", "status": "False", "reason": "Queued"}]}
+    assert unhandled(dropped, queued, 3, created=created, now=now, grace=15)
+    assert not unhandled(busy, queued, 3, created=created, now=now, grace=15)
 
 
 def test_a_handler_under_way_is_told_from_a_finished_or_abandoned_one() -> None:
