@@ -109,7 +109,7 @@ class Clients:
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 6},
             connect_timeout=5,
-            read_timeout=30,
+            read_timeout=self.settings.aws_read_timeout_seconds,
         )
         # CompleteMultipartUpload of a large archive may take minutes before S3 answers
         # (AWS documents it); a 30 s timeout would retry it while the first one still
@@ -125,6 +125,20 @@ class Clients:
             config = self._long if name == "s3" else self._config
             self._made[name] = instrument(self.session.client(name, config=config))
         return self._made[name]
+
+    def once(self, service: str) -> Any:
+        """A client of `service` that never repeats a call (botocore's retries off).
+
+        For creates that AWS cannot recognise as repeated (no client token, no unique
+        name: CreateUserPool, CreateUserPoolClient): botocore would send one again after
+        a lost answer and make a second resource. Instead the call fails as transient and
+        the next pass finds what the first one created by name and tag.
+        """
+        key = f"{service}/once"
+        if key not in self._made:
+            config = self._config.merge(Config(retries={"total_max_attempts": 1}))
+            self._made[key] = instrument(self.session.client(service, config=config))
+        return self._made[key]
 
 
 # Where a call's start time waits, in the per-call context botocore passes to each hook.

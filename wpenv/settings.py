@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     orphan_scan_interval_seconds: float = Field(86400.0, gt=0, description="Orphan scan period.")
     retry_base_seconds: float = Field(2.0, gt=0, description="First backoff delay.")
     retry_max_seconds: float = Field(120.0, gt=0, description="Backoff cap.")
+    aws_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds botocore waits for an AWS answer before it gives up and tries "
+        "again (S3's archive uploads wait longer). Every create is safe to try again: a "
+        "client token, a unique name or a lookup before the next attempt finds what the "
+        "lost answer created.",
+    )
     container_port: int = Field(80, description="Port WordPress listens on inside the task.")
     operator_name: str = Field("wpenv-operator", description="Value of the managed-by tag.")
     health_port: int = Field(8080, description="Port of the liveness endpoint (/healthz).")
