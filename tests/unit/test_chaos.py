@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -392,7 +393,7 @@ def test_the_endpoint_changes_resets_and_shows_the_settings_through_faults() -> 
 
 def test_a_held_answer_is_carried_out_first_and_sent_late(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(chaos.time, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)
     reached: list[bytes] = []
 
     def counting(env: dict[str, Any], start_response: Any) -> Iterable[bytes]:
