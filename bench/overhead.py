@@ -36,6 +36,7 @@ from bench import replay
 from bench.platform import new_namespace, private_platform
 from tests.platform import kube, stack
 from tests.platform.journal import read_journal
+from tests.platform.mariadb import CA_BUNDLE_ENV
 from wpenv import mysql
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import Clients
@@ -60,7 +61,8 @@ def admin() -> pymysql.connections.Connection[Any]:
     """The platform's MariaDB administrator (the general log is the server's)."""
     return pymysql.connect(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_TCP_PORT"]),
                            user=os.environ["MYSQL_USER"], password=os.environ["MYSQL_PWD"],
-                           autocommit=True)
+                           autocommit=True, ssl_ca=os.environ[CA_BUNDLE_ENV],
+                           ssl_verify_identity=True)
 
 
 def general_log(on: bool) -> None:

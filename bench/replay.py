@@ -23,6 +23,7 @@ import re
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ RETRIES = 6
 # Answer fields never worth carrying over (the request ids, the wire metadata).
 SKIPPED_KEYS = frozenset({"ResponseMetadata", "RequestId", "requestId"})
 ID_LIKE = re.compile(r"[^\s]{6,2048}")
+# Client tokens the operator (or botocore) drew at random: the replay draws its own, or AWS
+# would take its requests for repeats of the operator's.
+TOKEN = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -291,10 +295,18 @@ class Replayer:
             data = data.replace(old.encode(), new.encode())
         return data
 
+    @staticmethod
+    def fresh_tokens(data: bytes, ids: dict[str, str]) -> bytes:
+        """Each random token replaced by one of the replay's (the same one each time; a
+        token an answer made up, by the one the replay's answer made)."""
+        return TOKEN.sub(
+            lambda m: ids.setdefault(m.group(0).decode(), str(uuid.uuid4())).encode(), data)
+
     def aws(self, entry: Entry, ids: dict[str, str]) -> None:
         """Send one recorded request; learn the identifiers a write's answer made up."""
         exchange = entry.exchange or {}
-        body = self.rewrite(base64.b64decode(exchange.get("body") or ""), ids)
+        body = self.rewrite(
+            self.fresh_tokens(base64.b64decode(exchange.get("body") or ""), ids), ids)
         path = self.rewrite(str(exchange.get("path") or "/").encode(), ids).decode()
         query = self.rewrite(str(exchange.get("query") or "").encode(), ids).decode()
         url = self.endpoint + path + (f"?{query}" if query else "")
