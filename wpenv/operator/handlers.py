@@ -30,6 +30,7 @@ FINALIZER = f"{GROUP}/finalizer"
 # Read once at import: kopf needs the timer's interval when the handler is registered.
 DRIFT_INTERVAL = Settings().drift_interval_seconds
 CATCH_UP_SECONDS = usecases.CATCH_UP_SECONDS
+CONSISTENCY_SECONDS = 60.0
 # `python -m wpenv.operator` lowers kopf's log level for these requeues (operator.logs).
 ROUTINE_REQUEUES = usecases.ROUTINE_REQUEUES
 # The `controller` label of the controller-runtime families, one per kind of handler.
@@ -51,6 +52,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.CRITICAL
+    # After its own patch kopf waits this long for the watch to show that version before
+    # it acts on older events; past it, it assumes consistency and may re-run a finished
+    # handler on a stale body (the ids the passes write at once make such events). Under
+    # CPU starvation the 5 s default ran out with the event already on its way.
+    settings.persistence.consistency_timeout = CONSISTENCY_SECONDS
     settings.watching.server_timeout = 300
     kube.load_config()
     config = Settings()
