@@ -6,9 +6,13 @@ Shared by the end-to-end tests so each reads as the steps a person takes.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -110,3 +114,23 @@ def tagged_resources(namespace: str, name: str, *, ecs: bool = False) -> list[st
     """
     arns = tagged(TAG_ENVIRONMENT, f"{namespace}.{name}")
     return arns if ecs else [arn for arn in arns if ":ecs:" not in arn]
+
+
+@contextmanager
+def sole_operator(
+    session_operator: subprocess.Popen[bytes], operator_env: dict[str, str], log: Path,
+    health_port: int, **settings: str,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """An operator of the test's own (its `settings`), the session's paused meanwhile.
+
+    Both watch every namespace; with the session's stopped (SIGSTOP) only this one works
+    on what the test applies. Its metrics answer on `health_port + 1`.
+    """
+    log.unlink(missing_ok=True)
+    mine = kube.start_operator({**operator_env, **settings}, log, health_port)
+    session_operator.send_signal(signal.SIGSTOP)
+    try:
+        yield mine
+    finally:
+        kube.stop_operator(mine)
+        session_operator.send_signal(signal.SIGCONT)

@@ -29,9 +29,9 @@ from wpenv.settings import Settings
 pytestmark = pytest.mark.e2e
 
 
-def scanned_for(tenant: str) -> list[str]:
+def scanned_for(platform: dict[str, str], tenant: str) -> list[str]:
     """What the orphan scan (every kind, by tag and MySQL name) finds of `tenant`."""
-    kubernetes.config.load_kube_config()
+    kubernetes.config.load_kube_config(config_file=platform["KUBECONFIG"])
     settings = Settings()
     result = scan(settings, Clients(settings), kubernetes.client.CustomObjectsApi())
     assert result.complete, result.errors
@@ -52,7 +52,7 @@ def test_an_image_that_cannot_be_pulled_fails_with_ecs_words_and_leaves_nothing(
     assert "wordpress:broken" in ready["message"], ready
     assert not (obj["status"].get("resources") or {}), "the rollback cleared every id"
     assert envs.tagged_resources(namespace, "nopull") == []
-    assert scanned_for(tenant) == []
+    assert scanned_for(platform, tenant) == []
 
 
 def test_at_the_user_pool_quota_an_environment_waits_and_builds_nothing(
@@ -92,4 +92,4 @@ def _waits_at_the_quota(
         assert envs.tagged_resources(namespace, "full") == []
         kube.kubectl("delete", "wpenv", "full", "-n", namespace, "--wait=true",
                      "--timeout=120s", env=platform, timeout=130)
-    assert scanned_for(tenant) == []
+    assert scanned_for(platform, tenant) == []
