@@ -229,3 +229,22 @@ def test_teardown_runs_the_archive_hook_before_the_delete_and_stops_when_it_fail
     assert removed == ["data"]
     with pytest.raises(engine.TeardownError, match="no 'database' archive step"):
         engine.tear_down(ctx, [FakeResource("more", journal, archive="database")], {})
+
+
+class Rolling(FakeResource):
+    """Exists once created, but not ready (a rollout under way)."""
+
+    def observe(self, ctx: Context) -> Observation:
+        seen = super().observe(ctx)
+        seen.ready = False
+        return seen
+
+
+def test_the_first_look_after_a_create_comes_sooner_than_the_polls_after_it() -> None:
+    journal = Journal()
+    resources = [FakeResource("a", journal), Rolling("b", journal)]
+    ctx = _ctx()
+    first = engine.converge(ctx, resources)
+    assert first.retry_after == engine.FIRST_POLL_SECONDS < engine.POLL_SECONDS
+    again = engine.converge(ctx, resources)
+    assert again.retry_after == engine.POLL_SECONDS, "nothing changed: the usual poll"

@@ -57,7 +57,8 @@ CONVERGING = "Converging"
 QUEUED = "Queued for a provisioning slot"
 DEFERRED_SUSPEND = "Applying the deferred suspend"
 ROUTINE_REQUEUES = (CONVERGING, QUEUED, DEFERRED_SUSPEND)
-QUEUE_POLL_SECONDS = 5.0
+# How often a queued environment asks for a slot (a local check, no AWS call).
+QUEUE_POLL_SECONDS = 1.0
 # The handlers' logger: its name is part of every line, as it was before these moved here.
 log = logging.getLogger("wpenv.operator.handlers")
 
