@@ -158,6 +158,15 @@ def compare(env: dict[str, str], local: Path, count: int, port: int) -> float:
           f"{tally.aws} AWS calls and {tally.sql} SQL commands in {len(planned.lanes)} "
           f"lane(s), {planned.unplaced} unplaced, {tally.retried} retried after throttling, "
           f"{tally.diverged} answered otherwise than recorded", flush=True)
+    calls = sorted((c for lane in planned.lanes.values() for c in lane), key=lambda c: c.time)
+    last = max((c.entry.done or c.time) if c.entry else c.time for c in calls)
+    print(f"  apply -> first call {calls[0].time - since:.2f}s; last answer -> all Active seen "
+          f"{since + operator_seconds - last:.2f}s")
+    first = min(planned.lanes.values(), key=lambda lane: lane[0].time)
+    print(f"  the first environment's lane, idle between calls ({len(first)} calls, "
+          f"{first[-1].time - first[0].time:.2f}s from first to last):")
+    for seconds, label in replay.idle_gaps(first):
+        print(f"    {seconds:6.2f}s  {label}")
     return ratio
 
 

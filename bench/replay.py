@@ -168,6 +168,26 @@ def _nearest(calls: Sequence[Call], owners: Sequence[str | None], index: int) ->
     return None
 
 
+def idle_gaps(calls: Sequence[Call], top: int = 8) -> list[tuple[float, str]]:
+    """Where a lane waited with no call in flight: seconds per (call before -> call after).
+
+    In the operator's run that is the operator's own time (its passes, requeues, status
+    writes); the straight line has none of it.
+    """
+    gaps: dict[str, float] = {}
+    busy_until, before = None, "start"
+    for call in calls:
+        name = call.entry.action if call.entry is not None else (
+            f"SQL {call.sql.command}" if call.sql is not None else "?")
+        if busy_until is not None and call.time > busy_until:
+            label = f"{before} -> {name}"
+            gaps[label] = gaps.get(label, 0.0) + call.time - busy_until
+        done = call.entry.done if call.entry is not None and call.entry.done else call.time
+        busy_until = max(busy_until or done, done)
+        before = name
+    return sorted(((seconds, label) for label, seconds in gaps.items()), reverse=True)[:top]
+
+
 class AnswerParser:
     """botocore's parser of each operation's answers (what a boto3 call parses with)."""
 
