@@ -144,10 +144,15 @@ def test_twenty_environments_ride_out_thirty_percent_faults_both_ways(
     assert {"fault ThrottlingException", "fault InternalFailure",
             "fault ServiceUnavailable"} <= set(injected), injected
     assert any(key.endswith(f"/{reasons.AWS_RETRYING}") for key in seen), seen
+    # botocore's retries: every throttled attempt; the engine's: calls that still failed
+    # after them, and the passes that ended in a requeue (not an error: it is routine).
     assert total(samples, "wpenv_aws_throttled_total") > 0
-    assert total(samples, "controller_runtime_reconcile_total", result="error") > 0
-    assert total(samples, "controller_runtime_reconcile_errors_total") > 0
-    assert total(samples, "controller_runtime_reconcile_time_seconds_count") > 0
+    failed = sum(total(samples, "wpenv_aws_calls_total", outcome=code)
+                 for code in ("InternalFailure", "ServiceUnavailable", "ThrottlingException",
+                              "Throttling", "TooManyRequestsException", "RequestLimitExceeded"))
+    assert failed > 0
+    assert total(samples, "controller_runtime_reconcile_total", result="requeue_after") > 0
+    assert total(samples, "controller_runtime_reconcile_errors_total") == 0, "no pass failed"
 
     started = time.monotonic()
     kube.kubectl("delete", "wpenv", "--all", "-n", namespace, "--wait=false", env=platform)
@@ -173,5 +178,8 @@ def test_twenty_environments_ride_out_thirty_percent_faults_both_ways(
     print(f"\n{COUNT} environments at fault rate {FAULT_RATE}: Active after "
           f"{provisioned:.0f}s, deprovisioned after {deprovisioned:.0f}s; injected "
           f"{dict(injected_total)}; throttled attempts "
-          f"{total(scrape(faulty_operator), 'wpenv_aws_throttled_total'):.0f}; "
+          f"{total(scrape(faulty_operator), 'wpenv_aws_throttled_total'):.0f}, AWS calls "
+          f"failed after botocore's retries {failed:.0f}, requeued passes "
+          f"{total(samples, 'controller_runtime_reconcile_total', result='requeue_after'):.0f};"
+          f" "
           f"conditions seen {dict(seen)}")
