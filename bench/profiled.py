@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pyinstrument import Profiler
+from pyinstrument.frame import Frame
 from pyinstrument.renderers import ConsoleRenderer
 from pyinstrument.session import Session
 
@@ -38,6 +39,54 @@ def _profiled_worker(*args: Any, **kwargs: Any) -> None:
             SESSIONS.append(session)
 
 
+# Where a sample's innermost frames lead, checked in this order: (category, path parts).
+CATEGORIES = (
+    ("Kubernetes API (status writes, Events)", ("kubernetes/",)),
+    ("MySQL", ("pymysql/",)),
+    ("AWS: waiting for the answer", ("botocore/httpsession", "urllib3/", "http/client")),
+    ("botocore: retry backoff", ("botocore/retries", "botocore/retryhandler")),
+    ("botocore: parsing answers", ("botocore/parsers",)),
+    ("botocore: signing", ("botocore/auth", "botocore/signers")),
+    ("botocore: building requests", ("botocore/serialize", "botocore/validate",
+                                     "botocore/endpoint_provider", "botocore/regions")),
+    ("boto3/botocore: clients and the rest", ("botocore/", "boto3/")),
+    ("kopf", ("kopf/",)),
+    ("the operator's own code", ("wpenv/",)),
+)
+# A worker thread waiting for work, the event loop waiting for I/O: not time spent.
+IDLE = (":SimpleQueue.get", "selectors.py:")
+
+
+def categorise(frame: Frame, stack: tuple[str, ...] = (), into: dict[str, float] | None = None,
+               ) -> dict[str, float]:
+    """Seconds of sampled time by category, from the innermost frame outwards."""
+    into = {} if into is None else into
+    path = (*stack, f"{frame.file_path or ''}:{frame.function}")
+    own = frame.time - sum(child.time for child in frame.children)
+    if own > 0:
+        category = next((name for name, parts in CATEGORIES
+                         if any(part in step for step in reversed(path) for part in parts)),
+                        "other")
+        if any(idle in step for step in path[-2:] for idle in IDLE):
+            category = "idle (waiting for work or I/O)"
+        into[category] = into.get(category, 0.0) + own
+    for child in frame.children:
+        categorise(child, path, into)
+    return into
+
+
+def summary(session: Session) -> str:
+    """A table: where the handler threads' sampled time went."""
+    root = session.root_frame()
+    if root is None:
+        return "(no samples)"
+    spent = categorise(root)
+    total = sum(spent.values()) or 1.0
+    lines = [f"{seconds:9.1f}s {100 * seconds / total:5.1f}%  {name}"
+             for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
 def main(out: Path) -> None:
     """Run the operator's entry point profiled; write the combined profile to `out`."""
     pool_threads._worker = _profiled_worker
@@ -48,12 +97,16 @@ def main(out: Path) -> None:
     finally:
         main_session = profiler.stop()
         pool_threads._python_exit()
-        combined = main_session
-        for session in SESSIONS:
-            combined = Session.combine(combined, session)
+        workers = SESSIONS[0] if SESSIONS else None
+        for session in SESSIONS[1:]:
+            workers = Session.combine(workers, session) if workers else session
+        combined = Session.combine(main_session, workers) if workers else main_session
         text = ConsoleRenderer(unicode=False, color=False, show_all=False,
                                time="seconds").render(combined)
-        out.write_text(text)
+        table = (f"where the worker threads' time went ({len(SESSIONS)} threads):\n"
+                 f"{summary(workers) if workers else '(none)'}\n"
+                 f"where the event loop's thread's time went:\n{summary(main_session)}\n\n")
+        out.write_text(table + text)
 
 
 if __name__ == "__main__":

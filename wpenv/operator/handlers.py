@@ -31,6 +31,7 @@ FINALIZER = f"{GROUP}/finalizer"
 DRIFT_INTERVAL = Settings().drift_interval_seconds
 CATCH_UP_SECONDS = usecases.CATCH_UP_SECONDS
 CONSISTENCY_SECONDS = 60.0
+WORKERS_PER_SLOT = 2
 # `python -m wpenv.operator` lowers kopf's log level for these requeues (operator.logs).
 ROUTINE_REQUEUES = usecases.ROUTINE_REQUEUES
 # The `controller` label of the controller-runtime families, one per kind of handler.
@@ -60,6 +61,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     kube.load_config()
     config = Settings()
+    # Passes wait on AWS, not on a core: one thread for each provision slot, and as many
+    # again for deletions, drift and catch-up passes. kopf's default pool has
+    # min(32, cores + 4) threads: 6 on two cores, so 4 of 10 slots waited for a thread.
+    settings.execution.max_workers = WORKERS_PER_SLOT * config.max_concurrent_provisions
     memo.app = App(
         settings=config,
         clients=Clients(config),
