@@ -190,15 +190,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--port-base", type=int, default=26000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-only", action="store_true", help="skip the comparisons")
     args = parser.parse_args()
     os.environ.update(PLATFORM)
     local = stack.REPO / ".local" / f"bench-overhead-{args.port_base}"
     health = args.port_base + 80
     with private_platform(ports(args.port_base), local) as env:
         kubernetes.config.load_kube_config(env["KUBECONFIG"])
-        for count in (1, args.count):
+        for count in () if args.profile_only else (1, args.count):
             compare(env, local, count, health)
-        if args.profile:
+        if args.profile or args.profile_only:
             profile(env, local, args.count, health)
 
 

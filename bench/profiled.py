@@ -57,9 +57,20 @@ CATEGORIES = (
 IDLE = (":SimpleQueue.get", "selectors.py:")
 
 
+LEAVES: dict[str, float] = {}
+
+
+def _short(step: str) -> str:
+    where, _, function = step.rpartition(":")
+    return f"{where.rpartition('site-packages/')[2]}:{function}"
+
+
 def categorise(frame: Frame, stack: tuple[str, ...] = (), into: dict[str, float] | None = None,
                ) -> dict[str, float]:
-    """Seconds of sampled time by category, from the innermost frame outwards."""
+    """Seconds of sampled time by category, from the innermost frame outwards.
+
+    Also adds each busy sample's innermost frames (the caller of `[self]`) to LEAVES.
+    """
     into = {} if into is None else into
     path = (*stack, f"{frame.file_path or ''}:{frame.function}")
     own = frame.time - sum(child.time for child in frame.children)
@@ -69,6 +80,9 @@ def categorise(frame: Frame, stack: tuple[str, ...] = (), into: dict[str, float]
                         "other")
         if any(idle in step for step in path[-2:] for idle in IDLE):
             category = "idle (waiting for work or I/O)"
+        else:
+            leaf = " < ".join(_short(step) for step in reversed(path[-4:-1]))
+            LEAVES[leaf] = LEAVES.get(leaf, 0.0) + own
         into[category] = into.get(category, 0.0) + own
     for child in frame.children:
         categorise(child, path, into)
@@ -84,6 +98,10 @@ def summary(session: Session) -> str:
     total = sum(spent.values()) or 1.0
     lines = [f"{seconds:9.1f}s {100 * seconds / total:5.1f}%  {name}"
              for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])]
+    lines.append("  busiest innermost frames (not idle):")
+    lines += [f"  {seconds:9.1f}s  {leaf}"
+              for leaf, seconds in sorted(LEAVES.items(), key=lambda kv: -kv[1])[:15]]
+    LEAVES.clear()
     return "\n".join(lines)
 
 

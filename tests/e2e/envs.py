@@ -124,7 +124,9 @@ def sole_operator(
     """An operator of the test's own (its `settings`), the session's paused meanwhile.
 
     Both watch every namespace; with the session's stopped (SIGSTOP) only this one works
-    on what the test applies. Its metrics answer on `health_port + 1`.
+    on what the test applies. Its metrics answer on `health_port + 1`. Delete what the test
+    made after this returns: the session's operator, resumed, acts on the events it missed,
+    and would provision an object that came and went while it slept.
     """
     log.unlink(missing_ok=True)
     mine = kube.start_operator({**operator_env, **settings}, log, health_port)

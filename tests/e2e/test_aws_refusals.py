@@ -90,6 +90,8 @@ def _waits_at_the_quota(
         assert envs.condition(obj, "Identity").get("reason") == reasons.USER_POOL_QUOTA_REACHED
         assert "userPoolId" not in (obj["status"].get("resources") or {})
         assert envs.tagged_resources(namespace, "full") == []
-        kube.kubectl("delete", "wpenv", "full", "-n", namespace, "--wait=true",
-                     "--timeout=120s", env=platform, timeout=130)
+    # Deleted under the session's operator: one paused while an object came and went would
+    # act on the stale events when it resumes (and make what nobody deletes).
+    kube.kubectl("delete", "wpenv", "full", "-n", namespace, "--wait=true",
+                 "--timeout=300s", env=platform, timeout=310)
     assert scanned_for(platform, tenant) == []

@@ -19,7 +19,7 @@ import prometheus_client
 
 from wpenv import engine, kube
 from wpenv.api.models import GROUP, PLURAL, VERSION
-from wpenv.aws import Clients
+from wpenv.aws import SERVICES, Clients
 from wpenv.operator import decisions, observe, usecases
 from wpenv.operator.app import App
 from wpenv.operator.result import GiveUp, Result, Retry
@@ -65,9 +65,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # again for deletions, drift and catch-up passes. kopf's default pool has
     # min(32, cores + 4) threads: 6 on two cores, so 4 of 10 slots waited for a thread.
     settings.execution.max_workers = WORKERS_PER_SLOT * config.max_concurrent_provisions
+    clients = Clients(config)
+    # Made now, not in the first pass that needs them: a boto3 client takes a while to
+    # build (its service model), and the first provision after a start would wait for
+    # a dozen of them.
+    for service in SERVICES:
+        getattr(clients, service.replace("-", "_"))
+    clients.once("cognito-idp")
     memo.app = App(
         settings=config,
-        clients=Clients(config),
+        clients=clients,
         slots=ProvisionSlots(config.max_concurrent_provisions),
         resources=engine.default_resources(),
     )
