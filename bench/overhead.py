@@ -24,6 +24,7 @@ import argparse
 import os
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import kubernetes
 import pymysql
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import replay
 from bench.platform import new_namespace, private_platform
@@ -105,6 +107,19 @@ def active_after(namespace: str, names: set[str], started: float) -> float:
     raise TimeoutError(f"not Active after {TIMEOUT:.0f}s: {sorted(names - active)}")
 
 
+def throttled(metrics_port: int) -> None:
+    """Print the operations AWS throttled most (botocore backed off and retried each)."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    counts = sorted(((s.value, f"{s.labels['service']}:{s.labels['operation']}")
+                     for family in text_string_to_metric_families(text)
+                     for s in family.samples if s.name == "wpenv_aws_throttled_total"),
+                    reverse=True)
+    shown = ", ".join(f"{name} {value:.0f}" for value, name in counts[:6]) or "none"
+    print(f"  throttled attempts: {sum(v for v, _ in counts):.0f} ({shown})")
+
+
 def through_operator(env: dict[str, str], count: int, log: Path, port: int,
                      command: list[str] | None = None) -> tuple[float, float, float, list[str]]:
     """Apply `count` environments at once; (seconds to all Active, since, until, tenants)."""
@@ -124,6 +139,7 @@ def through_operator(env: dict[str, str], count: int, log: Path, port: int,
                      env=env)
         seconds = active_after(namespace, {d["metadata"]["name"] for d in docs}, started)
         until = time.time()
+        throttled(port + 1)
     finally:
         kube.stop_operator(proc, timeout=60)
     return seconds, since, until, tenants

@@ -43,8 +43,9 @@ def _profiled_worker(*args: Any, **kwargs: Any) -> None:
 CATEGORIES = (
     ("Kubernetes API (status writes, Events)", ("kubernetes/",)),
     ("MySQL", ("pymysql/",)),
+    ("botocore: retry backoff (throttled, 5xx)", ("botocore/endpoint.py:_needs_retry",
+                                                  "botocore/retries", "botocore/retryhandler")),
     ("AWS: waiting for the answer", ("botocore/httpsession", "urllib3/", "http/client")),
-    ("botocore: retry backoff", ("botocore/retries", "botocore/retryhandler")),
     ("botocore: parsing answers", ("botocore/parsers",)),
     ("botocore: signing", ("botocore/auth", "botocore/signers")),
     ("botocore: building requests", ("botocore/serialize", "botocore/validate",
@@ -78,7 +79,7 @@ def categorise(frame: Frame, stack: tuple[str, ...] = (), into: dict[str, float]
         category = next((name for name, parts in CATEGORIES
                          if any(part in step for step in reversed(path) for part in parts)),
                         "other")
-        if any(idle in step for step in path[-2:] for idle in IDLE):
+        if any(idle in step for step in path[-3:] for idle in IDLE):
             category = "idle (waiting for work or I/O)"
         else:
             leaf = " < ".join(_short(step) for step in reversed(path[-4:-1]))

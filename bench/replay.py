@@ -13,12 +13,13 @@ What differs between the two runs is carried over: the tenant id (replaced, same
 and the identifiers AWS made up (an ARN's suffix, a pool id): a create's answer in the
 replay is laid beside the recorded one, and each identifier that differs is replaced in
 the lane's later requests. A call AWS throttles in the replay but not in the recording is
-tried again after a short backoff, as botocore would.
+tried again after botocore's standard-mode backoff, as a boto3 script's would be.
 """
 
 from __future__ import annotations
 
 import base64
+import random
 import re
 import threading
 import time
@@ -42,6 +43,15 @@ from wpenv.mysql import DatabaseServer
 THROTTLED = frozenset({"Throttling", "ThrottlingException", "ThrottledException",
                        "RequestLimitExceeded", "TooManyRequestsException"})
 RETRIES = 6
+MAX_BACKOFF = 20.0
+
+
+def backoff(attempt: int) -> float:
+    """botocore's standard-mode delay before retry `attempt` + 1: full jitter on 2^attempt s.
+
+    The operator's clients back off this way, so the straight line does too.
+    """
+    return random.random() * min(MAX_BACKOFF, 2.0 ** attempt)  # noqa: S311 - jitter
 # Answer fields never worth carrying over (the request ids, the wire metadata).
 SKIPPED_KEYS = frozenset({"ResponseMetadata", "RequestId", "requestId"})
 ID_LIKE = re.compile(r"[^\s]{6,2048}")
@@ -340,7 +350,7 @@ class Replayer:
             code = str(((parsed or {}).get("Error") or {}).get("Code") or "")
             if code in THROTTLED and (entry.status or 0) < 400 and attempt + 1 < RETRIES:
                 self.tally.add(retried=1)
-                time.sleep(0.05 * 2 ** attempt)
+                time.sleep(backoff(attempt))
                 continue
             break
         self.tally.add(aws=1, diverged=int((answer.status_code >= 400) != (
