@@ -107,7 +107,7 @@ class Clients:
         if self.session is None:
             self.session = boto3.session.Session(region_name=self.settings.region)
         self._config = Config(
-            retries={"mode": "standard", "max_attempts": 6},
+            retries={"mode": self.settings.aws_retry_mode, "max_attempts": 6},
             connect_timeout=5,
             read_timeout=self.settings.aws_read_timeout_seconds,
         )

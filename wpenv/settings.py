@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     orphan_scan_interval_seconds: float = Field(86400.0, gt=0, description="Orphan scan period.")
     retry_base_seconds: float = Field(2.0, gt=0, description="First backoff delay.")
     retry_max_seconds: float = Field(120.0, gt=0, description="Backoff cap.")
+    aws_retry_mode: Literal["standard", "legacy"] = Field(
+        "standard",
+        description="botocore's retry mode for every AWS client (6 attempts). standard "
+        "keeps a retry quota per client: after a run of failures (about 35 server errors) "
+        "botocore stops retrying until successes refill it, and every failure goes to the "
+        "engine's backoff, whose passes then rarely get through; legacy retries each "
+        "throttle and 5xx up to the attempts, without a quota.",
+    )
     aws_read_timeout_seconds: float = Field(
         30.0,
         gt=0,
