@@ -137,6 +137,7 @@ def through_operator(env: dict[str, str], count: int, log: Path, port: int,
         started = time.monotonic()
         kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(docs),
                      env=env)
+        print(f"  kubectl apply returned after {time.monotonic() - started:.2f}s")
         seconds = active_after(namespace, {d["metadata"]["name"] for d in docs}, started)
         until = time.time()
         throttled(port + 1)
