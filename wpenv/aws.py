@@ -117,9 +117,9 @@ class Clients:
         if self.session is None:
             self.session = boto3.session.Session(region_name=self.settings.region)
         self._config = Config(
-            retries={"mode": "standard", "max_attempts": 6},
+            retries={"mode": self.settings.aws_retry_mode, "max_attempts": 6},
             connect_timeout=5,
-            read_timeout=30,
+            read_timeout=self.settings.aws_read_timeout_seconds,
         )
         # CompleteMultipartUpload of a large archive may take minutes before S3 answers
         # (AWS documents it); a 30 s timeout would retry it while the first one still
@@ -136,6 +136,20 @@ class Clients:
             client = self.session.client(name, config=config)
             self._made[name] = rate_limited(instrument(client), self.limiter)
         return self._made[name]
+
+    def once(self, service: str) -> Any:
+        """A client of `service` that never repeats a call (botocore's retries off).
+
+        For creates that AWS cannot recognise as repeated (no client token, no unique
+        name: CreateUserPool, CreateUserPoolClient): botocore would send one again after
+        a lost answer and make a second resource. Instead the call fails as transient and
+        the next pass finds what the first one created by name and tag.
+        """
+        key = f"{service}/once"
+        if key not in self._made:
+            config = self._config.merge(Config(retries={"total_max_attempts": 1}))
+            self._made[key] = instrument(self.session.client(service, config=config))
+        return self._made[key]
 
 
 # Where a call's start time waits, in the per-call context botocore passes to each hook.

@@ -127,6 +127,9 @@ def backoff(attempt: int, settings: Settings) -> float:
 
 
 POLL_SECONDS = 3.0
+# The first look after a pass that created or changed something: a rollout the pass just
+# started may be done in a moment; after that, POLL_SECONDS.
+FIRST_POLL_SECONDS = 0.5
 # status.resources keys, derived from the model so a rollback clears every one of them.
 RESOURCE_KEYS = tuple(f.alias or n for n, f in ResourceIds.model_fields.items())
 WAITING = "{kind} waits for {needs}"
@@ -246,7 +249,8 @@ def _summarise(out: Outcome, observed: Sequence[tuple[Resource, Observation]]) -
         )
     else:
         out.conditions.append(Cond(READY, FALSE, reasons.PROGRESSING, "; ".join(pending)))
-        out.retry_after = POLL_SECONDS
+        acted = any(e.reason in (reasons.CREATED, reasons.UPDATED) for e in out.events)
+        out.retry_after = FIRST_POLL_SECONDS if acted else POLL_SECONDS
 
 
 # A resource the spec switched off and that is gone: nothing to wait for.

@@ -142,6 +142,22 @@ class Settings(BaseSettings):
     )
     retry_base_seconds: float = Field(2.0, gt=0, description="First backoff delay.")
     retry_max_seconds: float = Field(120.0, gt=0, description="Backoff cap.")
+    aws_retry_mode: Literal["standard", "legacy"] = Field(
+        "standard",
+        description="botocore's retry mode for every AWS client (6 attempts). standard "
+        "keeps a retry quota per client: after a run of failures (about 35 server errors) "
+        "botocore stops retrying until successes refill it, and every failure goes to the "
+        "engine's backoff, whose passes then rarely get through; legacy retries each "
+        "throttle and 5xx up to the attempts, without a quota.",
+    )
+    aws_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds botocore waits for an AWS answer before it gives up and tries "
+        "again (S3's archive uploads wait longer). Every create is safe to try again: a "
+        "client token, a unique name or a lookup before the next attempt finds what the "
+        "lost answer created.",
+    )
     container_port: int = Field(80, description="Port WordPress listens on inside the task.")
     operator_name: str = Field("wpenv-operator", description="Value of the managed-by tag.")
     health_port: int = Field(8080, description="Port of the liveness endpoint (/healthz).")

@@ -16,6 +16,8 @@ from tests.platform import kube
 DRIFT_SECONDS = 4
 # And of the orphan scan (daily in production); the first scan waits one period.
 ORPHAN_SCAN_SECONDS = 15
+RETRY_BASE_SECONDS = 0.5
+RETRY_MAX_SECONDS = 8
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +40,14 @@ def operator(operator_env: dict[str, str], local: Path) -> Iterator[subprocess.P
            # quota itself is tested with explicit settings in tests/integration.
            "WPENV_USER_POOL_QUOTA": "1000",
            # Every environment but those a test gives to shards of its own.
-           "WPENV_SHARD_SELECTOR": f"!{envs.SHARD_LABEL}"}
+           "WPENV_SHARD_SELECTOR": f"!{envs.SHARD_LABEL}",
+           # The engine's backoff, short (production: 2 s, at most 120 s): the suite injects
+           # AWS faults (test_aws_faults) and CI has two cores.
+           "WPENV_RETRY_BASE_SECONDS": str(RETRY_BASE_SECONDS),
+           "WPENV_RETRY_MAX_SECONDS": str(RETRY_MAX_SECONDS),
+           # botocore's standard mode stops retrying once its retry quota is spent (about
+           # 35 server errors): at test_aws_faults' 30 % no pass gets through after that.
+           "WPENV_AWS_RETRY_MODE": "legacy"}
     log = local / "operator.log"
     log.unlink(missing_ok=True)  # this session's lines only (test_operator_identity reads them)
     proc = kube.start_operator(env, log, OPERATOR_HEALTH_PORT)

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -134,3 +138,23 @@ def assert_one_of_each(namespace: str, name: str, tenant: str) -> None:
     assert sum(arn.endswith(f"/wpenv-{tenant}") for arn in services) == 1
     groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
     assert sum(g["TargetGroupName"] == f"wp-{tenant}" for g in groups) == 1
+@contextmanager
+def sole_operator(
+    session_operator: subprocess.Popen[bytes], operator_env: dict[str, str], log: Path,
+    health_port: int, **settings: str,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """An operator of the test's own (its `settings`), the session's paused meanwhile.
+
+    Both watch every namespace; with the session's stopped (SIGSTOP) only this one works
+    on what the test applies. Its metrics answer on `health_port + 1`. Delete what the test
+    made after this returns: the session's operator, resumed, acts on the events it missed,
+    and would provision an object that came and went while it slept.
+    """
+    log.unlink(missing_ok=True)
+    mine = kube.start_operator({**operator_env, **settings}, log, health_port)
+    session_operator.send_signal(signal.SIGSTOP)
+    try:
+        yield mine
+    finally:
+        kube.stop_operator(mine)
+        session_operator.send_signal(signal.SIGCONT)

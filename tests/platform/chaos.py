@@ -23,8 +23,17 @@ multipart uploads would need the body drained mid-stream, and S3 publishes no pe
 that a test could reach). The injected answer is given *instead of* moto's, so a retried
 write is never applied twice (AWS may apply a write and still answer 500; this does not).
 
+- **Slow answers.** ``WPENV_AWS_SLOW_RATE`` (a fraction, default 0) of the calls to
+  ``WPENV_AWS_SLOW_ACTIONS`` (comma-separated action names; empty: every action) is
+  processed by moto as usual, but its answer is held ``WPENV_AWS_SLOW_SECONDS`` (default 5)
+  before it is sent: a client whose read timeout is shorter gives up and retries a call
+  that AWS already carried out, as happens when an answer is lost on the way.
+  ``WPENV_AWS_SLOW_FIRST`` (default 0) holds the first N calls of each of those actions
+  (counted from the last change), whatever the rate: a deterministic lost answer.
+
 ``GET``/``POST``/``DELETE /wpenv/faults/aws`` (through faults.py) reads, changes (JSON with
-any of ``rate``, ``codes``, ``seed``, ``rate_limits``) and resets to the start-up settings;
+any of ``rate``, ``codes``, ``seed``, ``rate_limits``, ``slow_rate``, ``slow_seconds``,
+``slow_actions``, ``slow_first``) and resets to the start-up settings;
 ``DELETE /wpenv/faults`` resets it too. Tests call :func:`set_aws_faults`,
 :func:`reset_aws_faults` and :func:`aws_fault_state`.
 """
@@ -48,7 +57,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tests.platform.fidelity import Refusal, answer
 from tests.platform.journal import IGNORED_PREFIXES, REFUSED_BY
-from tests.platform.requests import AwsRequest, describe, read
+from tests.platform.requests import AwsRequest, describe, operation, read
 from wpenv import ratelimits
 from wpenv.ratelimits import DEFAULT_LIMITS, Limit, Limiter
 
@@ -58,6 +67,11 @@ RATE_ENV = "WPENV_AWS_FAULT_RATE"
 CODES_ENV = "WPENV_AWS_FAULT_CODES"
 SEED_ENV = "WPENV_AWS_FAULT_SEED"
 LIMITS_ENV = "WPENV_AWS_RATE_LIMITS"
+SLOW_RATE_ENV = "WPENV_AWS_SLOW_RATE"
+SLOW_SECONDS_ENV = "WPENV_AWS_SLOW_SECONDS"
+SLOW_ACTIONS_ENV = "WPENV_AWS_SLOW_ACTIONS"
+SLOW_FIRST_ENV = "WPENV_AWS_SLOW_FIRST"
+DEFAULT_SLOW_SECONDS = 5.0
 DEFAULT_CODES = ("ThrottlingException", "InternalFailure", "ServiceUnavailable")
 CONTROL_PATH = "/wpenv/faults/aws"
 MAX_BODY = 1 << 20
@@ -154,6 +168,12 @@ def call_of(request: AwsRequest) -> Call:
     return Call(request.service, request.action, protocol, request.params)
 
 
+def operation_name(request: AwsRequest) -> str:
+    """The operation a request is (botocore's name: CreateAccessPoint), else its action."""
+    found = operation(request)
+    return str(found[0].name) if found is not None else request.action
+
+
 def describe_call(environ: WSGIEnvironment, body: bytes) -> Call:
     """Service, operation and protocol of a request (its body already read into `body`)."""
     return call_of(describe(environ, body))
@@ -171,13 +191,46 @@ def parse_limits(spec: str, defaults: Iterable[Limit] = DEFAULT_LIMITS) -> tuple
 
 
 @dataclass(frozen=True)
+class Slowness:
+    """Which answers are held, and for how long (validated on construction)."""
+
+    rate: float = 0.0
+    seconds: float = DEFAULT_SLOW_SECONDS
+    actions: tuple[str, ...] = ()  # empty: every action
+    first: int = 0  # the first N calls of each action are held, whatever the rate
+
+    def __post_init__(self) -> None:
+        """Refuse what would fail later, inside a request."""
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"{SLOW_RATE_ENV}: {self.rate} is not a fraction between 0 and 1")
+        if not 0.0 <= self.seconds <= 600.0:
+            raise ValueError(f"{SLOW_SECONDS_ENV}: {self.seconds} is not 0-600 seconds")
+        if self.first < 0:
+            raise ValueError(f"{SLOW_FIRST_ENV}: {self.first} is negative")
+
+    @property
+    def on(self) -> bool:
+        """Whether any answer may be held."""
+        return self.seconds > 0 and (self.rate > 0 or self.first > 0)
+
+    def covers(self, action: str) -> bool:
+        """Whether calls of `action` may be held."""
+        return not self.actions or action in self.actions
+
+
+SLOW_KEYS = {"slow_rate": "rate", "slow_seconds": "seconds", "slow_actions": "actions",
+             "slow_first": "first"}
+
+
+@dataclass(frozen=True)
 class ChaosSettings:
-    """Fault rate, codes, seed and rate-limit spec (validated on construction)."""
+    """Fault rate, codes, seed, rate-limit spec and slow answers (validated on construction)."""
 
     rate: float = 0.0
     codes: tuple[str, ...] = DEFAULT_CODES
     seed: int | None = None
     rate_limits: str = "on"
+    slow: Slowness = field(default_factory=Slowness)
 
     def __post_init__(self) -> None:
         """Refuse what would fail later, inside a request."""
@@ -191,18 +244,24 @@ class ChaosSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ChaosSettings:
-        """Read WPENV_AWS_FAULT_RATE, _CODES, _SEED and WPENV_AWS_RATE_LIMITS."""
+        """Read WPENV_AWS_FAULT_*, WPENV_AWS_RATE_LIMITS and WPENV_AWS_SLOW_*."""
         try:
             rate = float(env.get(RATE_ENV) or 0)
             seed = int(env[SEED_ENV]) if env.get(SEED_ENV) else None
+            slow = Slowness(
+                rate=float(env.get(SLOW_RATE_ENV) or 0),
+                seconds=float(env.get(SLOW_SECONDS_ENV) or DEFAULT_SLOW_SECONDS),
+                actions=_codes(env.get(SLOW_ACTIONS_ENV) or ""),
+                first=int(env.get(SLOW_FIRST_ENV) or 0),
+            )
         except ValueError as exc:
-            raise ValueError(f"{RATE_ENV} or {SEED_ENV}: {exc}") from None
+            raise ValueError(f"WPENV_AWS_FAULT_* or WPENV_AWS_SLOW_*: {exc}") from None
         codes = _codes(env.get(CODES_ENV) or ",".join(DEFAULT_CODES))
-        return cls(rate, codes, seed, env.get(LIMITS_ENV) or "on")
+        return cls(rate, codes, seed, env.get(LIMITS_ENV) or "on", slow)
 
     def changed(self, doc: Mapping[str, Any]) -> ChaosSettings:
         """These settings with the keys of a POST document replaced."""
-        unknown = set(doc) - {"rate", "codes", "seed", "rate_limits"}
+        unknown = set(doc) - {"rate", "codes", "seed", "rate_limits", *SLOW_KEYS}
         if unknown:
             raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
         codes = doc.get("codes", self.codes)
@@ -212,6 +271,17 @@ class ChaosSettings:
             codes=_codes(codes) if isinstance(codes, str) else tuple(str(c) for c in codes),
             seed=None if seed is None else int(seed),
             rate_limits=str(doc.get("rate_limits", self.rate_limits)),
+            slow=self._slow_changed(doc),
+        )
+
+    def _slow_changed(self, doc: Mapping[str, Any]) -> Slowness:
+        actions = doc.get("slow_actions", self.slow.actions)
+        return Slowness(
+            rate=float(doc.get("slow_rate", self.slow.rate)),
+            seconds=float(doc.get("slow_seconds", self.slow.seconds)),
+            actions=_codes(actions) if isinstance(actions, str)
+            else tuple(str(a) for a in actions),
+            first=int(doc.get("slow_first", self.slow.first)),
         )
 
 
@@ -236,6 +306,7 @@ class Chaos:
         self.clock = clock
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
+        self.slowed: Counter[str] = Counter()  # held answers per action, for `first`
         self._apply(self.startup)
 
     def _apply(self, settings: ChaosSettings) -> None:
@@ -245,6 +316,7 @@ class Chaos:
             self.rng = random.Random(settings.seed)
             self.limiter = limiter
             self.injected.clear()
+            self.slowed.clear()
 
     def decide(self, call: Call) -> Refusal | None:
         """The error to answer `call` with, or None to let it through."""
@@ -270,6 +342,26 @@ class Chaos:
         self._count(f"fault {error.code}")
         return "fault", Refusal(error.status, error.code, error.message, protocol=call.protocol)
 
+    def hold(self, call: Call, name: Callable[[], str] | None = None) -> float:
+        """Seconds to hold the answer to `call` (already let through), 0 for none.
+
+        `name` gives the operation's name where the action is not one (REST: EFS).
+        """
+        slow = self.settings.slow
+        if not (call.protocol and slow.on):
+            return 0.0
+        action = name() if name is not None and call.protocol == "rest-json" else call.action
+        with self.lock:
+            if not slow.covers(action):
+                return 0.0
+            if self.slowed[action] >= slow.first and (
+                slow.rate <= 0.0 or self.rng.random() >= slow.rate
+            ):
+                return 0.0
+            self.slowed[action] += 1
+            self.injected[f"slow {action}"] += 1
+            return slow.seconds
+
     def _count(self, what: str) -> None:
         with self.lock:
             self.injected[what] += 1
@@ -279,8 +371,11 @@ class Chaos:
         with self.lock:
             settings, injected = self.settings, dict(self.injected)
             limits = [limit.describe() for limit in self.limiter.limits]
+        slow = settings.slow
         return {"rate": settings.rate, "codes": list(settings.codes), "seed": settings.seed,
-                "rate_limits": settings.rate_limits, "limits": limits, "injected": injected}
+                "rate_limits": settings.rate_limits, "limits": limits, "injected": injected,
+                "slow_rate": slow.rate, "slow_seconds": slow.seconds,
+                "slow_actions": list(slow.actions), "slow_first": slow.first}
 
     def clear(self) -> None:
         """Back to the start-up settings, with full buckets."""
@@ -311,8 +406,13 @@ class Chaos:
         def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             if str(environ.get("PATH_INFO") or "").startswith(IGNORED_PREFIXES):
                 return app(environ, start_response)
-            judged = self.judge(call_of(read(environ)))
+            request = read(environ)
+            call = call_of(request)
+            judged = self.judge(call)
             if judged is None:
+                held = self.hold(call, lambda: operation_name(request))
+                if held > 0:
+                    return _held(app, environ, start_response, held)
                 return app(environ, start_response)
             kind, refusal = judged
             environ[REFUSED_BY] = f"{kind} {refusal.code}"  # the journal counts it
@@ -320,6 +420,30 @@ class Chaos:
             return answer(start_response, refusal)
 
         return wsgi
+
+
+def _held(
+    app: WSGIApplication, environ: WSGIEnvironment, start_response: StartResponse,
+    seconds: float,
+) -> Iterable[bytes]:
+    """Let `app` carry the request out, then wait `seconds` before answering."""
+    answered: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def keep(status: str, headers: list[tuple[str, str]], *_exc: Any) -> Callable[[bytes], Any]:
+        answered.append((status, headers))
+        return lambda _data: None
+
+    result = app(environ, keep)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    time.sleep(seconds)  # the client's read timeout runs out meanwhile
+    status, headers = answered[-1]
+    start_response(status, headers)
+    return [body]
 
 
 def _drain(environ: WSGIEnvironment) -> None:
@@ -366,9 +490,17 @@ def set_aws_faults(
     codes: Iterable[str] | None = None,
     seed: int | None = None,
     rate_limits: str | None = None,
+    **slow: Any,
 ) -> dict[str, Any]:
-    """Change the server's faults at `endpoint` (AWS_ENDPOINT_URL); unnamed ones stay."""
-    doc: dict[str, Any] = {}
+    """Change the server's faults at `endpoint` (AWS_ENDPOINT_URL); unnamed ones stay.
+
+    `slow` takes the slow-answer keys: slow_rate, slow_seconds, slow_actions, slow_first.
+    """
+    unknown = set(slow) - set(SLOW_KEYS)
+    if unknown:
+        raise TypeError(f"unknown slow-answer keys: {sorted(unknown)}")
+    doc: dict[str, Any] = {key: list(v) if key == "slow_actions" else v
+                           for key, v in slow.items() if v is not None}
     if rate is not None:
         doc["rate"] = rate
     if codes is not None:

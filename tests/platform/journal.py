@@ -36,12 +36,20 @@ the server: the journal, chaos and the fidelity rules):
 - ``ids``: identifiers to filter on. JSON bodies: the top-level keys in JSON_KEYS; query
   bodies: the parameters in QUERY_KEYS, list members (``Names.member.1``, ``GroupId.2``)
   joined with commas under the base name (``Names``). Values are strings.
-- ``status``: the HTTP status of the answer; null while the request is in flight.
+- ``status``: the HTTP status of the answer; null while the request is in flight;
+  ``done``: when the answer was sent (epoch seconds), likewise.
+- ``exchange`` (only while the server runs with ``WPENV_JOURNAL_EXCHANGES=1``, and only in
+  answers to ``?exchanges=1``): the whole request and answer, so a benchmark can replay the
+  calls (bench/replay.py): botocore's ``model`` (service) and ``operation`` name, the
+  request's ``method``, ``path``, ``query``, the headers that select the operation and the
+  body (base64), and the answer's ``headers`` and body. S3 is left out (archives are big).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -52,7 +60,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from tests.platform.requests import AwsRequest, describe, read
+from tests.platform.requests import AwsRequest, describe, operation, read
 
 __all__ = [
     "JOURNAL_PATH",
@@ -102,6 +110,10 @@ QUERY_KEYS = frozenset({
 })
 ORDER_SLACK_SECONDS = 1.0  # how far request threads may append out of arrival order
 IGNORED_PREFIXES = ("/wpenv/", "/moto-api")  # the platform's own endpoints, not AWS
+EXCHANGES_ENV = "WPENV_JOURNAL_EXCHANGES"
+# The request headers an exchange keeps: what selects the operation and how to read the body.
+KEPT_HEADERS = ("content-type", "x-amz-target", "smithy-protocol", "accept")
+MAX_EXCHANGE_BODY = 1 << 20
 
 
 @dataclass
@@ -114,10 +126,15 @@ class Entry:
     write: bool
     ids: dict[str, str] = field(default_factory=dict)
     status: int | None = None
+    done: float | None = None
+    exchange: dict[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """The entry as the journal endpoint serves it."""
-        return asdict(self)
+    def to_json(self, exchanges: bool = False) -> dict[str, Any]:
+        """The entry as the journal endpoint serves it (the exchange only when asked)."""
+        doc = asdict(self)
+        if not exchanges:
+            doc.pop("exchange")
+        return doc
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Entry:
@@ -130,6 +147,8 @@ class Entry:
             write=bool(raw["write"]),
             ids={str(k): str(v) for k, v in (raw.get("ids") or {}).items()},
             status=int(status) if status is not None else None,
+            done=float(raw["done"]) if raw.get("done") is not None else None,
+            exchange=raw.get("exchange"),
         )
 
 
@@ -194,7 +213,10 @@ def describe_request(environ: WSGIEnvironment, body: bytes, at: float) -> Entry:
 class Journal:
     """The bounded record (oldest entries fall off); safe to use from request threads."""
 
-    def __init__(self, maxlen: int = MAX_ENTRIES) -> None:
+    def __init__(self, maxlen: int = MAX_ENTRIES, exchanges: bool | None = None) -> None:
+        """Empty; `exchanges` (default: WPENV_JOURNAL_EXCHANGES=1) keeps whole requests."""
+        self.exchanges = (os.environ.get(EXCHANGES_ENV) == "1" if exchanges is None
+                          else exchanges)
         self._entries: deque[Entry] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self.refusals: Counter[str] = Counter()  # error answers by label, never cleared
@@ -255,7 +277,8 @@ def _serve_journal(
     except ValueError:
         return _answer(start_response, "400 Bad Request", {"error": "since: epoch seconds"})
     now = time.time()
-    entries = [entry.to_json() for entry in journal.since(since)]
+    whole = (query.get("exchanges") or [""])[0] == "1"
+    entries = [entry.to_json(whole) for entry in journal.since(since)]
     return _answer(start_response, "200 OK", {"now": now, "entries": entries})
 
 
@@ -271,28 +294,74 @@ def journaled(app: WSGIApplication, journal: Journal) -> WSGIApplication:
         if path.startswith(IGNORED_PREFIXES):
             return app(environ, start_response)
         arrived = time.time()
-        entry = entry_for(read(environ), arrived)
+        request = read(environ)
+        entry = entry_for(request, arrived)
+        kept = journal.exchanges and request.service not in ("s3", "unknown")
+        if kept:
+            entry.exchange = request_exchange(request)
         journal.add(entry)
 
         def recording(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             entry.status = int(status.split(" ", 1)[0])
+            entry.done = time.time()
+            if entry.exchange is not None:
+                entry.exchange["answer_headers"] = {k.lower(): v for k, v in headers}
             if entry.status >= 400:
                 journal.refused(str(environ.get(REFUSED_BY) or f"error {entry.status}"))
             return start_response(status, headers, *exc)
 
-        return app(environ, recording)
+        answered = app(environ, recording)
+        return _kept_body(answered, entry) if kept else answered
 
     return wsgi
+
+
+def request_exchange(request: AwsRequest) -> dict[str, Any]:
+    """The whole of one request, as an exchange keeps it (the answer is added later)."""
+    found = operation(request)
+    model, name = ((found[0].service_model.service_name, found[0].name) if found is not None
+                   else (request.service, request.action))
+    return {
+        "model": model, "operation": name, "method": request.method, "path": request.path,
+        "query": request.query,
+        "headers": {k: v for k, v in request.headers.items() if k in KEPT_HEADERS},
+        "body": base64.b64encode(request.body[:MAX_EXCHANGE_BODY]).decode(),
+    }
+
+
+def _kept_body(answered: Iterable[bytes], entry: Entry) -> Iterable[bytes]:
+    """Pass the answer on, keeping (the start of) its body in the entry's exchange."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in answered:
+            if size < MAX_EXCHANGE_BODY:
+                chunks.append(chunk)
+                size += len(chunk)
+            yield chunk
+    finally:
+        close = getattr(answered, "close", None)
+        if close is not None:
+            close()
+        if entry.exchange is not None:
+            entry.exchange["answer"] = base64.b64encode(b"".join(chunks)).decode()
 
 
 # --- the client half -------------------------------------------------------------------------
 
 
-def read_journal(endpoint: str, since: float | None = None, timeout: float = 30.0) -> list[Entry]:
-    """Entries the server at `endpoint` (AWS_ENDPOINT_URL) recorded since `since`."""
+def read_journal(
+    endpoint: str, since: float | None = None, timeout: float = 30.0, exchanges: bool = False
+) -> list[Entry]:
+    """Entries the server at `endpoint` (AWS_ENDPOINT_URL) recorded since `since`.
+
+    With `exchanges`, each entry's whole request and answer (when the server keeps them).
+    """
+    query = {**({"since": repr(since)} if since is not None else {}),
+             **({"exchanges": "1"} if exchanges else {})}
     url = endpoint.rstrip("/") + JOURNAL_PATH
-    if since is not None:
-        url += f"?since={since!r}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
     with urllib.request.urlopen(url, timeout=timeout) as answer:
         doc = json.load(answer)
     return [Entry.from_json(raw) for raw in doc["entries"]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -386,3 +387,60 @@ def test_the_endpoint_changes_resets_and_shows_the_settings_through_faults() -> 
     assert state["aws"]["rate"] == 0.1 and state["aws"]["rate_limits"] == "on"
     assert request("DELETE", chaos.CONTROL_PATH)[1]["rate"] == 0.1
     assert request("PUT", chaos.CONTROL_PATH)[0] == 405
+
+
+# --- slow answers ----------------------------------------------------------------------------
+
+
+def test_a_held_answer_is_carried_out_first_and_sent_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    reached: list[bytes] = []
+
+    def counting(env: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        reached.append(env["wsgi.input"].read())
+        return moto({**env, "wsgi.input": io.BytesIO()}, start_response)
+
+    slow = chaos.Slowness(seconds=3.0, actions=("ListClusters",), first=1)
+    layer = Chaos(ChaosSettings(rate_limits="off", slow=slow))
+    app = layer.wsgi(counting)
+    assert run(app, environ("ecs", target=ECS_LIST, body=b'{"a": 1}')) == (200, b"{}")
+    assert (reached, slept) == ([b'{"a": 1}'], [3.0]), "moto answered, then the answer waited"
+    assert run(app, environ("ecs", target=ECS_LIST, body=b"{}"))[0] == 200
+    assert slept == [3.0], "only the first call of the action"
+    describe = "AmazonEC2ContainerServiceV20141113.DescribeClusters"
+    assert run(app, environ("ecs", target=describe, body=b"{}"))[0] == 200
+    assert slept == [3.0], "another action is not held"
+    assert layer.state()["injected"] == {"slow ListClusters": 1}
+
+
+def test_a_slow_rate_holds_that_fraction_of_the_named_actions() -> None:
+    layer = Chaos(ChaosSettings(seed=1, rate_limits="off", slow=chaos.Slowness(rate=0.5)))
+    held = [layer.hold(call("ecs", "ListClusters")) for _ in range(1000)]
+    assert 0.4 < sum(1 for h in held if h) / len(held) < 0.6
+    assert layer.hold(call("s3", "GET /b/k", protocol="")) == 0.0, "S3 is never held"
+
+
+def test_rest_calls_are_held_by_their_operation_name() -> None:
+    layer = Chaos(ChaosSettings(rate_limits="off", slow=chaos.Slowness(
+        seconds=2.0, actions=("CreateAccessPoint",), first=1)))
+    efs = call("elasticfilesystem", "POST /2015-02-01/access-points", protocol="rest-json")
+    assert layer.hold(efs, lambda: "CreateAccessPoint") == 2.0
+    assert layer.hold(efs, lambda: "CreateAccessPoint") == 0.0
+
+
+def test_slow_settings_come_from_the_environment_and_the_endpoint() -> None:
+    settings = ChaosSettings.from_env({
+        "WPENV_AWS_SLOW_RATE": "0.1", "WPENV_AWS_SLOW_SECONDS": "2.5",
+        "WPENV_AWS_SLOW_ACTIONS": "CreateService, CreateUserPool", "WPENV_AWS_SLOW_FIRST": "1"})
+    assert settings.slow == chaos.Slowness(0.1, 2.5, ("CreateService", "CreateUserPool"), 1)
+    assert ChaosSettings.from_env({}).slow.on is False
+    changed = settings.changed({"slow_actions": ["CreateSecret"], "slow_first": 2})
+    assert changed.slow == chaos.Slowness(0.1, 2.5, ("CreateSecret",), 2)
+    state = Chaos(changed).state()
+    assert (state["slow_actions"], state["slow_first"], state["slow_seconds"]) == (
+        ["CreateSecret"], 2, 2.5)
+    for bad in ({"WPENV_AWS_SLOW_RATE": "2"}, {"WPENV_AWS_SLOW_SECONDS": "-1"},
+                {"WPENV_AWS_SLOW_FIRST": "x"}):
+        with pytest.raises(ValueError, match="WPENV_AWS_SLOW_"):
+            ChaosSettings.from_env(bad)

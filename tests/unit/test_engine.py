@@ -262,3 +262,20 @@ def test_a_status_write_failing_mid_first_provision_retries_and_rolls_nothing_ba
     assert journal.calls == ["create a", "create b"], "nothing deleted: no rollback"
     ready = [c for c in out.conditions if c.type == "Ready"]
     assert [c.reason for c in ready] == ["KubernetesUnavailable"]
+class Rolling(FakeResource):
+    """Exists once created, but not ready (a rollout under way)."""
+
+    def observe(self, ctx: Context) -> Observation:
+        seen = super().observe(ctx)
+        seen.ready = False
+        return seen
+
+
+def test_the_first_look_after_a_create_comes_sooner_than_the_polls_after_it() -> None:
+    journal = Journal()
+    resources = [FakeResource("a", journal), Rolling("b", journal)]
+    ctx = _ctx()
+    first = engine.converge(ctx, resources)
+    assert first.retry_after == engine.FIRST_POLL_SECONDS < engine.POLL_SECONDS
+    again = engine.converge(ctx, resources)
+    assert again.retry_after == engine.POLL_SECONDS, "nothing changed: the usual poll"

@@ -325,6 +325,11 @@ class Scanner:
         """The boto3 service of the client `node` evaluates to, or None if it is none."""
         if isinstance(node, ast.Attribute) and node.attr in CLIENT_ATTRIBUTES:
             return CLIENT_ATTRIBUTES[node.attr]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "once" and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)):  # clients.once("cognito-idp")
+            return CLIENT_ATTRIBUTES.get(node.args[0].value.replace("-", "_"))
         if isinstance(node, ast.Name):
             return aliases.get(node.id)
         return None
@@ -348,6 +353,8 @@ class Scanner:
             self._method(service, parent)
         elif isinstance(parent, ast.Call | ast.keyword):
             self._handed_over(service, node, parent)
+        elif isinstance(parent, ast.Expr):
+            return  # made and dropped (built ahead of use): no call on it
         elif self._assignment(parent)[1] is not node and not (
             isinstance(parent, ast.Assign | ast.AnnAssign)
             and all(self.service_of(t, {}) == service for t in self._targets(parent))

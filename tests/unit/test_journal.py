@@ -7,6 +7,7 @@ go through the real wrapper with werkzeug's test client; the platform test
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -171,3 +172,31 @@ def test_the_wrapper_serves_and_clears_the_journal() -> None:
     assert journal.since() == []  # the journal's own requests are not journaled
     client.get("/wpenv/health")
     assert journal.since() == []
+
+
+def test_exchanges_keep_the_whole_request_and_answer_only_when_switched_on() -> None:
+    journal = jr.Journal(exchanges=True)
+    client = Client(jr.journaled(Echo(), journal))
+    body = json.dumps({"SecretId": "wpenv/acme/database"}).encode()
+    headers: dict[str, Any] = {
+        "Authorization": AUTH.format(service="secretsmanager"),
+        "X-Amz-Target": "secretsmanager.GetSecretValue",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    assert client.post("/", data=body, headers=headers).data == body
+    (entry,) = journal.since()
+    exchange = entry.exchange
+    assert exchange is not None and entry.done is not None and entry.done >= entry.time
+    assert (exchange["model"], exchange["operation"], exchange["method"]) == (
+        "secretsmanager", "GetSecretValue", "POST")
+    assert exchange["headers"] == {"x-amz-target": "secretsmanager.GetSecretValue",
+                                   "content-type": "application/x-amz-json-1.1"}
+    assert base64.b64decode(exchange["body"]) == base64.b64decode(exchange["answer"]) == body
+    assert exchange["answer_headers"]["content-type"] == "application/octet-stream"
+    plain = client.get(jr.JOURNAL_PATH).json
+    whole = client.get(jr.JOURNAL_PATH, query_string={"exchanges": "1"}).json
+    assert plain is not None and "exchange" not in plain["entries"][0]
+    assert whole is not None and whole["entries"][0]["exchange"] == exchange
+    off = jr.Journal(exchanges=False)
+    Client(jr.journaled(Echo(), off)).post("/", data=body, headers=headers)
+    assert off.since()[0].exchange is None

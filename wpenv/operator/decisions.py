@@ -318,13 +318,20 @@ def unhandled(
     no change at all, the unfinished handler is dropped, and nothing would reconcile the
     spec until it changes again. Likewise nothing polls a service the drift check scaled
     back until it is ready. So: a generation not yet observed, or a Ready condition still
-    Progressing, with no live handler (`live_handler`) and older than `grace`.
+    Progressing (or a provision not Ready), with no live handler (`live_handler`) and
+    older than `grace`.
     """
     if generation is None:
         return False
     ready = st.find(status.get("conditions") or [], st.READY) or {}
     behind = status.get("observedGeneration") != generation
     converging = ready.get("reason") == reasons.PROGRESSING and status.get("phase") in SETTLED
+    # Provisioning (or in line for a slot), yet no handler comes back: kopf dropped the
+    # retry (seen under CPU starvation, after a handler re-ran on an event older than its
+    # own status patch; see handlers.configure).
+    provisioning = ready.get("status") != st.TRUE and status.get("phase") in (
+        Phase.PENDING_PROVISIONING.value, Phase.PROVISIONING.value)
+    converging = converging or provisioning
     if not (behind or converging):
         return False
     born = moment(created)

@@ -18,7 +18,7 @@ import kopf
 
 from wpenv import engine, kube, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
-from wpenv.aws import Clients
+from wpenv.aws import SERVICES, Clients
 from wpenv.operator import decisions, observe, timing, usecases
 from wpenv.operator.app import App, provision_slots
 from wpenv.operator.result import GiveUp, Result, Retry
@@ -28,6 +28,8 @@ FINALIZER = f"{GROUP}/finalizer"
 # Read once at import: kopf needs the timer's interval when the handler is registered.
 DRIFT_INTERVAL = Settings().drift_interval_seconds
 CATCH_UP_SECONDS = usecases.CATCH_UP_SECONDS
+CONSISTENCY_SECONDS = 60.0
+WORKERS_PER_SLOT = 2
 # `python -m wpenv.operator` lowers kopf's log level for these requeues (operator.logs).
 ROUTINE_REQUEUES = usecases.ROUTINE_REQUEUES
 # The `controller` label of the controller-runtime families, one per kind of handler.
@@ -49,14 +51,30 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.CRITICAL
+    # After its own patch kopf waits this long for the watch to show that version before
+    # it acts on older events; past it, it assumes consistency and may re-run a finished
+    # handler on a stale body (the ids the passes write at once make such events). Under
+    # CPU starvation the 5 s default ran out with the event already on its way.
+    settings.persistence.consistency_timeout = CONSISTENCY_SECONDS
     settings.watching.server_timeout = 300
     kube.load_config()
     config = Settings()
     if config.shard_selector:  # this shard's environments only, filtered by the API server
         settings.watching.label_selectors[GROUP, PLURAL] = config.shard_selector
+    # Passes wait on AWS, not on a core: one thread for each provision slot, and as many
+    # again for deletions, drift and catch-up passes. kopf's default pool has
+    # min(32, cores + 4) threads: 6 on two cores, so 4 of 10 slots waited for a thread.
+    settings.execution.max_workers = WORKERS_PER_SLOT * config.max_concurrent_provisions
+    clients = Clients(config)
+    # Made now, not in the first pass that needs them: a boto3 client takes a while to
+    # build (its service model), and the first provision after a start would wait for
+    # a dozen of them.
+    for service in SERVICES:
+        getattr(clients, service.replace("-", "_"))
+    clients.once("cognito-idp")
     memo.app = App(
         settings=config,
-        clients=Clients(config),
+        clients=clients,
         slots=provision_slots(config),
         resources=engine.default_resources(),
     )

@@ -60,7 +60,9 @@ CONVERGING = "Converging"
 QUEUED = "Queued for a provisioning slot"
 DEFERRED_SUSPEND = "Applying the deferred suspend"
 ROUTINE_REQUEUES = (CONVERGING, QUEUED, DEFERRED_SUSPEND)
-QUEUE_POLL_SECONDS = 5.0
+# How often a queued environment asks for a slot (a local check, no AWS call), at the
+# front of the queue; further back it asks less often, up to the maximum.
+QUEUE_POLL_SECONDS = 1.0
 QUEUE_POLL_MAX_SECONDS = 60.0
 # The handlers' logger: its name is part of every line, as it was before these moved here.
 log = logging.getLogger("wpenv.operator.handlers")

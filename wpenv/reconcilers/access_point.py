@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wpenv import plan, reasons
+from wpenv import aws, plan, reasons
 from wpenv.errors import PermanentError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, tag_dict, tag_diff, tag_list
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
@@ -34,6 +34,8 @@ from wpenv.settings import Settings
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "AccessPointNotFound"
+# A repeated CreateAccessPoint (same client token): the error names the one it made.
+ALREADY_EXISTS = "AccessPointAlreadyExists"
 GONE_STATES = ("deleting", "deleted")
 DIRECTORY_MODE = 0o750
 PERMISSIONS = "0750"
@@ -225,14 +227,33 @@ class AccessPoint(
             ap = found[0]
             log.info("adopting access point %s for %s", ap["AccessPointId"], ctx.names.tenant)
         else:
-            # A fresh token per call: the lookup is what makes create idempotent; a
-            # deterministic token could collide with an access point deleted earlier.
-            ap = ctx.clients.efs.create_access_point(
-                ClientToken=str(uuid.uuid4()), **desired_access_point(ctx)
-            )
-            log.info("created access point %s for %s", ap["AccessPointId"], ctx.names.tenant)
+            ap = self._create(ctx)
         ctx.remember(_ids(ap))
         self.ensure_directory(ctx)
+
+    def _create(self, ctx: Context) -> dict[str, Any]:
+        """CreateAccessPoint with a fresh token per call (the lookup makes create idempotent;
+        a deterministic token could collide with an access point deleted earlier).
+
+        botocore repeats the request, token and all, when an answer is lost; EFS then
+        answers AccessPointAlreadyExists with the id of the one the first attempt made.
+        """
+        try:
+            ap: dict[str, Any] = ctx.clients.efs.create_access_point(
+                ClientToken=str(uuid.uuid4()), **desired_access_point(ctx)
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != ALREADY_EXISTS or not exc.response.get("AccessPointId"):
+                raise
+            found = self.find_by_id(ctx, str(exc.response["AccessPointId"]))
+            if not found:
+                raise
+            ap = found[0]
+            log.info("access point %s of %s made by a repeated request", ap["AccessPointId"],
+                     ctx.names.tenant)
+            return ap
+        log.info("created access point %s for %s", ap["AccessPointId"], ctx.names.tenant)
+        return ap
 
     def ensure_directory(self, ctx: Context) -> Path:
         """Make `<mount>/tenants/<tenant>` exist with mode 0750 (the operator archives it).

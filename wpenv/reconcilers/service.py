@@ -43,6 +43,12 @@ ROLLED_BACK_MESSAGE = (
     "change the spec (e.g. the image) to try again"
 )
 NOT_READY = "running {running}/{desired}, rollout {rollout}, healthy targets {healthy}"
+# ECS says why tasks did not start in the service's events ("... Reason: <the task's
+# stopped reason, e.g. CannotPullContainerError: ...>."); failing that, the deployment's
+# rolloutStateReason (the circuit breaker's words).
+REASON_MARK = "Reason: "
+MAX_REASON = 500
+FAILED_BECAUSE = "{detail}; {why}"
 STALE = "service runs {current} with {count} tasks; the plan wants {wanted} with {want_count}"
 
 # The deployment we last asked for; a service on another one was rolled back.
@@ -148,6 +154,18 @@ class Rollout:
 
     state: str | None  # the PRIMARY deployment's rolloutState
     failed: str | None  # task definition of a failed (rolled back) deployment, if any
+
+
+def failure_reason(service: dict[str, Any]) -> str:
+    """Why the primary deployment's tasks did not start, in ECS's words (newest event)."""
+    for event in service.get("events") or []:  # ECS lists the newest first
+        message = str(event.get("message") or "")
+        if REASON_MARK in message:
+            return message.partition(REASON_MARK)[2].rstrip(".")[:MAX_REASON]
+    deployments = service.get("deployments") or []
+    primary: dict[str, Any] = next(
+        (d for d in deployments if d.get("status") == "PRIMARY"), {})
+    return str(primary.get("rolloutStateReason") or "tasks failed to start")[:MAX_REASON]
 
 
 def rollout_of(service: dict[str, Any]) -> Rollout:
@@ -295,12 +313,15 @@ class Service(
             and rollout.state == "COMPLETED"
             and (desired == 0 or facts.healthy >= desired)
         )
+        detail = _detail(ctx, facts, stuck=stuck, up_to_date=up_to_date, ready=ready)
+        if rollout.state == "FAILED" and not stuck:
+            detail = FAILED_BECAUSE.format(detail=detail, why=failure_reason(found))
         return Observation(
             exists=True,
             up_to_date=up_to_date,
             ids={"serviceArn": str(found["serviceArn"])},
             ready=ready,
-            detail=_detail(ctx, facts, stuck=stuck, up_to_date=up_to_date, ready=ready),
+            detail=detail,
             found=found,
             facts=facts,
         )

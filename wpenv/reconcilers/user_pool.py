@@ -303,7 +303,8 @@ class UserPool(
                 reasons.USER_POOL_QUOTA_REACHED, QUOTA_REACHED.format(count=in_use, quota=quota)
             )
         try:
-            created = ctx.clients.cognito_idp.create_user_pool(**creation_settings(ctx))
+            created = ctx.clients.once("cognito-idp").create_user_pool(
+                **creation_settings(ctx))
         except ClientError as exc:
             # Another operator's (or person's) pool took the last one since we counted.
             if aws.error_code(exc) == LIMIT_EXCEEDED:

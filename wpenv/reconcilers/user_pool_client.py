@@ -218,7 +218,7 @@ class UserPoolClient(
         self._update(ctx, found, desired_client(ctx, identity.tenant_url(ctx)))
 
     def _create(self, ctx: Context, pid: str) -> None:
-        created = ctx.clients.cognito_idp.create_user_pool_client(
+        created = ctx.clients.once("cognito-idp").create_user_pool_client(
             UserPoolId=pid, GenerateSecret=True, **desired_client(ctx, identity.tenant_url(ctx))
         )["UserPoolClient"]
         ctx.remember({"userPoolClientId": str(created["ClientId"])})

@@ -29,6 +29,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from tests.platform.fidelity import (
     autoscaling,
     cognito,
+    efs_tokens,
     elb_quotas,
     elbv2,
     execution_role,
@@ -57,14 +58,17 @@ class Refusal:
     # The wire format, when neither of those: "json", "query", "ec2" (EC2's own XML),
     # "rest-json" (EFS: x-amzn-ErrorType header) or "rpc-v2-cbor" (the tagging API).
     protocol: str = ""
+    # Members the error shape has besides code and message (EFS AccessPointAlreadyExists:
+    # AccessPointId), for the JSON protocols.
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 # Resource lifecycles (names and groups that stay taken for a while after a delete) sit
 # with the others; the service-model constraints come last: the rules before them answer
 # with the more specific messages AWS gives for the same requests.
 RULES: tuple[ModuleType, ...] = (
-    autoscaling, cognito, elbv2, elb_quotas, iam_boundary, iam_propagation, execution_role,
-    rotation, secret_names, security_groups, service_drain, validation,
+    autoscaling, cognito, efs_tokens, elbv2, elb_quotas, iam_boundary, iam_propagation,
+    execution_role, rotation, secret_names, security_groups, service_drain, validation,
 )
 
 
@@ -88,13 +92,13 @@ def answer(start_response: StartResponse, refusal: Refusal) -> Iterable[bytes]:
         ).encode()
         kind, headers = "text/xml", []
     elif protocol == "rest-json":
-        body = json.dumps({"ErrorCode": code, "Message": message}).encode()
+        body = json.dumps({"ErrorCode": code, "Message": message, **dict(refusal.fields)}).encode()
         kind = "application/json"
     elif protocol == "rpc-v2-cbor":
         body = _cbor_map({"__type": code, "message": message})
         kind, headers = "application/cbor", [("smithy-protocol", "rpc-v2-cbor")]
     else:
-        body = json.dumps({"__type": code, "message": message}).encode()
+        body = json.dumps({"__type": code, "message": message, **dict(refusal.fields)}).encode()
         kind = "application/x-amz-json-1.1"
     phrase = HTTPStatus(refusal.status).phrase if refusal.status in _STATUSES else "Refused"
     start_response(f"{refusal.status} {phrase}",

@@ -105,6 +105,13 @@ def test_a_pass_nobody_will_make_is_noticed_after_the_grace() -> None:
     # Failed waits for a person.
     failed = {"observedGeneration": 3, "phase": "Failed", "conditions": [converging]}
     assert not unhandled(dropped, failed, 3, created=created, now=now, grace=15)
+    # A provision (queued, or retrying) that nobody comes back to: stuck; with one due: not.
+    for reason, phase in (("Queued", "PendingProvisioning"), ("AwsRetrying", "Provisioning"),
+                          ("AwsRetrying", "PendingProvisioning")):
+        waiting = {"observedGeneration": 3, "phase": phase,
+                   "conditions": [{"type": "Ready", "status": "False", "reason": reason}]}
+        assert unhandled(dropped, waiting, 3, created=created, now=now, grace=15)
+        assert not unhandled(busy, waiting, 3, created=created, now=now, grace=15)
 
 
 def test_a_handler_under_way_is_told_from_a_finished_or_abandoned_one() -> None:

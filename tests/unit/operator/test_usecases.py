@@ -251,8 +251,10 @@ def test_a_troubled_pass_says_when_it_tries_again(below: Below) -> None:
 
 
 def test_the_back_of_the_queue_polls_less_often_than_the_front() -> None:
-    polls = [usecases.queue_poll(place, 10) for place in (1, 10, 11, 30, 31, 500)]
-    assert polls == [5.0, 5.0, 10.0, 15.0, 20.0, usecases.QUEUE_POLL_MAX_SECONDS]
+    polls = [usecases.queue_poll(place, 10) for place in (1, 10, 11, 30, 31, 5000)]
+    front = usecases.QUEUE_POLL_SECONDS
+    assert polls == [front, front, 2 * front, 3 * front, 4 * front,
+                     usecases.QUEUE_POLL_MAX_SECONDS]
 
 
 def test_a_resume_of_an_environment_at_rest_makes_no_pass(below: Below) -> None:

@@ -139,3 +139,19 @@ def test_declarations() -> None:
     assert set(service.needs) == {"TaskDefinition", "TargetGroup", "ListenerRule",
                                   "SecurityGroup"}
     assert service.retainable and service.archive is None
+
+
+def test_a_failed_rollout_says_why_in_ecss_words() -> None:
+    pull = ("CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+            "failed to resolve ref wordpress:broken: not found")
+    service = {"events": [
+        {"message": "(service s) (deployment d) deployment failed: tasks failed to start."},
+        {"message": f"(service s) was unable to place a task. Reason: {pull}."},
+        {"message": "(service s) has started a deployment (d): created."},
+    ], "deployments": [{"status": "PRIMARY", "rolloutStateReason": "circuit breaker"}]}
+    assert svc.failure_reason(service) == pull
+    quiet = {"events": [], "deployments": [
+        {"status": "PRIMARY", "rolloutStateReason": "ECS deployment circuit breaker: task "
+         "failed to start."}]}
+    assert svc.failure_reason(quiet) == "ECS deployment circuit breaker: task failed to start."
+    assert svc.failure_reason({}) == "tasks failed to start"
