@@ -216,10 +216,12 @@ def call_of(model: Any, params: dict[str, Any]) -> ratelimits.Call:
 
 
 def _shown(value: Any) -> str:
-    """A parameter's value as `call_of` keeps it: scalars as text, collections as ''."""
-    if isinstance(value, list | dict):
-        return ""
-    return value if isinstance(value, str) else str(value)
+    """A parameter's value as `call_of` keeps it: strings and numbers as text, anything else
+    as '' (collections, and bodies: the text of an 8 MiB UploadPart body would cost four
+    times its size on every part)."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, bool | int | float) else ""
 
 
 def _labels(model: Any) -> tuple[str, str]:

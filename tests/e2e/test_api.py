@@ -72,7 +72,7 @@ def test_sample_is_accepted_and_shown_with_printer_columns(
     assert header == ["NAME", "PHASE", "READY", "REPLICAS", "URL", "AGE"]
     assert "acme" in table
     wide = kube.kubectl("get", "wpenv", "-n", namespace, "-o", "wide", env=platform).stdout
-    assert wide.splitlines()[0].split()[-3:] == ["TENANT", "DESIRED", "REASON"]
+    assert wide.splitlines()[0].split()[-4:] == ["TENANT", "DESIRED", "QUEUE", "REASON"]
 
 
 def test_operator_does_not_touch_fields_it_does_not_own(

@@ -50,6 +50,8 @@ SECRET_NAME = re.compile(r"(PASSWORD|PASS|SECRET|SALT|KEY|TOKEN)$", re.IGNORECAS
 # Secrets Manager's answer for a secret scheduled for deletion (its value is unreadable).
 MARKED_FOR_DELETION = "InvalidRequestException"
 
+NO_VALUE = "ResourceNotFoundException"
+
 
 def _secrets_manager_values() -> dict[str, str]:
     """value -> secret name of every readable version of every secret there now."""
@@ -63,7 +65,9 @@ def _secrets_manager_values() -> dict[str, str]:
                 try:
                     value = sm.get_secret_value(SecretId=arn, VersionId=version["VersionId"])
                 except ClientError as error:
-                    if error.response["Error"]["Code"] == MARKED_FOR_DELETION:
+                    # A secret marked for deletion, or a version left without a value (a
+                    # failed rotation's AWSPENDING is emptied): nothing there to find.
+                    if error.response["Error"]["Code"] in (MARKED_FOR_DELETION, NO_VALUE):
                         continue
                     raise
                 for item, _ in secrets_in(value.get("SecretString") or ""):

@@ -103,6 +103,9 @@ def tenant(make_ctx: MakeCtx) -> Iterator[Tenant]:
     secrets = ctx.clients.secretsmanager
     ctx.ids["dbSecretArn"] = secrets.create_secret(Name=ctx.names.db_secret,
                                                    SecretString="{}")["ARN"]
+    # The execution role names the site secret too (salts and admin, injected by ARN).
+    ctx.ids["siteSecretArn"] = secrets.create_secret(Name=ctx.names.site_secret,
+                                                     SecretString="{}")["ARN"]
     made = Tenant(ctx, [])
     yield made
     for name in made.services:
@@ -110,7 +113,8 @@ def tenant(make_ctx: MakeCtx) -> Iterator[Tenant]:
                                        force=True)
     ExecutionRole().ensure_absent(ctx)
     LogGroup().ensure_absent(ctx)
-    secrets.delete_secret(SecretId=ctx.ids["dbSecretArn"], ForceDeleteWithoutRecovery=True)
+    for arn in (ctx.ids["dbSecretArn"], ctx.ids["siteSecretArn"]):
+        secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
 
 
 def _code(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:

@@ -171,6 +171,11 @@ class World:
                 Name=names.db_secret, SecretString=json.dumps({"dbname": names.database}),
                 Tags=tag_list,
             )["ARN"])
+        if "SiteSecret" in kinds:
+            env.made["SiteSecret"] = str(c.secretsmanager.create_secret(
+                Name=names.site_secret, SecretString=json.dumps({"AUTH_KEY": "x"}),
+                Tags=tag_list,
+            )["ARN"])
         if "ClientSecret" in kinds:
             env.made["ClientSecret"] = str(c.secretsmanager.create_secret(
                 Name=names.client_secret, SecretString=json.dumps({"client_id": "x"}),
@@ -296,7 +301,7 @@ class World:
         }
         if kind == "Database":  # the database and its user, both
             return all(self.schema(rid))
-        if kind in ("DatabaseSecret", "ClientSecret"):
+        if kind in ("DatabaseSecret", "ClientSecret", "SiteSecret"):
             calls[kind] = lambda: c.secretsmanager.describe_secret(SecretId=rid)
         if kind == "TaskDefinition":  # any revision left, ACTIVE or INACTIVE
             return any(

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from wpenv import aws
 from wpenv.plan import Names
 from wpenv.reconcilers.base import Context, Observation
-from wpenv.reconcilers.secret_store import NOT_FOUND, StoredSecret
+from wpenv.reconcilers.secret_store import NOT_FOUND, StoredSecret, secret_string
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def missing_keys(value: Mapping[str, Any]) -> list[str]:
 def _current(ctx: Context, arn: str) -> dict[str, Any] | None:
     """The current value parsed; {} without a current version; None when not an object."""
     try:
-        text = ctx.clients.secretsmanager.get_secret_value(SecretId=arn).get("SecretString")
+        text = secret_string(ctx, "SiteSecret", arn)  # through the shared cache
     except ClientError as exc:
         if aws.error_code(exc) == NOT_FOUND:
             return {}
