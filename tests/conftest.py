@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.platform import kube, refusals, stack, wordpress
+from tests.platform.chaos import reset_aws_faults
 from tests.platform.journal import read_refusals
 
 # WPENV_TEST_PORT_BASE moves every port, so two test sessions on one machine can run at
@@ -134,3 +135,15 @@ def namespace(platform: dict[str, str]) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
     kube.kubectl("create", "namespace", name, env=platform)
     return name
+
+
+@pytest.fixture
+def endpoint(platform: dict[str, str]) -> Iterator[str]:
+    """The platform's AWS endpoint; its AWS faults and rate limits back to the start-up
+    settings before and after the test (a test that changes them at run time uses this)."""
+    url = platform["AWS_ENDPOINT_URL"]
+    reset_aws_faults(url)
+    try:
+        yield url
+    finally:
+        reset_aws_faults(url)

@@ -20,7 +20,6 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -31,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import OPERATOR_HEALTH_PORT
 from tests.e2e import envs
 from tests.platform import kube
-from tests.platform.chaos import aws_fault_state, reset_aws_faults, set_aws_faults
+from tests.platform.chaos import aws_fault_state, set_aws_faults
 from wpenv import reasons
 
 pytestmark = pytest.mark.e2e
@@ -42,16 +41,6 @@ SEED = 20261201
 METRICS_PORT = OPERATOR_HEALTH_PORT + 1
 TIMEOUT = 1200.0  # each way; measured on two shared cores: see the README
 
-
-@pytest.fixture
-def faults(platform: dict[str, str]) -> Iterator[str]:
-    """The platform's AWS endpoint; its faults back to the start-up settings afterwards."""
-    url = platform["AWS_ENDPOINT_URL"]
-    reset_aws_faults(url)
-    try:
-        yield url
-    finally:
-        reset_aws_faults(url)
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -115,13 +104,13 @@ def verified(manifest_uri: str) -> dict[str, Any]:
 
 @pytest.mark.timeout(2 * TIMEOUT + 120)
 def test_twenty_environments_ride_out_thirty_percent_faults_both_ways(
-    platform: dict[str, str], operator: subprocess.Popen[bytes], faults: str, namespace: str
+    platform: dict[str, str], operator: subprocess.Popen[bytes], endpoint: str, namespace: str
 ) -> None:
     docs: list[dict[str, Any]] = [{"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
              "metadata": {"name": f"f{i}"}, "spec": {"tenantId": envs.tenant()}}
             for i in range(COUNT)]
     before = scrape()
-    set_aws_faults(faults, rate=FAULT_RATE, seed=SEED)
+    set_aws_faults(endpoint, rate=FAULT_RATE, seed=SEED)
     seen: Counter[str] = Counter()
     started = time.monotonic()
     kube.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(docs),
@@ -130,7 +119,7 @@ def test_twenty_environments_ride_out_thirty_percent_faults_both_ways(
                 lambda items: len(items) == COUNT and all(
                     envs.phase(o) == "Active" for o in items), seen, "all Active")
     provisioned = time.monotonic() - started
-    injected = Counter(aws_fault_state(faults)["injected"])
+    injected = Counter(aws_fault_state(endpoint)["injected"])
     samples = scrape(before)
 
     assert {"fault ThrottlingException", "fault InternalFailure",
@@ -162,7 +151,7 @@ def test_twenty_environments_ride_out_thirty_percent_faults_both_ways(
         time.sleep(2.0)
     watch_until(platform, namespace, lambda items: not items, seen, "all gone")
     deprovisioned = time.monotonic() - started
-    injected_total = Counter(aws_fault_state(faults)["injected"])
+    injected_total = Counter(aws_fault_state(endpoint)["injected"])
     for name, uri in manifests.items():
         doc = next(d for d in docs if d["metadata"]["name"] == name)
         assert verified(uri)["tenantId"] == doc["spec"]["tenantId"]

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from botocore.exceptions import ClientError
 from prometheus_client import REGISTRY
 
-from tests.platform.chaos import aws_fault_state, reset_aws_faults, set_aws_faults
+from tests.platform.chaos import aws_fault_state, set_aws_faults
 from wpenv.aws import Clients
-
-
-@pytest.fixture
-def endpoint(platform: dict[str, str]) -> Iterator[str]:
-    """The platform's AWS endpoint; its faults back to the start-up settings afterwards."""
-    url = platform["AWS_ENDPOINT_URL"]
-    reset_aws_faults(url)
-    try:
-        yield url
-    finally:
-        reset_aws_faults(url)
 
 
 def _sample(name: str, **labels: str) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -46,16 +46,6 @@ READS: dict[str, tuple[Callable[[Any], Any], str, int]] = {
     "resourcegroupstaggingapi": (lambda c: c.get_resources(), "ThrottledException", 400),
 }
 
-
-@pytest.fixture
-def endpoint(platform: dict[str, str]) -> Iterator[str]:
-    """The platform's AWS endpoint; its faults back to the start-up settings afterwards."""
-    url = platform["AWS_ENDPOINT_URL"]
-    reset_aws_faults(url)
-    try:
-        yield url
-    finally:
-        reset_aws_faults(url)
 
 
 def code_and_status(read: Callable[[], Any]) -> tuple[str, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -46,16 +45,6 @@ CREATES = (
 # The journal names a REST call by method and path.
 REST_NAMES = {"POST /2015-02-01/access-points": "CreateAccessPoint"}
 
-
-@pytest.fixture
-def endpoint(platform: dict[str, str]) -> Iterator[str]:
-    """The platform's AWS endpoint; its faults back to the start-up settings afterwards."""
-    url = platform["AWS_ENDPOINT_URL"]
-    reset_aws_faults(url)
-    try:
-        yield url
-    finally:
-        reset_aws_faults(url)
 
 
 @pytest.fixture

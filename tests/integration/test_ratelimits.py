@@ -9,13 +9,12 @@ the same burst without the client-side buckets is throttled, so the test can fai
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.platform.chaos import aws_fault_state, reset_aws_faults, set_aws_faults
+from tests.platform.chaos import aws_fault_state, set_aws_faults
 from wpenv.aws import Clients
 from wpenv.settings import Settings
 
@@ -27,15 +26,6 @@ THREADS, CALLS = 8, 5
 PLATFORM = "ecs:ServiceRead=3/10"
 OPERATOR = "ecs:ServiceRead=2/10"
 
-
-@pytest.fixture
-def endpoint(platform: dict[str, str]) -> Iterator[str]:
-    """The platform's AWS endpoint; its faults back to the start-up settings afterwards."""
-    url = platform["AWS_ENDPOINT_URL"]
-    try:
-        yield url
-    finally:
-        reset_aws_faults(url)
 
 
 def _burst(clients: Clients, cluster: str) -> float:
