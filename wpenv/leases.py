@@ -10,8 +10,8 @@ renews it well within its duration; a lease not renewed for its duration has exp
 may be taken over. Expiry compares the holder's renewTime with this process's clock, so
 the processes' clocks must agree (NTP) to well within a lease duration.
 
-`Local` is the single-process fast path: no API call, and every caller behaves exactly as
-it did before there was coordination. `install` chooses one for the process (the
+`Local` is the single-process fast path: no API call; critical sections and reservations
+are kept in memory, for the threads of the one process. `install` chooses one for the process (the
 operator's start-up does, from WPENV_COORDINATION); the resource layer asks `current()`.
 """
 
@@ -45,6 +45,9 @@ FOR = f"{GROUP}/for"
 CONFLICT = 409  # AlreadyExists on create, Conflict on a stale resourceVersion
 NOT_FOUND = 404
 BUSY = "another operator process holds the {name} lease; trying again shortly"
+THREAD_BUSY = "another environment of this process is in {name}; trying again shortly"
+# How long a thread waits for another thread of its process to leave a critical section.
+LOCAL_WAIT_SECONDS = 30.0
 
 
 def process_identity() -> str:
@@ -218,30 +221,76 @@ class Leases:
                 raise
 
     @contextlib.contextmanager
-    def exclusive(self, name: str, wait: float, poll: float = 0.2) -> Iterator[Lease]:
+    def exclusive(self, name: str, wait: float, poll: float = 0.2) -> Iterator[Mutex]:
         """Hold `name` as a mutex for the block; TransientError when not had within `wait`.
 
+        The Lease keeps other processes out; its holder is this process, so the threads of
+        this process are kept apart by a lock of their own (`within_process`), taken first.
         Renewed in the background while the block runs (a slow block keeps it), released
-        after; a holder that dies leaves it to expire.
+        after; a holder that dies leaves it to expire. A block that must not act once the
+        lease is lost (it could not be renewed within its duration) asks `Mutex.check`.
         """
         deadline = time.monotonic() + wait
-        held = self.acquire(name, "mutex", self.identity)
-        while held is None:
-            if time.monotonic() >= deadline:
-                raise TransientError(reasons.COORDINATION_BUSY, BUSY.format(name=name))
-            time.sleep(poll)
+        with within_process(f"{self.namespace}/{name}", wait):
             held = self.acquire(name, "mutex", self.identity)
-        renewer = Renewer(self)
-        renewer.keep(held)
-        renewer.start()
-        try:
-            yield held
-        finally:
-            renewer.stop()
-            last = renewer.drop(name)
-            with contextlib.suppress(ApiException):
-                if last is not None:
-                    self.release(last)
+            while held is None:
+                if time.monotonic() >= deadline:
+                    raise TransientError(reasons.COORDINATION_BUSY, BUSY.format(name=name))
+                time.sleep(poll)
+                held = self.acquire(name, "mutex", self.identity)
+            mutex = Mutex(held)
+            renewer = Renewer(self, lost=lambda _name: mutex.lost.set())
+            renewer.keep(held)
+            renewer.start()
+            try:
+                yield mutex
+            finally:
+                renewer.stop()
+                last = renewer.drop(name)
+                with contextlib.suppress(ApiException):
+                    if last is not None:
+                        self.release(last)
+
+
+@dataclass
+class Mutex:
+    """A mutex Lease held for a block, and whether it was lost meanwhile."""
+
+    lease: Lease
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        """TransientError if the lease was lost: another process may be in the block too."""
+        if self.lost.is_set():
+            raise TransientError(reasons.COORDINATION_BUSY,
+                                 BUSY.format(name=self.lease.name))
+
+
+def still_held(guard: object) -> None:
+    """What `exclusive` gave, checked before the block's decisive write: TransientError if
+    it was a mutex Lease that was lost meanwhile (nothing to check for `Local`)."""
+    if isinstance(guard, Mutex):
+        guard.check()
+
+
+# One lock per critical section name, for the threads of this process (kopf runs sync
+# handlers in a thread pool): a Lease names a process, so it cannot tell them apart.
+_GATES: dict[str, threading.Lock] = {}
+_GATES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def within_process(name: str, wait: float) -> Iterator[None]:
+    """One thread of this process at a time in the block named `name`; TransientError
+    when another thread keeps it for longer than `wait` seconds."""
+    with _GATES_LOCK:
+        gate = _GATES.setdefault(name, threading.Lock())
+    if not gate.acquire(timeout=max(wait, 0.0)):
+        raise TransientError(reasons.COORDINATION_BUSY, THREAD_BUSY.format(name=name))
+    try:
+        yield
+    finally:
+        gate.release()
 
 
 class Renewer:
@@ -335,21 +384,36 @@ class Coordinator(Protocol):
 
 
 class Local:
-    """One process: no API call, and nothing changes from the uncoordinated behaviour."""
+    """One process: no API call. Its threads still take turns in a critical section, and
+    reservations are kept in memory: the environments provisioning at once in this process
+    must see each other's places before their rules exist (a restart forgets them; each
+    environment reserves again at its next pass, and AWS's own quota refusal remains)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reserved: dict[str, Lease] = {}
 
     def exclusive(self, name: str) -> contextlib.AbstractContextManager[object]:
-        """No other process to exclude."""
-        return contextlib.nullcontext()
+        """No other process to exclude; the threads of this one still take turns."""
+        return within_process(name, LOCAL_WAIT_SECONDS)
 
     def reserve(self, name: str, purpose: str, held_for: str) -> None:
-        """Nothing to tell other processes."""
+        """Hold (or renew) the reservation in memory."""
+        lease = Lease(name=name, version="", holder=IDENTITY, labels={PURPOSE: purpose},
+                      annotations={FOR: held_for})
+        with self._lock:
+            self._reserved[name] = lease
 
     def reservations(self, purpose: str) -> list[Lease]:
-        """Nobody else reserves anything."""
-        return []
+        """This process's reservations of one purpose, in name order."""
+        with self._lock:
+            return sorted((lease for lease in self._reserved.values()
+                           if lease.labels.get(PURPOSE) == purpose), key=lambda lease: lease.name)
 
     def unreserve(self, name: str) -> None:
-        """Nothing was reserved."""
+        """Forget it; harmless if gone."""
+        with self._lock:
+            self._reserved.pop(name, None)
 
 
 class Coordinated:

@@ -126,7 +126,7 @@ USER_POOL_USED = Gauge(
 LB_POOL_USED = Gauge(
     "wpenv_lb_pool_capacity_used_ratio",
     "Share of one load balancer's quota in use (0..1), by load balancer and quota "
-    "(e.g. rules per listener, target groups, certificates).",
+    "(rules, target_groups, targets), as last counted when placing a tenant.",
     ["load_balancer", "quota"],
 )
 
@@ -155,7 +155,7 @@ def set_lb_pool_capacity(load_balancer: str, quota: str, used: int, limit: int) 
     """The hook for the load-balancer pool: call it whenever the pool counts a quota.
 
     `load_balancer` names the balancer (its name, not its ARN, keeps labels short),
-    `quota` the quota counted (e.g. "rules", "target_groups", "certificates"). The
+    `quota` the quota counted ("rules", "target_groups", "targets"). The
     PrometheusRule alerts above 0.8 (manifests/monitoring/prometheusrule.yaml).
     """
     LB_POOL_USED.labels(load_balancer=load_balancer, quota=quota).set(

@@ -16,6 +16,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,10 @@ def image_operator(
     It watches only the test's empty namespace (WPENV_NAMESPACES, a setting of the
     operator), so it never competes with the suite's operator over an environment.
     """
-    env = {**image_env(), **overlay_env(), **operator_env, "WPENV_NAMESPACES": namespace}
+    env = {**image_env(), **overlay_env(), **operator_env, "WPENV_NAMESPACES": namespace,
+           # A shard of its own: another process may still hold (or have left to expire)
+           # the default shard's leader Lease, and this one would stand by behind it.
+           "WPENV_SHARD_NAME": f"image-{namespace}"}
     proc = kube.start_operator(env, local / "image-operator.log", SPARE_OPERATOR_HEALTH_PORT,
                                command=here(image_command()))
     try:
@@ -95,8 +99,18 @@ def exported_families() -> set[str]:
     }
 
 
+def _leading_health(port: int, timeout: float = 60) -> tuple[int, str]:
+    """/healthz once the process leads its shard (until then it answers "standby")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = _get(f"http://127.0.0.1:{port}/healthz")
+        if body.strip() != "standby" or time.monotonic() > deadline:
+            return status, body
+        time.sleep(0.5)
+
+
 def test_the_image_command_is_healthy_and_serves_metrics(image_operator: int) -> None:
-    status, body = _get(f"http://127.0.0.1:{image_operator}/healthz")
+    status, body = _leading_health(image_operator)
     assert status == 200
     assert json.loads(body)["ready"] is True, body  # the operator's own probe (handlers)
 

@@ -7,6 +7,7 @@ Each test works in a namespace of its own, as holders with identities of their o
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -15,7 +16,7 @@ import pytest
 
 from wpenv import reasons
 from wpenv.errors import TransientError
-from wpenv.leases import PURPOSE, Coordinated, Leases, Renewer
+from wpenv.leases import PURPOSE, Coordinated, Leases, Renewer, still_held
 
 pytestmark = pytest.mark.e2e
 
@@ -133,7 +134,45 @@ def test_the_mutex_waits_for_its_holder_and_gives_up_in_time(holder: Holder) -> 
         assert refused.value.reason == reasons.COORDINATION_BUSY
         assert time.monotonic() - started >= 0.5
     with b.exclusive("mutex", wait=1) as held:
-        assert held.holder == "b"
+        assert held.lease.holder == "b"
+
+
+def test_the_mutex_keeps_two_threads_of_one_process_apart(holder: Holder) -> None:
+    """One identity is one process: its Lease alone would let both of its threads in."""
+    a = holder("a")
+    inside: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+
+    def enter(index: int) -> None:
+        with a.exclusive("mutex", wait=10):
+            with lock:
+                inside.append(index)
+                most[0] = max(most[0], len(inside))
+            time.sleep(0.3)
+            with lock:
+                inside.remove(index)
+
+    threads = [threading.Thread(target=enter, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert most[0] == 1
+
+
+def test_a_mutex_taken_over_meanwhile_says_so_before_the_blocks_write(holder: Holder) -> None:
+    a, b = holder("a", duration=1), holder("b", duration=1)
+    with a.exclusive("mutex", wait=1) as held:
+        held.check()  # still ours
+        time.sleep(0.1)
+        assert b.acquire("mutex", "mutex", "b", take=True) is not None  # taken from a
+        deadline = time.monotonic() + 5
+        while not held.lost.is_set() and time.monotonic() < deadline:
+            time.sleep(0.1)  # a's next renewal finds it gone
+        with pytest.raises(TransientError) as refused:
+            still_held(held)
+        assert refused.value.reason == reasons.COORDINATION_BUSY
 
 
 def test_the_renewer_keeps_a_lease_past_its_duration_and_reports_a_loss(holder: Holder) -> None:

@@ -16,7 +16,8 @@ Several operator processes (WPENV_COORDINATION=leases) place one at a time (a mu
 Lease), and between the placement and the tenant's rule, which is what AWS counts, the
 place is reserved: a Lease per tenant naming its load balancer, renewed at each pass until
 the rule is recorded, which every placement counts (`pool.place`). So two processes never
-give two tenants the last free place. One process alone (local) does neither.
+give two tenants the last free place. One process alone (local) does both in memory: its
+threads take turns, and the environments provisioning at once see each other's places.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Placement(Resource, group="Routing", ids=("loadBalancerArn", "listenerArn"
         """A placement is always as wanted: it never moves.
 
         Until the tenant's rule is recorded its place stays reserved: each pass renews the
-        reservation (a Lease, not AWS; nothing with one process).
+        reservation (a Lease, not AWS; in memory with one process).
         """
         if "listenerRuleArn" not in ctx.ids:
             _reserve(ctx, found.load_balancer_arn)
@@ -131,7 +132,7 @@ def _place(ctx: Context) -> Placed:
     reservation nobody else may place.
     """
     coordination = leases.current()
-    with coordination.exclusive(PLACING):
+    with coordination.exclusive(PLACING) as guard:
         others = [
             found for lease in coordination.reservations(RESERVATION)
             if lease.name != reservation_name(ctx.names.tenant)
@@ -140,6 +141,7 @@ def _place(ctx: Context) -> Placed:
         arn, listener = pool.place(
             ctx.clients, ctx.settings, plan.tenant_targets(ctx.spec), others
         )
+        leases.still_held(guard)  # a lost mutex: another process may have counted too
         _reserve(ctx, arn)
     log.info("placed %s on load balancer %s", ctx.names.tenant, arn)
     return Placed(arn, listener)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from wpenv import reasons
+from wpenv import metrics, reasons
 from wpenv.errors import TransientError
 from wpenv.plan import (
     Endpoint,
@@ -148,6 +148,21 @@ def count_targets(clients: Any, target_groups: set[str]) -> int:
     )
 
 
+def with_tenant(found: LoadBalancerUsage, targets: int) -> LoadBalancerUsage:
+    """The usage once one more tenant (a rule, its target group, `targets`) is placed."""
+    return replace(found, rules=found.rules + 1, target_groups=found.target_groups + 1,
+                   targets=None if found.targets is None else found.targets + targets)
+
+
+def report_capacity(found: LoadBalancerUsage, quotas: LoadBalancerQuotas) -> None:
+    """Each quota's use on one load balancer, as last counted (the pool alerts at 80 %)."""
+    metrics.set_lb_pool_capacity(found.name, "rules", found.rules, quotas.rules)
+    metrics.set_lb_pool_capacity(found.name, "target_groups", found.target_groups,
+                                 quotas.target_groups)
+    if found.targets is not None:
+        metrics.set_lb_pool_capacity(found.name, "targets", found.targets, quotas.targets)
+
+
 @dataclass(frozen=True)
 class Reserved:
     """A place another tenant was given on a load balancer, and what it will take there:
@@ -205,7 +220,9 @@ def place(
         if not shortfall(found, quotas, targets):
             listener_arn = https_listener(clients, load_balancer_arn)
             log.info("placing on load balancer %s (%s)", found.name, found)
+            report_capacity(with_tenant(found, targets), quotas)
             return load_balancer_arn, listener_arn
+        report_capacity(found, quotas)
     raise TransientError(
         reasons.LOAD_BALANCER_POOL_FULL, pool_full_message(counted, quotas, targets)
     )

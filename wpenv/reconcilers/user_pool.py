@@ -283,10 +283,10 @@ class UserPool(
         creation are one critical section across operator processes (a mutex Lease when
         coordinated), so two of them cannot both take the last pool of the quota.
         """
-        with leases.current().exclusive(COUNTING):
-            self._create(ctx, observed)
+        with leases.current().exclusive(COUNTING) as guard:
+            self._create(ctx, observed, guard)
 
-    def _create(self, ctx: Context, observed: Observation) -> None:
+    def _create(self, ctx: Context, observed: Observation, guard: object) -> None:
         """`create`, inside the critical section."""
         pools = list_pools(ctx) if observed.found is None else []
         found = observed.found or self.find_by_name(ctx, pools)
@@ -302,6 +302,7 @@ class UserPool(
             raise TransientError(
                 reasons.USER_POOL_QUOTA_REACHED, QUOTA_REACHED.format(count=in_use, quota=quota)
             )
+        leases.still_held(guard)  # a lost mutex: another process may have counted too
         try:
             created = ctx.clients.once("cognito-idp").create_user_pool(
                 **creation_settings(ctx))

@@ -8,12 +8,15 @@ count, and sets the platform's per-load-balancer quotas small for its duration.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.test_leases import coordination_api
@@ -111,6 +114,39 @@ def test_the_first_load_balancer_fills_then_the_next_takes_tenants(
     again = Placement().observe(placed[0])
     assert again.ids["loadBalancerArn"] == first and again.up_to_date
 
+    # What the pool counted shows as its capacity gauge: the first full, the second half.
+    def used(arn: str, quota: str) -> float | None:
+        name = arn.split("/")[-2]
+        return REGISTRY.get_sample_value("wpenv_lb_pool_capacity_used_ratio",
+                                         {"load_balancer": name, "quota": quota})
+
+    assert used(first, "rules") == 1.0 and used(second, "rules") == 1 / RULES
+
+
+def test_threads_of_one_process_never_give_two_tenants_the_last_place(
+    own_pool: OwnPool, tenant: Tenant
+) -> None:
+    """kopf runs sync handlers in a thread pool: placements of one process take turns."""
+    first, second = own_pool.arns
+    contexts = [tenant() for _ in range(RULES + 1)]
+    errors: list[BaseException] = []
+
+    def place(ctx: Context) -> None:
+        try:
+            observed = Placement().observe(ctx)
+            Placement().create(ctx, observed)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=place, args=(ctx,)) for ctx in contexts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    placed = Counter(ctx.ids["loadBalancerArn"] for ctx in contexts)
+    assert placed == {first: RULES, second: 1}
+
 
 def test_a_load_balancer_that_filled_meanwhile_is_refused_and_the_tenant_placed_again(
     own_pool: OwnPool, tenant: Tenant
@@ -120,7 +156,10 @@ def test_a_load_balancer_that_filled_meanwhile_is_refused_and_the_tenant_placed_
     Placement().create(late, Placement().observe(late))  # placed while the first had room
     TargetGroup().create(late, TargetGroup().observe(late))
     assert late.ids["loadBalancerArn"] == first
-    for _ in range(RULES):  # others take the first one's room
+    # Its place was forgotten (one process keeps reservations in memory; a restart drops
+    # them): others take the first one's room.
+    leases.current().unreserve(reservation_name(late.names.tenant))
+    for _ in range(RULES):
         _route(tenant())
     with pytest.raises(TransientError) as raised:
         ListenerRule().create(late, ListenerRule().observe(late))
