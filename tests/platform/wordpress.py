@@ -223,6 +223,7 @@ class Task:
     stop_requested: bool = False
     stop_at: float = 0.0  # a retired task drains (answers what it holds) until then
     stopped_reason: str = ""
+    site: Path | None = None  # WordPress's directory in the task's tree, once started
 
     def view(self) -> dict[str, Any]:
         """What ``GET /wpenv/tasks`` shows of the task."""
@@ -238,6 +239,10 @@ class Task:
             "listeningAfterSeconds": self.listening_after,
             "healthyAfterSeconds": self.healthy_after, "stoppedReason": self.stopped_reason,
             "memoryKiB": _rss_kib(self.pid) if self.state == "RUNNING" else None,
+            # Where a test finds what the container runs with: the server's process (its
+            # environment, its PHP options) and WordPress in the task's tree.
+            "pid": self.pid if self.state == "RUNNING" else None,
+            "siteDir": str(self.site) if self.site and self.state == "RUNNING" else None,
         }
 
 
@@ -703,8 +708,8 @@ class DataPlane:
             argv += ["-d", f"openssl.cafile={self.ca_bundle}"]
         env = {"PATH": PATH, "HOME": str(home), **spec.environment,
                "WPENV_DATA_PLANE_TASK": spec.task_id}
-        self._install(task, argv, env, wordpress_root(html, spec.environment),
-                      home / "install.log")
+        task.site = wordpress_root(html, spec.environment)
+        self._install(task, argv, env, task.site, home / "install.log")
         argv += ["-S", f"127.0.0.1:{task.port}", "-t", str(html), str(self.state / "router.php")]
         task.pid = procs.start_detached(argv, pid_file=home / "php.pid",
                                         log_file=home / "php.log", env=env, cwd=html)
