@@ -225,12 +225,23 @@ def _upload(platform: dict[str, str], obj: envs.Obj, name: str, body: bytes) -> 
     return source.partition("/wp-content/uploads/")[2]
 
 
-def _access_point_dir(obj: envs.Obj) -> Path:
-    """The tenant's directory: the platform's EFS joined with its access point's root."""
+def _access_point(obj: envs.Obj) -> tuple[Path, tuple[int, int]]:
+    """The tenant's directory (the platform's EFS joined with its access point's root) and
+    the POSIX user the access point enforces."""
     point = boto3.client("efs").describe_access_points(
         AccessPointId=obj["status"]["resources"]["accessPointId"])["AccessPoints"][0]
     path = str(point["RootDirectory"]["Path"])
-    return Path(os.environ["WPENV_EFS_MOUNT_PATH"]) / path.strip("/")
+    user = point["PosixUser"]
+    return (Path(os.environ["WPENV_EFS_MOUNT_PATH"]) / path.strip("/"),
+            (int(user["Uid"]), int(user["Gid"])))
+
+
+def _can_list(directory: Path, identity: tuple[int, int]) -> bool:
+    """Whether a process with `identity` (a tenant's PHP, say) may list `directory`."""
+    uid, gid = identity
+    done = subprocess.run(["ls", str(directory)], user=uid, group=gid, extra_groups=[],
+                          capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def _from_each_task(endpoint: str, obj: envs.Obj, path: str) -> dict[str, bytes]:
@@ -252,9 +263,16 @@ def test_an_upload_lands_in_the_tenants_own_directory_only(
         body = _png(uuid.uuid4().bytes)
         name = f"upload-{uuid.uuid4().hex[:8]}.png"
         stored = _upload(platform, site, name, body)
-        mine, theirs = _access_point_dir(site), _access_point_dir(other)
+        (mine, identity), (theirs, their_identity) = _access_point(site), _access_point(other)
         assert mine != theirs and site["spec"]["tenantId"] in mine.parts
         assert (mine / "uploads" / stored).read_bytes() == body
+        if os.geteuid() == 0:  # the platform then runs each task as EFS would
+            # Written through the access point: owned by the user it enforces.
+            for path in (mine / "uploads" / stored, (mine / "uploads" / stored).parent):
+                assert (path.stat().st_uid, path.stat().st_gid) == identity, path
+            # Neither tenant's identity may read the other's directory.
+            assert identity != their_identity
+            assert _can_list(mine, identity) and not _can_list(theirs, identity)
         assert (theirs / "plugins").is_dir(), "the other tenant's directory is in use"
         assert [p for p in theirs.rglob("*") if p.name.startswith(name[:-4])] == []
         # The load balancer serves it, and so does every task: they share the directory.
