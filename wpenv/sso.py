@@ -142,8 +142,9 @@ def sso_settings(
         "OIDC_ENDPOINT_LOGIN_URL": f"{base}/oauth2/authorize",
         "OIDC_ENDPOINT_TOKEN_URL": f"{base}/oauth2/token",
         "OIDC_ENDPOINT_USERINFO_URL": f"{base}/oauth2/userInfo",
-        "OIDC_ENDPOINT_LOGOUT_URL": f"{base}/logout?client_id={client_id}&logout_uri="
-        + _quote(logout_url),
+        # Both values quoted: neither may add a parameter Cognito would read.
+        "OIDC_ENDPOINT_LOGOUT_URL": f"{base}/logout?client_id={_quote(client_id)}"
+        f"&logout_uri={_quote(logout_url)}",
         "OIDC_CLIENT_SCOPE": " ".join(SCOPES),
         "OIDC_LOGIN_TYPE": "button",  # keep the password form for break-glass admins
         "OIDC_CREATE_IF_DOES_NOT_EXIST": "1",

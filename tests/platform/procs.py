@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "StartupError",
@@ -113,8 +114,11 @@ def start_detached(
     log_file: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    **identity: Any,
 ) -> int:
     """Start ``argv`` in its own session with output appended to ``log_file``; return its pid.
+
+    ``identity`` (Popen's ``user``, ``group``, ``extra_groups``) runs it as another user.
 
     Its own session means Ctrl-C in the terminal that ran ``up`` does not reach it and it
     survives the exit of this Python process. The pid is written to ``pid_file`` atomically.
@@ -132,6 +136,7 @@ def start_detached(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            **identity,
         )
     _CHILDREN[proc.pid] = proc
     tmp = pid_file.with_name(pid_file.name + ".tmp")

@@ -200,6 +200,7 @@ class TaskSpec:
     container_port: int
     environment: Mapping[str, str]
     content_dir: Path | None  # the tenant's directory, None without an EFS volume
+    identity: tuple[int, int] | None  # (uid, gid) its access point enforces, if any
     health: tuple[HealthCheck, ...]
 
 
@@ -223,6 +224,7 @@ class Task:
     stop_requested: bool = False
     stop_at: float = 0.0  # a retired task drains (answers what it holds) until then
     stopped_reason: str = ""
+    site: Path | None = None  # WordPress's directory in the task's tree, once started
 
     def view(self) -> dict[str, Any]:
         """What ``GET /wpenv/tasks`` shows of the task."""
@@ -238,6 +240,10 @@ class Task:
             "listeningAfterSeconds": self.listening_after,
             "healthyAfterSeconds": self.healthy_after, "stoppedReason": self.stopped_reason,
             "memoryKiB": _rss_kib(self.pid) if self.state == "RUNNING" else None,
+            # Where a test finds what the container runs with: the server's process (its
+            # environment, its PHP options) and WordPress in the task's tree.
+            "pid": self.pid if self.state == "RUNNING" else None,
+            "siteDir": str(self.site) if self.site and self.state == "RUNNING" else None,
         }
 
 
@@ -292,10 +298,11 @@ def container_environment(
     return env
 
 
-def content_directory(
-    definition: Any, container: Mapping[str, Any], account: str, region: str, efs_root: Path
-) -> Path | None:
-    """Where the container's wp-content mount lands on the platform's EFS directory."""
+def _efs_volume(
+    definition: Any, container: Mapping[str, Any], account: str, region: str
+) -> tuple[Mapping[str, Any], Any] | None:
+    """(efsVolumeConfiguration, moto's access point or None) of the wp-content mount; None
+    without one, or when its access point is gone."""
     mount = next(
         (m for m in container.get("mountPoints") or []
          if m.get("containerPath") == CONTAINER_CONTENT), None,
@@ -307,16 +314,42 @@ def content_directory(
     config = (volume or {}).get("efsVolumeConfiguration") or {}
     if not config:
         return None
-    root = "/"
     access_point_id = (config.get("authorizationConfig") or {}).get("accessPointId")
-    if access_point_id:
-        efs = get_backend("efs")[account][region]
-        access_point = efs.access_points.get(access_point_id)
-        if access_point is None:
-            return None
+    if not access_point_id:
+        return config, None
+    access_point = get_backend("efs")[account][region].access_points.get(access_point_id)
+    return None if access_point is None else (config, access_point)
+
+
+def content_directory(
+    definition: Any, container: Mapping[str, Any], account: str, region: str, efs_root: Path
+) -> Path | None:
+    """Where the container's wp-content mount lands on the platform's EFS directory."""
+    found = _efs_volume(definition, container, account, region)
+    if found is None:
+        return None
+    config, access_point = found
+    root = "/"
+    if access_point is not None:
         root = str((access_point.root_directory or {}).get("Path") or "/")
     below = str(config.get("rootDirectory") or "/")
     return efs_root / root.strip("/") / below.strip("/")
+
+
+def enforced_identity(
+    definition: Any, container: Mapping[str, Any], account: str, region: str
+) -> tuple[int, int] | None:
+    """(uid, gid) the wp-content mount's access point enforces, None without one.
+
+    EFS replaces the client's user and group with the access point's POSIX user for every
+    operation through it, and new files and directories get that owner ("Enforcing a user
+    identity using an access point", EFS User Guide).
+    """
+    found = _efs_volume(definition, container, account, region)
+    posix = (found[1].posix_user or {}) if found and found[1] is not None else {}
+    if "Uid" not in posix or "Gid" not in posix:
+        return None
+    return int(posix["Uid"]), int(posix["Gid"])
 
 
 # --- the per-task tree -------------------------------------------------------------------------
@@ -434,12 +467,18 @@ def prepare_image(state: Path) -> Path:
     return image
 
 
-def populate_content(content: Path) -> None:
-    """Copy the image's plugins and themes into an empty (or partial) wp-content."""
+def populate_content(content: Path, owner: tuple[int, int] | None = None) -> None:
+    """Copy the image's plugins and themes into an empty (or partial) wp-content.
+
+    What the copy creates belongs to `owner`, the identity the access point enforces, as
+    it would when the container's entrypoint copies through the mount.
+    """
     for kind in ("plugins", "themes"):
         source = SOURCE / "wp-content" / kind
         target = content / kind
-        target.mkdir(parents=True, exist_ok=True)
+        if not target.is_dir():
+            target.mkdir(parents=True)
+            _chown(target, owner)
         for item in sorted(source.iterdir()) if source.is_dir() else []:
             destination = target / item.name
             if destination.exists():
@@ -448,6 +487,23 @@ def populate_content(content: Path) -> None:
                 shutil.copytree(item, destination)
             else:
                 shutil.copy2(item, destination)
+            for path in [destination, *(destination.rglob("*") if item.is_dir() else [])]:
+                _chown(path, owner)
+
+
+def _chown(path: Path, owner: tuple[int, int] | None) -> None:
+    """Give `path` to `owner` (only root may; otherwise everything is the platform's)."""
+    if owner is not None and os.geteuid() == 0:
+        os.chown(path, *owner, follow_symlinks=False)
+
+
+def as_identity(spec: TaskSpec) -> dict[str, Any]:
+    """Popen arguments that run the task's PHP as its access point's POSIX user, so the
+    tenant's files are written and read as EFS would (only when the platform is root)."""
+    if spec.identity is None or os.geteuid() != 0:
+        return {}
+    uid, gid = spec.identity
+    return {"user": uid, "group": gid, "extra_groups": []}
 
 
 def task_tree(state: Path, spec: TaskSpec) -> Path:
@@ -465,8 +521,10 @@ def task_tree(state: Path, spec: TaskSpec) -> Path:
     (site / "wp-config.php").write_text(wp_config())
     (site / "wpenv-install.php").write_text(INSTALL)
     if spec.content_dir is not None:
-        spec.content_dir.mkdir(parents=True, exist_ok=True)
-        populate_content(spec.content_dir)
+        if not spec.content_dir.is_dir():  # EFS makes an access point's root on first use
+            spec.content_dir.mkdir(parents=True)
+            _chown(spec.content_dir, spec.identity)
+        populate_content(spec.content_dir, spec.identity)
         (site / "wp-content").symlink_to(spec.content_dir, target_is_directory=True)
     return html
 
@@ -646,6 +704,7 @@ class DataPlane:
             environment=container_environment(container, account, region),
             content_dir=content_directory(definition, container, account, region,
                                           self.efs_root),
+            identity=enforced_identity(definition, container, account, region),
             health=tuple(checks),
         )
 
@@ -703,11 +762,12 @@ class DataPlane:
             argv += ["-d", f"openssl.cafile={self.ca_bundle}"]
         env = {"PATH": PATH, "HOME": str(home), **spec.environment,
                "WPENV_DATA_PLANE_TASK": spec.task_id}
-        self._install(task, argv, env, wordpress_root(html, spec.environment),
-                      home / "install.log")
+        task.site = wordpress_root(html, spec.environment)
+        self._install(task, argv, env, task.site, home / "install.log")
         argv += ["-S", f"127.0.0.1:{task.port}", "-t", str(html), str(self.state / "router.php")]
         task.pid = procs.start_detached(argv, pid_file=home / "php.pid",
-                                        log_file=home / "php.log", env=env, cwd=html)
+                                        log_file=home / "php.log", env=env, cwd=html,
+                                        **as_identity(spec))
         task.started_at = started
         try:
             procs.wait_for_port("127.0.0.1", task.port, what=f"task {spec.task_id}",
@@ -735,7 +795,8 @@ class DataPlane:
         try:
             done = subprocess.run([*php, str(site / "wpenv-install.php")], env=dict(env),
                                   cwd=site, capture_output=True, text=True,
-                                  timeout=INSTALL_TIMEOUT, check=False)
+                                  timeout=INSTALL_TIMEOUT, check=False,
+                                  **as_identity(task.spec))
         except subprocess.TimeoutExpired:
             log.warning("task %s: the install timed out", task.spec.task_id)
             return

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from wpenv import sso
 from wpenv.api.models import parse_spec
+from wpenv.reconcilers.task_definition import BASE_CONFIG
 
 URL = "http://alb.example.internal:8080/acme/"
 
@@ -88,3 +95,60 @@ def test_client_urls_derive_from_the_tenant_url_unless_the_spec_names_them() -> 
     })
     assert sso.callback_urls(named, URL) == ["https://a/cb", "https://b/cb"]
     assert sso.logout_urls(named, URL) == ["https://a/"]
+
+
+# What must not change the PHP or reach beyond its own value: quotes, PHP's closing tag,
+# variables, backslashes, newlines, query separators.
+HOSTILE = "x'); exit(3); /* \"?><?php exit(4); $HOME \\ \n&logout_uri=https://evil/#"
+
+
+def test_hostile_values_change_no_php_and_stay_inside_their_parameter() -> None:
+    plain, hostile = _settings(), _settings(client_id=HOSTILE, logout_url=HOSTILE,
+                                            groups=["Admin", HOSTILE])
+    assert hostile["WORDPRESS_CONFIG_EXTRA"] == plain["WORDPRESS_CONFIG_EXTRA"]
+    logout = urlsplit(hostile["OIDC_ENDPOINT_LOGOUT_URL"])
+    assert (logout.fragment, logout.path) == ("", "/logout")
+    assert parse_qs(logout.query) == {"client_id": [HOSTILE], "logout_uri": [HOSTILE]}
+    assert json.loads(hostile["WPENV_OIDC_ROLE_MAP"]) == {
+        "Admin": "administrator", HOSTILE: "subscriber"}
+
+
+PHP = shutil.which("php")
+
+
+@pytest.mark.skipif(PHP is None, reason="php-cli is not installed")
+@pytest.mark.parametrize("extra", [sso.CONFIG_EXTRA, BASE_CONFIG + sso.CONFIG_EXTRA],
+                         ids=["sso", "as-the-task-definition-has-it"])
+def test_the_config_extra_is_valid_php(extra: str, tmp_path: Path) -> None:
+    path = tmp_path / "extra.php"
+    path.write_text("<?php\n" + extra)
+    lint = subprocess.run([str(PHP), "-l", str(path)], capture_output=True, text=True,
+                          check=False)
+    assert lint.returncode == 0 and "No syntax errors" in lint.stdout, lint.stdout + lint.stderr
+
+
+# Evaluates WORDPRESS_CONFIG_EXTRA as the image's wp-config.php does, then reports the
+# constants it defined and whether the role hook was registered.
+EVALUATE = """
+eval(getenv('WORDPRESS_CONFIG_EXTRA'));
+$out = array();
+foreach (json_decode($argv[1], true) as $name) {
+    $out[$name] = defined($name) ? constant($name) : null;
+}
+$out['hooked'] = count($GLOBALS['wp_filter'][$argv[2]][10]);
+echo json_encode($out);
+"""
+
+
+@pytest.mark.skipif(PHP is None, reason="php-cli is not installed")
+def test_evaluated_hostile_values_become_the_constants_byte_for_byte() -> None:
+    env = {**_settings(client_id=HOSTILE, logout_url=HOSTILE),
+           sso.SECRET_VARIABLE: HOSTILE + "ü"}
+    done = subprocess.run(
+        [str(PHP), "-r", EVALUATE, "--", json.dumps(sso.PLUGIN_CONSTANTS),
+         "openid-connect-generic-update-user-using-current-claim"],
+        env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout)
+    assert seen.pop("hooked") == 1
+    assert seen == {name: env[name] for name in sso.PLUGIN_CONSTANTS}

@@ -8,6 +8,7 @@ The integration test (tests/integration/test_wordpress_data_plane.py) runs real 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -21,7 +22,12 @@ from moto.backends import get_backend
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from tests.platform import wordpress
-from tests.platform.wordpress import HealthCheck, container_environment, content_directory
+from tests.platform.wordpress import (
+    HealthCheck,
+    container_environment,
+    content_directory,
+    enforced_identity,
+)
 
 REGION = "us-east-1"
 
@@ -97,6 +103,35 @@ def test_wp_content_is_the_access_points_root_on_the_local_efs(
     found = content_directory(definition, mounted, DEFAULT_ACCOUNT_ID, REGION, tmp_path)
     assert found == tmp_path / "tenants" / "acme"
     assert content_directory(definition, {}, DEFAULT_ACCOUNT_ID, REGION, tmp_path) is None
+
+
+def test_the_task_runs_as_the_user_its_access_point_enforces(
+    aws: dict[str, Any], tmp_path: Path
+) -> None:
+    fs = aws["efs"].create_file_system(CreationToken="t")["FileSystemId"]
+    enforced = aws["efs"].create_access_point(
+        FileSystemId=fs, PosixUser={"Uid": 20123, "Gid": 20124},
+        RootDirectory={"Path": "/tenants/acme"})["AccessPointId"]
+    open_point = aws["efs"].create_access_point(FileSystemId=fs)["AccessPointId"]
+    mounted = {"mountPoints": [{"sourceVolume": "wp-content",
+                                "containerPath": "/var/www/html/wp-content"}]}
+    ecs = get_backend("ecs")[DEFAULT_ACCOUNT_ID][REGION]
+    found = {}
+    for family, point in (("enforced", enforced), ("open", open_point)):
+        aws["ecs"].register_task_definition(
+            family=family,
+            containerDefinitions=[{"name": "wordpress", "image": "wordpress", "memory": 512}],
+            volumes=[{"name": "wp-content", "efsVolumeConfiguration": {
+                "fileSystemId": fs, "authorizationConfig": {"accessPointId": point}}}],
+        )
+        found[family] = enforced_identity(ecs.describe_task_definition(family), mounted,
+                                          DEFAULT_ACCOUNT_ID, REGION)
+    assert found == {"enforced": (20123, 20124), "open": None}
+    # What the image's entrypoint copies into wp-content goes through the mount too.
+    if os.geteuid() == 0:
+        wordpress.populate_content(tmp_path, (20123, 20124))
+        owners = {(p.stat().st_uid, p.stat().st_gid) for p in tmp_path.rglob("*")}
+        assert owners == {(20123, 20124)}
 
 
 @pytest.mark.parametrize(("codes", "status", "passes"), [
