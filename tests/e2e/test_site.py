@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import boto3
 import pymysql
@@ -25,6 +26,7 @@ import pytest
 
 from tests.e2e import envs
 from tests.platform import kube, wordpress
+from tests.platform.fidelity import rotation
 from tests.platform.site import Answer, SiteClient
 
 pytestmark = pytest.mark.e2e
@@ -240,3 +242,75 @@ def _rolled(endpoint: str, obj: envs.Obj, before: set[str]) -> bool:
     now = _serving(endpoint, obj)
     return len(now) == 2 and not now & before
 
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request of a loop: when it left, what came back, and which task answered."""
+
+    at: float
+    status: int
+    task: str | None
+
+
+def test_a_password_rotation_rolls_the_service_and_the_site_keeps_serving(
+    platform: dict[str, str], data_plane: str, site: envs.Obj, namespace: str
+) -> None:
+    """The secret's 30 days come due: the single-user rotation changes the password in
+    MariaDB, the old tasks (started with the old one) can no longer log in, and the
+    operator rolls the service. Every failure falls on an old task between the rotation
+    and the moment the rollout took it out of service: none before, none after, none on
+    a new task."""
+    url = site["status"]["url"]
+    arn = site["status"]["resources"]["dbSecretArn"]
+    version = site["status"]["resources"]["dbSecretVersion"]
+    sent: list[Sent] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        client = SiteClient(platform)
+        while not stop.is_set():
+            at = time.monotonic()
+            answer = client.get(url, follow=False)
+            sent.append(Sent(at, answer.status, answer.headers.get(TASK_HEADER)))
+
+    before = _serving(data_plane, site)
+    worker = threading.Thread(target=loop, daemon=True)
+    worker.start()
+    try:
+        time.sleep(2.0)
+        rotated_at = time.monotonic()
+        outcome = rotation.come_due(data_plane, arn)
+        assert outcome["rotated"] is True and outcome["version"] != version, outcome
+        envs.wait_for(
+            platform, namespace, "site",
+            lambda o: o["status"]["resources"].get("dbSecretVersion") == outcome["version"],
+            timeout=120, what="the operator noticed the new version")
+        noticed_at = time.monotonic()
+        rolled = envs.wait_for(platform, namespace, "site",
+                               lambda o: _active(o) and _rolled(data_plane, o, before),
+                               timeout=240, what="the service rolled onto the new password")
+        rolled_at = time.monotonic()
+        time.sleep(3.0)  # a few requests more on the new tasks alone
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    failed = [x for x in sent if x.status != 200]
+    window = [x for x in sent if rotated_at <= x.at <= rolled_at]
+    print(f"rotation to rollout: {rolled_at - rotated_at:.1f}s (noticed after "
+          f"{noticed_at - rotated_at:.1f}s); {len(failed)} of "
+          f"{len(window)} requests in it failed, {len(sent)} sent in all: "
+          f"{Counter((x.status, x.task in before) for x in failed)}")
+    assert all(x.status == 200 for x in sent if x.at < rotated_at), "all served before"
+    assert all(x.status == 200 for x in sent if x.at > rolled_at), "all served after"
+    assert all(x.task in before for x in failed), "only the old tasks failed"
+    new = {x.task for x in sent if x.task not in before}
+    assert new and all(x.status == 200 for x in sent if x.task in new)
+    assert sum(1 for x in sent if x.at > rolled_at) > 5
+    # The operator's doing: the service carries the version its new tasks read.
+    ecs = boto3.client("ecs")
+    service = ecs.describe_services(cluster=os.environ["WPENV_CLUSTER_NAME"],
+                                    services=[rolled["status"]["resources"]["serviceArn"]],
+                                    include=["TAGS"])["services"][0]
+    tags = {t["key"]: t["value"] for t in service.get("tags") or []}
+    assert tags["wpenv.bbws.io/db-secret-version"] == outcome["version"]

@@ -91,7 +91,8 @@ def test_a_secret_name_in_its_recovery_window_is_refused_and_the_secret_restored
         secret.create(ctx, observed)
         restored = secret.observe(ctx)
         assert restored.exists and restored.up_to_date, restored.detail
-        assert restored.ids == {"dbSecretArn": arn}
+        assert restored.ids["dbSecretArn"] == arn  # and the version AWSCURRENT is on
+        assert restored.ids["dbSecretVersion"] == sm.get_secret_value(SecretId=arn)["VersionId"]
         assert "DeletedDate" not in sm.describe_secret(SecretId=arn)
         assert read_credentials(ctx.clients, arn)["password"] == password
     finally:

@@ -42,7 +42,7 @@ from werkzeug.serving import make_server
 
 from tests.platform.chaos import Chaos
 from tests.platform.faults import Faults
-from tests.platform.fidelity import elb_quotas, faithful
+from tests.platform.fidelity import elb_quotas, faithful, rotation
 from tests.platform.journal import Journal, journaled
 from tests.platform.loadbalancer import NETWORK_ENV, LoadBalancers, network_for
 from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
@@ -96,7 +96,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
                               data_plane.state, data_plane.healthy)
     simulator = Simulator(delay=delay, data_plane=data_plane)
     simulator.install_hooks()
-    faults = Faults([chaos, elb_quotas.CONTROL])
+    faults = Faults([chaos, elb_quotas.CONTROL, rotation.CONTROL])
     faults.install_hooks()
     stop = threading.Event()
     sim_thread = threading.Thread(

@@ -370,6 +370,11 @@ class ResourceIds(_Model):
     database_name: str | None = Field(None, description="MySQL database on the shared server.")
     database_user: str | None = Field(None, description="MySQL user granted that database.")
     db_secret_arn: str | None = Field(None, description="Secret holding the DB credentials.")
+    db_secret_version: str | None = Field(
+        None,
+        description="The version of that secret AWSCURRENT is on; when a rotation moves it, "
+        "the service is rolled so that its tasks start with the new password.",
+    )
     database_login_proven: str | None = Field(
         None,
         description="The DB secret whose password was last proven to log in as the database "

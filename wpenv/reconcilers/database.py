@@ -18,6 +18,10 @@ stale and repaired with ALTER USER. Whether the secret's password still logs in 
 by logging in; a login refused only for the tenant's cap (1226) still proves the password,
 since the server checks the cap after authenticating.
 
+A login refused with the shared cache's copy of the secret is tried once more with a
+fresh read before the user counts as stale: a rotation changes the password outside the
+operator, and resetting the user to the cached, older password would undo it.
+
 That login is also the proof secret rotation waits for (wpenv.reconcilers.db_secret): the
 secret's ARN is recorded as `databaseLoginProven` while its password logs in, and cleared
 when it does not. Right after create or update made or repaired the user, this step logs
@@ -348,6 +352,8 @@ class Database(
         creds = self._credentials(ctx)
         both = bool(found.database and found.user)
         login = creds is not None and both and self._logs_in(ctx, creds)
+        if both and creds is not None and not login and ctx.observations.enabled:
+            creds, login = self._read_again(ctx)
         problems = []
         if not found.database:
             problems.append(STALE_DATABASE.format(name=ctx.names.database))
@@ -371,6 +377,23 @@ class Database(
             detail="; ".join(problems),
             found=replace(found, login=bool(login)),
         )
+
+    def _read_again(self, ctx: Context) -> tuple[dict[str, Any] | None, bool]:
+        """The cached value no longer logs in: read the secret again before judging.
+
+        Secrets Manager rotates the password outside the operator, so the shared cache
+        may hold the value from before the rotation; "repairing" the user with it would
+        undo the rotation and lock out every task started since. When the fresh value
+        logs in, the new version is recorded at once for the Service step of this pass.
+        """
+        ctx.observations.changed(ctx.owner(DatabaseSecret.kind))  # nothing older is served
+        creds = self._credentials(ctx)
+        login = creds is not None and self._logs_in(ctx, creds)
+        if login:
+            log.info("the database secret of %s moved on (rotated); following it",
+                     ctx.names.database_user)
+            DatabaseSecret().record_version(ctx)
+        return creds, login
 
     def create(self, ctx: Context, observed: Observation) -> None:
         """Create (or adopt) database and user with the secret's password, then grant."""

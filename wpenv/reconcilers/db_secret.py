@@ -21,6 +21,9 @@ itself right after it made or repaired the user (so a first provision ends with 
 on). Here rotation is judged against the settings only for a proven secret: an unproven
 one is never switched on (and never reported stale for it), and the idle pass reads nothing
 more than DescribeSecret, which it reads anyway. Switching rotation off needs no proof.
+The version AWSCURRENT is on is recorded as `dbSecretVersion`: a rotation (Secrets
+Manager's, every 30 days) moves it, and the Service step rolls the tasks, which read the
+password only when they start, onto the new one (wpenv.reconcilers.service).
 Finding, restoring, re-tagging, the
 forced deletion and the orphan listing (only names shaped like `wpenv/<tenant>/database`)
 are `secret_store`'s, shared with the client secret.
@@ -32,6 +35,7 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from wpenv import mysql
@@ -45,6 +49,9 @@ PASSWORD_BYTES = 32  # token_urlsafe(32): 43 characters of [A-Za-z0-9_-]
 FIELDS = ("engine", "host", "port", "username", "dbname")
 # status.resources key the Database kind records: the secret whose password logged in.
 PROVEN = "databaseLoginProven"
+# status.resources key of the version AWSCURRENT is on (what the Service step follows).
+VERSION = "dbSecretVersion"
+CURRENT = "AWSCURRENT"
 
 DESCRIPTION = "MySQL credentials of WordPress environment {namespace}/{name}"
 STALE_FIELDS = "secret {name} has other {fields} than the plan"
@@ -118,6 +125,16 @@ def rotation_matches(wanted: Mapping[str, Any] | None, described: Mapping[str, A
     )
 
 
+def current_version(described: Mapping[str, Any]) -> str | None:
+    """The version id AWSCURRENT is on, from DescribeSecret (`VersionIdsToStages`) or a
+    ListSecrets entry (`SecretVersionsToStages`); None when neither names one (no I/O)."""
+    stages = described.get("VersionIdsToStages") or described.get("SecretVersionsToStages")
+    for version, labels in (stages or {}).items():
+        if CURRENT in (labels or []):
+            return str(version)
+    return None
+
+
 def _value(ctx: Context, arn: str) -> dict[str, Any] | None:
     """The current value, or None when it is not a JSON object (a hand-made mess)."""
     try:
@@ -126,12 +143,30 @@ def _value(ctx: Context, arn: str) -> dict[str, Any] | None:
         return None
 
 
-class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn",)):
+class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn", VERSION)):
     """Secrets Manager secret with one tenant's MySQL credentials (condition "Database")."""
 
     description = DESCRIPTION
 
     named = "db_secret"  # wpenv/<tenant>/database
+
+    def inspect(self, ctx: Context, found: dict[str, Any]) -> Observation:
+        """As every stored secret, and the version AWSCURRENT is on (`dbSecretVersion`)."""
+        observed = super().inspect(ctx, found)
+        if not observed.exists:
+            return observed
+        return replace(observed, ids={**observed.ids, VERSION: current_version(found)})
+
+    def record_version(self, ctx: Context) -> None:
+        """Read the recorded secret's description again and record its current version.
+
+        The Database step calls it when the secret's value moved on under the cache (a
+        rotation): the Service step later in the same pass then rolls the tasks at once.
+        """
+        arn = ctx.ids.get("dbSecretArn")
+        described = describe(ctx.clients, str(arn)) if arn else None
+        if described is not None and not described.get("DeletedDate"):
+            ctx.remember({VERSION: current_version(described)})
 
     def value_problems(self, ctx: Context, arn: str, described: Mapping[str, Any]) -> list[str]:
         """Stale when host/port/username/dbname, a password or rotation differ.

@@ -11,6 +11,13 @@ status says so in its Rollout condition instead of retrying forever. To tell a
 rollback from a service that simply has not been updated yet, every deployment we ask
 for is written to a service tag.
 
+Tasks read the database password once, when they start (the task definition's `secrets`),
+so a rotation of the database secret (Secrets Manager's, every 30 days) reaches them only
+through new tasks. Each deployment we start is tagged with the secret version AWSCURRENT
+was on (`dbSecretVersion`, recorded by the DatabaseSecret step); when the recorded version
+moves on, update forces a new deployment (`secret_rollout`), which replaces the tasks the
+usual way: new ones healthy first, then the old ones drained.
+
 What observe finds is the described service (DescribeServices, with tags), in any status:
 a DRAINING one (deleted a moment ago) does not exist for the engine but keeps create from
 making a new one too early. `remove` also drops the service's scalable target, so the
@@ -32,6 +39,7 @@ from wpenv.api.models import GROUP
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_MANAGED_BY, tag_dict
 from wpenv.reconcilers.base import Context, Facts, Found, Observation, Resource
+from wpenv.reconcilers.db_secret import VERSION as SECRET_VERSION
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,11 @@ STALE = "service runs {current} with {count} tasks; the plan wants {wanted} with
 
 # The deployment we last asked for; a service on another one was rolled back.
 TAG_REQUESTED = f"wpenv.{GROUP}/task-definition"
+# The database secret version the service's tasks started with (see the docstring).
+TAG_SECRET_VERSION = f"wpenv.{GROUP}/db-secret-version"
+ROLL = "roll"  # secret_rollout: force a new deployment
+TAG_ONLY = "tag"  # secret_rollout: only record the version
+STALE_TASKS = "service tasks started with database secret version {have}; {current} is current"
 PLATFORM_VERSION = "1.4.0"  # EFS volumes need Fargate platform 1.4.0 or later (HLD 8)
 GRACE_SECONDS = 120
 GONE_CODES = frozenset(
@@ -80,6 +93,21 @@ def _require(ctx: Context, *keys: str) -> list[str]:
             reasons.WAITING_FOR_DEPENDENCIES, WAITING_FOR.format(missing=", ".join(missing))
         )
     return [str(ctx.ids[key]) for key in keys]
+
+
+def secret_rollout(tags: Mapping[str, str], current: str | None, desired: int) -> str | None:
+    """What a service needs for the secret version its tasks hold (no I/O).
+
+    ROLL when the tasks started with another version than the current one, TAG_ONLY when
+    there is nothing to replace (no tasks wanted) or nothing is known of them (a service
+    from before versions were tagged: it is taken to hold the current one), else None.
+    """
+    if not current:
+        return None
+    held = tags.get(TAG_SECRET_VERSION)
+    if held == current:
+        return None
+    return ROLL if held and desired > 0 else TAG_ONLY
 
 
 def desired_count(ctx: Context) -> int:
@@ -143,6 +171,8 @@ def desired_service(ctx: Context) -> dict[str, Any]:
         "tags": [
             *({"key": k, "value": v} for k, v in ctx.tags.items()),
             {"key": TAG_REQUESTED, "value": task_definition},
+            *([{"key": TAG_SECRET_VERSION, "value": str(ctx.ids[SECRET_VERSION])}]
+              if ctx.ids.get(SECRET_VERSION) else []),
         ],
         "clientToken": client_token(ctx, task_definition, count),
     }
@@ -307,13 +337,18 @@ class Service(
             serving=str(current or ""),
             rolled_back_from=str(wanted) if stuck else "",
         )
-        up_to_date = (current == wanted or stuck) and count_matches(ctx, desired)
+        as_planned = (current == wanted or stuck) and count_matches(ctx, desired)
+        held = tag_dict(found.get("tags")).get(TAG_SECRET_VERSION)
+        secret = secret_rollout(tag_dict(found.get("tags")), ctx.ids.get(SECRET_VERSION), desired)
+        up_to_date = as_planned and not secret
         ready = (
             facts.running == desired
             and rollout.state == "COMPLETED"
             and (desired == 0 or facts.healthy >= desired)
         )
-        detail = _detail(ctx, facts, stuck=stuck, up_to_date=up_to_date, ready=ready)
+        detail = _detail(ctx, facts, stuck=stuck, up_to_date=as_planned, ready=ready)
+        if secret == ROLL and as_planned and not stuck:
+            detail = STALE_TASKS.format(have=held, current=ctx.ids.get(SECRET_VERSION))
         if rollout.state == "FAILED" and not stuck:
             detail = FAILED_BECAUSE.format(detail=detail, why=failure_reason(found))
         return Observation(
@@ -383,16 +418,22 @@ class Service(
             changes["taskDefinition"] = wanted
         if not count_matches(ctx, int(service.get("desiredCount", 0))):
             changes["desiredCount"] = desired_count(ctx)
+        version = ctx.ids.get(SECRET_VERSION)
+        secret = secret_rollout(tag_dict(service.get("tags")), version,
+                                int(changes.get("desiredCount", service.get("desiredCount", 0))))
+        if secret == ROLL and "taskDefinition" not in changes:
+            changes["forceNewDeployment"] = True  # same revision, tasks with the new password
         ecs = ctx.clients.ecs
         if changes:
             ecs.update_service(
                 cluster=ctx.settings.cluster_name, service=ctx.names.service, **changes
             )
             log.info("updated service %s: %s", ctx.names.service, sorted(changes))
-        if "taskDefinition" in changes:
-            ecs.tag_resource(
-                resourceArn=service["serviceArn"], tags=[{"key": TAG_REQUESTED, "value": wanted}]
-            )
+        tags = [{"key": TAG_REQUESTED, "value": wanted}] if "taskDefinition" in changes else []
+        if version and (secret or "taskDefinition" in changes):  # new tasks read it now
+            tags.append({"key": TAG_SECRET_VERSION, "value": str(version)})
+        if tags:
+            ecs.tag_resource(resourceArn=service["serviceArn"], tags=tags)
 
     def remove(self, clients: Any, settings: Settings, found: dict[str, Any]) -> None:
         """Drop its scalable target, scale to zero, delete (forced).

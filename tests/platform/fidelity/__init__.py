@@ -11,7 +11,8 @@ A rule module offers one or both of:
   with AWS's error code and message (moto never sees it);
 - `rewrite(request, status, body) -> bytes | None`: change moto's error answer to AWS's;
 - `after(request) -> None`: once moto answered a request the rule `wants` successfully, do
-  what AWS does next on its own (rotation.py runs the rotation function's testSecret step).
+  what AWS does next on its own (rotation.py runs the rotation function's testSecret step;
+  its CONTROL makes a rotation schedule come due and runs all four steps).
 Modules are listed in RULES; each is a file of its own in this package. A request is read
 once for every layer of the server by tests/platform/requests.py.
 """

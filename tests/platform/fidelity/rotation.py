@@ -17,7 +17,26 @@ The platform runs the step itself against its MariaDB, as the rotation function 
 - a RotateSecret while an AWSPENDING version other than AWSCURRENT exists is refused with
   InvalidRequestException "A previous rotation isn't complete. That rotation will be
   reattempted.".
-Only RotateImmediately false is emulated (the operator never rotates at once).
+
+When the schedule comes due (every AutomaticallyAfterDays), Secrets Manager runs the
+rotation function's four steps. The platform has no clock of 30 days: a test makes the
+schedule come due now with ``POST /wpenv/faults/rotation`` ``{"secret_id": ...}``
+(:func:`rotate_now`), and the platform runs the steps as AWS's single-user MySQL template
+(SecretsManagerRDSMySQLRotationSingleUser) does, against its MariaDB:
+- createSecret: a new password (32 characters, none of ``/@"'\\``, as the template asks
+  GetRandomPassword for) in a new version staged AWSPENDING, unless that version has one;
+- setSecret: log in with AWSPENDING (done if it works), else with AWSCURRENT, else with
+  AWSPREVIOUS, and ``SET PASSWORD`` to the pending one: the old password stops working at
+  once ("immediately invalidating the user's previous password"); no login at all (the user
+  does not exist yet): the step fails, "Unable to log into database with previous, current,
+  or pending secret";
+- testSecret: log in with AWSPENDING and run ``SELECT NOW()``;
+- finishSecret: move AWSCURRENT to the new version; AWSPREVIOUS follows to the old one.
+A failed step ends the rotation there: AWSPENDING stays on the new version (so the next
+RotateSecret is refused, as above), the failure is kept in FAILED, and the next time the
+rotation comes due it is reattempted with the same version, as AWS retries it.
+RotateImmediately true is not emulated (the operator never asks for it; moto would stage
+an empty version as AWSCURRENT).
 """
 
 from __future__ import annotations
@@ -26,9 +45,17 @@ import json
 import logging
 import os
 import re
+import secrets
 import ssl
+import string
 import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pymysql
 from moto.core.models import DEFAULT_ACCOUNT_ID
@@ -73,8 +100,9 @@ def stranded_pending(secret: Any) -> str | None:
     return None
 
 
-def run_test_step(value: dict[str, Any], cafile: str | None) -> str | None:
-    """The testSecret step of a MySQL rotation function: log in; None, or why it failed."""
+def login(value: dict[str, Any], cafile: str | None) -> tuple[Any | None, str | None]:
+    """Log in as the template's get_connection does, over verified TLS: (connection, None),
+    or (None, why not)."""
     context = ssl.create_default_context(cafile=cafile or None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -89,17 +117,36 @@ def run_test_step(value: dict[str, Any], cafile: str | None) -> str | None:
         )
     except (pymysql.MySQLError, OSError, ValueError) as exc:
         code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else None
-        return f"unable to log into database (error {code or type(exc).__name__})"
-    conn.close()
+        return None, f"unable to log into database (error {code or type(exc).__name__})"
+    return conn, None
+
+
+def run_test_step(value: dict[str, Any], cafile: str | None) -> str | None:
+    """The testSecret step of a MySQL rotation function: log in; None, or why it failed."""
+    conn, failure = login(value, cafile)
+    if conn is not None:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT NOW()")
+        conn.close()
+    return failure
+
+
+def staged(secret: Any, stage: str) -> tuple[str, dict[str, Any]] | None:
+    """(version id, parsed value) of the version that carries `stage`, if any has a value."""
+    for version_id, version in secret.versions.items():
+        if stage in (version.get("version_stages") or []):
+            try:
+                value = json.loads(version.get("secret_string") or "null")
+            except ValueError:
+                return None
+            return (str(version_id), value) if isinstance(value, dict) else None
     return None
 
 
 def _value(secret: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(secret.secret_string or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    """The AWSCURRENT value (moto's `secret_string` is the value the secret was made with)."""
+    current = staged(secret, CURRENT)
+    return current[1] if current else {}
 
 
 def _not_immediate(request: Any) -> bool:
@@ -148,3 +195,211 @@ def after(request: Any) -> None:
         version.pop("secret_binary", None)
         FAILED.append((str(secret.arn), failure))
     log.warning("rotation of %s failed in testSecret: %s", secret.name, failure)
+
+
+# --- the schedule comes due: the single-user template's four steps --------------------------
+
+PREVIOUS = "AWSPREVIOUS"
+PASSWORD_LENGTH = 32  # GetRandomPassword's default length
+EXCLUDED = "/@\"'\\"  # the template's default EXCLUDE_CHARACTERS
+PUNCTUATION = "!#$%&()*+,-.:;<=>?[]^_`{|}~"  # GetRandomPassword's, less the excluded
+ALPHABET = string.ascii_letters + string.digits + PUNCTUATION
+NO_LOGIN = (
+    "Unable to log into database with previous, current, or pending secret of secret arn {arn}"
+)
+OTHER_USER = "Attempting to modify user {pending} other than current user {current}"
+NOT_ENABLED = "Secret {arn} is not enabled for rotation"
+CONTROL_PATH = "/wpenv/faults/rotation"
+MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one rotation did: the version it staged, and whether (and where) it failed."""
+
+    secret: str
+    version: str
+    step: str = ""  # the step that failed; empty when the rotation completed
+    error: str = ""
+
+    @property
+    def rotated(self) -> bool:
+        return not self.step
+
+
+def random_password() -> str:
+    """GetRandomPassword as the template calls it: 32 characters, one of each type."""
+    while True:
+        word = "".join(secrets.choice(ALPHABET) for _ in range(PASSWORD_LENGTH))
+        kinds = (string.ascii_lowercase, string.ascii_uppercase, string.digits, PUNCTUATION)
+        if all(any(c in kind for c in word) for kind in kinds):
+            return word
+
+
+def _create_step(secret: Any, token: str) -> dict[str, Any]:
+    """createSecret: AWSCURRENT's value with a new password, staged AWSPENDING (kept if the
+    pending version of this token already has a value)."""
+    version = secret.versions.get(token)
+    if version is not None and version.get("secret_string"):
+        return dict(json.loads(version["secret_string"]))
+    current = staged(secret, CURRENT)
+    if current is None:
+        raise ValueError(f"secret {secret.arn} has no AWSCURRENT value")
+    pending = {**current[1], "password": random_password()}
+    secret.remove_version_stages_from_old_versions([PENDING])
+    secret.versions[token] = {"createdate": int(time.time()), "version_id": token,
+                              "version_stages": [PENDING], "secret_string": json.dumps(pending)}
+    return pending
+
+
+def _set_step(secret: Any, pending: dict[str, Any], cafile: str | None) -> None:
+    """setSecret: done if AWSPENDING logs in; else log in with AWSCURRENT (then AWSPREVIOUS)
+    and SET PASSWORD to the pending one. Raises ValueError as the template does."""
+    conn, _ = login(pending, cafile)
+    if conn is not None:
+        conn.close()
+        return
+    for stage in (CURRENT, PREVIOUS):
+        found = staged(secret, stage)
+        if found is None:
+            continue
+        value = found[1]
+        if value.get("username") != pending.get("username"):
+            raise ValueError(OTHER_USER.format(pending=pending.get("username"),
+                                               current=value.get("username")))
+        conn, _ = login(value, cafile)
+        if conn is not None:
+            break
+    if conn is None:
+        raise ValueError(NO_LOGIN.format(arn=secret.arn))
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SET PASSWORD = PASSWORD(%s)", (str(pending["password"]),))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _finish_step(secret: Any, token: str) -> None:
+    """finishSecret: AWSCURRENT moves to the new version, AWSPREVIOUS to the old one."""
+    current = staged(secret, CURRENT)
+    for version in secret.versions.values():
+        stages = version["version_stages"]
+        for stage in (PREVIOUS, PENDING, CURRENT):
+            if stage in stages:
+                stages.remove(stage)
+    if current is not None and current[0] != token:
+        secret.versions[current[0]]["version_stages"].append(PREVIOUS)
+    secret.versions[token]["version_stages"].append(CURRENT)
+    secret.default_version_id = token  # moto's GetSecretValue without a stage reads this
+    secret.secret_string = secret.versions[token]["secret_string"]
+
+
+def _run_steps(secret: Any, token: str, cafile: str | None) -> Outcome:
+    """The four steps in order; the first that raises ends the rotation there."""
+    step = "createSecret"
+    try:
+        pending = _create_step(secret, token)
+        step = "setSecret"
+        _set_step(secret, pending, cafile)
+        step = "testSecret"
+        failure = run_test_step(pending, cafile)
+        if failure is not None:
+            raise ValueError(failure)
+        step = "finishSecret"
+        _finish_step(secret, token)
+    except (ValueError, KeyError, pymysql.MySQLError) as exc:
+        return Outcome(str(secret.arn), token, step, str(exc))
+    return Outcome(str(secret.arn), token)
+
+
+def rotate_now(secret: Any, cafile: str | None = None) -> Outcome:
+    """The rotation Secrets Manager starts when the schedule comes due (see the docstring).
+
+    A rotation left unfinished is reattempted with its own version (AWS retries it).
+    Raises ValueError when rotation is not on: then nothing ever comes due.
+    """
+    if not secret.rotation_enabled or not secret.rotation_lambda_arn:
+        raise ValueError(NOT_ENABLED.format(arn=secret.arn))
+    with _LOCK:
+        token = stranded_pending(secret) or str(uuid.uuid4())
+        outcome = _run_steps(secret, token, cafile or os.environ.get(CA_ENV))
+        if outcome.rotated:
+            now = int(time.time())
+            secret.last_rotation_date = now
+            days = int(secret.auto_rotate_after_days or 0)
+            secret.next_rotation_date = now + days * 86400 if days else None
+        else:
+            FAILED.append((outcome.secret, f"{outcome.step}: {outcome.error}"))
+    if outcome.rotated:
+        log.info("rotated %s: version %s is AWSCURRENT", secret.name, token)
+    else:
+        log.warning("rotation of %s failed in %s: %s", secret.name, outcome.step,
+                    outcome.error)
+    return outcome
+
+
+def find_secret(secret_id: str, region: str = "", account: str = DEFAULT_ACCOUNT_ID) -> Any:
+    """moto's secret by ARN or name (region from the ARN, else the given or default one)."""
+    parts = secret_id.split(":")
+    if secret_id.startswith("arn:") and len(parts) > 4:
+        account, region = parts[4], parts[3]
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    backend = secretsmanager_backends[account][region]
+    if not backend._is_valid_identifier(secret_id):
+        raise KeyError(secret_id)
+    return backend.secrets[secret_id]
+
+
+class Control:
+    """``POST /wpenv/faults/rotation`` ``{"secret_id": ...}``: the schedule comes due now."""
+
+    name = "rotation"
+    path = CONTROL_PATH
+
+    def state(self) -> dict[str, Any]:
+        """The rotations that failed (secret ARN and why; never a value)."""
+        with _LOCK:
+            return {"failed": [list(item) for item in FAILED]}
+
+    def clear(self) -> None:
+        """Nothing is armed: a rotation happens when asked."""
+
+    def handle(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """POST: rotate the named secret now; GET: the failures so far."""
+        method = str(environ.get("REQUEST_METHOD") or "GET").upper()
+        status, body = "200 OK", self.state()
+        if method == "POST":
+            try:
+                length = min(int(environ.get("CONTENT_LENGTH") or 0), MAX_BODY)
+                doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                secret = find_secret(str(doc["secret_id"]), str(doc.get("region") or ""))
+                outcome = rotate_now(secret)
+                body = {**asdict(outcome), "rotated": outcome.rotated}
+            except KeyError as exc:
+                status, body = "404 Not Found", {"error": f"no secret {exc}"}
+            except ValueError as exc:
+                status, body = "409 Conflict", {"error": str(exc)}
+        elif method != "GET":
+            status, body = "405 Method Not Allowed", {"error": "GET, POST"}
+        raw = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"),
+                                ("Content-Length", str(len(raw)))])
+        return [raw]
+
+
+CONTROL = Control()
+
+
+def come_due(endpoint: str, secret_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Make the secret's rotation come due now on the server at `endpoint`; its outcome.
+
+    The answer is the outcome (``rotated``, ``version``, ``step``, ``error``); an HTTP
+    error (no such secret, rotation off) raises urllib's HTTPError.
+    """
+    data = json.dumps({"secret_id": secret_id}).encode()
+    request = urllib.request.Request(endpoint.rstrip("/") + CONTROL_PATH, data=data,
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        outcome: dict[str, Any] = json.loads(answer.read())
+    return outcome

@@ -32,7 +32,8 @@ def test_each_kind_lists_only_names_of_its_own_shape() -> None:
 
 def test_both_secrets_declare_their_own_status_key_and_are_retainable() -> None:
     client, database = cs.ClientSecret(), DatabaseSecret()
-    assert client.ids == ("clientSecretArn",) and database.ids == ("dbSecretArn",)
+    assert client.ids == ("clientSecretArn",)
+    assert database.ids == ("dbSecretArn", "dbSecretVersion")
     assert client.gone == database.gone == frozenset({"ResourceNotFoundException"})
     assert client.retainable and database.retainable
     assert client.needs == ("UserPoolClient",) and database.needs == ()

@@ -104,3 +104,11 @@ def test_no_endpoint_is_transient() -> None:
     with pytest.raises(TransientError) as caught:
         ds.shared_endpoint(ctx)
     assert caught.value.reason == "DatabaseHostMissing"
+
+
+def test_the_current_version_comes_from_either_listing_shape() -> None:
+    stages = {"v-old": ["AWSPREVIOUS"], "v-new": ["AWSCURRENT"], "v-next": ["AWSPENDING"]}
+    assert ds.current_version({"VersionIdsToStages": stages}) == "v-new"  # DescribeSecret
+    assert ds.current_version({"SecretVersionsToStages": stages}) == "v-new"  # ListSecrets
+    assert ds.current_version({"VersionIdsToStages": {"v": ["AWSPENDING"]}}) is None
+    assert ds.current_version({}) is None

@@ -155,3 +155,44 @@ def test_a_failed_rollout_says_why_in_ecss_words() -> None:
          "failed to start."}]}
     assert svc.failure_reason(quiet) == "ECS deployment circuit breaker: task failed to start."
     assert svc.failure_reason({}) == "tasks failed to start"
+
+
+# --- a rotated database secret reaches the tasks through a new deployment -----------------
+
+V1, V2 = "11111111-aaaa-4bbb-8ccc-000000000001", "11111111-aaaa-4bbb-8ccc-000000000002"
+
+
+def test_tasks_on_another_secret_version_are_rolled() -> None:
+    held = {svc.TAG_SECRET_VERSION: V1}
+    assert svc.secret_rollout(held, V2, desired=2) == svc.ROLL
+    assert svc.secret_rollout(held, V1, desired=2) is None
+
+
+def test_nothing_to_roll_without_tasks_or_without_a_known_version() -> None:
+    assert svc.secret_rollout({svc.TAG_SECRET_VERSION: V1}, V2, desired=0) == svc.TAG_ONLY
+    # A service from before versions were tagged: recorded, not rolled.
+    assert svc.secret_rollout({}, V2, desired=2) == svc.TAG_ONLY
+    assert svc.secret_rollout({svc.TAG_SECRET_VERSION: V1}, None, desired=2) is None
+
+
+def test_a_new_service_is_tagged_with_the_secret_version_its_tasks_read() -> None:
+    doc = svc.desired_service(_ctx(ids={**IDS, "dbSecretVersion": V1}))
+    assert {t["key"]: t["value"] for t in doc["tags"]}[svc.TAG_SECRET_VERSION] == V1
+    bare = svc.desired_service(_ctx())
+    assert svc.TAG_SECRET_VERSION not in {t["key"] for t in bare["tags"]}
+
+
+def test_a_service_on_an_older_secret_version_is_stale_and_says_so() -> None:
+    ctx = _ctx(ids={"taskDefinitionArn": TD1, "dbSecretVersion": V2}, replicas=2)
+    done = {"status": "PRIMARY", "rolloutState": "COMPLETED", "taskDefinition": TD1}
+    service = {
+        **_service(TD1, done, requested=TD1),
+        "serviceArn": "arn:aws:ecs:us-east-1:111122223333:service/wpenv/wpenv-acme",
+        "status": "ACTIVE", "runningCount": 2, "desiredCount": 2,
+    }
+    service["tags"].append({"key": svc.TAG_SECRET_VERSION, "value": V1})
+    observed = svc.Service().inspect(ctx, service)
+    assert observed.exists and not observed.up_to_date
+    assert observed.detail == svc.STALE_TASKS.format(have=V1, current=V2)
+    service["tags"][-1]["value"] = V2
+    assert svc.Service().inspect(ctx, service).up_to_date
