@@ -265,6 +265,21 @@ def tenant_targets(spec: WordPressEnvironmentSpec) -> int:
     return max(spec.replicas, spec.autoscaling.max_replicas if spec.autoscaling else 0)
 
 
+# Our target groups' names (Names.target_group), and the most targets one can hold at once:
+# the schema's most tasks (replicas and autoscaling.maxReplicas are at most 10) at the
+# service's deployment maximum (200 %: a rollout starts the new tasks before it stops the old).
+TENANT_TARGET_GROUP_PREFIX = "wp-"
+MOST_TASKS = 10
+ROLLOUT_SURGE = 2
+
+
+def target_ceiling(groups: Iterable[str], declared: Mapping[str, int]) -> int:
+    """The most targets our target groups (by name) can hold at once, each at its
+    tenant's declared maximum (`tenant_targets`, from its reservation) or the schema's,
+    times the rollout surge. What needs no DescribeTargetHealth to know it fits."""
+    return sum(ROLLOUT_SURGE * declared.get(name, MOST_TASKS) for name in groups)
+
+
 def shortfall(usage: LoadBalancerUsage, quotas: LoadBalancerQuotas, targets: int) -> list[str]:
     """The quotas one more tenant (a rule, a target group, `targets`) would break, as
     "rules 100/100"; empty when it fits. Targets not counted yet are not judged."""

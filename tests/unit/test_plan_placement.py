@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wpenv import plan
 from wpenv.api.models import parse_spec
 from wpenv.plan import (
     LoadBalancerQuotas,
@@ -61,3 +62,8 @@ def test_a_full_pool_says_what_each_load_balancer_lacks_and_what_to_add() -> Non
 def test_the_name_comes_from_the_arn() -> None:
     assert _usage("wpenv-internal-2", 0, 0).name == "wpenv-internal-2"
     assert LoadBalancerUsage("odd", 0, 0).name == "odd"
+
+
+def test_the_target_ceiling_takes_each_declared_maximum_at_the_rollout_surge() -> None:
+    assert plan.target_ceiling([], {}) == 0
+    assert plan.target_ceiling(["wp-a", "wp-b"], {"wp-a": 3}) == 2 * 3 + 2 * plan.MOST_TASKS

@@ -21,11 +21,13 @@ from typing import Any
 from wpenv import metrics, reasons
 from wpenv.errors import TransientError
 from wpenv.plan import (
+    TENANT_TARGET_GROUP_PREFIX,
     Endpoint,
     LoadBalancerQuotas,
     LoadBalancerUsage,
     pool_full_message,
     shortfall,
+    target_ceiling,
 )
 from wpenv.settings import Settings
 
@@ -154,13 +156,37 @@ def with_tenant(found: LoadBalancerUsage, targets: int) -> LoadBalancerUsage:
                    targets=None if found.targets is None else found.targets + targets)
 
 
-def report_capacity(found: LoadBalancerUsage, quotas: LoadBalancerQuotas) -> None:
-    """Each quota's use on one load balancer, as last counted (the pool alerts at 80 %)."""
+def report_capacity(found: LoadBalancerUsage, quotas: LoadBalancerQuotas, exact: bool) -> None:
+    """Each quota's use on one load balancer, as last counted (the pool alerts at 80 %);
+    targets only when counted exactly, not when a ceiling showed they fit."""
     metrics.set_lb_pool_capacity(found.name, "rules", found.rules, quotas.rules)
     metrics.set_lb_pool_capacity(found.name, "target_groups", found.target_groups,
                                  quotas.target_groups)
-    if found.targets is not None:
+    if exact and found.targets is not None:
         metrics.set_lb_pool_capacity(found.name, "targets", found.targets, quotas.targets)
+
+
+def targets_held(
+    clients: Any, groups: set[str], reserved: Sequence[Reserved], room: int
+) -> tuple[int, bool]:
+    """Targets behind a load balancer's target groups, and whether that is an exact count.
+
+    Counting is a DescribeTargetHealth per target group, and a placement would make one
+    for every tenant already on the load balancer: a cost that grows with the square of
+    the tenant count. So our groups are first bounded by their tenants' declared maxima
+    (`plan.target_ceiling`), and only groups of others are counted; when that ceiling fits
+    in `room`, it is the answer. Only a load balancer near its target quota is counted
+    target group by target group.
+    """
+    ours = {arn for arn in groups
+            if target_group_name(arn).startswith(TENANT_TARGET_GROUP_PREFIX)}
+    declared = {r.target_group: r.targets for r in reserved}
+    ceiling = target_ceiling([target_group_name(arn) for arn in ours], declared)
+    if ceiling <= room:
+        others = count_targets(clients, groups - ours)
+        if ceiling + others <= room:
+            return ceiling + others, False
+    return count_targets(clients, groups), True
 
 
 @dataclass(frozen=True)
@@ -203,8 +229,8 @@ def place(
     The first load balancer in pool order with room for one more rule, target group and
     `targets` targets, counting what AWS holds plus the places `reserved` for tenants
     whose rule is not made yet (other operator processes' too, `wpenv.leases`); targets
-    are counted (a call per target group) only on a load balancer whose rules and target
-    groups have room. A full pool, or none, is a TransientError: the environment waits and
+    are judged (`targets_held`) only on a load balancer whose rules and target groups have
+    room. A full pool, or none, is a TransientError: the environment waits and
     tries again, nothing is rolled back.
     """
     if not settings.load_balancer_arns:
@@ -214,15 +240,18 @@ def place(
     for load_balancer_arn in settings.load_balancer_arns:
         found, groups = usage(clients, load_balancer_arn)
         found, reserved_targets = with_reserved(found, groups, reserved)
+        exact = False
         if not shortfall(found, quotas, targets):
-            found = replace(found, targets=count_targets(clients, groups) + reserved_targets)
+            held, exact = targets_held(clients, groups, reserved,
+                                       quotas.targets - targets - reserved_targets)
+            found = replace(found, targets=held + reserved_targets)
         counted.append(found)
         if not shortfall(found, quotas, targets):
             listener_arn = https_listener(clients, load_balancer_arn)
             log.info("placing on load balancer %s (%s)", found.name, found)
-            report_capacity(with_tenant(found, targets), quotas)
+            report_capacity(with_tenant(found, targets), quotas, exact)
             return load_balancer_arn, listener_arn
-        report_capacity(found, quotas)
+        report_capacity(found, quotas, exact)
     raise TransientError(
         reasons.LOAD_BALANCER_POOL_FULL, pool_full_message(counted, quotas, targets)
     )

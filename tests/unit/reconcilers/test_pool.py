@@ -145,6 +145,36 @@ def test_targets_are_counted_only_where_rules_and_groups_fit(two: Pool) -> None:
     )
 
 
+def test_our_target_groups_are_bounded_by_declared_maxima_not_counted_one_by_one(
+    two: Pool,
+) -> None:
+    """A placement must not cost a DescribeTargetHealth per tenant already there."""
+    ours = [two.target_group(f"wp-t{i}") for i in range(3)]
+    for priority, group in enumerate(ours, start=1):
+        two.rule(0, priority, group)
+    declared = [pool.Reserved(two.arns[0], f"wp-t{i}", 2) for i in range(3)]
+    two.clients.elbv2.calls.clear()
+    # 3 tenants declaring at most 2 tasks, 4 each during a rollout: 12 of 20 fit.
+    assert pool.targets_held(two.clients, set(ours), declared, room=20) == (12, False)
+    assert two.clients.elbv2.calls.count("describe_target_health") == 0
+    # Undeclared (e.g. after a restart): the schema's most, 10 tasks, 20 in a rollout.
+    assert pool.targets_held(two.clients, set(ours), [], room=60) == (60, False)
+    assert two.clients.elbv2.calls.count("describe_target_health") == 0
+    # Near the quota the ceiling does not fit: every group is counted, exactly.
+    two.clients.elbv2.client.register_targets(
+        TargetGroupArn=ours[0], Targets=[{"Id": "10.9.2.1"}, {"Id": "10.9.2.2"}])
+    assert pool.targets_held(two.clients, set(ours), declared, room=11) == (2, True)
+    assert two.clients.elbv2.calls.count("describe_target_health") == 3
+
+    # Groups of others have no declared maximum: they are always counted.
+    theirs = two.target_group("theirs")
+    two.clients.elbv2.client.register_targets(
+        TargetGroupArn=theirs, Targets=[{"Id": "10.9.3.1"}])
+    two.clients.elbv2.calls.clear()
+    assert pool.targets_held(two.clients, {*ours, theirs}, declared, room=20) == (13, False)
+    assert two.clients.elbv2.calls.count("describe_target_health") == 1
+
+
 def test_an_empty_pool_waits_too(two: Pool) -> None:
     with pytest.raises(TransientError) as raised:
         pool.place(two.clients, Settings(load_balancer_arns=[]), 1)
