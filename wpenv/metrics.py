@@ -15,8 +15,9 @@ and labels that existing controller dashboards read.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
@@ -191,6 +192,7 @@ class Inventory(Collector):
 
     def __init__(self) -> None:
         self._objects: dict[str, Seen] = {}
+        self._seen_at: dict[str, float] = {}  # uid -> when its last event came (time.time)
         # Tenants of the last few objects gone: kopf logs its last line about an object
         # after the deletion event.
         self._gone: OrderedDict[str, str] = OrderedDict()
@@ -200,16 +202,32 @@ class Inventory(Collector):
         """An environment was added or changed."""
         with self._lock:
             self._objects[uid] = seen
+            self._seen_at[uid] = time.time()
             self._gone.pop(uid, None)
 
     def gone(self, uid: str) -> None:
         """An environment was deleted from the API (harmless if never seen)."""
         with self._lock:
             seen = self._objects.pop(uid, None)
+            self._seen_at.pop(uid, None)
             if seen is not None:
                 self._gone[uid] = seen.tenant
                 while len(self._gone) > RECENTLY_GONE:
                     self._gone.popitem(last=False)
+
+    def retain(self, existing: Collection[str], listed_at: float) -> int:
+        """Forget environments a list started at `listed_at` no longer has; how many.
+
+        A watch that restarts after a long pause lists anew, and an environment deleted
+        meanwhile never gets its deletion event: without this it would stay counted. One
+        seen after the list started is kept (the list may predate it).
+        """
+        with self._lock:
+            stale = [uid for uid in self._objects
+                     if uid not in existing and self._seen_at.get(uid, 0.0) < listed_at]
+        for uid in stale:
+            self.gone(uid)
+        return len(stale)
 
     def tenant_of(self, uid: str) -> str | None:
         """The tenantId of an environment, for log lines that name only the object."""

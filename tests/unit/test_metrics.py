@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from wpenv import metrics
@@ -39,6 +41,20 @@ def test_the_phase_gauge_follows_environments_that_come_change_and_go() -> None:
     inventory.gone("never-seen")
     assert (_phase(registry, "Active"), _phase(registry, "PendingDeprovision")) == (2, 0)
     assert sum(_phase(registry, p) or 0 for p in [metrics.NO_PHASE, "Active", "Failed"]) == 2
+
+
+def test_an_environment_deleted_while_the_watch_was_away_is_forgotten_by_the_audit() -> None:
+    inventory, registry = _registry()
+    inventory.saw("kept", _seen("kept", "Active"))
+    inventory.saw("deleted", _seen("deleted", "Active"))  # its deletion event never comes
+    listed_at = time.time() + 1  # the list started after both were seen
+    assert inventory.retain({"kept"}, listed_at) == 1
+    assert _phase(registry, "Active") == 1
+    assert inventory.tenant_of("deleted") == "t-deleted", "gone, as a deletion makes it"
+    # One seen after the list started is not the list's to judge.
+    inventory.saw("new", _seen("new", "Active"))
+    assert inventory.retain({"kept"}, listed_at - 10) == 0
+    assert _phase(registry, "Active") == 2
 
 
 def test_the_work_queue_and_the_provisions_under_way_come_from_the_same_snapshot() -> None:

@@ -210,14 +210,16 @@ async def orphan_scans(memo: kopf.Memo, **_: Any) -> None:
     to the `wpenv_orphaned_resources` gauge and to one log line per orphan.
     """
     memo.orphan_task = asyncio.create_task(usecases.scan_orphans(memo.app))
+    memo.audit_task = asyncio.create_task(usecases.audit_inventory(memo.app))
 
 
 @kopf.on.cleanup()
 async def stop_orphan_scans(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the scan task with the operator."""
-    task = getattr(memo, "orphan_task", None)
-    if task is not None:
-        task.cancel()
+    """Stop the scan and audit tasks with the operator."""
+    for name in ("orphan_task", "audit_task"):
+        task = getattr(memo, name, None)
+        if task is not None:
+            task.cancel()
 
 
 @kopf.on.probe(id="ready")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from wpenv.operator.decisions import (
 )
 from wpenv.operator.result import GiveUp, Requeue, Result, Retry
 from wpenv.orphans import run_scan
+from wpenv.orphans.scan import list_environments
 from wpenv.plan import TAG_RETAINED, archive_prefix
 from wpenv.reconcilers.base import Context
 from wpenv.retain import retain
@@ -683,3 +685,29 @@ async def scan_orphans(app: App) -> None:
         except Exception as exc:
             log.warning("orphan scan failed: %s", engine.classify(exc))
         await asyncio.sleep(interval)
+
+
+async def audit_inventory(app: App) -> None:
+    """Every drift interval, forget environments the metrics still count but the API no
+    longer has (deleted while the watch was paused: no deletion event ever comes).
+
+    One paged list of the environments, read for their uids only; a failed audit is logged
+    and the next one tries again.
+    """
+    api = kubernetes.client.CustomObjectsApi()
+    while True:
+        await asyncio.sleep(app.settings.drift_interval_seconds)
+        try:
+            listed_at = time.time()
+            uids = await asyncio.to_thread(_environment_uids, api)
+            forgotten = metrics.INVENTORY.retain(uids, listed_at)
+            if forgotten:
+                log.info("forgot %d environment(s) deleted while the watch was away", forgotten)
+        except Exception as exc:
+            log.warning("inventory audit failed: %s", engine.classify(exc))
+
+
+def _environment_uids(api: Any) -> set[str]:
+    """The uid of every WordPressEnvironment in the cluster now."""
+    return {str((obj.get("metadata") or {}).get("uid") or "") for obj in list_environments(api)}
+
