@@ -31,7 +31,6 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clients]:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # in-process mock, not the server
     with mock_aws():
         yield Clients(Settings())
 

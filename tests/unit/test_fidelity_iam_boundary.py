@@ -30,7 +30,6 @@ def iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """moto's in-process IAM (the session's platform endpoint is not used here)."""
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         yield boto3.client("iam", region_name="us-east-1")
 

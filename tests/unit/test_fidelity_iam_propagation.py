@@ -31,7 +31,6 @@ def role_arn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     # The session's platform may have exported its endpoint; these calls stay in-process.
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         iam = boto3.client("iam", region_name="us-east-1")
         yield str(iam.create_role(RoleName="wpenv-acme-task", Path="/wpenv/",

@@ -50,7 +50,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in this process (the session's platform may have exported its endpoint)."""
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
     with mock_aws():
         yield

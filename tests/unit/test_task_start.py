@@ -76,7 +76,6 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # in-process mock, not the server
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
         role = iam.create_role(RoleName="wpenv-acme-exec",

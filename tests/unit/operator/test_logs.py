@@ -96,7 +96,6 @@ def test_a_pass_that_makes_a_secret_logs_and_posts_none_of_it(
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # in-process mock, not the server
     settings = Settings(db_host="db.example.internal")
     with mock_aws():
         clients = Clients(settings)

@@ -65,7 +65,6 @@ def two(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pool]:
     """Two internal ALBs with an HTTPS listener each, as the platform bootstraps them."""
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         ec2 = boto3.client("ec2", region_name="us-east-1")
         vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
