@@ -185,7 +185,8 @@ def compare(env: dict[str, str], local: Path, count: int, port: int) -> float:
           f"{line_seconds:6.2f}s, ratio {ratio:.2f} (target <= {TARGET}); replayed "
           f"{tally.aws} AWS calls and {tally.sql} SQL commands in {len(planned.lanes)} "
           f"lane(s), {planned.unplaced} unplaced, {tally.retried} retried after throttling, "
-          f"{tally.diverged} answered otherwise than recorded", flush=True)
+          f"{tally.diverged} answered otherwise than recorded; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     calls = sorted((c for lane in planned.lanes.values() for c in lane), key=lambda c: c.time)
     last = max((c.entry.done or c.time) if c.entry else c.time for c in calls)
     print(f"  apply -> first call {calls[0].time - since:.2f}s; last answer -> all Active seen "
