@@ -41,6 +41,8 @@ def _profiled_worker(*args: Any, **kwargs: Any) -> None:
 
 # Where a sample's innermost frames lead, checked in this order: (category, path parts).
 CATEGORIES = (
+    # Before botocore's: the token buckets wait inside botocore's before-call hook.
+    ("AWS: client-side rate limit (token bucket)", ("wpenv/ratelimits.py",)),
     ("Kubernetes API (status writes, Events)", ("kubernetes/",)),
     ("MySQL", ("pymysql/",)),
     ("botocore: retry backoff (throttled, 5xx)", ("botocore/endpoint.py:_needs_retry",

@@ -94,6 +94,8 @@ class Outcome:
     # Permanent trouble: what a person must fix. Set only after rollback (if any) finished.
     failure: PermanentError | None = None
     facts: Facts | None = None
+    # The pass created or changed something (the next look comes soon: `poll_delay`).
+    acted: bool = False
 
 
 def classify(exc: BaseException) -> TransientError | PermanentError:
@@ -128,8 +130,16 @@ def backoff(attempt: int, settings: Settings) -> float:
 
 POLL_SECONDS = 3.0
 # The first look after a pass that created or changed something: a rollout the pass just
-# started may be done in a moment; after that, POLL_SECONDS.
-FIRST_POLL_SECONDS = 0.5
+# started may be done in a moment. Each look that still waits doubles the next delay, up
+# to POLL_SECONDS (0.2, 0.4, 0.8, 1.6, 3, 3...): a change that settles at once is seen at
+# once, and a rollout of minutes costs four more passes than polling at POLL_SECONDS.
+FIRST_POLL_SECONDS = 0.2
+
+
+def poll_delay(waited: int) -> float:
+    """Seconds until the next look, after `waited` passes in a row that only waited."""
+    return min(POLL_SECONDS, FIRST_POLL_SECONDS * float(2 ** min(waited, 16)))
+
 # status.resources keys, derived from the model so a rollback clears every one of them.
 RESOURCE_KEYS = tuple(f.alias or n for n, f in ResourceIds.model_fields.items())
 WAITING = "{kind} waits for {needs}"
@@ -176,6 +186,7 @@ def converge(
     attempt: int = 0,
     may_roll_back: bool = True,
     hooks: Hooks | None = None,
+    waited: int = 0,
 ) -> Outcome:
     """One level-based pass: observe each resource in order, create or update what differs.
 
@@ -217,12 +228,18 @@ def converge(
         _fail(ctx, out, exc.resource, exc.cause, created=(), attempt=attempt,
               may_roll_back=False, hooks=hooks)
         return out
-    _summarise(out, [(r, seen[r.kind]) for r in resources if r.kind in seen])
+    _summarise(out, [(r, seen[r.kind]) for r in resources if r.kind in seen], waited)
     return out
 
 
-def _summarise(out: Outcome, observed: Sequence[tuple[Resource, Observation]]) -> None:
-    """One condition per resource group, and Ready, from what the pass observed."""
+def _summarise(
+    out: Outcome, observed: Sequence[tuple[Resource, Observation]], waited: int = 0
+) -> None:
+    """One condition per resource group, and Ready, from what the pass observed.
+
+    `waited`: passes in a row before this one that only waited (the next look's delay).
+    """
+    out.acted = any(e.reason in (reasons.CREATED, reasons.UPDATED) for e in out.events)
     by_group: dict[str, list[tuple[str, Observation]]] = {}
     for resource, obs in observed:
         by_group.setdefault(resource.group, []).append((resource.kind, obs))
@@ -249,8 +266,7 @@ def _summarise(out: Outcome, observed: Sequence[tuple[Resource, Observation]]) -
         )
     else:
         out.conditions.append(Cond(READY, FALSE, reasons.PROGRESSING, "; ".join(pending)))
-        acted = any(e.reason in (reasons.CREATED, reasons.UPDATED) for e in out.events)
-        out.retry_after = FIRST_POLL_SECONDS if acted else POLL_SECONDS
+        out.retry_after = poll_delay(0 if out.acted else waited + 1)
 
 
 # A resource the spec switched off and that is gone: nothing to wait for.

@@ -271,11 +271,12 @@ class Rolling(FakeResource):
         return seen
 
 
-def test_the_first_look_after_a_create_comes_sooner_than_the_polls_after_it() -> None:
+def test_the_first_look_after_a_create_comes_soonest_and_each_wait_doubles_the_next() -> None:
     journal = Journal()
     resources = [FakeResource("a", journal), Rolling("b", journal)]
     ctx = _ctx()
-    first = engine.converge(ctx, resources)
-    assert first.retry_after == engine.FIRST_POLL_SECONDS < engine.POLL_SECONDS
-    again = engine.converge(ctx, resources)
-    assert again.retry_after == engine.POLL_SECONDS, "nothing changed: the usual poll"
+    first = engine.converge(ctx, resources, waited=5)
+    assert first.acted and first.retry_after == engine.FIRST_POLL_SECONDS < engine.POLL_SECONDS
+    delays = [engine.converge(ctx, resources, waited=n).retry_after for n in range(6)]
+    assert delays == [0.4, 0.8, 1.6, engine.POLL_SECONDS, engine.POLL_SECONDS,
+                      engine.POLL_SECONDS], "nothing changed: each look waits twice as long"

@@ -60,6 +60,9 @@ class App:
     # `retry`, which also counts every routine poll of a rollout and would make the
     # first hiccup after a long rollout wait minutes.
     streaks: dict[str, int] = field(default_factory=dict)
+    # Consecutive passes per environment that only waited (nothing done, nothing wrong):
+    # each one doubles the delay of the next look (engine.poll_delay).
+    waits: dict[str, int] = field(default_factory=dict)
     stopwatch: Stopwatch = field(default_factory=Stopwatch)
     # Route claims as this process last wrote them (owner -> (when, claim)): the `routes`
     # index catches up from the watch a moment later (decisions.with_own_writes).
@@ -113,11 +116,21 @@ class App:
                 self.streaks[uid] = self.streaks.get(uid, 0) + 1 if outcome.troubled else 0
             return self.streaks.get(uid, 0)
 
+    def waited(self, uid: str, outcome: engine.Outcome | None = None) -> int:
+        """Passes in a row so far that only waited; with `outcome`, count it in (or reset)."""
+        with self._locks_guard:
+            if outcome is not None:
+                waiting = not (outcome.acted or outcome.ready or outcome.troubled
+                               or outcome.failure)
+                self.waits[uid] = self.waits.get(uid, 0) + 1 if waiting else 0
+            return self.waits.get(uid, 0)
+
     def forget(self, uid: str) -> None:
         """Drop what was kept for an environment that is gone (1,000s come and go)."""
         with self._locks_guard:
             self.locks.pop(uid, None)
             self.streaks.pop(uid, None)
+            self.waits.pop(uid, None)
         self.said.forget(uid)
         self.stopwatch.forget(uid)
         self.slots.forget(uid)

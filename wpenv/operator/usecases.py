@@ -134,9 +134,12 @@ def _context(app: App, env: Env, spec: Mapping[str, Any] | None = None) -> Conte
     return app.context(env.namespace, env.name, env.spec if spec is None else spec, env.status)
 
 
-def _converge(app: App, ctx: Context, *, attempt: int, may_roll_back: bool) -> engine.Outcome:
+def _converge(
+    app: App, ctx: Context, *, attempt: int, may_roll_back: bool, waited: int = 0
+) -> engine.Outcome:
     """One converge pass: the one place a use case runs one."""
-    return engine.converge(ctx, app.resources, attempt=attempt, may_roll_back=may_roll_back)
+    return engine.converge(ctx, app.resources, attempt=attempt, may_roll_back=may_roll_back,
+                           waited=waited)
 
 
 # --- create, spec change, resume -----------------------------------------------------------
@@ -339,11 +342,13 @@ def _pass(
         app.stopwatch.start(env.uid, moving)
     ctx = _context(app, env, wanted)
     with app.lock_for(env.uid):
-        outcome = _converge(app, ctx, attempt=app.streak(env.uid), may_roll_back=not was_active)
+        outcome = _converge(app, ctx, attempt=app.streak(env.uid),
+                            may_roll_back=not was_active, waited=app.waited(env.uid))
     if any(c.reason == reasons.ENVIRONMENT_GONE for c in outcome.conditions):
         app.forget(env.uid)  # deleted during the pass: recording its ids found it gone
         return Result()
     app.streak(env.uid, outcome)
+    app.waited(env.uid, outcome)  # the next look comes sooner after a change (poll_delay)
     fields = observed_fields(app, ctx, outcome)
 
     suspended = bool(env.spec.get("suspended"))

@@ -28,13 +28,27 @@ def test_backoff_counts_troubled_passes_not_routine_polls() -> None:
     assert app.streak("u") == 0
 
 
+def test_waits_count_passes_that_only_waited_and_a_change_or_trouble_resets_them() -> None:
+    app = _app()
+    for _ in range(3):
+        app.waited("u", engine.Outcome(retry_after=engine.POLL_SECONDS))
+    assert app.waited("u") == 3
+    app.waited("u", engine.Outcome(acted=True))
+    assert app.waited("u") == 0, "a pass that changed something: the next look comes soon"
+    app.waited("u", engine.Outcome())
+    app.waited("u", engine.Outcome(troubled=True))
+    assert app.waited("u") == 0, "trouble has its own backoff (streak)"
+
+
 def test_forget_drops_everything_kept_for_an_environment() -> None:
     app = _app()
     app.lock_for("u")
     app.streak("u", engine.Outcome(troubled=True))
+    app.waited("u", engine.Outcome())
     assert app.slots.acquire("u")
     app.forget("u")
     assert "u" not in app.locks and app.streak("u") == 0 and app.slots.in_use == 0
+    assert app.waited("u") == 0
 
 
 def test_local_coordination_keeps_the_slots_in_memory_and_makes_no_call() -> None:

@@ -75,6 +75,7 @@ class Below:
     outcomes: list[engine.Outcome] = field(default_factory=list)
     specs: list[dict[str, Any]] = field(default_factory=list)
     passes: list[dict[str, Any]] = field(default_factory=list)
+    waits: list[int] = field(default_factory=list)  # each pass's `waited`
     deletion_policy: str = "Delete"
     # What the API server answers now ({"object": None}: gone); None: the event's object.
     now: dict[str, Any] | None = None
@@ -87,8 +88,10 @@ class Below:
             names=SimpleNamespace(database="wp_acme"), exported=[], ids={},
         )
 
-    def converge(self, app: App, ctx: Any, *, attempt: int, may_roll_back: bool) -> Any:
+    def converge(self, app: App, ctx: Any, *, attempt: int, may_roll_back: bool,
+                 waited: int = 0) -> Any:
         self.passes.append({"attempt": attempt, "may_roll_back": may_roll_back})
+        self.waits.append(waited)
         return self.outcomes.pop(0)
 
     def current(self, env: Env) -> Mapping[str, Any] | None:
@@ -248,6 +251,22 @@ def test_a_troubled_pass_says_when_it_tries_again(below: Below) -> None:
     below.outcomes.append(engine.Outcome(retry_after=3.0, conditions=[PROGRESSING]))
     recovered = usecases.reconcile(app, _env(dict(result.status)), _ignore)
     assert recovered.status["nextRetryAt"] is None, "cleared once a pass goes well"
+
+
+def test_each_pass_learns_how_many_before_it_only_waited(below: Below) -> None:
+    app = _app()
+    created = engine.Event("Normal", "Created", "Service created")
+    below.outcomes += [
+        engine.Outcome(retry_after=0.2, conditions=[PROGRESSING], events=[created], acted=True),
+        engine.Outcome(retry_after=0.4, conditions=[PROGRESSING]),
+        engine.Outcome(retry_after=0.8, conditions=[PROGRESSING]),
+        engine.Outcome(retry_after=0.2, conditions=[PROGRESSING], events=[created], acted=True),
+        engine.Outcome(retry_after=0.4, conditions=[PROGRESSING]),
+    ]
+    status: dict[str, Any] = {}
+    for _ in range(5):
+        status.update(usecases.reconcile(app, _env(dict(status)), _ignore).status)
+    assert below.waits == [0, 0, 1, 2, 0], "the engine doubles the delay per wait (poll_delay)"
 
 
 def test_the_back_of_the_queue_polls_less_often_than_the_front() -> None:
@@ -659,7 +678,7 @@ def test_a_gone_object_under_a_raised_client_error_ends_quietly(
 ) -> None:
     error = answered(404)
 
-    def rolled_back(app: App, ctx: Any, *, attempt: int, may_roll_back: bool) -> Any:
+    def rolled_back(app: App, ctx: Any, *, attempt: int, may_roll_back: bool, **_: Any) -> Any:
         raise error  # roll_back's last record, outside the teardown's try
 
     monkeypatch.setattr(usecases, "_converge", rolled_back)
