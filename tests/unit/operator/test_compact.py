@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,6 +38,16 @@ def test_compact_drops_only_what_no_handler_reads() -> None:
     del expected["metadata"]["managedFields"]
     del expected["metadata"]["annotations"][KUBECTL]
     assert compact.compact(body) == expected
+
+
+def test_repeated_keys_and_short_strings_are_kept_once() -> None:
+    one, two = (compact.compact(json.loads(json.dumps(_body()))) for _ in range(2))
+    key_one = next(k for k in one["status"] if k == "resources")
+    key_two = next(k for k in two["status"] if k == "resources")
+    assert key_one is key_two
+    assert one["status"]["phase"] is two["status"]["phase"]
+    arn = "arn:aws:ecs:us-east-1:123456789012:service/wpenv/acme-" + "0" * 20
+    assert compact.shared(arn) is not compact.shared("".join(arn))  # one of a kind: as is
 
 
 def test_compact_leaves_other_values_alone() -> None:
