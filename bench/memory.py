@@ -31,10 +31,12 @@ import itertools
 import json
 import os
 import signal
+import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ import kubernetes
 
 from bench.platform import new_namespace, private_platform, running_operator
 from bench.scale import FAST, apply, phases
-from tests.platform import stack
+from tests.platform import kube, stack
 from tests.platform.journal import read_journal
 from wpenv.api.models import GROUP, PLURAL, VERSION
 
@@ -184,17 +186,19 @@ def report(rows: list[tuple[int, float]]) -> None:
         print(f"    {a:5d} -> {b:5d}: {(mb - ma) / (b - a) * 1000:6.0f} KB each")
 
 
-def restarted(operator_env: dict[str, str], count: int, top: int) -> None:
+def restarted(operator_env: dict[str, str], count: int, top: int | None) -> None:
     """The operator started with `count` present: RSS, then tracemalloc's top sites."""
     with running_operator(operator_env, LOCAL / "operator.log", HEALTH_PORT) as proc:
         rss = settled_rss(proc.pid, HEALTH_PORT + 1, count)
         print(f"restarted with {count} Active: RSS {rss:.0f} MB", flush=True)
+    if top is None:
+        return
     trace_file = LOCAL / "trace.txt"
     trace_file.unlink(missing_ok=True)
     traced = {**operator_env, "WPENV_TRACE_FILE": str(trace_file)}
-    with running_operator(traced, LOCAL / "operator.log", HEALTH_PORT, "bench.traced") as proc:
-        rss = settled_rss(proc.pid, HEALTH_PORT + 1, count)
-        os.kill(proc.pid, signal.SIGUSR1)
+    with traced_operator(traced) as pid:
+        rss = settled_rss(pid, HEALTH_PORT + 1, count)
+        os.kill(pid, signal.SIGUSR1)
         for _ in range(120):
             if trace_file.exists() and trace_file.stat().st_size:
                 break
@@ -207,12 +211,34 @@ def restarted(operator_env: dict[str, str], count: int, top: int) -> None:
     print("\n\n".join(blocks[: top + 1]))
 
 
+@contextmanager
+def traced_operator(env: dict[str, str], timeout: float = 600) -> Iterator[int]:
+    """`bench.traced` against the platform (its pid): it starts slowly, tracing its imports."""
+    proc = kube.spawn_operator(env, LOCAL / "operator.log", HEALTH_PORT,
+                               (sys.executable, "-m", "bench.traced"))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}/healthz",
+                                            timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the traced operator did not start") from None
+                time.sleep(1)
+        yield proc.pid
+    finally:
+        kube.stop_operator(proc)
+
+
 def main() -> None:
     """Bring a private platform up, measure, tear it down."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--counts", default="1,100,200,500,1000",
                         help="Active environments to measure at, ascending")
     parser.add_argument("--top", type=int, default=25, help="allocation sites to print")
+    parser.add_argument("--no-trace", action="store_true", help="skip step 3")
     args = parser.parse_args()
     counts = sorted({int(c) for c in args.counts.split(",")})
     os.environ.update(FAST)
@@ -222,7 +248,7 @@ def main() -> None:
                         "WPENV_ORPHAN_SCAN_INTERVAL_SECONDS": str(DRIFT),
                         "WPENV_LOG_LEVEL": "WARNING", "WPENV_LOG_FORMAT": "plain"}
         grow(env, operator_env, counts)
-        restarted(operator_env, counts[-1], args.top)
+        restarted(operator_env, counts[-1], None if args.no_trace else args.top)
 
 
 if __name__ == "__main__":
