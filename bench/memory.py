@@ -1,8 +1,8 @@
 """Benchmark: the operator's memory against the number of settled (Active) environments.
 
 Provisioning 1,000 real environments does not fit two shared cores in a useful time
-(bench.scale does it end to end, about 1.2 s of the platform's work each); the memory an
-environment costs once it is Active does not need it. So: one environment is provisioned
+(bench.scale does it end to end); the memory an environment costs once it is Active does
+not need it. So: one environment is provisioned
 for real through the operator; its object (spec, status with every AWS id, kopf's
 annotations, finalizer) is the template of `count - 1` copies, each with its own name and
 tenant, written straight to the API server with that status. The operator takes them up
