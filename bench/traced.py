@@ -2,21 +2,48 @@
 
 bench.scale starts it with --trace. On SIGUSR1 it writes the allocations still alive,
 grouped by the line that made them (the top 40, with 8 frames each), to the file named by
-WPENV_TRACE_FILE; the operator itself knows nothing of it.
+WPENV_TRACE_FILE, after a summary by owner: the package (or wpenv module) of the newest
+frame outside the standard library, so json's decoding is counted to whoever asked for it.
+The operator itself knows nothing of it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import tracemalloc
 from pathlib import Path
 from types import FrameType
 
-from wpenv.operator.__main__ import main
-
 FRAMES = 8
 TOP = 40
+OWNERS = 20
+STDLIB = os.path.dirname(os.__file__)
+
+
+def owner(traceback: tracemalloc.Traceback) -> str:
+    """Who made an allocation: the newest frame's package outside the standard library."""
+    for frame in reversed(traceback):
+        name = frame.filename
+        if "site-packages/" in name:
+            return name.split("site-packages/", 1)[1].split("/", 1)[0]
+        if "/wpenv/" in name:
+            return "wpenv/" + name.split("/wpenv/", 1)[1].removesuffix(".py")
+        if not name.startswith(STDLIB):
+            return name
+    return "stdlib: " + os.path.basename(traceback[-1].filename) if len(traceback) else "?"
+
+
+def by_owner(stats: list[tracemalloc.Statistic]) -> list[str]:
+    """The summary lines: MB and blocks per owner, biggest first."""
+    sizes: dict[str, list[int]] = {}
+    for stat in stats:
+        entry = sizes.setdefault(owner(stat.traceback), [0, 0])
+        entry[0] += stat.size
+        entry[1] += stat.count
+    rows = sorted(sizes.items(), key=lambda kv: -kv[1][0])[:OWNERS]
+    return [f"{size / 1e6:8.2f} MB {count:8d} blocks  {name}" for name, (size, count) in rows]
 
 
 def dump(_signal: int, _frame: FrameType | None) -> None:
@@ -26,7 +53,7 @@ def dump(_signal: int, _frame: FrameType | None) -> None:
     )
     stats = snapshot.statistics("traceback")
     total = sum(stat.size for stat in stats)
-    lines = [f"traced: {total / 1e6:.1f} MB in {len(stats)} sites"]
+    lines = [f"traced: {total / 1e6:.1f} MB in {len(stats)} sites", "by owner:", *by_owner(stats)]
     for stat in stats[:TOP]:
         lines.append(f"\n{stat.size / 1e6:8.2f} MB {stat.count:8d} blocks")
         lines.extend(f"    {line}" for line in stat.traceback.format(limit=FRAMES))
@@ -34,6 +61,6 @@ def dump(_signal: int, _frame: FrameType | None) -> None:
 
 
 if __name__ == "__main__":
-    tracemalloc.start(FRAMES)
+    tracemalloc.start(FRAMES)  # before the operator's imports: what they keep is counted too
     signal.signal(signal.SIGUSR1, dump)
-    main()
+    importlib.import_module("wpenv.operator.__main__").main()

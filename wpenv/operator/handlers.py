@@ -19,7 +19,7 @@ import kopf
 from wpenv import engine, kube, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import SERVICES, Clients
-from wpenv.operator import decisions, observe, timing, usecases
+from wpenv.operator import compact, decisions, observe, timing, usecases
 from wpenv.operator.app import App, provision_slots
 from wpenv.operator.result import GiveUp, Result, Retry
 from wpenv.settings import Settings
@@ -57,6 +57,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # CPU starvation the 5 s default ran out with the event already on its way.
     settings.persistence.consistency_timeout = CONSISTENCY_SECONDS
     settings.watching.server_timeout = 300
+    compact.install()  # before the watchers start: kopf keeps every body it is shown
     kube.load_config()
     config = Settings()
     if config.shard_selector:  # this shard's environments only, filtered by the API server
