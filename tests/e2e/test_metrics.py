@@ -108,6 +108,9 @@ def test_a_lifecycle_shows_in_metrics_and_json_logs(
     assert grew("wpenv_aws_calls_total", service="cognito-idp", operation="DeleteUserPool",
                 outcome="ok") >= 1
     assert value(after, "wpenv_user_pool_quota") == 1000
+    pool_rules = [v for (name, labels), v in after.items()
+                  if name == "wpenv_lb_pool_capacity_used_ratio" and ("quota", "rules") in labels]
+    assert pool_rules and 0 < max(pool_rules) <= 1, "placing it counted the pool's rules"
     assert ("wpenv_provision_started_timestamp_seconds",
             frozenset({("namespace", namespace), ("name", "metered")})) not in after
 
