@@ -28,6 +28,15 @@ def _digest(text: str, length: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+# AWS's alternating-users rotation names the second user `<user>_clone` (and toggles back).
+CLONE_SUFFIX = "_clone"
+
+
+def clone_user(user: str) -> str:
+    """The rotation's other user for `user`: `<user>_clone`, or back without the suffix."""
+    return user.removesuffix(CLONE_SUFFIX) if user.endswith(CLONE_SUFFIX) else user + CLONE_SUFFIX
+
+
 def fit(prefix: str, tenant: str, limit: int, seed: str | None = None, sep: str = "-") -> str:
     """`prefix + tenant` when it fits in `limit`, else truncated with a stable hash suffix.
 
@@ -122,7 +131,8 @@ def names_for(namespace: str, name: str, tenant: str) -> Names:
         # other's files even through a misconfigured mount.
         posix_uid=20000 + int(_digest(tenant, 6), 16) % 1_000_000,
         database=fit("wp_", sql_tenant, 64, sep="_"),
-        database_user=fit("wp_", sql_tenant, 32, sep="_"),  # MySQL 8 user names: 32 characters
+        # MySQL 8 user names: 32 characters, and the rotation's second user adds "_clone".
+        database_user=fit("wp_", sql_tenant, 32 - len(CLONE_SUFFIX), sep="_"),
         db_secret=f"wpenv/{tenant}/database",
         site_secret=f"wpenv/{tenant}/wordpress",  # its keys, salts and admin login
         task_family=base,

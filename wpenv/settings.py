@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     db_rotation_lambda_arn: str = Field(
         "", description="Rotation function for tenant DB secrets; empty turns rotation off."
     )
+    db_rotation_master_secret_arn: str = Field(
+        "",
+        description="Superuser secret (engine, host, port, username, password) that AWS's "
+        "alternating-users MySQL rotation function logs in with to clone and re-password a "
+        "tenant's other user; written into each tenant secret as `masterarn`.",
+    )
     role_permissions_boundary_arn: str = Field(
         "",
         description="Managed policy set as the permissions boundary of every IAM role the "

@@ -48,6 +48,7 @@ EXPORTED = {
     "WPENV_EFS_MOUNT_PATH",
     "WPENV_ROLE_PERMISSIONS_BOUNDARY_ARN",
     "WPENV_DB_ROTATION_LAMBDA_ARN",
+    "WPENV_DB_ROTATION_MASTER_SECRET_ARN",
     "WPENV_CA_BUNDLE",
     "WPENV_ALB_RESOLVE",
 }
@@ -205,6 +206,13 @@ def test_up_bootstraps_is_idempotent_simulates_and_down_cleans_up(scratch: Path)
         "password": "not-a-real-password",
     }
     assert (env["WPENV_DB_HOST"], env["WPENV_DB_PORT"]) == ("127.0.0.1", "23999")
+    # The alternating-users rotation's superuser secret: a full MySQL secret on that host.
+    rotation_master = client("secretsmanager").get_secret_value(
+        SecretId=env["WPENV_DB_ROTATION_MASTER_SECRET_ARN"])
+    assert json.loads(rotation_master["SecretString"]) == {
+        "engine": "mysql", "host": "127.0.0.1", "port": 23999,
+        "username": "wpenv_admin", "password": "not-a-real-password",
+    }
     before = inventory(client, env)
 
     # A second up() reuses the server and creates nothing.

@@ -1,4 +1,4 @@
-"""The platform's rotation function: AWS's single-user MySQL template, when the schedule
+"""The platform's rotation function: AWS's alternating-users MySQL template, when the schedule
 comes due (tests/platform/fidelity/rotation.py), against the real MariaDB.
 
 The operator's steps make the secret, the user, and switch rotation on (30 days); the test
@@ -18,7 +18,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
-from tests.platform.fidelity.rotation import IN_PROGRESS, NO_LOGIN, come_due
+from tests.platform.fidelity.rotation import (
+    IN_PROGRESS,
+    NO_CURRENT,
+    NO_MASTER,
+    NO_MASTER_KEY,
+    come_due,
+)
 from wpenv.aws import Clients
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.database import Database
@@ -76,63 +82,90 @@ def made(make_ctx: MakeCtx) -> Any:
         DatabaseSecret().ensure_absent(ctx)
 
 
-def test_a_rotation_changes_the_password_in_mariadb_and_stages_the_new_version(
+def test_a_rotation_alternates_the_users_and_keeps_the_old_login(
     made: Any, clients: Clients, endpoint: str
 ) -> None:
     ctx = made()
     arn = ctx.ids["dbSecretArn"]
+    user, clone = ctx.names.database_user, ctx.names.database_user + "_clone"
     before, old_version = _value(clients, arn), current_version(
         clients.secretsmanager.describe_secret(SecretId=arn))
+    assert before["username"] == user and before["masterarn"]
     outcome = come_due(endpoint, arn)
     assert outcome["rotated"] is True and outcome["step"] == "", outcome
     after = _value(clients, arn)
-    assert after["password"] != before["password"]
-    assert {k: v for k, v in after.items() if k != "password"} == \
-        {k: v for k, v in before.items() if k != "password"}
+    assert after["username"] == clone and after["password"] != before["password"]
+    assert {k: v for k, v in after.items() if k not in ("password", "username")} == \
+        {k: v for k, v in before.items() if k not in ("password", "username")}
     stages = _stages(clients, arn)
     assert stages[outcome["version"]] == ["AWSCURRENT"]
     assert stages[str(old_version)] == ["AWSPREVIOUS"]
     assert not any("AWSPENDING" in s for s in stages.values())
     assert _value(clients, arn, "AWSPREVIOUS") == before
-    # Single user: the old password stops working at once, the new one works.
-    assert _logs_in(after) and not _logs_in(before)
-    # GetSecretValue without a stage reads AWSCURRENT too.
+    # Alternating users: the clone logs in with the new password, the first user still
+    # with the old one, and the clone has the first user's grants (its database).
+    assert _logs_in(after) and _logs_in(before)
     plain = json.loads(clients.secretsmanager.get_secret_value(SecretId=arn)["SecretString"])
     assert plain == after
-    # A second rotation starts from the new one; AWSPREVIOUS follows.
+    # The second rotation goes back to the first user; the clone keeps its password.
     again = come_due(endpoint, arn)
     assert again["rotated"] is True
-    assert _value(clients, arn, "AWSPREVIOUS") == after
-    assert _logs_in(_value(clients, arn)) and not _logs_in(after)
+    latest = _value(clients, arn)
+    assert latest["username"] == user and _value(clients, arn, "AWSPREVIOUS") == after
+    assert _logs_in(latest) and _logs_in(after) and not _logs_in(before)
+
+
+def _refused(clients: Clients, endpoint: str, arn: str, error: str) -> None:
+    """The rotation fails in setSecret with `error`: AWSCURRENT untouched, AWSPENDING left,
+    and the next RotateSecret refused while it stays."""
+    before = _value(clients, arn)
+    outcome = come_due(endpoint, arn)
+    assert outcome["rotated"] is False and outcome["step"] == "setSecret", outcome
+    assert outcome["error"] == error
+    assert _value(clients, arn) == before
+    assert _stages(clients, arn)[outcome["version"]] == ["AWSPENDING"]
+    with pytest.raises(ClientError) as refused:  # "a previous rotation isn't complete"
+        clients.secretsmanager.rotate_secret(SecretId=arn, RotateImmediately=False)
+    answer = refused.value.response["Error"]
+    assert (answer["Code"], answer["Message"]) == ("InvalidRequestException", IN_PROGRESS)
 
 
 def test_a_rotation_refuses_when_the_user_does_not_exist(
     made: Any, clients: Clients, endpoint: str
 ) -> None:
-    """setSecret cannot log in with any version: rotation fails, AWSPENDING stays."""
+    """setSecret cannot log in with AWSCURRENT: rotation fails, AWSPENDING stays."""
     ctx = made()
     arn = ctx.ids["dbSecretArn"]
     Database().ensure_absent(ctx)  # the user is gone; rotation is still on
     before = _value(clients, arn)
-    outcome = come_due(endpoint, arn)
-    assert outcome["rotated"] is False and outcome["step"] == "setSecret"
-    assert outcome["error"] == NO_LOGIN.format(arn=arn)
-    assert _value(clients, arn) == before  # AWSCURRENT untouched
-    stages = _stages(clients, arn)
-    assert stages[outcome["version"]] == ["AWSPENDING"]
+    _refused(clients, endpoint, arn, NO_CURRENT.format(arn=arn))
     pending = _value(clients, arn, "AWSPENDING")
     assert pending["password"] != before["password"]
-    with pytest.raises(ClientError) as refused:  # "a previous rotation isn't complete"
-        clients.secretsmanager.rotate_secret(SecretId=arn, RotateImmediately=False)
-    error = refused.value.response["Error"]
-    assert (error["Code"], error["Message"]) == ("InvalidRequestException", IN_PROGRESS)
+    assert pending["username"] == before["username"] + "_clone"
     # Reattempted with the same version once the user is back (the operator remakes it
     # with AWSCURRENT's password), and then it completes.
     Database().create(ctx, Database().observe(ctx))
     retried = come_due(endpoint, arn)
-    assert retried["rotated"] is True and retried["version"] == outcome["version"]
+    assert retried["rotated"] is True
     assert _value(clients, arn)["password"] == pending["password"]
-    assert _logs_in(pending) and not _logs_in(before)
+    assert _logs_in(pending) and _logs_in(before)
+
+
+@pytest.mark.parametrize("master", ["", "arn:aws:secretsmanager:us-east-1:123456789012:"
+                                        "secret:wpenv/no-such-master-AbCdEf"])
+def test_a_rotation_refuses_without_a_readable_master_secret(
+    made: Any, clients: Clients, endpoint: str, master: str
+) -> None:
+    """No `masterarn`, or one naming no secret: setSecret fails before any SQL."""
+    ctx = made()
+    arn = ctx.ids["dbSecretArn"]
+    value = {k: v for k, v in _value(clients, arn).items() if k != "masterarn"}
+    if master:
+        value["masterarn"] = master
+    clients.secretsmanager.put_secret_value(SecretId=arn, SecretString=json.dumps(value))
+    error = NO_MASTER.format(arn=master) if master else NO_MASTER_KEY.format(arn=arn)
+    _refused(clients, endpoint, arn, error)
+    assert _logs_in(value)  # the user is untouched
 
 
 def test_nothing_comes_due_without_rotation(
@@ -152,23 +185,27 @@ def test_nothing_comes_due_without_rotation(
         secret.ensure_absent(ctx)
 
 
-def test_the_operator_follows_a_rotation_its_cache_has_not_seen(
+def test_a_cache_from_before_the_rotation_resets_no_password(
     made: Any, clients: Clients, endpoint: str
 ) -> None:
-    """The shared cache still holds the old value: the Database step reads the secret again
-    instead of resetting the user to the old password, and records the new version."""
+    """The shared cache still holds the value from before the rotation: its user still
+    logs in (the rotation changed the other one), so the Database step repairs nothing of
+    either password, and the new version is recorded once the cache moves on."""
     ctx = made()
     arn = ctx.ids["dbSecretArn"]
     ctx.observations = Observations(600.0)
     secret, database = DatabaseSecret(), Database()
     assert secret.observe(ctx).up_to_date and database.observe(ctx).up_to_date  # cached now
+    before = _value(clients, arn)
     old = ctx.ids["dbSecretVersion"] = current_version(
         clients.secretsmanager.describe_secret(SecretId=arn))
     outcome = come_due(endpoint, arn)
     assert outcome["rotated"] is True
     assert secret.observe(ctx).ids["dbSecretVersion"] == old  # the listing is from before
     observed = database.observe(ctx)
-    assert observed.up_to_date, observed.detail
-    assert ctx.ids["dbSecretVersion"] == outcome["version"] != old
-    assert _logs_in(_value(clients, arn))  # the rotation stands
-    assert secret.observe(ctx).ids["dbSecretVersion"] == outcome["version"]
+    assert observed.found.login and "does not log in" not in observed.detail, observed.detail
+    database.update(ctx, observed)  # the clone's connection cap, nothing else
+    assert _logs_in(_value(clients, arn)) and _logs_in(before)  # the rotation stands
+    ctx.observations = Observations(600.0)  # the cache's time is up
+    assert secret.observe(ctx).ids["dbSecretVersion"] == outcome["version"] != old
+    assert database.observe(ctx).up_to_date

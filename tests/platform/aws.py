@@ -71,6 +71,7 @@ IAM_PROPAGATION_ENV = "WPENV_IAM_PROPAGATION_SECONDS"
 # (simulator.py; default 2 each).
 LIFECYCLE_ENVS = ("WPENV_ECS_DRAIN_SECONDS", "WPENV_ENI_RELEASE_SECONDS")
 MASTER_SECRET_NAME = "wpenv/rds-master"
+ROTATION_MASTER_SECRET_NAME = "wpenv/rds-rotation-master"
 CA_BUNDLE_ENV = "WPENV_DB_CA_BUNDLE"
 # The stub rotation function of tenant DB secrets (its testSecret: fidelity/rotation.py).
 ROTATION_FUNCTION = "wpenv-rotate-mysql"
@@ -631,28 +632,39 @@ def _ensure_bucket(s3: Any) -> str:
 
 def _ensure_master_secret(secrets: Any, mysql: MySQL) -> str:
     """The RDS master secret; its value follows MariaDB if that was re-created meanwhile."""
-    value = json.dumps(mysql.secret())
+    return _ensure_secret(secrets, MASTER_SECRET_NAME, mysql.secret(),
+                          "Master credentials of the shared RDS (local MariaDB).")
+
+
+def _ensure_rotation_master_secret(secrets: Any, mysql: MySQL) -> str:
+    """The superuser secret the alternating-users rotation logs in with (`masterarn`): a
+    full MySQL secret (engine, host, port, username, password), as the template reads it."""
+    value = {"engine": "mysql", "host": mysql.host, "port": int(mysql.port), **mysql.secret()}
+    return _ensure_secret(secrets, ROTATION_MASTER_SECRET_NAME, value,
+                          "Superuser of the shared RDS for tenant secret rotation.")
+
+
+def _ensure_secret(secrets: Any, name: str, wanted: Mapping[str, Any], description: str) -> str:
+    """Secret `name` holding `wanted` (restored, or rewritten when it holds another value)."""
+    value = json.dumps(dict(wanted))
     try:
-        described = secrets.describe_secret(SecretId=MASTER_SECRET_NAME)
+        described = secrets.describe_secret(SecretId=name)
     except ClientError as error:
         if _error_code(error) != "ResourceNotFoundException":
             raise
         arn = str(
             secrets.create_secret(
-                Name=MASTER_SECRET_NAME,
-                Description="Master credentials of the shared RDS (local MariaDB).",
-                SecretString=value,
-                Tags=_tags(),
+                Name=name, Description=description, SecretString=value, Tags=_tags(),
             )["ARN"]
         )
-        log.info("created secret %s", MASTER_SECRET_NAME)
+        log.info("created secret %s", name)
         return arn
     if described.get("DeletedDate"):
-        secrets.restore_secret(SecretId=MASTER_SECRET_NAME)
-    current = secrets.get_secret_value(SecretId=MASTER_SECRET_NAME).get("SecretString")
-    if current is None or json.loads(current) != mysql.secret():
-        secrets.put_secret_value(SecretId=MASTER_SECRET_NAME, SecretString=value)
-        log.info("updated secret %s", MASTER_SECRET_NAME)
+        secrets.restore_secret(SecretId=name)
+    current = secrets.get_secret_value(SecretId=name).get("SecretString")
+    if current is None or json.loads(current) != json.loads(value):
+        secrets.put_secret_value(SecretId=name, SecretString=value)
+        log.info("updated secret %s", name)
     return str(described["ARN"])
 
 
@@ -745,6 +757,7 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
     load_balancer_arns = ensure_load_balancer_pool(client, subnet_ids, alb_sg)
     bucket = _ensure_bucket(client("s3"))
     secret_arn = _ensure_master_secret(client("secretsmanager"), database)
+    rotation_master_arn = _ensure_rotation_master_secret(client("secretsmanager"), database)
     boundary_arn = _ensure_boundary_policy(client("iam"))
     rotation_arn = _ensure_rotation_function(client("iam"), client("lambda"))
     return {
@@ -762,4 +775,5 @@ def bootstrap(session_or_clients: Any, mysql: Mapping[str, str]) -> dict[str, st
         "WPENV_DB_PORT": str(database.port),
         "WPENV_ROLE_PERMISSIONS_BOUNDARY_ARN": boundary_arn,
         "WPENV_DB_ROTATION_LAMBDA_ARN": rotation_arn,
+        "WPENV_DB_ROTATION_MASTER_SECRET_ARN": rotation_master_arn,
     }

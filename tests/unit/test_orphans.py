@@ -105,7 +105,7 @@ def test_owners_from_manifests() -> None:
     assert owners.environments == {"ns.a": frozenset({"acme"}), "other.b": frozenset({""})}
     assert owners.tenants == {"acme"}
     assert owners.databases == {names_for("ns", "a", "acme").database} == {"wp_acme"}
-    assert owners.database_users == {"wp_acme"}
+    assert owners.database_users == {"wp_acme", "wp_acme_clone"}  # and the rotation's
 
 
 @pytest.mark.parametrize(

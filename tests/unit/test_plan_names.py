@@ -44,7 +44,7 @@ LIMITS: dict[str, tuple[str, int]] = {
     "access_point_root": (r"/[A-Za-z0-9/_.-]+", 100),
     # MySQL 8: user names at most 32 characters, database names at most 64 (and the
     # operator quotes only identifiers `plan.sql_identifier` accepts).
-    "database_user": (r"[A-Za-z0-9_]+", 32),
+    "database_user": (r"[A-Za-z0-9_]+", 26),  # room for the rotation's "_clone"
     "database": (r"[A-Za-z0-9_]+", 64),
 }
 

@@ -25,6 +25,7 @@ from wpenv.plan import (
     TAG_MANAGED_BY,
     TAG_RETAINED,
     TAG_TENANT,
+    clone_user,
     names_for,
 )
 from wpenv.reconcilers import registry
@@ -132,7 +133,7 @@ def owners_from(objects: Iterable[Mapping[str, Any]]) -> Owners:
             tenants.add(tenant)
             names = names_for(namespace, name, tenant)
             databases.add(names.database)
-            users.add(names.database_user)
+            users.update((names.database_user, clone_user(names.database_user)))  # and its clone
     return Owners(
         environments={env: frozenset(t) for env, t in environments.items()},
         tenants=frozenset(tenants),
@@ -151,7 +152,7 @@ def mysql_names(tenants: Iterable[str]) -> dict[str, str]:
     for tenant in tenants:
         names = names_for("", "", tenant)
         known[names.database] = tenant
-        known[names.database_user] = tenant
+        known.update(dict.fromkeys((names.database_user, clone_user(names.database_user)), tenant))
     return known
 
 

@@ -22,6 +22,15 @@ A login refused with the shared cache's copy of the secret is tried once more wi
 fresh read before the user counts as stale: a rotation changes the password outside the
 operator, and resetting the user to the cached, older password would undo it.
 
+Secret rotation is AWS's alternating-users MySQL template: the tenant has two users,
+`<user>` and `<user>_clone` (the rotation function clones the first on the first
+rotation), and the secret's `username` alternates between them. The one the secret names
+is the active user: it must exist and log in with the secret's password, and is
+created or re-passworded with it when not. The other keeps the previous password, which
+the tasks started before the rotation still use until the rollout replaces them, so its
+password is never touched; where it exists its grants and limits are checked and repaired
+as the active user's are. Both are dropped together.
+
 That login is also the proof secret rotation waits for (wpenv.reconcilers.db_secret): the
 secret's ARN is recorded as `databaseLoginProven` while its password logs in, and cleared
 when it does not. Right after create or update made or repaired the user, this step logs
@@ -53,9 +62,9 @@ from wpenv.mysql import (
     reachable,
     server_unreachable,
 )
-from wpenv.plan import sql_identifier
+from wpenv.plan import CLONE_SUFFIX, clone_user, sql_identifier
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
-from wpenv.reconcilers.db_secret import PROVEN, DatabaseSecret
+from wpenv.reconcilers.db_secret import PROVEN, DatabaseSecret, usernames
 from wpenv.reconcilers.secret_store import credentials
 from wpenv.settings import Settings
 
@@ -143,9 +152,9 @@ class UserSql(NamedTuple):
     revoke: str  # every privilege away, before granting the one we want again
 
 
-def user_sql(ctx: Context) -> UserSql:
-    """The tenant user's statements (see UserSql)."""
-    user, clause = account(ctx.names.database_user), limits(ctx)
+def user_sql(ctx: Context, name: str | None = None) -> UserSql:
+    """The statements for the tenant's user, or for `name`, one of its two (see UserSql)."""
+    user, clause = account(name or ctx.names.database_user), limits(ctx)
     return UserSql(
         create=f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY %s {clause}",
         alter=f"ALTER USER {user} IDENTIFIED BY %s {clause}",
@@ -155,10 +164,10 @@ def user_sql(ctx: Context) -> UserSql:
     )
 
 
-def drop_sql(database: str | None, user: str | None) -> list[str]:
-    """User first, so nothing can write to the database while it is dropped."""
+def drop_sql(database: str | None, *users: str | None) -> list[str]:
+    """Users first, so nothing can write to the database while it is dropped."""
     return [
-        *([f"DROP USER IF EXISTS {account(user)}"] if user else []),
+        *(f"DROP USER IF EXISTS {account(user)}" for user in users if user),
         *([f"DROP DATABASE IF EXISTS {sql_identifier(database)}"] if database else []),
     ]
 
@@ -199,14 +208,29 @@ def _with_password(cursor: Cursor, sql: str, password: str, what: str) -> None:
 
 
 @dataclass(frozen=True)
+class Account:
+    """One of the tenant's two users as the master sees it."""
+
+    name: str
+    grants: bool  # its privileges are exactly ALL on the tenant's database
+    limits: bool  # it requires TLS and has the settings' connection cap
+
+
+@dataclass(frozen=True)
 class Schema:
     """What the shared server holds of one tenant: names of what exists, and its state."""
 
     database: str | None  # the database's name when it exists
     user: str | None  # the user's name when it exists
-    grants: bool = False  # the user's privileges are exactly ALL on its own database
-    login: bool = False  # the secret's password logs in as the user
-    limits: bool = False  # the user requires TLS and has the settings' connection cap
+    grants: bool = False  # every existing user's privileges are exactly ALL on its database
+    login: bool = False  # the secret's password logs in as the user the secret names
+    limits: bool = False  # every existing user requires TLS and has the connection cap
+    clone: str | None = None  # the rotation's `<user>_clone` when it exists
+    accounts: tuple[Account, ...] = ()  # the existing users, each with its own state
+
+    def account(self, name: str) -> Account | None:
+        """The state of user `name`, when it exists."""
+        return next((a for a in self.accounts if a.name == name), None)
 
     @property
     def name(self) -> str:
@@ -214,23 +238,35 @@ class Schema:
         return str(self.database or self.user)
 
 
+def _account(cursor: Cursor, ctx: Context, name: str) -> Account | None:
+    """One user's grants and limits as the master sees them; None when it does not exist."""
+    cursor.execute(USER_LIMITS, (name,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    cursor.execute(f"SHOW GRANTS FOR {account(name)}", ())
+    lines = [str(line[0]) for line in cursor.fetchall()]
+    return Account(name, parse_grants(lines) == desired_grants(ctx), limits_match(ctx, row))
+
+
 def _state(cursor: Cursor, ctx: Context) -> Schema | None:
-    """The tenant's database and user as the master sees them; None when neither exists."""
+    """The tenant's database and both users as the master sees them; None when none exists."""
     cursor.execute(SCHEMA_EXISTS, (ctx.names.database,))
     database = cursor.fetchone() is not None
-    cursor.execute(USER_LIMITS, (ctx.names.database_user,))
-    row = cursor.fetchone()
-    user = row is not None
-    if not (database or user):
+    found = [_account(cursor, ctx, name) for name in usernames(ctx.names.database_user)]
+    accounts = tuple(a for a in found if a is not None)
+    if not (database or accounts):
         return None
-    grants = limited = False
-    if row is not None:
-        cursor.execute(f"SHOW GRANTS FOR {account(ctx.names.database_user)}", ())
-        lines = [str(line[0]) for line in cursor.fetchall()]
-        grants = parse_grants(lines) == desired_grants(ctx)
-        limited = limits_match(ctx, row)
-    return Schema(ctx.names.database if database else None,
-                  ctx.names.database_user if user else None, grants, limits=limited)
+    user, clone = (a.name if a else None for a in found)
+    return Schema(ctx.names.database if database else None, user,
+                  all(a.grants for a in accounts), limits=all(a.limits for a in accounts),
+                  clone=clone, accounts=accounts)
+
+
+def active_user(ctx: Context, creds: Mapping[str, Any] | None) -> str:
+    """The user the secret names when it is one of the tenant's two, else the first."""
+    named = (creds or {}).get("username")
+    return str(named) if named in usernames(ctx.names.database_user) else ctx.names.database_user
 
 
 def limits_match(ctx: Context, row: Sequence[Any]) -> bool:
@@ -309,8 +345,8 @@ class Database(
                 return None
             raise
 
-    def _password(self, ctx: Context) -> str:
-        """The tenant password for create/update: waits for the secret step if needed."""
+    def _password(self, ctx: Context) -> tuple[str, str]:
+        """(active user, its password) for create/update: waits for the secret step."""
         if not ctx.ids.get("dbSecretArn"):
             raise TransientError(reasons.WAITING_FOR_SECRET, NOT_RECORDED)
         creds = self._credentials(ctx)
@@ -319,7 +355,7 @@ class Database(
         password = creds.get("password")
         if not password:
             raise TransientError(reasons.WAITING_FOR_SECRET, NO_CREDENTIAL)
-        return str(password)
+        return active_user(ctx, creds), str(password)
 
     def _logs_in(self, ctx: Context, creds: Mapping[str, Any]) -> bool:
         """Whether the secret's password opens the tenant's database as the tenant's user.
@@ -329,7 +365,7 @@ class Database(
         """
         if not creds.get("password"):
             return False
-        server = mysql.login(ctx.settings, ctx.names.database_user, str(creds["password"]))
+        server = mysql.login(ctx.settings, active_user(ctx, creds), str(creds["password"]))
         try:
             with reachable():
                 conn = self._connect(server, ctx.names.database)
@@ -350,25 +386,23 @@ class Database(
     def inspect(self, ctx: Context, found: Schema) -> Observation:
         """Database, user, exact grants, and a login with the secret's password."""
         creds = self._credentials(ctx)
-        both = bool(found.database and found.user)
+        active = active_user(ctx, creds)
+        both = bool(found.database and found.account(active))
         login = creds is not None and both and self._logs_in(ctx, creds)
         if both and creds is not None and not login and ctx.observations.enabled:
             creds, login = self._read_again(ctx)
+            active = active_user(ctx, creds)
+            both = bool(found.database and found.account(active))
         problems = []
         if not found.database:
             problems.append(STALE_DATABASE.format(name=ctx.names.database))
-        if not found.user:
-            problems.append(STALE_USER.format(name=ctx.names.database_user))
-        else:
-            if not found.grants:
-                problems.append(STALE_GRANTS.format(name=ctx.names.database_user))
-            if not found.limits:
-                problems.append(STALE_LIMITS.format(
-                    name=ctx.names.database_user, cap=ctx.settings.db_max_user_connections))
+        if not found.account(active):
+            problems.append(STALE_USER.format(name=active))
+        problems += _account_problems(ctx, found)
         if creds is None:
             problems.append(RECORDED_GONE if ctx.ids.get("dbSecretArn") else NOT_RECORDED)
         elif both and not login:
-            problems.append(STALE_LOGIN.format(name=ctx.names.database_user))
+            problems.append(STALE_LOGIN.format(name=active))
         return Observation(
             exists=True,
             up_to_date=not problems,
@@ -397,64 +431,62 @@ class Database(
 
     def create(self, ctx: Context, observed: Observation) -> None:
         """Create (or adopt) database and user with the secret's password, then grant."""
-        password = self._password(ctx)
+        user, password = self._password(ctx)
         with self._cursor(ctx.settings, ctx.clients) as cursor:
             cursor.execute(create_database_sql(ctx), ())
             ctx.remember({"databaseName": ctx.names.database})
             # Read again inside the same connection: a stale observation must not hide a
             # user an earlier pass made (its password would then stay unknown).
-            state = _state(cursor, ctx)
-            existed = state is not None and state.user is not None
-            _with_password(cursor, user_sql(ctx).create, password, "CREATE USER")
+            state = _state(cursor, ctx) or Schema(None, None)
+            existed = state.account(user)
+            _with_password(cursor, user_sql(ctx, user).create, password, "CREATE USER")
             ctx.remember({"databaseUser": ctx.names.database_user})
             if existed:  # adopted: its password is unknown, set the secret's
-                _with_password(cursor, user_sql(ctx).alter, password, "ALTER USER")
-            self._fix_grants(cursor, ctx, reset=existed and not (state and state.grants))
+                _with_password(cursor, user_sql(ctx, user).alter, password, "ALTER USER")
+            _fix_grants(cursor, ctx, user, reset=existed is not None and not existed.grants)
+            _repair_other(cursor, ctx, state, clone_user(user))
         log.info("created database %s and its user", ctx.names.database)
-        self._prove_and_rotate(ctx, password)
+        self._prove_and_rotate(ctx, user, password)
 
     def update(self, ctx: Context, observed: Observation) -> None:
-        """Re-create what is missing; reset the password, limits and grants where they differ."""
+        """Re-create what is missing; reset the password, limits and grants where they
+        differ; the other user's limits and grants only, never its password."""
         found: Schema = observed.found
-        password = self._password(ctx)
+        user, password = self._password(ctx)
+        state = found.account(user)
         with self._cursor(ctx.settings, ctx.clients) as cursor:
             if not found.database:
                 cursor.execute(create_database_sql(ctx), ())
-            if not found.user:
-                _with_password(cursor, user_sql(ctx).create, password, "CREATE USER")
+            if state is None:
+                _with_password(cursor, user_sql(ctx, user).create, password, "CREATE USER")
             elif not found.login:
-                _with_password(cursor, user_sql(ctx).alter, password, "ALTER USER")
-            elif not found.limits:
-                cursor.execute(user_sql(ctx).alter_limits, ())
-            if not found.grants:
-                self._fix_grants(cursor, ctx, reset=found.user is not None)
+                _with_password(cursor, user_sql(ctx, user).alter, password, "ALTER USER")
+            elif not state.limits:
+                cursor.execute(user_sql(ctx, user).alter_limits, ())
+            if state is None or not state.grants:
+                _fix_grants(cursor, ctx, user, reset=state is not None)
+            _repair_other(cursor, ctx, found, clone_user(user))
         ctx.remember({"databaseName": ctx.names.database, "databaseUser": ctx.names.database_user})
         log.info("repaired database %s and its user", ctx.names.database)
-        self._prove_and_rotate(ctx, password)
+        self._prove_and_rotate(ctx, user, password)
 
-    def _prove_and_rotate(self, ctx: Context, password: str) -> None:
+    def _prove_and_rotate(self, ctx: Context, user: str, password: str) -> None:
         """Log in as the user just made or repaired; once that works, rotation may start.
 
         Recording the proof first lets DatabaseSecret judge rotation on later passes.
         """
         arn = str(ctx.ids.get("dbSecretArn") or "")
-        if not arn or not self._logs_in(ctx, {"password": password}):
+        if not arn or not self._logs_in(ctx, {"username": user, "password": password}):
             return
         ctx.remember({PROVEN: arn})
         DatabaseSecret().rotate_once_proven(ctx, arn)
 
-    def _fix_grants(self, cursor: Cursor, ctx: Context, *, reset: bool) -> None:
-        """Grant ALL on the tenant's database, first revoking everything else if asked."""
-        if reset:
-            cursor.execute(user_sql(ctx).revoke, ())
-        cursor.execute(user_sql(ctx).grant, ())
-
     def remove(self, clients: Any, settings: Settings, found: Schema) -> None:
-        """Drop user and database; archiving first is the engine's job, not this one's."""
+        """Drop both users and the database; archiving first is the engine's job."""
         with self._cursor(settings, clients) as cursor:
-            for sql in drop_sql(found.database, found.user):
+            for sql in drop_sql(found.database, found.user, found.clone):
                 cursor.execute(sql, ())
-        log.info("dropped database and user %s", found.name)
+        log.info("dropped database and users %s", found.name)
 
     def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
         """Every `wp_...` database and user: the operator's by name (MySQL has no tags)."""
@@ -463,21 +495,65 @@ class Database(
             databases = {str(row[0]) for row in cursor.fetchall()}
             cursor.execute(LIST_USERS, (LIKE_WP,))
             users = {str(row[0]) for row in cursor.fetchall()}
-        for name in sorted(databases | users):
+        clones = {u for u in users if _is_clone(u, databases, users)}
+        for name in sorted((databases | users) - clones):
             if TENANT_NAME.fullmatch(name):
-                schema = Schema(name if name in databases else None,
-                                name if name in users else None)
-                yield Found(name, schema, {}, {"database": schema.database is not None,
-                                               "user": schema.user is not None})
+                yield _found(name, name in databases, name in users, clone_user(name) in clones)
 
     def refresh(self, clients: Any, settings: Settings, item: Found) -> Found | None:
-        """What of the item still exists."""
+        """What of the item still exists (its database, user and the user's clone)."""
         with self._cursor(settings, clients) as cursor:
             cursor.execute(SCHEMA_EXISTS, (item.id,))
             database = cursor.fetchone() is not None
             cursor.execute(USER_EXISTS, (item.id,))
             user = cursor.fetchone() is not None
-        if not (database or user):
+            cursor.execute(USER_EXISTS, (clone_user(item.id),))
+            clone = cursor.fetchone() is not None
+        if not (database or user or clone):
             return None
-        schema = Schema(item.id if database else None, item.id if user else None)
-        return Found(item.id, schema, {}, {"database": database, "user": user})
+        return _found(item.id, database, user, clone)
+
+
+def _is_clone(name: str, databases: set[str], users: set[str]) -> bool:
+    """Whether user `name` is the rotation's clone of another tenant user, not a tenant's
+    own user (a tenant named `x-clone` has its database `wp_x_clone` too)."""
+    return (name.endswith(CLONE_SUFFIX) and name not in databases
+            and (clone_user(name) in users or clone_user(name) in databases))
+
+
+def _found(name: str, database: bool, user: bool, clone: bool) -> Found:
+    """An orphan-scan item: a tenant's database, user and the user's clone, by name."""
+    schema = Schema(name if database else None, name if user else None,
+                    clone=clone_user(name) if clone else None)
+    return Found(name, schema, {}, {"database": database, "user": user, "clone": clone})
+
+
+def _account_problems(ctx: Context, found: Schema) -> list[str]:
+    """Grants and limits of each existing user (either may be the active one)."""
+    problems = []
+    for user in found.accounts:
+        if not user.grants:
+            problems.append(STALE_GRANTS.format(name=user.name))
+        if not user.limits:
+            problems.append(STALE_LIMITS.format(
+                name=user.name, cap=ctx.settings.db_max_user_connections))
+    return problems
+
+
+def _fix_grants(cursor: Cursor, ctx: Context, user: str, *, reset: bool) -> None:
+    """Grant ALL on the tenant's database to `user`, first revoking everything else if asked."""
+    if reset:
+        cursor.execute(user_sql(ctx, user).revoke, ())
+    cursor.execute(user_sql(ctx, user).grant, ())
+
+
+def _repair_other(cursor: Cursor, ctx: Context, found: Schema, other: str) -> None:
+    """The user the secret does not name: limits and grants repaired, its password kept
+    (tasks started before the last rotation still log in with it)."""
+    state = found.account(other)
+    if state is None:
+        return
+    if not state.limits:
+        cursor.execute(user_sql(ctx, other).alter_limits, ())
+    if not state.grants:
+        _fix_grants(cursor, ctx, other, reset=True)

@@ -21,6 +21,12 @@ itself right after it made or repaired the user (so a first provision ends with 
 on). Here rotation is judged against the settings only for a proven secret: an unproven
 one is never switched on (and never reported stale for it), and the idle pass reads nothing
 more than DescribeSecret, which it reads anyway. Switching rotation off needs no proof.
+The rotation function is expected to be AWS's alternating-users MySQL template
+(`SecretsManagerRDSMySQLRotationMultiUser`): each rotation gives the user that is *not*
+current a new password and moves AWSCURRENT to it, so `username` alternates between the
+tenant's user and `<user>_clone`. Either is right here (never rewritten back), and the
+value carries `masterarn`, the superuser secret the template logs in with
+(`db_rotation_master_secret_arn`), whenever the settings name one.
 The version AWSCURRENT is on is recorded as `dbSecretVersion`: a rotation (Secrets
 Manager's, every 30 days) moves it, and the Service step rolls the tasks, which read the
 password only when they start, onto the new one (wpenv.reconcilers.service).
@@ -39,6 +45,7 @@ from dataclasses import replace
 from typing import Any
 
 from wpenv import mysql
+from wpenv.plan import clone_user
 from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.secret_store import StoredSecret, credentials, describe
 
@@ -46,7 +53,8 @@ log = logging.getLogger(__name__)
 
 ROTATION_DAYS = 30
 PASSWORD_BYTES = 32  # token_urlsafe(32): 43 characters of [A-Za-z0-9_-]
-FIELDS = ("engine", "host", "port", "username", "dbname")
+FIELDS = ("engine", "host", "port", "username", "dbname", "masterarn")
+MASTER_ARN = "masterarn"  # the alternating-users template's superuser secret
 # status.resources key the Database kind records: the secret whose password logged in.
 PROVEN = "databaseLoginProven"
 # status.resources key of the version AWSCURRENT is on (what the Service step follows).
@@ -67,14 +75,30 @@ def shared_endpoint(ctx: Context) -> dict[str, Any]:
 
 
 def desired_fields(ctx: Context, endpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """Every field of the secret value except the password (no I/O)."""
+    """Every field of the secret value except the password (no I/O); `masterarn` only
+    when the settings name the rotation's superuser secret."""
+    master = ctx.settings.db_rotation_master_secret_arn
     return {
         "engine": "mysql",
         "host": str(endpoint["host"]),
         "port": int(endpoint["port"]),
         "username": ctx.names.database_user,
         "dbname": ctx.names.database,
+        **({MASTER_ARN: master} if master else {}),
     }
+
+
+def usernames(user: str) -> tuple[str, str]:
+    """The two users the alternating rotation moves `username` between (no I/O)."""
+    return user, clone_user(user)
+
+
+def kept_fields(wanted: Mapping[str, Any], value: Mapping[str, Any]) -> dict[str, Any]:
+    """`wanted`, but with the value's username when it is either of the tenant's users: a
+    rotation moved it, and rewriting it back would pair the other user with this password."""
+    if value.get("username") in usernames(str(wanted["username"])):
+        return {**wanted, "username": value["username"]}
+    return dict(wanted)
 
 
 def proven(ctx: Context, arn: str) -> bool:
@@ -98,9 +122,13 @@ def new_password() -> str:
 
 
 def field_differences(wanted: Mapping[str, Any], value: Mapping[str, Any]) -> list[str]:
-    """Names of the non-secret fields whose value differs (port compared as a number)."""
+    """Names of the non-secret fields whose value differs (port compared as a number;
+    either of the two users; `masterarn` only when wanted)."""
+    wanted = kept_fields(wanted, value)
     diff = []
     for key in FIELDS:
+        if key not in wanted:
+            continue
         have: Any = value.get(key)
         if key == "port":
             try:
@@ -223,7 +251,7 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn", VERSION
         wanted = desired_fields(ctx, shared_endpoint(ctx))
         if field_differences(wanted, value) or not value.get("password"):
             password = value.get("password") or new_password()
-            fresh = {**value, **wanted, "password": password}
+            fresh = {**value, **kept_fields(wanted, value), "password": password}
             sm = ctx.clients.secretsmanager
             sm.put_secret_value(SecretId=arn, SecretString=json.dumps(fresh))
             log.info("rewrote the connection fields of secret %s", ctx.names.db_secret)

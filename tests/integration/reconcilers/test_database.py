@@ -11,6 +11,7 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import MakeCtx
+from tests.platform.fidelity.rotation import come_due
 from wpenv import mysql
 from wpenv.aws import Clients
 from wpenv.engine import make_context
@@ -319,3 +320,86 @@ def test_rotation_is_switched_on_once_the_user_logs_in(
     assert _stages(clients, arn) == [["AWSCURRENT"]]  # testSecret passed, AWSPENDING gone
     assert DatabaseSecret().observe(ctx).up_to_date
     assert Database().observe(ctx).up_to_date
+
+
+def _rotated(ctx: Context, clients: Clients, endpoint: str) -> tuple[dict[str, Any], str]:
+    """Let the alternating-users rotation come due once: (the value before it, the clone)."""
+    arn = ctx.ids["dbSecretArn"]
+    before = read_credentials(clients, arn)
+    outcome = come_due(endpoint, arn)
+    assert outcome["rotated"] is True, outcome
+    clone = ctx.names.database_user + "_clone"
+    assert read_credentials(clients, arn)["username"] == clone
+    return before, clone
+
+
+def _works(value: dict[str, Any], ctx: Context) -> bool:
+    server = DatabaseServer(value["host"], int(value["port"]), value["username"],
+                            value["password"], ctx.settings.db_ca_bundle)
+    try:
+        server.connect(ctx.names.database).close()
+    except pymysql.err.OperationalError:
+        return False
+    return True
+
+
+def test_after_a_rotation_both_users_are_checked_and_neither_password_is_reset(
+    provisioned: Callable[..., Context], clients: Clients, admin: Admin, endpoint: str,
+    settings: Settings,
+) -> None:
+    """The rotation made `<user>_clone` with the user's grants but not its limits: the
+    clone's limits are repaired; the secret keeps naming the clone, and the first user
+    keeps the password the tasks started before the rotation log in with."""
+    ctx = provisioned()
+    database = Database()
+    before, clone = _rotated(ctx, clients, endpoint)
+    assert DatabaseSecret().observe(ctx).up_to_date  # the username is not rewritten back
+    observed = database.observe(ctx)
+    assert observed.found.clone == clone and observed.found.login
+    assert not observed.up_to_date and clone in observed.detail
+    assert f"user {clone} does not require TLS" in observed.detail
+    database.update(ctx, observed)
+    observed = database.observe(ctx)
+    assert observed.up_to_date, observed.detail
+    assert _limits(admin, clone) == [("ANY", settings.db_max_user_connections)]
+    assert _works(before, ctx) and _works(read_credentials(clients, ctx.ids["dbSecretArn"]), ctx)
+    assert read_credentials(clients, ctx.ids["dbSecretArn"])["username"] == clone
+
+
+def test_the_clone_is_repaired_but_the_other_users_password_is_left_alone(
+    provisioned: Callable[..., Context], clients: Clients, admin: Admin, endpoint: str,
+) -> None:
+    """The secret names the clone: a hand-changed clone password is reset to the secret's,
+    the clone's grants repaired, and the first user's own password never touched."""
+    ctx = provisioned()
+    database = Database()
+    before, clone = _rotated(ctx, clients, endpoint)
+    _sql(admin, f"ALTER USER `{clone}`@'%' IDENTIFIED BY 'changed-by-hand'")
+    _sql(admin, f"GRANT SELECT ON *.* TO `{clone}`@'%'")
+    _sql(admin, f"GRANT SELECT ON *.* TO `{ctx.names.database_user}`@'%'")
+    observed = database.observe(ctx)
+    assert not observed.found.login and not observed.found.grants
+    database.update(ctx, observed)
+    observed = database.observe(ctx)
+    assert observed.up_to_date, observed.detail
+    assert _works(before, ctx), "the first user's password is the one from before"
+    assert _works(read_credentials(clients, ctx.ids["dbSecretArn"]), ctx)
+
+
+def test_both_users_are_dropped_and_the_orphan_scan_counts_the_clone_with_its_tenant(
+    provisioned: Callable[..., Context], clients: Clients, admin: Admin, endpoint: str,
+    settings: Settings,
+) -> None:
+    ctx = provisioned()
+    database = Database()
+    _, clone = _rotated(ctx, clients, endpoint)
+    items = {item.id: item for item in database.managed(clients, settings)}
+    assert clone not in items
+    item = items[ctx.names.database_user]
+    assert item.found.clone == clone and item.found.user == ctx.names.database_user
+    assert database.refresh(clients, settings, item) == item
+    database.ensure_absent(ctx)
+    users = _sql(admin, "SELECT User FROM mysql.user WHERE User IN (%s, %s)",
+                 ctx.names.database_user, clone)
+    assert users == []
+    assert database.refresh(clients, settings, item) is None

@@ -62,8 +62,11 @@ def test_value_points_at_the_platform_mariadb(
     secret = DatabaseSecret()
     secret.create(ctx, secret.observe(ctx))
     value = read_credentials(clients, ctx.ids["dbSecretArn"])
-    assert set(value) == {"engine", "host", "port", "username", "dbname", "password"}
+    assert set(value) == {"engine", "host", "port", "username", "dbname", "password",
+                          "masterarn"}
     assert value["engine"] == "mysql"
+    # The alternating-users rotation's superuser secret, which the platform provides.
+    assert value["masterarn"] == platform["WPENV_DB_ROTATION_MASTER_SECRET_ARN"]
     assert value["host"] == platform["WPENV_DB_HOST"] == platform["MYSQL_HOST"]
     assert value["port"] == int(platform["WPENV_DB_PORT"]) == int(platform["MYSQL_TCP_PORT"])
     assert value["username"] == ctx.names.database_user

@@ -21,15 +21,28 @@ The platform runs the step itself against its MariaDB, as the rotation function 
 When the schedule comes due (every AutomaticallyAfterDays), Secrets Manager runs the
 rotation function's four steps. The platform has no clock of 30 days: a test makes the
 schedule come due now with ``POST /wpenv/faults/rotation`` ``{"secret_id": ...}``
-(:func:`rotate_now`), and the platform runs the steps as AWS's single-user MySQL template
-(SecretsManagerRDSMySQLRotationSingleUser) does, against its MariaDB:
-- createSecret: a new password (32 characters, none of ``/@"'\\``, as the template asks
-  GetRandomPassword for) in a new version staged AWSPENDING, unless that version has one;
-- setSecret: log in with AWSPENDING (done if it works), else with AWSCURRENT, else with
-  AWSPREVIOUS, and ``SET PASSWORD`` to the pending one: the old password stops working at
-  once ("immediately invalidating the user's previous password"); no login at all (the user
-  does not exist yet): the step fails, "Unable to log into database with previous, current,
-  or pending secret";
+(:func:`rotate_now`), and the platform runs the steps as AWS's alternating-users MySQL
+template (SecretsManagerRDSMySQLRotationMultiUser) does, against its MariaDB ("Lambda
+function rotation strategies": "This strategy updates credentials for two users in one
+secret ... during the first rotation, the rotation function clones it to create the second
+user. Every time the secret rotates, the rotation function alternates which user's password
+it updates"; the superuser's credentials are in another secret, named by ``masterarn``):
+- createSecret: AWSCURRENT's value with the other user name (``<user>_clone``, or back
+  without the suffix; a clone name over MySQL's 32 characters fails the step) and a new
+  password (32 characters, none of ``/@"'\\``, as the template asks GetRandomPassword
+  for) in a new version staged AWSPENDING, unless that version has one;
+- setSecret: done if AWSPENDING logs in; else the pending user must be AWSCURRENT's other
+  user on the same host, AWSCURRENT must log in ("Unable to log into database using
+  current credentials": no user yet, or a wrong password), ``masterarn`` must name a
+  readable secret (a missing key or secret fails the step) on the same host whose login
+  works; then, as that superuser, the pending user is created if it does not exist, given
+  the current user's grants (``SHOW GRANTS`` replayed for it) and TLS requirement
+  (``ALTER USER ... REQUIRE``; not its connection limit), and ``SET PASSWORD FOR`` it: the
+  current user and its password are left alone, so whoever logged in with AWSCURRENT
+  keeps logging in. (AWS's stock template refuses a clone name over 16 characters,
+  MySQL 5.6's limit; the function deployed for the operator raises that to MySQL 8's 32,
+  which the platform emulates: tenant user names are at most 26 characters.)
+  A custom ``CIPHER``/``ISSUER`` requirement is not emulated (the operator sets none);
 - testSecret: log in with AWSPENDING and run ``SELECT NOW()``;
 - finishSecret: move AWSCURRENT to the new version; AWSPREVIOUS follows to the old one.
 A failed step ends the rotation there: AWSPENDING stays on the new version (so the next
@@ -207,7 +220,18 @@ ALPHABET = string.ascii_letters + string.digits + PUNCTUATION
 NO_LOGIN = (
     "Unable to log into database with previous, current, or pending secret of secret arn {arn}"
 )
-OTHER_USER = "Attempting to modify user {pending} other than current user {current}"
+OTHER_USER = ("Attempting to modify user {pending} other than current user or clone "
+              "{current}")
+OTHER_HOST = "Attempting to modify user for host {pending} other than current host {current}"
+NO_CURRENT = "Unable to log into database using current credentials for secret {arn}"
+NO_MASTER_KEY = "Secret {arn} has no masterarn, the superuser secret the rotation needs"
+NO_MASTER = "Secrets Manager can't find the specified secret {arn}"
+MASTER_HOST = "Current database host {current} is not the same host as master {master}"
+NO_MASTER_LOGIN = "Unable to log into database using credentials in master secret {arn}"
+LONG_CLONE = ("Unable to clone user, username length with _clone appended would exceed "
+              "32 characters")
+CLONE_SUFFIX = "_clone"
+MAX_USER = 32  # MySQL 8's user names (the stock template says 16; see the docstring)
 NOT_ENABLED = "Secret {arn} is not enabled for rotation"
 CONTROL_PATH = "/wpenv/faults/rotation"
 MAX_BODY = 64 * 1024
@@ -236,6 +260,15 @@ def random_password() -> str:
             return word
 
 
+def alt_username(user: str) -> str:
+    """The template's get_alt_username: toggle the `_clone` suffix."""
+    if user.endswith(CLONE_SUFFIX):
+        return user[: -len(CLONE_SUFFIX)]
+    if len(user + CLONE_SUFFIX) > MAX_USER:
+        raise ValueError(LONG_CLONE)
+    return user + CLONE_SUFFIX
+
+
 def _create_step(secret: Any, token: str) -> dict[str, Any]:
     """createSecret: AWSCURRENT's value with a new password, staged AWSPENDING (kept if the
     pending version of this token already has a value)."""
@@ -245,7 +278,8 @@ def _create_step(secret: Any, token: str) -> dict[str, Any]:
     current = staged(secret, CURRENT)
     if current is None:
         raise ValueError(f"secret {secret.arn} has no AWSCURRENT value")
-    pending = {**current[1], "password": random_password()}
+    pending = {**current[1], "username": alt_username(str(current[1].get("username") or "")),
+               "password": random_password()}
     secret.remove_version_stages_from_old_versions([PENDING])
     secret.versions[token] = {"createdate": int(time.time()), "version_id": token,
                               "version_stages": [PENDING], "secret_string": json.dumps(pending)}
@@ -253,31 +287,77 @@ def _create_step(secret: Any, token: str) -> dict[str, Any]:
 
 
 def _set_step(secret: Any, pending: dict[str, Any], cafile: str | None) -> None:
-    """setSecret: done if AWSPENDING logs in; else log in with AWSCURRENT (then AWSPREVIOUS)
-    and SET PASSWORD to the pending one. Raises ValueError as the template does."""
+    """setSecret: done if AWSPENDING logs in; else, as the superuser of `masterarn`, create
+    the pending user with the current one's grants if need be and set its password.
+    Raises ValueError (or KeyError) as the template does; the current user is untouched."""
     conn, _ = login(pending, cafile)
     if conn is not None:
         conn.close()
         return
-    for stage in (CURRENT, PREVIOUS):
-        found = staged(secret, stage)
-        if found is None:
-            continue
-        value = found[1]
-        if value.get("username") != pending.get("username"):
-            raise ValueError(OTHER_USER.format(pending=pending.get("username"),
-                                               current=value.get("username")))
-        conn, _ = login(value, cafile)
-        if conn is not None:
-            break
+    current = staged(secret, CURRENT)
+    if current is None:
+        raise ValueError(NO_CURRENT.format(arn=secret.arn))
+    value = current[1]
+    if alt_username(str(value.get("username") or "")) != pending.get("username"):
+        raise ValueError(OTHER_USER.format(pending=pending.get("username"),
+                                           current=value.get("username")))
+    if value.get("host") != pending.get("host"):
+        raise ValueError(OTHER_HOST.format(pending=pending.get("host"), current=value.get("host")))
+    conn, _ = login(value, cafile)
     if conn is None:
-        raise ValueError(NO_LOGIN.format(arn=secret.arn))
+        raise ValueError(NO_CURRENT.format(arn=secret.arn))
+    conn.close()
+    master = _master_login(secret, value, cafile)
     try:
-        with conn.cursor() as cursor:
-            cursor.execute("SET PASSWORD = PASSWORD(%s)", (str(pending["password"]),))
-        conn.commit()
+        with master.cursor() as cursor:
+            _clone_and_set(cursor, str(value["username"]), pending)
+        master.commit()
     finally:
-        conn.close()
+        master.close()
+
+
+def _master_login(secret: Any, value: dict[str, Any], cafile: str | None) -> Any:
+    """Log in with the AWSCURRENT value of the secret `masterarn` names; ValueError when
+    that cannot be done."""
+    master_arn = str(value.get("masterarn") or "")
+    if not master_arn:
+        raise ValueError(NO_MASTER_KEY.format(arn=secret.arn))
+    try:
+        found = staged(find_secret(master_arn), CURRENT)
+    except KeyError:
+        found = None
+    if found is None:
+        raise ValueError(NO_MASTER.format(arn=master_arn))
+    master = found[1]
+    if master.get("host") != value.get("host"):
+        raise ValueError(MASTER_HOST.format(current=value.get("host"),
+                                            master=master.get("host")))
+    conn, _ = login(master, cafile)
+    if conn is None:
+        raise ValueError(NO_MASTER_LOGIN.format(arn=master_arn))
+    return conn
+
+
+def _clone_and_set(cursor: Any, current_user: str, pending: dict[str, Any]) -> None:
+    """The template's SQL: create the pending user if it does not exist; copy the current
+    user's grants to it (each SHOW GRANTS line up to " TO ", every rotation) and its TLS
+    requirement (`ssl_type`: REQUIRE NONE/SSL/X509); then set its password. Resource
+    limits (MAX_USER_CONNECTIONS) are neither grants nor TLS options: not copied."""
+    user = str(pending["username"])
+    cursor.execute("SELECT User FROM mysql.user WHERE User = %s", (user,))
+    if cursor.rowcount == 0:
+        cursor.execute("CREATE USER %s IDENTIFIED BY %s", (user, str(pending["password"])))
+    cursor.execute("SHOW GRANTS FOR %s", (current_user,))
+    for row in cursor.fetchall():
+        grant = str(row[0]).split(" TO ")[0].replace("%", "%%")
+        cursor.execute(grant + " TO %s", (user,))
+    cursor.execute("SELECT ssl_type FROM mysql.user WHERE User = %s", (current_user,))
+    found = cursor.fetchone()
+    ssl_type = found[0].decode() if found and isinstance(found[0], bytes) else (
+        found[0] if found else "")
+    require = {"ANY": "SSL", "X509": "X509"}.get(str(ssl_type or "").upper(), "NONE")
+    cursor.execute(f"ALTER USER %s@'%%' REQUIRE {require}", (user,))
+    cursor.execute("SET PASSWORD FOR %s = PASSWORD(%s)", (user, str(pending["password"])))
 
 
 def _finish_step(secret: Any, token: str) -> None:

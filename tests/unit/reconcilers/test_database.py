@@ -89,6 +89,29 @@ def test_statements_without_parameters_format_to_plain_sql() -> None:
         "DROP DATABASE IF EXISTS `wp_acme_corp`",
     ]
     assert [sql % () for sql in db.drop_sql(None, "wp_x")] == ["DROP USER IF EXISTS `wp_x`@'%'"]
+    assert [sql % () for sql in db.drop_sql("wp_x", "wp_x", "wp_x_clone")] == [
+        "DROP USER IF EXISTS `wp_x`@'%'",
+        "DROP USER IF EXISTS `wp_x_clone`@'%'",
+        "DROP DATABASE IF EXISTS `wp_x`",
+    ]
+
+
+def test_the_active_user_is_the_one_the_secret_names_if_it_is_the_tenants() -> None:
+    ctx = _ctx("acme-corp")
+    assert db.active_user(ctx, {"username": "wp_acme_corp_clone"}) == "wp_acme_corp_clone"
+    assert db.active_user(ctx, {"username": "wp_acme_corp"}) == "wp_acme_corp"
+    assert db.active_user(ctx, {"username": "wp_other"}) == "wp_acme_corp"
+    assert db.active_user(ctx, None) == "wp_acme_corp"
+    assert db.user_sql(ctx, "wp_acme_corp_clone").alter_limits % () == (
+        "ALTER USER `wp_acme_corp_clone`@'%' REQUIRE SSL WITH MAX_USER_CONNECTIONS 50"
+    )
+
+
+def test_a_clone_user_belongs_to_its_tenant_unless_it_is_a_tenant_of_its_own() -> None:
+    assert db._is_clone("wp_x_clone", {"wp_x"}, {"wp_x", "wp_x_clone"})
+    assert not db._is_clone("wp_x_clone", {"wp_x", "wp_x_clone"}, {"wp_x", "wp_x_clone"})
+    assert not db._is_clone("wp_x_clone", set(), {"wp_x_clone"})  # nothing of wp_x left
+    assert not db._is_clone("wp_x", {"wp_x"}, {"wp_x"})
 
 
 MARIADB_GRANTS = [

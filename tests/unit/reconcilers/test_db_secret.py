@@ -58,7 +58,33 @@ def test_field_differences_compare_the_port_as_a_number_and_ignore_the_password(
     assert ds.field_differences(wanted, stored) == []
     moved = {**stored, "host": "elsewhere", "port": "not-a-port"}
     assert ds.field_differences(wanted, moved) == ["host", "port"]
-    assert ds.field_differences(wanted, {}) == list(ds.FIELDS)
+    assert ds.field_differences(wanted, {}) == [f for f in ds.FIELDS if f != "masterarn"]
+
+
+MASTER = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wpenv/rds-rotation-master-AbCdEf"
+
+
+def test_the_value_names_the_rotations_master_secret_when_the_settings_do() -> None:
+    settings = Settings(db_rotation_master_secret_arn=MASTER)
+    ctx = make_context("ns", "acme", {"tenantId": "acme"}, settings=settings, clients=None)
+    wanted = ds.desired_fields(ctx, ENDPOINT)
+    assert wanted["masterarn"] == MASTER
+    assert ds.field_differences(wanted, {**wanted, "masterarn": MASTER + "x"}) == ["masterarn"]
+    assert ds.field_differences(wanted, {k: v for k, v in wanted.items()
+                                         if k != "masterarn"}) == ["masterarn"]
+
+
+@pytest.mark.parametrize("username", ["wp_acme", "wp_acme_clone"])
+def test_either_of_the_two_users_is_kept_and_no_other(username: str) -> None:
+    """The alternating rotation moves `username` to `<user>_clone` and back: neither is
+    rewritten (that would pair the other user with this password); any other name is."""
+    wanted = ds.desired_fields(_ctx(), ENDPOINT)
+    value = {**wanted, "username": username}
+    assert ds.field_differences(wanted, value) == []
+    assert ds.kept_fields(wanted, value)["username"] == username
+    other = {**wanted, "username": "wp_other"}
+    assert ds.field_differences(wanted, other) == ["username"]
+    assert ds.kept_fields(wanted, other)["username"] == "wp_acme"
 
 
 def test_rotation_matches_only_the_configured_lambda_and_period() -> None:
