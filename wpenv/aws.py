@@ -104,13 +104,16 @@ TRANSIENT_MESSAGES = (
 )
 
 S3_READ_TIMEOUT = 600
-# Keys of botocore's data files that only its documentation reads (help(), docstrings).
+# Keys of botocore's data files that carry documentation (help(), docstrings). Their
+# values are emptied, not their keys removed: some of botocore's model classes read the key
+# (e.g. an S3 client's context parameters), and an empty string costs nothing.
 DOCUMENTATION = frozenset({"documentation", "documentationUrl"})
 
 
 def _without_documentation(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """One JSON object of a data file, as a plain dict and without its documentation."""
-    return {key: value for key, value in pairs if key not in DOCUMENTATION}
+    """One JSON object of a data file, as a plain dict with its documentation emptied."""
+    return {key: "" if key in DOCUMENTATION and isinstance(value, str) else value
+            for key, value in pairs}
 
 
 class CompactModels(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
@@ -118,7 +121,8 @@ class CompactModels(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
 
     botocore keeps every model it loaded for the life of the process: a dozen services,
     EC2's alone tens of thousands of objects, each an OrderedDict (twice a dict's size) and
-    most with a documentation string no client call reads. Plain dicts keep the order.
+    most with a documentation string no client call reads (emptied here). Plain dicts
+    keep the order.
     """
 
     def _load_file(self, full_path: str, open_method: Callable[..., IO[bytes]]) -> Any:
