@@ -234,6 +234,7 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn", VERSION
 
         # A new secret has no database user yet: rotation waits for the Database step.
         self.create_or_adopt(ctx, observed, value, lambda found: self._adopt(ctx, found))
+        self.record_version(ctx)  # recorded with the ARN, as every kind records its ids
 
     def _adopt(self, ctx: Context, described: Mapping[str, Any]) -> None:
         """Take over an existing secret of our name: restore it if deleted, then update it."""
