@@ -56,36 +56,18 @@ def _logs_in(value: dict[str, Any]) -> bool:
     return True
 
 
-def _rotating(make_ctx: MakeCtx) -> Context:
+def _rotating(provisioned: MakeCtx) -> Context:
     """A tenant whose user exists and whose secret has rotation on (the operator's steps)."""
-    ctx = make_ctx()
-    secret = DatabaseSecret()
-    secret.create(ctx, secret.observe(ctx))
-    Database().create(ctx, Database().observe(ctx))  # makes the user, switches rotation on
+    ctx = provisioned()  # the Database step makes the user and switches rotation on
     assert ctx.clients.secretsmanager.describe_secret(
         SecretId=ctx.ids["dbSecretArn"])["RotationEnabled"] is True
     return ctx
 
 
-@pytest.fixture
-def made(make_ctx: MakeCtx) -> Any:
-    contexts: list[Context] = []
-
-    def build() -> Context:
-        ctx = _rotating(make_ctx)
-        contexts.append(ctx)
-        return ctx
-
-    yield build
-    for ctx in contexts:
-        Database().ensure_absent(ctx)
-        DatabaseSecret().ensure_absent(ctx)
-
-
 def test_a_rotation_alternates_the_users_and_keeps_the_old_login(
-    made: Any, clients: Clients, endpoint: str
+    provisioned: MakeCtx, clients: Clients, endpoint: str
 ) -> None:
-    ctx = made()
+    ctx = _rotating(provisioned)
     arn = ctx.ids["dbSecretArn"]
     user, clone = ctx.names.database_user, ctx.names.database_user + "_clone"
     before, old_version = _value(clients, arn), current_version(
@@ -131,10 +113,10 @@ def _refused(clients: Clients, endpoint: str, arn: str, error: str) -> None:
 
 
 def test_a_rotation_refuses_when_the_user_does_not_exist(
-    made: Any, clients: Clients, endpoint: str
+    provisioned: MakeCtx, clients: Clients, endpoint: str
 ) -> None:
     """setSecret cannot log in with AWSCURRENT: rotation fails, AWSPENDING stays."""
-    ctx = made()
+    ctx = _rotating(provisioned)
     arn = ctx.ids["dbSecretArn"]
     Database().ensure_absent(ctx)  # the user is gone; rotation is still on
     before = _value(clients, arn)
@@ -154,10 +136,10 @@ def test_a_rotation_refuses_when_the_user_does_not_exist(
 @pytest.mark.parametrize("master", ["", "arn:aws:secretsmanager:us-east-1:123456789012:"
                                         "secret:wpenv/no-such-master-AbCdEf"])
 def test_a_rotation_refuses_without_a_readable_master_secret(
-    made: Any, clients: Clients, endpoint: str, master: str
+    provisioned: MakeCtx, clients: Clients, endpoint: str, master: str
 ) -> None:
     """No `masterarn`, or one naming no secret: setSecret fails before any SQL."""
-    ctx = made()
+    ctx = _rotating(provisioned)
     arn = ctx.ids["dbSecretArn"]
     value = {k: v for k, v in _value(clients, arn).items() if k != "masterarn"}
     if master:
@@ -186,12 +168,12 @@ def test_nothing_comes_due_without_rotation(
 
 
 def test_a_cache_from_before_the_rotation_resets_no_password(
-    made: Any, clients: Clients, endpoint: str
+    provisioned: MakeCtx, clients: Clients, endpoint: str
 ) -> None:
     """The shared cache still holds the value from before the rotation: its user still
     logs in (the rotation changed the other one), so the Database step repairs nothing of
     either password, and the new version is recorded once the cache moves on."""
-    ctx = made()
+    ctx = _rotating(provisioned)
     arn = ctx.ids["dbSecretArn"]
     ctx.observations = Observations(600.0)
     secret, database = DatabaseSecret(), Database()

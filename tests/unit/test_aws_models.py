@@ -53,16 +53,6 @@ def test_every_service_makes_a_client_that_resolves_its_endpoint(
     assert request[0].startswith("https://")
 
 
-def test_a_compact_s3_client_calls_aws_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        s3 = compact_session("us-east-1").client("s3")
-        s3.create_bucket(Bucket="wpenv-archive")
-        s3.put_object(Bucket="wpenv-archive", Key="a", Body=b"x")
-        assert s3.get_object(Bucket="wpenv-archive", Key="a")["Body"].read() == b"x"
-
-
 def test_a_compact_client_calls_aws_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -71,3 +61,7 @@ def test_a_compact_client_calls_aws_as_before(monkeypatch: pytest.MonkeyPatch) -
         ecs.create_cluster(clusterName="wpenv")
         pages = ecs.get_paginator("list_clusters").paginate()
         assert next(arn for page in pages for arn in page["clusterArns"]).endswith("/wpenv")
+        s3 = compact_session("us-east-1").client("s3")  # endpoint rules read more of it
+        s3.create_bucket(Bucket="wpenv-archive")
+        s3.put_object(Bucket="wpenv-archive", Key="a", Body=b"x")
+        assert s3.get_object(Bucket="wpenv-archive", Key="a")["Body"].read() == b"x"

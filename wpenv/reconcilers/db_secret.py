@@ -233,8 +233,14 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn", VERSION
             return json.dumps({**fields, "password": new_password()})
 
         # A new secret has no database user yet: rotation waits for the Database step.
-        self.create_or_adopt(ctx, observed, value, lambda found: self._adopt(ctx, found))
-        self.record_version(ctx)  # recorded with the ARN, as every kind records its ids
+        created = self.create_or_adopt(ctx, observed, value,
+                                       lambda found: self._adopt(ctx, found))
+        # Recorded with the ARN, as every kind records its ids: a new secret's only version
+        # is the one CreateSecret names; an adopted one is described again.
+        if created is not None:
+            ctx.remember({VERSION: str(created["VersionId"])})
+        else:
+            self.record_version(ctx)
 
     def _adopt(self, ctx: Context, described: Mapping[str, Any]) -> None:
         """Take over an existing secret of our name: restore it if deleted, then update it."""

@@ -182,11 +182,12 @@ def targets_held(
             if target_group_name(arn).startswith(TENANT_TARGET_GROUP_PREFIX)}
     declared = {r.target_group: r.targets for r in reserved}
     ceiling = target_ceiling([target_group_name(arn) for arn in ours], declared)
-    if ceiling <= room:
-        others = count_targets(clients, groups - ours)
-        if ceiling + others <= room:
-            return ceiling + others, False
-    return count_targets(clients, groups), True
+    if ceiling > room:
+        return count_targets(clients, groups), True
+    others = count_targets(clients, groups - ours)
+    if ceiling + others <= room:
+        return ceiling + others, False
+    return others + count_targets(clients, ours), True  # each group read once
 
 
 @dataclass(frozen=True)

@@ -191,10 +191,11 @@ class StoredSecret(Resource, gone={NOT_FOUND}, retainable=True):
         observed: Observation,
         value: Callable[[], str],
         adopt: Callable[[Mapping[str, Any]], None],
-    ) -> str | None:
+    ) -> Mapping[str, Any] | None:
         """Create the secret holding `value()`, or hand the one observe found to `adopt`.
 
-        Returns the new secret's ARN, or None when an existing one was adopted. `value` is
+        Returns CreateSecret's answer (ARN, VersionId), or None when an existing one was
+        adopted. `value` is
         called only when creating (it may do I/O; it holds the secret). Names are unique, so
         a secret made meanwhile shows as ResourceExistsException and is adopted then.
         """
@@ -222,10 +223,9 @@ class StoredSecret(Resource, gone={NOT_FOUND}, retainable=True):
                 # (it frees the name shortly).
                 raise self._deletion_pending(ctx) from exc
             raise
-        arn = str(created["ARN"])
-        ctx.remember({self.ids[0]: arn})
+        ctx.remember({self.ids[0]: str(created["ARN"])})
         log.info("created secret %s", name)
-        return arn
+        return dict(created)
 
     def take_over(self, ctx: Context, described: Mapping[str, Any]) -> str:
         """Restore a secret of our name if it is scheduled for deletion, and record its ARN."""
