@@ -14,7 +14,10 @@ What it holds, keyed by (API, scope):
 - *fresh* entries: one resource read on its own (a miss, a resource just written, a value
   the API cannot list), served for `ttl` seconds to the same environment;
 - *kept* entries: what a kind may keep across intervals because something it reads anyway
-  tells it nothing changed (the hosted domain while the pool still names it).
+  tells it nothing changed (the hosted domain while the pool still names it);
+- *each* entries: per-key values that only a person changes once the resource exists (the
+  tags a listener rule was created with), read for the keys not yet held, in one call,
+  and served to everyone for `ttl` seconds (rule 4 bounds a hand-made change).
 
 Consistency rules (what makes a stale cache harmless):
 1. A snapshot or fresh entry never answers "it is not there": a key missing from a
@@ -44,7 +47,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +56,7 @@ __all__ = ["Observations", "always_settled"]
 Loader = Callable[[], Mapping[str, Any]]
 Direct = Callable[[], Any]
 Settled = Callable[[Any], bool]
+Batch = Callable[[list[str]], Mapping[str, Any]]
 NEVER = float("-inf")
 
 
@@ -80,6 +84,7 @@ class Observations:
         self._written: dict[str, float] = {}
         self._fresh: dict[str, dict[tuple[str, str, str], tuple[float, Any]]] = {}
         self._kept: dict[str, dict[str, Any]] = {}
+        self._each: dict[str, dict[str, tuple[float, Any]]] = {}
 
     def __repr__(self) -> str:
         """Counts only: the entries may hold secret values."""
@@ -156,6 +161,29 @@ class Observations:
                 self._snapshots[name] = loaded
                 self._prune(started)
             return loaded
+
+    def each(self, api: str, keys: Sequence[str], load: Batch) -> dict[str, Any]:
+        """Values of `keys` that only a person changes once they exist (an ELB rule's tags,
+        set when the rule is made): those read in the last `ttl` seconds are served, the
+        rest read in one `load(missing)`. An environment looking for its own rule among
+        a listener's 100 reads only the rules made since its last look, instead of all of
+        them (20 per DescribeTags) on every look while it provisions."""
+        if not self.enabled:
+            return dict(load(list(keys)))
+        now = self._clock()
+        with self._lock:
+            held = self._each.setdefault(api, {})
+            found = {k: held[k][1] for k in keys if k in held and now - held[k][0] < self.ttl}
+        missing = [k for k in keys if k not in found]
+        if missing:
+            loaded = load(missing)
+            with self._lock:
+                held = self._each.setdefault(api, {})
+                for key in [k for k, (at, _) in held.items() if now - at >= self.ttl]:
+                    del held[key]  # rules come and go: keep only the current interval's
+                held.update((k, (now, v)) for k, v in loaded.items())
+            found.update(loaded)
+        return found
 
     # -- kept across intervals -----------------------------------------------------------
     def kept(self, owner: str, key: str) -> Any:

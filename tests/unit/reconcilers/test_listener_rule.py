@@ -58,11 +58,20 @@ def test_forward_targets_reads_plain_and_weighted_forms() -> None:
     assert forward_targets(lr.desired_actions("tg")) == {"tg"}
 
 
-def test_a_new_rule_takes_the_smallest_free_priority_of_its_listener() -> None:
+def test_a_new_rule_takes_the_first_free_priority_from_where_it_starts() -> None:
     assert lr.free_priority([]) == 1
     assert lr.free_priority([2]) == 1
     assert lr.free_priority([1, 3]) == 2
     assert lr.free_priority([5, 1, 2]) == 3
+    assert lr.free_priority([7, 8], start=7) == 9
+    assert lr.free_priority([lr.MAX_PRIORITY], start=lr.MAX_PRIORITY) == 1, "wraps"
+
+
+def test_tenants_made_at_once_start_their_search_at_different_priorities() -> None:
+    starts = {lr.preferred_priority(f"org-{i}") for i in range(100)}
+    assert len(starts) >= 99, "100 tenants picking at once barely ever collide"
+    assert all(1 <= p <= lr.MAX_PRIORITY for p in starts)
+    assert lr.preferred_priority("org-1") == lr.preferred_priority("org-1"), "deterministic"
 
 
 LISTENER = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/wpenv-1/abc/def"

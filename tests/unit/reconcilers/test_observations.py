@@ -120,6 +120,26 @@ def test_kept_entries_last_until_their_owner_writes(clock: Clock) -> None:
     assert cache.kept(OWNER, "pool") is None
 
 
+def test_each_reads_only_the_keys_it_does_not_hold_until_the_ttl(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    asked: list[list[str]] = []
+
+    def load(keys: list[str]) -> dict[str, str]:
+        asked.append(keys)
+        return {k: k.upper() for k in keys if k != "gone"}
+
+    assert cache.each("tags", ["a", "b"], load) == {"a": "A", "b": "B"}
+    assert cache.each("tags", ["a", "b", "c", "gone"], load) == {"a": "A", "b": "B", "c": "C"}
+    assert asked == [["a", "b"], ["c", "gone"]], "one call for what is new; a miss not held"
+    clock.now += 100
+    cache.each("tags", ["a"], load)
+    assert asked[-1] == ["a"], "read again after the TTL"
+    off = Observations(0, clock=clock)
+    off.each("tags", ["a"], load)
+    off.each("tags", ["a"], load)
+    assert asked[-2:] == [["a"], ["a"]], "off: every call reads"
+
+
 def test_off_means_every_lookup_reads_directly(clock: Clock) -> None:
     cache = Observations(0, clock=clock)
     source = Source({"a": 1})
