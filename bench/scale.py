@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
 import signal
 import statistics
@@ -39,6 +40,7 @@ from matplotlib import pyplot
 from bench import lifecycle
 from bench.platform import new_namespace, private_platform, running_operator
 from tests.platform import kube, stack
+from tests.platform.aws import POOL_SIZE_ENV
 from tests.platform.chaos import aws_fault_state
 from tests.platform.journal import Entry, read_journal, reads
 from wpenv.plan import names_for
@@ -58,6 +60,7 @@ FAST = {"WPENV_SIM_DELAY_SECONDS": "0", "WPENV_ECS_DRAIN_SECONDS": "0",
 HEALTH_PORT = BASE + 80  # and +81 for its metrics
 LOCAL = stack.REPO / ".local" / "bench-scale"
 POLL = 2.0
+RULES_PER_BALANCER = 100
 SLACK = 1.3  # the issue's target: within 1.3 x (count / limit) x one provision
 
 
@@ -342,6 +345,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=LOCAL / "scale.png")
     args = parser.parse_args()
     os.environ.update(FAST)
+    # 100 rules per load balancer (ELBv2's default quota): a pool with room for them all.
+    os.environ[POOL_SIZE_ENV] = str(math.ceil((args.count + 1) / RULES_PER_BALANCER) + 1)
     with private_platform(PORTS, LOCAL) as env:
         run = measure(env, args)
     args.plot.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,8 @@ EFS_TOKEN = "wpenv-shared"
 # ELBv2's quotas are per load balancer, so capacity grows by adding one. Each has one HTTPS
 # listener, as Cognito accepts only https callback URLs, and HTTP redirecting to it.
 ALB_NAMES = ("wpenv-internal-1", "wpenv-internal-2")
+# More of them for a benchmark of more than 200 tenants (100 rules per load balancer).
+POOL_SIZE_ENV = "WPENV_LOAD_BALANCER_POOL_SIZE"
 HTTPS_PORT = 443
 HTTP_PORT = 80
 LISTENER_PORTS = (HTTP_PORT, HTTPS_PORT)
@@ -572,14 +574,20 @@ def _ensure_listeners(elbv2: Any, load_balancer_arn: str, certificate_arn: str) 
     return str(existing[HTTPS_PORT]["ListenerArn"])
 
 
+def alb_names() -> tuple[str, ...]:
+    """The pool's load balancer names: ALB_NAMES, or WPENV_LOAD_BALANCER_POOL_SIZE of them."""
+    size = int(os.environ.get(POOL_SIZE_ENV) or len(ALB_NAMES))
+    return tuple(f"wpenv-internal-{i}" for i in range(1, size + 1))
+
+
 def ensure_load_balancer_pool(
     client: ClientFactory, subnet_ids: list[str], security_group_id: str,
-    names: tuple[str, ...] = ALB_NAMES,
+    names: tuple[str, ...] | None = None,
 ) -> list[str]:
     """The pool's ALBs (ARNs, in fill order), each with its certificate and listeners."""
     elbv2 = client("elbv2")
     arns = []
-    for name in names:
+    for name in alb_names() if names is None else names:
         arn, dns = _ensure_load_balancer(elbv2, name, subnet_ids, security_group_id)
         _ensure_listeners(elbv2, arn, _ensure_certificate(client("acm"), dns))
         arns.append(arn)

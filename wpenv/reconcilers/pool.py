@@ -14,6 +14,7 @@ only when placing: a tenant with a recorded placement never reads the pool again
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,6 +34,7 @@ from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
+RULES_PAGE = 400  # DescribeRules' largest PageSize: a full load balancer's rules in one call
 NO_POOL = "no load balancer pool is configured: set WPENV_LOAD_BALANCER_ARNS"
 NO_HTTPS = (
     "load balancer {name} has no HTTPS listener to hold tenant rules; give it one (with a "
@@ -43,6 +45,12 @@ NO_SUCH_LISTENER = "listener {arn} was not found"
 # Load balancer ARN -> its listeners; load balancer ARN -> its DNS name (read once each).
 _LISTENERS: dict[str, list[dict[str, Any]]] = {}
 _DNS_NAMES: dict[str, str] = {}
+# Load balancer ARN -> when a placement last found it without room for a rule or a target
+# group. Placing the 900th tenant would otherwise count the rules of the nine full load
+# balancers before it (each a DescribeRules against the account-wide ELBv2 rate); for
+# FULL_SECONDS those are tried only after the rest of the pool, and counted again then.
+_FULL: dict[str, float] = {}
+FULL_SECONDS = 300.0
 
 
 def load_balancer_of(listener_arn: str) -> str:
@@ -134,7 +142,8 @@ def usage(clients: Any, load_balancer_arn: str) -> tuple[LoadBalancerUsage, set[
     rules, groups = 0, set()
     for listener in listeners(clients, load_balancer_arn):
         groups |= forward_targets(listener.get("DefaultActions") or [])
-        for page in paginator.paginate(ListenerArn=listener["ListenerArn"]):
+        for page in paginator.paginate(ListenerArn=listener["ListenerArn"],
+                                       PaginationConfig={"PageSize": RULES_PAGE}):
             for rule in page["Rules"]:
                 groups |= forward_targets(rule.get("Actions") or [])
                 if not rule.get("IsDefault") and rule.get("Priority") != "default":
@@ -222,12 +231,19 @@ def with_reserved(
     return more, sum(r.targets for r in extra)
 
 
+def fill_order(arns: Sequence[str], now: float) -> list[str]:
+    """The pool in its order, but those found full in the last FULL_SECONDS at the end."""
+    recent = {arn for arn in arns if now - _FULL.get(arn, float("-inf")) < FULL_SECONDS}
+    return [a for a in arns if a not in recent] + [a for a in arns if a in recent]
+
+
 def place(
     clients: Any, settings: Settings, targets: int, reserved: Sequence[Reserved] = ()
 ) -> tuple[str, str]:
     """(load balancer, HTTPS listener) for a new tenant needing `targets` targets.
 
-    The first load balancer in pool order with room for one more rule, target group and
+    The first load balancer in pool order (those found full lately last: `fill_order`)
+    with room for one more rule, target group and
     `targets` targets, counting what AWS holds plus the places `reserved` for tenants
     whose rule is not made yet (other operator processes' too, `wpenv.leases`); targets
     are judged (`targets_held`) only on a load balancer whose rules and target groups have
@@ -238,21 +254,25 @@ def place(
         raise TransientError(reasons.NO_LOAD_BALANCER_POOL, NO_POOL)
     quotas = LoadBalancerQuotas.of(settings)
     counted: list[LoadBalancerUsage] = []
-    for load_balancer_arn in settings.load_balancer_arns:
+    for load_balancer_arn in fill_order(settings.load_balancer_arns, time.monotonic()):
         found, groups = usage(clients, load_balancer_arn)
         found, reserved_targets = with_reserved(found, groups, reserved)
         exact = False
+        if shortfall(replace(found, targets=None), quotas, targets):
+            _FULL[load_balancer_arn] = time.monotonic()  # no rule or group fits
         if not shortfall(found, quotas, targets):
             held, exact = targets_held(clients, groups, reserved,
                                        quotas.targets - targets - reserved_targets)
             found = replace(found, targets=held + reserved_targets)
         counted.append(found)
         if not shortfall(found, quotas, targets):
+            _FULL.pop(load_balancer_arn, None)
             listener_arn = https_listener(clients, load_balancer_arn)
             log.info("placing on load balancer %s (%s)", found.name, found)
             report_capacity(with_tenant(found, targets), quotas, exact)
             return load_balancer_arn, listener_arn
         report_capacity(found, quotas, exact)
+    counted.sort(key=lambda found: settings.load_balancer_arns.index(found.arn))  # pool order
     raise TransientError(
         reasons.LOAD_BALANCER_POOL_FULL, pool_full_message(counted, quotas, targets)
     )

@@ -204,12 +204,7 @@ class TargetGroup(
 
     def managed(self, clients: Any, settings: Settings) -> Iterator[Found]:
         """Every target group of the account and region with our managed-by tag."""
-        paginator = clients.elbv2.get_paginator("describe_target_groups")
-        groups = {
-            str(group["TargetGroupArn"]): dict(group)
-            for page in paginator.paginate()
-            for group in page["TargetGroups"]
-        }
+        groups = all_target_groups(clients)
         for arn, tags in elb_tags(clients, list(groups)).items():
             if tags.get(TAG_MANAGED_BY) == settings.operator_name:
                 yield self._found(groups[arn], tags)

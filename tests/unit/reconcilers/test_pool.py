@@ -221,3 +221,14 @@ def test_reserved_places_count_until_their_rule_forwards_to_the_tenant() -> None
     # wp-acme's rule is made (its target group is forwarded to): counted in AWS already.
     assert (counted.rules, counted.target_groups, targets) == (4, 4, 4)
     assert pool.with_reserved(usage, set(), []) == (usage, 0)
+
+
+def test_load_balancers_found_full_lately_are_tried_last() -> None:
+    pool._FULL.clear()
+    try:
+        pool._FULL["lb1"] = 1000.0
+        assert pool.fill_order(["lb1", "lb2", "lb3"], 1000.0 + 1) == ["lb2", "lb3", "lb1"]
+        later = 1000.0 + pool.FULL_SECONDS
+        assert pool.fill_order(["lb1", "lb2", "lb3"], later) == ["lb1", "lb2", "lb3"]
+    finally:
+        pool._FULL.clear()
