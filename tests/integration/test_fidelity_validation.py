@@ -65,6 +65,10 @@ def test_cognito_and_logs_answer_invalid_parameter(clients: Clients) -> None:
     assert "at 'logGroupName' failed to satisfy constraint" in _error(error)[1]
 
 
+# Refused before the operation looks for the listener: it need not exist.
+LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/x/1/2"
+
+
 def test_ec2_and_elbv2_ranges(clients: Clients) -> None:
     with pytest.raises(ClientError) as error:
         clients.ec2.describe_security_groups(MaxResults=1001)
@@ -74,3 +78,11 @@ def test_ec2_and_elbv2_ranges(clients: Clients) -> None:
     assert _error(error) == ("ValidationError", (
         "1 validation error detected: Value '401' at 'pageSize' failed to satisfy "
         "constraint: Member must have value less than or equal to 400"))
+    with pytest.raises(ClientError) as error:
+        clients.elbv2.create_rule(
+            ListenerArn=LISTENER, Priority=50_001, Actions=[{"Type": "fixed-response",
+            "FixedResponseConfig": {"StatusCode": "404"}}],
+            Conditions=[{"Field": "path-pattern", "Values": ["/x"]}])
+    assert _error(error) == ("ValidationError", (
+        "1 validation error detected: Value '50001' at 'priority' failed to satisfy "
+        "constraint: Member must have value less than or equal to 50000"))

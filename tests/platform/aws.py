@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -58,6 +59,7 @@ EFS_TOKEN = "wpenv-shared"
 ALB_NAMES = ("wpenv-internal-1", "wpenv-internal-2")
 # More of them for a benchmark of more than 200 tenants (100 rules per load balancer).
 POOL_SIZE_ENV = "WPENV_LOAD_BALANCER_POOL_SIZE"
+BOOTSTRAP_ATTEMPTS = 12
 HTTPS_PORT = 443
 HTTP_PORT = 80
 LISTENER_PORTS = (HTTP_PORT, HTTPS_PORT)
@@ -189,14 +191,17 @@ def data_plane_on(env: Mapping[str, str]) -> bool:
     return raw.strip().lower() not in ("off", "0", "false", "no")
 
 
-def clients_for(endpoint: str) -> ClientFactory:
-    """boto3 clients for the moto server, with the platform's fake credentials."""
+def clients_for(endpoint: str, attempts: int | None = None) -> ClientFactory:
+    """boto3 clients for the moto server, with the platform's fake credentials; `attempts`:
+    botocore's standard retries with that many attempts (else its defaults)."""
     session = boto3.session.Session(
         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=ACCESS_KEY, region_name=REGION
     )
+    config = None if attempts is None else Config(
+        retries={"mode": "standard", "max_attempts": attempts})
 
     def client(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint)
+        return session.client(service, endpoint_url=endpoint, config=config)
 
     return client
 
@@ -216,7 +221,9 @@ def up(local: Path, env: dict[str, str]) -> dict[str, str]:
         _start_server(home, port, env)
     efs.mkdir(parents=True, exist_ok=True)
     endpoint = _endpoint(port)
-    settings = bootstrap(clients_for(endpoint), env)
+    # As Terraform does, the bootstrap retries what AWS throttles: CreateLoadBalancer's
+    # bucket holds 10 and refills one every 5 s, and a large pool needs more.
+    settings = bootstrap(clients_for(endpoint, attempts=BOOTSTRAP_ATTEMPTS), env)
     settings.update(site_access(home, endpoint, settings["WPENV_LOAD_BALANCER_ARNS"].split(",")))
     return {
         "AWS_ENDPOINT_URL": endpoint,
