@@ -47,6 +47,7 @@ from tests.platform.chaos import aws_fault_state
 from tests.platform.journal import Entry, read_journal, reads
 from wpenv.plan import names_for
 from wpenv.ratelimits import DEFAULT_LIMITS, ELBV2_VERSION, Call, Limiter
+from wpenv.settings import Settings
 
 BASE = int(os.environ.get("WPENV_BENCH_PORT_BASE", "24000"))
 PORTS = {"WPENV_ETCD_PORT": str(BASE + 790), "WPENV_ETCD_PEER_PORT": str(BASE + 800),
@@ -63,7 +64,8 @@ HEALTH_PORT = BASE + 80  # and +81 for its metrics
 LOCAL = stack.REPO / ".local" / "bench-scale"
 POLL = 2.0
 SMALL_BATCH = 50  # polled with kubectl; larger batches from the operator's gauges
-RULES_PER_BALANCER = 100
+# The rules one load balancer holds: the operator's default (ELBv2's default quota).
+RULES_PER_BALANCER = int(Settings.model_fields["rules_per_load_balancer"].default)
 SLACK = 1.3  # the issue's target: within 1.3 x (count / limit) x one provision
 
 
@@ -106,9 +108,7 @@ class Run:
 
 def phases(env: dict[str, str], ns: str) -> dict[str, str]:
     """Every environment of `ns` and its phase ("" before the first status)."""
-    out = kube.kubectl("get", "wpenv", "-n", ns, "-o", "jsonpath={range .items[*]}"
-                       "{.metadata.name} {.status.phase}{'\\n'}{end}", env=env).stdout
-    return {name: phase for name, _, phase in (ln.partition(" ") for ln in out.splitlines())}
+    return {name: phase for name, (phase, _) in finished(env, ns).items()}
 
 
 def apply(env: dict[str, str], ns: str, count: int) -> list[lifecycle.Env]:
@@ -387,7 +387,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=LOCAL / "scale.png")
     args = parser.parse_args()
     os.environ.update(FAST)
-    # 100 rules per load balancer (ELBv2's default quota): a pool with room for them all.
+    # A pool with room for them all.
     os.environ[POOL_SIZE_ENV] = str(math.ceil((args.count + 1) / RULES_PER_BALANCER) + 1)
     with private_platform(PORTS, LOCAL) as env:
         run = measure(env, args)

@@ -30,7 +30,12 @@ from wpenv import aws, reasons
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_TENANT, path_prefix
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
-from wpenv.reconcilers.pool import forward_targets, load_balancer_of, pool_listeners
+from wpenv.reconcilers.pool import (
+    forward_targets,
+    listener_rules,
+    load_balancer_of,
+    pool_listeners,
+)
 from wpenv.reconcilers.target_group import TargetGroup, add_elb_tags, elb_tags
 from wpenv.settings import Settings
 
@@ -59,9 +64,6 @@ WAITING_FOR_PLACEMENT = "the tenant is not placed on a load balancer yet"
 LISTED = "elasticloadbalancing:DescribeRules"
 TAGS = "elasticloadbalancing:DescribeTags"
 MAX_PRIORITY = 50_000  # CreateRule's Priority: 1 to 50,000
-# DescribeRules' largest PageSize (1-400): a listener of 100 rules in one call, where the
-# unstated default page (moto's is 50) made it two or three on every look.
-PAGE = 400
 
 
 def desired_conditions(ctx: Context) -> list[dict[str, Any]]:
@@ -168,14 +170,10 @@ def read_pool(
 
     Paginated: a load balancer can hold 100 rules, more with a raised quota.
     """
-    paginator = clients.elbv2.get_paginator("describe_rules")
     state = PoolState()
     for listener_arn in pool_listeners(clients, settings) if listeners is None else listeners:
         rules = [
-            dict(rule)
-            for page in paginator.paginate(ListenerArn=listener_arn,
-                                           PaginationConfig={"PageSize": PAGE})
-            for rule in page["Rules"]
+            rule for rule in listener_rules(clients, listener_arn).values()
             if not rule.get("IsDefault") and rule.get("Priority") != "default"
         ]
         state.rules.append((listener_arn, rules))
@@ -235,14 +233,6 @@ def _described_rule(ctx: Context, rule_arn: str) -> dict[str, Any] | None:
             raise
         return None
     return dict(rules[0]) if rules else None
-
-
-def listener_rules(clients: Any, listener_arn: str) -> dict[str, dict[str, Any]]:
-    """Rule ARN -> rule, for every rule of one listener (the shared cache's listing)."""
-    pages = clients.elbv2.get_paginator("describe_rules").paginate(
-        ListenerArn=listener_arn, PaginationConfig={"PageSize": PAGE}
-    )
-    return {str(r["RuleArn"]): dict(r) for page in pages for r in page["Rules"]}
 
 
 def in_pool(ctx: Context, pool: PoolState, target_group: str | None) -> PoolRule | None:

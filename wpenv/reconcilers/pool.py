@@ -34,7 +34,7 @@ from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RULES_PAGE = 400  # DescribeRules' largest PageSize: a full load balancer's rules in one call
+RULES_PAGE = 400
 NO_POOL = "no load balancer pool is configured: set WPENV_LOAD_BALANCER_ARNS"
 NO_HTTPS = (
     "load balancer {name} has no HTTPS listener to hold tenant rules; give it one (with a "
@@ -138,17 +138,24 @@ def usage(clients: Any, load_balancer_arn: str) -> tuple[LoadBalancerUsage, set[
     however many do; the default rules do not count as rules. Returns the target groups
     too, for `count_targets`.
     """
-    paginator = clients.elbv2.get_paginator("describe_rules")
     rules, groups = 0, set()
     for listener in listeners(clients, load_balancer_arn):
         groups |= forward_targets(listener.get("DefaultActions") or [])
-        for page in paginator.paginate(ListenerArn=listener["ListenerArn"],
-                                       PaginationConfig={"PageSize": RULES_PAGE}):
-            for rule in page["Rules"]:
-                groups |= forward_targets(rule.get("Actions") or [])
-                if not rule.get("IsDefault") and rule.get("Priority") != "default":
-                    rules += 1
+        for rule in listener_rules(clients, listener["ListenerArn"]).values():
+            groups |= forward_targets(rule.get("Actions") or [])
+            if not rule.get("IsDefault") and rule.get("Priority") != "default":
+                rules += 1
     return LoadBalancerUsage(load_balancer_arn, rules, len(groups)), groups
+
+
+def listener_rules(clients: Any, listener_arn: str) -> dict[str, dict[str, Any]]:
+    """Rule ARN -> rule, for every rule of one listener, default rule included, in pages of
+    400 (DescribeRules' largest; the unstated default, moto's 50, took two or three calls
+    for a listener of 100 rules)."""
+    pages = clients.elbv2.get_paginator("describe_rules").paginate(
+        ListenerArn=listener_arn, PaginationConfig={"PageSize": RULES_PAGE}
+    )
+    return {str(r["RuleArn"]): dict(r) for page in pages for r in page["Rules"]}
 
 
 def count_targets(clients: Any, target_groups: set[str]) -> int:
@@ -258,9 +265,9 @@ def place(
         found, groups = usage(clients, load_balancer_arn)
         found, reserved_targets = with_reserved(found, groups, reserved)
         exact = False
-        if shortfall(replace(found, targets=None), quotas, targets):
-            _FULL[load_balancer_arn] = time.monotonic()  # no rule or group fits
-        if not shortfall(found, quotas, targets):
+        if shortfall(found, quotas, targets):  # targets not counted yet: no rule or group fits
+            _FULL[load_balancer_arn] = time.monotonic()
+        else:
             held, exact = targets_held(clients, groups, reserved,
                                        quotas.targets - targets - reserved_targets)
             found = replace(found, targets=held + reserved_targets)
