@@ -292,6 +292,34 @@ def provisioning_calls(run: Run, since: float, until: float, count: int,
     print(f"  {service} by operation, per environment:")
     for name, n in ops.most_common():
         print(f"    {name:<28} {n / count:7.2f}")
+    rate_floor(window, count)
+
+
+def rate_floor(window: Sequence[Entry], count: int, scale_to: int = 1000) -> None:
+    """The least time these calls need at AWS's published rates, whatever the operator
+    does: per bucket, the calls beyond its burst over its refill; and the same calls per
+    environment for `scale_to` environments (what bounds a large batch)."""
+    limiter = Limiter(DEFAULT_LIMITS)
+    calls: collections.Counter[tuple[str, ...]] = collections.Counter()
+    sizes: dict[tuple[str, ...], tuple[float, float]] = {}
+    for entry in window:
+        call = _call(entry)
+        for limit in limiter.applicable(call):
+            calls[limit.key(call)] += 1
+            sizes[limit.key(call)] = (limit.capacity, limit.refill)
+
+    def floor(key: tuple[str, ...], n: float) -> float:
+        capacity, refill = sizes[key]
+        return max(0.0, n - capacity) / refill
+
+    rows = sorted(calls, key=lambda k: -floor(k, calls[k] / count * scale_to))
+    print(f"least time at the published rates (calls beyond the burst / refill), for these"
+          f" {count} and for {scale_to} at the same calls per environment:")
+    for key in rows[:6]:
+        capacity, refill = sizes[key]
+        print(f"    {':'.join(key):<48} {calls[key] / count:5.2f}/env, limit {capacity:g} +"
+              f" {refill:g}/s: {floor(key, calls[key]):5.0f}s; at {scale_to}:"
+              f" {floor(key, calls[key] / count * scale_to):5.0f}s")
 
 
 def report_batch(batch: Batch, one: float, limit: int) -> None:

@@ -37,6 +37,14 @@ Consistency rules (what makes a stale cache harmless):
    directly (rule 2).
 5. With `ttl` 0 (the default of a Context of its own, as tests and one-off tools build
    it) nothing is cached and every lookup is the kind's direct read.
+6. A *directory* is the one exception to rule 1: an account-wide listing (Cognito's user
+   pools) that this process keeps current with its own writes (`listed`, `unlisted`; an
+   unknown outcome drops it, `relist`), so it may answer "not there". That is safe for
+   what only this process creates: an environment's resources are made only by the one
+   process handling it, and a directory is first loaded after this process started
+   handling environments, so it shows whatever an earlier process made. Others' writes
+   (another shard's pools, a person's) show within `ttl`; a count taken from it is a
+   hint that the API's own refusal (a quota reached) backs up.
 
 Secret values the snapshots hold stay in this process's memory for at most `ttl`, as they
 do during a pass anyway; nothing here logs or shows a value (the repr shows only counts).
@@ -85,6 +93,7 @@ class Observations:
         self._fresh: dict[str, dict[tuple[str, str, str], tuple[float, Any]]] = {}
         self._kept: dict[str, dict[str, Any]] = {}
         self._each: dict[str, dict[str, tuple[float, Any]]] = {}
+        self._directories: dict[str, _Snapshot] = {}
 
     def __repr__(self) -> str:
         """Counts only: the entries may hold secret values."""
@@ -184,6 +193,51 @@ class Observations:
                 held.update((k, (now, v)) for k, v in loaded.items())
             found.update(loaded)
         return found
+
+    # -- directories (rule 6) ------------------------------------------------------------
+    def listing(self, api: str, load: Loader) -> dict[str, Any]:
+        """The directory `api` (key -> summary): loaded at most once per TTL, one loader at
+        a time, and kept current in between by this process's own writes."""
+        if not self.enabled:
+            return dict(load())
+        with self._lock:
+            gate = self._loading.setdefault(("directory", api), threading.Lock())
+        with gate:
+            with self._lock:
+                current = self._directories.get(api)
+                if current is not None and self._clock() - current.started < self.ttl:
+                    return dict(current.items)
+            started = self._clock()
+            items = dict(load())
+            with self._lock:
+                self._directories[api] = _Snapshot(started, items)
+            return dict(items)
+
+    def listed(self, api: str, key: str, summary: Any) -> int | None:
+        """This process just made `key`: the directory shows it before its next load.
+        Returns how many the directory now holds (None: none is held)."""
+        with self._lock:
+            current = self._directories.get(api)
+            if current is None:
+                return None
+            items = {**current.items, key: summary}
+            self._directories[api] = _Snapshot(current.started, items)
+            return len(items)
+
+    def unlisted(self, api: str, key: str) -> int | None:
+        """This process just deleted `key`; how many the directory now holds (or None)."""
+        with self._lock:
+            current = self._directories.get(api)
+            if current is None:
+                return None
+            items = {k: v for k, v in current.items.items() if k != key}
+            self._directories[api] = _Snapshot(current.started, items)
+            return len(items)
+
+    def relist(self, api: str) -> None:
+        """A write's outcome is unknown: the next look loads the directory again."""
+        with self._lock:
+            self._directories.pop(api, None)
 
     # -- kept across intervals -----------------------------------------------------------
     def kept(self, owner: str, key: str) -> Any:

@@ -10,6 +10,14 @@ Cognito pool names are not unique, so a pool is found by its recorded id, else b
 *and* the environment tag (UserPoolTags, read with DescribeUserPool: one call serves both).
 A pool whose environment tag names another environment is never touched.
 
+Finding by name means listing the account's pools (ListUserPools, 60 a page: 17 calls at
+1,000 tenants, in the UserPoolRead category's 15 a second). Done for every new tenant,
+twice (observe, then the count before creating), that capped a large batch at about one
+tenant every 2 s. The account's pools are therefore a *directory* of the shared
+observation cache (rule 6 of wpenv.reconcilers.observations): listed once per TTL, and
+kept current by this process's own creates and deletes, so a new tenant's look costs no
+listing at all.
+
 The account quota (HLD 8: 60 pools by default) is checked before a pool is created: at the
 quota the step waits with a TransientError, and because the identity steps come first
 nothing else of the environment is built meanwhile.
@@ -50,6 +58,7 @@ QUOTA_REACHED = (
 )
 STALE = "user pool {id} differs from the plan in {fields}"
 DESCRIBED = "cognito-idp:DescribeUserPool"
+LISTED = "cognito-idp:ListUserPools"
 
 # Settings UpdateUserPool can change; it resets every one it is not sent, so update always
 # sends all of them (see `desired_settings`).
@@ -191,8 +200,11 @@ def describe_pool(ctx: Context, pid: str) -> dict[str, Any] | None:
 
 
 def list_pools(ctx: Context) -> list[dict[str, Any]]:
-    """Every user pool of the account and region (id, name, creation date)."""
-    return account_pools(ctx.clients, ctx.settings)
+    """Every user pool of the account and region (id, name, creation date), from the
+    directory: as listed within the TTL, with this process's creates and deletes since."""
+    listed = ctx.observations.listing(
+        LISTED, lambda: {str(p["Id"]): p for p in account_pools(ctx.clients, ctx.settings)})
+    return list(listed.values())
 
 
 def account_pools(clients: Any, settings: Settings) -> list[dict[str, Any]]:
@@ -312,10 +324,22 @@ class UserPool(
                 raise TransientError(
                     reasons.USER_POOL_QUOTA_REACHED, QUOTA_REACHED.format(count=quota, quota=quota)
                 ) from exc
+            ctx.observations.relist(LISTED)  # a 5xx may still have made the pool
+            raise
+        except Exception:
+            ctx.observations.relist(LISTED)  # no answer (a timeout): it may exist now
             raise
         created = created["UserPool"]
         ctx.remember({"userPoolId": str(created["Id"])})
+        summary = {k: created.get(k) for k in ("Id", "Name", "CreationDate")}
+        self._count(ctx, ctx.observations.listed(LISTED, str(created["Id"]), summary))
         log.info("created user pool %s for %s", created["Id"], ctx.names.tenant)
+
+    @staticmethod
+    def _count(ctx: Context, in_use: int | None) -> None:
+        """The quota gauge, when the directory knows the new count (else its next load)."""
+        if in_use is not None:
+            metrics.set_user_pools(in_use, ctx.settings.user_pool_quota)
 
     def update(self, ctx: Context, observed: Observation) -> None:
         """Send every changeable setting (UpdateUserPool resets the ones it is not sent)."""
@@ -351,7 +375,16 @@ class UserPool(
             idp.update_user_pool(**update_arguments(found, DeletionProtection="INACTIVE"))
         idp.delete_user_pool(UserPoolId=pid)
         log.info("deleted user pool %s", pid)
-        account_pools(clients, settings)  # one fewer in use: the quota gauge must say so
+
+    def delete(self, ctx: Context, observed: Observation) -> None:
+        """`remove`, and the directory (and the quota gauge) one pool fewer."""
+        try:
+            super().delete(ctx, observed)
+        except Exception:
+            ctx.observations.relist(LISTED)  # half-done: the next look lists again
+            raise
+        if observed.found is not None:
+            self._count(ctx, ctx.observations.unlisted(LISTED, str(observed.found["Id"])))
 
     def tag(self, ctx: Context, recorded: str, tags: Mapping[str, str]) -> None:
         """Merge `tags` into the pool's, keeping its current settings (ResourceNotFound: gone).

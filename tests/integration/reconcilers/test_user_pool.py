@@ -9,9 +9,11 @@ import pytest
 
 from tests.integration.conftest import MakeCtx
 from tests.integration.identity import build, domain_owner, our_pools, pools_named, tear_down
+from tests.platform.journal import clear_journal, read_journal
 from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_RETAINED
 from wpenv.reconcilers.base import MISSING, Context
+from wpenv.reconcilers.observations import Observations
 from wpenv.reconcilers.user_pool import UserPool, list_pools
 
 pytestmark = pytest.mark.e2e
@@ -72,6 +74,32 @@ def test_at_the_quota_nothing_is_created(ctx: Context) -> None:
     ctx.settings = ctx.settings.model_copy(update={"user_pool_quota": in_use + 1})
     pool.create(ctx, pool.observe(ctx))  # one free: created
     assert len(list_pools(ctx)) == in_use + 1
+
+
+def test_new_tenants_look_and_count_from_one_listing(
+    make_ctx: MakeCtx, platform: dict[str, str]
+) -> None:
+    """The account's pools are listed once per TTL (17 calls at 1,000 pools), not twice per
+    new tenant; the directory shows our own creates and deletes at once."""
+    shared = Observations(600.0)
+    first, second = make_ctx(), make_ctx()
+    first.observations = second.observations = shared
+    pool = UserPool()
+    try:
+        pool.create(first, pool.observe(first))
+        clear_journal(platform["AWS_ENDPOINT_URL"])
+        pool.create(second, pool.observe(second))
+        made = second.ids.pop("userPoolId")  # a crash before the id was recorded
+        assert pool.observe(second).ids == {"userPoolId": made}, "found: no second pool"
+        pool.ensure_absent(second)
+        assert made not in {p["Id"] for p in list_pools(second)}
+        actions = [e.action for e in read_journal(platform["AWS_ENDPOINT_URL"])]
+        assert "ListUserPools" not in actions, actions
+        assert actions.count("CreateUserPool") == 1
+    finally:
+        for ctx in (first, second):
+            ctx.observations = Observations()
+            tear_down(ctx)
 
 
 def test_a_pool_of_another_environment_is_never_touched(ctx: Context, make_ctx: MakeCtx) -> None:

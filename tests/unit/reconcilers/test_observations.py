@@ -140,6 +140,41 @@ def test_each_reads_only_the_keys_it_does_not_hold_until_the_ttl(clock: Clock) -
     assert asked[-2:] == [["a"], ["a"]], "off: every call reads"
 
 
+def test_a_directory_is_listed_once_per_ttl_and_follows_our_own_writes(clock: Clock) -> None:
+    cache = Observations(10, clock=clock)
+    source = Source({"a": 1})
+    assert cache.listing("pools", source.bulk) == {"a": 1}
+    assert cache.listed("pools", "b", 2) == 2
+    source.items["c"] = 3  # someone else's, made after the listing
+    assert cache.listing("pools", source.bulk) == {"a": 1, "b": 2}, "ours shows at once"
+    assert cache.unlisted("pools", "a") == 1
+    assert cache.listing("pools", source.bulk) == {"b": 2}
+    assert source.bulk_calls == 1
+    clock.now += 10
+    assert cache.listing("pools", source.bulk) == {"a": 1, "c": 3}, "theirs within the TTL"
+    assert source.bulk_calls == 2
+
+
+def test_an_unknown_outcome_makes_the_directory_list_again(clock: Clock) -> None:
+    cache = Observations(10, clock=clock)
+    source = Source({"a": 1})
+    cache.listing("pools", source.bulk)
+    cache.relist("pools")
+    source.items["b"] = 2
+    assert cache.listing("pools", source.bulk) == {"a": 1, "b": 2}
+    assert source.bulk_calls == 2
+
+
+def test_a_directory_not_held_is_not_made_up_by_a_write(clock: Clock) -> None:
+    cache = Observations(10, clock=clock)
+    assert (cache.listed("pools", "b", 2), cache.unlisted("pools", "b")) == (None, None)
+    off = Observations(0, clock=clock)
+    source = Source({"a": 1})
+    off.listing("pools", source.bulk)
+    off.listing("pools", source.bulk)
+    assert source.bulk_calls == 2, "off: every look lists"
+
+
 def test_off_means_every_lookup_reads_directly(clock: Clock) -> None:
     cache = Observations(0, clock=clock)
     source = Source({"a": 1})
