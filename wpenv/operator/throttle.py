@@ -15,23 +15,30 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from kubernetes.client.exceptions import ApiException
 
 from wpenv.leases import Lease, Leases, Renewer
 
 log = logging.getLogger(__name__)
+# How much of the typical hold the latest one makes up (an exponential moving average).
+HOLD_WEIGHT = 0.3
 
 
 class ProvisionSlots:
     """A counted set of slot holders, safe across kopf's worker threads."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self._holders: set[str] = set()
         self._waiting: dict[str, None] = {}  # insertion-ordered: the queue
         self._finished: set[str] = set()
         self._lock = threading.Lock()
+        self._clock = clock
+        self._since: dict[str, float] = {}  # holder -> when it took its slot
+        self._typical: float | None = None  # how long a slot is held, lately
 
     def acquire(self, uid: str) -> bool:
         """Take a slot (or keep the one held); False means wait, in FIFO order."""
@@ -40,8 +47,7 @@ class ProvisionSlots:
                 return True
             first_waiters = list(self._waiting)[: self.limit - len(self._holders)]
             if uid in first_waiters:
-                self._holders.add(uid)
-                self._waiting.pop(uid, None)
+                self._hold(uid)
                 return True
             return False
 
@@ -63,10 +69,42 @@ class ProvisionSlots:
         self._waiting.setdefault(uid, None)
         return False
 
+    def _hold(self, uid: str) -> None:
+        """`uid` leaves the queue for a slot (the caller holds the lock)."""
+        self._holders.add(uid)
+        self._waiting.pop(uid, None)
+        self._since[uid] = self._clock()
+
     def _drop(self, uid: str) -> None:
         """No slot and no place in the queue for `uid` (the caller holds the lock)."""
         self._holders.discard(uid)
         self._waiting.pop(uid, None)
+        since = self._since.pop(uid, None)
+        if since is not None:
+            held = self._clock() - since
+            typical = self._typical
+            self._typical = held if typical is None else (
+                HOLD_WEIGHT * held + (1 - HOLD_WEIGHT) * typical)
+
+    def expected_wait(self, uid: str) -> float | None:
+        """Seconds until `uid` can expect a slot (None: no provision has ended yet here).
+
+        The holders free their slots about a typical hold after they took them, one round
+        of `limit` after another: the queue's k-th waiter (from 0) takes the slot that
+        frees (k mod limit)-th, k // limit rounds on. Only this process's holders are known
+        (across processes a slot may free at any time): a slot not held here counts as
+        free now, so the estimate errs towards looking early.
+        """
+        with self._lock:
+            typical = self._typical
+            if typical is None or uid not in self._waiting:
+                return None
+            now = self._clock()
+            place = list(self._waiting).index(uid)
+            frees = sorted(self._since[h] + typical for h in self._holders if h in self._since)
+            frees += [now] * max(0, self.limit - len(frees))
+            rounds, slot = divmod(place, self.limit)
+            return max(0.0, frees[slot] + rounds * typical - now)
 
     def finished(self, uid: str) -> bool:
         """Whether `uid` finished provisioning in this process (whatever a stale view says)."""
@@ -124,8 +162,9 @@ class LeasedSlots(ProvisionSlots):
     first come first served, as their polls arrive.
     """
 
-    def __init__(self, limit: int, leases: Leases) -> None:
-        super().__init__(limit)
+    def __init__(self, limit: int, leases: Leases,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(limit, clock)
         self.leases = leases
         self.renewer = Renewer(leases, lost=self._lost)
         self._slots: dict[str, str] = {}  # uid -> the slot lease it holds
@@ -153,9 +192,8 @@ class LeasedSlots(ProvisionSlots):
         with self._lock:
             gone = uid not in self._waiting
             if not gone:
-                self._holders.add(uid)
+                self._hold(uid)
                 self._slots[uid] = lease.name
-                self._waiting.pop(uid, None)
         if gone:
             self.leases.release(lease)
             return False
@@ -200,6 +238,7 @@ class LeasedSlots(ProvisionSlots):
                 if held == name:
                     self._slots.pop(uid)
                     self._holders.discard(uid)
+                    self._since.pop(uid, None)  # not a hold that ended: no sample
 
     @property
     def in_use(self) -> int:

@@ -307,15 +307,23 @@ def _queued(app: App, env: Env, first: Mapping[str, Any]) -> Result:
     )
     accepted = {key: value for key, value in first.items() if key != "conditions"}
     return Result(status={**accepted, **waiting},
-                  requeue=Retry(QUEUED, queue_poll(place, app.slots.limit)))
+                  requeue=Retry(QUEUED, queue_poll(place, app.slots.limit,
+                                                   app.slots.expected_wait(env.uid))))
 
 
-def queue_poll(place: int, limit: int) -> float:
-    """Seconds until a queued environment looks again: 5 for the first `limit`, more behind.
+def queue_poll(place: int, limit: int, expected: float | None = None) -> float:
+    """Seconds until a queued environment looks again (1 s to a minute).
 
-    Slots free at `limit` per provision time; one 3 x limit places back cannot be next
-    within the few seconds the front polls at, so it looks every 15 s (at most a minute).
+    Every look is a kopf retry, which PATCHes the object, and most looks move the queue's
+    place, which patches the status too: 900 queued looking every few seconds kept the
+    API server half a core busy. Once a provision has ended here, the slots know when the
+    next ones should free (`expected_wait`): a waiter looks after half of what is left,
+    so it looks a few times per wait whatever its length, and every second once its slot
+    is due. Before that, the front `limit` look every second and each `limit` further
+    back a second less often.
     """
+    if expected is not None:
+        return min(QUEUE_POLL_MAX_SECONDS, max(QUEUE_POLL_SECONDS, expected / 2))
     return min(QUEUE_POLL_MAX_SECONDS, QUEUE_POLL_SECONDS * max(1, -(-place // limit)))
 
 

@@ -276,6 +276,12 @@ def test_the_back_of_the_queue_polls_less_often_than_the_front() -> None:
                      usecases.QUEUE_POLL_MAX_SECONDS]
 
 
+def test_a_waiter_with_an_expected_wait_looks_after_half_of_it() -> None:
+    polls = [usecases.queue_poll(900, 10, expected) for expected in (0.0, 1.5, 30.0, 500.0)]
+    assert polls == [usecases.QUEUE_POLL_SECONDS, usecases.QUEUE_POLL_SECONDS, 15.0,
+                     usecases.QUEUE_POLL_MAX_SECONDS]
+
+
 def test_a_resume_of_an_environment_at_rest_makes_no_pass(below: Below) -> None:
     times = {"startedAt": "2026-12-01T10:00:00Z", "finishedAt": "2026-12-01T10:09:00Z"}
     ready = st.status_patch({}, 1, phase=Phase.ACTIVE, conditions=[READY])
