@@ -48,8 +48,11 @@ from wpenv.settings import Settings
 # Nothing the platform simulates waits: the calls themselves are what is compared. The
 # data plane is off as in the tests: its WordPress tasks would make a rollout wait for PHP
 # to start and answer health checks, and their SQL would count as the operator's.
-PLATFORM = {"WPENV_SIM_DELAY_SECONDS": "0", "WPENV_IAM_PROPAGATION_SECONDS": "0",
-            "WPENV_JOURNAL_EXCHANGES": "1", "WPENV_DATA_PLANE": "off"}
+# The simulator steps every 50 ms (0.5 s by default): with a delay of 0 a rollout is
+# done at its next step, and the replay never waits for one.
+PLATFORM = {"WPENV_SIM_DELAY_SECONDS": "0", "WPENV_SIM_PERIOD_SECONDS": "0.05",
+            "WPENV_IAM_PROPAGATION_SECONDS": "0", "WPENV_JOURNAL_EXCHANGES": "1",
+            "WPENV_DATA_PLANE": "off"}
 OPERATOR = {"WPENV_USER_POOL_QUOTA": "1000"}
 TARGET = 1.25
 TIMEOUT = 900.0

@@ -305,6 +305,8 @@ def rate_floor(window: Sequence[Entry], count: int, scale_to: int = 1000) -> Non
     for entry in window:
         call = _call(entry)
         for limit in limiter.applicable(call):
+            if limit.per == "pool":  # one bucket per user pool: it does not add up
+                continue
             calls[limit.key(call)] += 1
             sizes[limit.key(call)] = (limit.capacity, limit.refill)
 

@@ -150,8 +150,9 @@ def _start_server(home: Path, port: int, env: Mapping[str, str]) -> None:
     (home / "moto.port").write_text(f"{port}\n")
     log_file = home / "moto.log"
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if "WPENV_SIM_DELAY_SECONDS" in env:
-        child_env["WPENV_SIM_DELAY_SECONDS"] = env["WPENV_SIM_DELAY_SECONDS"]
+    for name in ("WPENV_SIM_DELAY_SECONDS", "WPENV_SIM_PERIOD_SECONDS"):
+        if name in env:
+            child_env[name] = env[name]
     for name in (IAM_PROPAGATION_ENV, *LIFECYCLE_ENVS):
         if name in env:
             child_env[name] = env[name]

@@ -45,7 +45,13 @@ from tests.platform.faults import Faults
 from tests.platform.fidelity import elb_quotas, faithful, rotation
 from tests.platform.journal import Journal, journaled
 from tests.platform.loadbalancer import NETWORK_ENV, LoadBalancers, network_for
-from tests.platform.simulator import DEFAULT_PERIOD_SECONDS, Simulator, delay_from_env
+from tests.platform.simulator import (
+    DEFAULT_PERIOD_SECONDS,
+    PERIOD_ENV,
+    Simulator,
+    delay_from_env,
+    seconds_from_env,
+)
 from tests.platform.witness import Witness, witnessed
 from tests.platform.wordpress import DataPlane
 
@@ -156,13 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds from a service change to its tasks running (default: "
         "WPENV_SIM_DELAY_SECONDS or 2)",
     )
-    parser.add_argument("--period", type=float, default=DEFAULT_PERIOD_SECONDS)
+    parser.add_argument("--period", type=float, default=None,
+                        help="seconds between simulator steps (default: "
+                             "WPENV_SIM_PERIOD_SECONDS or 0.5)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     delay = args.delay if args.delay is not None else delay_from_env()
-    serve(args.host, args.port, delay, args.period)
+    period = args.period if args.period is not None else seconds_from_env(
+        PERIOD_ENV, DEFAULT_PERIOD_SECONDS)
+    serve(args.host, args.port, delay, period)
     return 0
 
 

@@ -89,6 +89,9 @@ ACTIVE = "ACTIVE"
 DRAINING = "DRAINING"
 INACTIVE = "INACTIVE"
 DEFAULT_PERIOD_SECONDS = 0.5
+# How often the simulator steps; a benchmark where nothing may wait for the platform
+# (bench/overhead.py) makes it step faster than the operator polls.
+PERIOD_ENV = "WPENV_SIM_PERIOD_SECONDS"
 # Where tasks of a service without awsvpc subnets get their fake addresses.
 FALLBACK_CIDR = "10.255.0.0/16"
 FIRST_TASK_OFFSET = 16

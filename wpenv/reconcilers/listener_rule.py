@@ -31,6 +31,7 @@ from wpenv.errors import TransientError
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_TENANT, path_prefix
 from wpenv.reconcilers.base import Context, Found, Observation, Resource
 from wpenv.reconcilers.pool import (
+    RULES_LISTED,
     forward_targets,
     listener_rules,
     load_balancer_of,
@@ -61,7 +62,7 @@ WAITING_FOR_PLACEMENT = "the tenant is not placed on a load balancer yet"
 
 
 # The shared cache's listing: one DescribeRules by ListenerArn covers a whole listener.
-LISTED = "elasticloadbalancing:DescribeRules"
+LISTED = RULES_LISTED
 TAGS = "elasticloadbalancing:DescribeTags"
 MAX_PRIORITY = 50_000  # CreateRule's Priority: 1 to 50,000
 

@@ -85,8 +85,12 @@ class Placement(Resource, group="Routing", ids=("loadBalancerArn", "listenerArn"
         return Observation(exists=True, ids=found.ids, found=found)
 
     def create(self, ctx: Context, observed: Observation) -> None:
-        """Keep a placement already made; else place on the first load balancer with room."""
-        found = observed.found or self.found_by_id(ctx) or self.find_by_name(ctx)
+        """Keep a placement already made; else place on the first load balancer with room.
+
+        Not looked up by name again: this pass's observe just did (DescribeTargetGroups
+        by name), and a target group is attached only by our rule, made after this.
+        """
+        found = observed.found or self.found_by_id(ctx)
         if found is None:
             found = _place(ctx)
         ctx.remember(found.ids)
@@ -139,7 +143,7 @@ def _place(ctx: Context) -> Placed:
             and (found := reserved(lease)) is not None
         ]
         arn, listener = pool.place(
-            ctx.clients, ctx.settings, plan.tenant_targets(ctx.spec), others
+            ctx.clients, ctx.settings, plan.tenant_targets(ctx.spec), others, ctx.observations
         )
         leases.still_held(guard)  # a lost mutex: another process may have counted too
         _reserve(ctx, arn)

@@ -13,9 +13,10 @@ only when placing: a tenant with a recorded placement never reads the pool again
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,11 +31,14 @@ from wpenv.plan import (
     shortfall,
     target_ceiling,
 )
+from wpenv.reconcilers.observations import Observations
 from wpenv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RULES_PAGE = 400
+# The shared cache's listing of one listener's rules (one DescribeRules by ListenerArn).
+RULES_LISTED = "elasticloadbalancing:DescribeRules"
 NO_POOL = "no load balancer pool is configured: set WPENV_LOAD_BALANCER_ARNS"
 NO_HTTPS = (
     "load balancer {name} has no HTTPS listener to hold tenant rules; give it one (with a "
@@ -131,17 +135,31 @@ def endpoint(clients: Any, listener_arn: str) -> Endpoint:
                     str(found.get("Protocol", "")))
 
 
-def usage(clients: Any, load_balancer_arn: str) -> tuple[LoadBalancerUsage, set[str]]:
+def usage(
+    clients: Any, load_balancer_arn: str, observations: Observations | None = None
+) -> tuple[LoadBalancerUsage, set[str]]:
     """Rules and target groups of one load balancer, across all its listeners.
 
     A target group counts once a rule (or a listener's default action) forwards to it,
     however many do; the default rules do not count as rules. Returns the target groups
     too, for `count_targets`.
+
+    The HTTPS listener, where tenants' rules go, is read now. The others (the HTTP
+    redirect) hold only rules a person made, so with `observations` their listing is the
+    shared cache's, at most a TTL old: a person's rule made since shows later, and should
+    the count then be one short, CreateRule's TooManyRules makes the tenant wait.
     """
     rules, groups = 0, set()
+    tenants = https_listener(clients, load_balancer_arn)
     for listener in listeners(clients, load_balancer_arn):
+        arn = str(listener["ListenerArn"])
         groups |= forward_targets(listener.get("DefaultActions") or [])
-        for rule in listener_rules(clients, listener["ListenerArn"]).values():
+        if observations is None or arn == tenants:
+            listed: Mapping[str, Any] = listener_rules(clients, arn)
+        else:
+            listed = observations.snapshot(
+                RULES_LISTED, arn, functools.partial(listener_rules, clients, arn)).items
+        for rule in listed.values():
             groups |= forward_targets(rule.get("Actions") or [])
             if not rule.get("IsDefault") and rule.get("Priority") != "default":
                 rules += 1
@@ -245,7 +263,8 @@ def fill_order(arns: Sequence[str], now: float) -> list[str]:
 
 
 def place(
-    clients: Any, settings: Settings, targets: int, reserved: Sequence[Reserved] = ()
+    clients: Any, settings: Settings, targets: int, reserved: Sequence[Reserved] = (),
+    observations: Observations | None = None,
 ) -> tuple[str, str]:
     """(load balancer, HTTPS listener) for a new tenant needing `targets` targets.
 
@@ -262,7 +281,7 @@ def place(
     quotas = LoadBalancerQuotas.of(settings)
     counted: list[LoadBalancerUsage] = []
     for load_balancer_arn in fill_order(settings.load_balancer_arns, time.monotonic()):
-        found, groups = usage(clients, load_balancer_arn)
+        found, groups = usage(clients, load_balancer_arn, observations)
         found, reserved_targets = with_reserved(found, groups, reserved)
         exact = False
         if shortfall(found, quotas, targets):  # targets not counted yet: no rule or group fits

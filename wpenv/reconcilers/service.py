@@ -332,7 +332,9 @@ class Service(
         facts = Facts(
             running=int(found.get("runningCount", 0)),
             desired=desired,
-            healthy=healthy_targets(ctx.clients, found, ctx.ids.get("targetGroupArn")),
+            # No task running, no healthy target: no DescribeTargetHealth while tasks start.
+            healthy=healthy_targets(ctx.clients, found, ctx.ids.get("targetGroupArn"))
+            if int(found.get("runningCount", 0)) > 0 else 0,
             rollout_state=rollout.state or "",
             serving=str(current or ""),
             rolled_back_from=str(wanted) if stuck else "",

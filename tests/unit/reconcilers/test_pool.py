@@ -15,6 +15,7 @@ from wpenv.engine import make_context
 from wpenv.errors import TransientError
 from wpenv.plan import Endpoint, LoadBalancerUsage
 from wpenv.reconcilers import pool
+from wpenv.reconcilers.observations import Observations
 from wpenv.reconcilers.placement import Placement
 from wpenv.settings import Settings
 
@@ -95,6 +96,20 @@ def test_each_load_balancer_answers_on_its_https_listener_read_once(two: Pool) -
     assert two.clients.elbv2.calls == [], "the pool is read once per process"
     with pytest.raises(LookupError):
         pool.endpoint(two.clients, second[:-4] + "0000")
+
+
+def test_usage_reads_the_tenants_listener_now_and_the_others_once_per_ttl(two: Pool) -> None:
+    listeners = pool.listeners(two.clients, two.arns[0])
+    assert len(listeners) == 2, "HTTPS for tenants, HTTP that redirects"
+    shared = Observations(60.0)
+    two.clients.elbv2.calls.clear()
+    pool.usage(two.clients, two.arns[0], shared)
+    assert two.clients.elbv2.calls == ["get_paginator", "get_paginator"]
+    group = two.target_group("tg-now")
+    two.rule(0, 7, group)  # a tenant's rule, made since: counted at once
+    two.clients.elbv2.calls.clear()
+    found, _ = pool.usage(two.clients, two.arns[0], shared)
+    assert (found.rules, two.clients.elbv2.calls) == (1, ["get_paginator"])
 
 
 def test_usage_counts_rules_and_each_target_group_once_per_load_balancer(two: Pool) -> None:

@@ -196,3 +196,20 @@ def test_a_service_on_an_older_secret_version_is_stale_and_says_so() -> None:
     assert observed.detail == svc.STALE_TASKS.format(have=V1, current=V2)
     service["tags"][-1]["value"] = V2
     assert svc.Service().inspect(ctx, service).up_to_date
+
+
+def test_no_target_health_is_read_while_no_task_runs() -> None:
+    """clients=None: a DescribeTargetHealth here would fail the test."""
+    ctx = _ctx(replicas=2)
+    starting = {"status": "PRIMARY", "rolloutState": "IN_PROGRESS", "taskDefinition": TD1}
+    service = {
+        **_service(TD1, starting),
+        "serviceArn": "arn:aws:ecs:us-east-1:111122223333:service/wpenv/wpenv-acme",
+        "status": "ACTIVE", "runningCount": 0, "desiredCount": 2,
+        "loadBalancers": [{"targetGroupArn": TG}],
+    }
+    observed = svc.Service().inspect(ctx, service)
+    assert observed.facts is not None and observed.facts.healthy == 0
+    assert not observed.ready
+    with pytest.raises(AttributeError):
+        svc.Service().inspect(ctx, {**service, "runningCount": 1})  # one runs: it is read
