@@ -387,7 +387,7 @@ def measure(env: dict[str, str], args: argparse.Namespace) -> Run:
         print(f"one environment: Active in {yardstick:.1f}s; RSS {run.rss_mb():.0f} MB")
         idle(run, 1, args.drift_interval, args.drift_passes)
         many = new_namespace(env)
-        timeout = max(900.0, 3 * SLACK * args.count / args.limit * yardstick)
+        timeout = args.timeout or max(900.0, 3 * SLACK * args.count / args.limit * yardstick)
         since = time.time()
         batch, envs = provision(run, env, many, args.count, timeout=timeout, present=1)
         report_batch(batch, yardstick, args.limit)
@@ -413,6 +413,8 @@ def main() -> None:
     parser.add_argument("--drift-interval", type=float, default=60.0)
     parser.add_argument("--drift-passes", type=int, default=2)
     parser.add_argument("--latency-samples", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds the batch may take (default: 3 x its target, >= 900)")
     parser.add_argument("--trace", action="store_true", help="tracemalloc in the operator")
     parser.add_argument("--plot", type=Path, default=LOCAL / "scale.png")
     args = parser.parse_args()
