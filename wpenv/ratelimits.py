@@ -117,11 +117,13 @@ class Limiter:
     """
 
     def __init__(self, limits: Iterable[Limit], clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        """Full buckets, created on first use."""
+                 sleep: Callable[[float], None] = time.sleep, headroom: float = 0.0):
+        """Full buckets, created on first use; `headroom` tokens fewer than the limit's
+        capacity each (at least one), so that AWS's own bucket keeps that many."""
         self.limits = tuple(limits)
         self.clock = clock
         self.sleep = sleep
+        self.headroom = headroom
         self.buckets: dict[tuple[str, ...], Bucket] = {}
         self.lock = threading.Lock()
 
@@ -135,9 +137,11 @@ class Limiter:
         """The (topped-up) buckets `call` draws from; the caller holds the lock."""
         drawn = []
         for limit in limits:
-            bucket = self.buckets.setdefault(
-                limit.key(call), Bucket(limit.capacity, limit.refill, limit.capacity, now)
-            )
+            key = limit.key(call)
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                capacity = max(1.0, limit.capacity - self.headroom)
+                bucket = self.buckets[key] = Bucket(capacity, limit.refill, capacity, now)
             bucket.top_up(now)
             drawn.append(bucket)
         return drawn

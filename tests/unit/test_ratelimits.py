@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from tests.platform import chaos
 from wpenv import ratelimits
-from wpenv.aws import Clients, call_of
+from wpenv.aws import RATE_HEADROOM, Clients, call_of
 from wpenv.ratelimits import Call, Limit, Limiter
 from wpenv.settings import Settings
 
@@ -163,3 +163,15 @@ def test_the_clients_wait_for_their_bucket_and_count_the_wait() -> None:
     # 2 at once, then 3 at 5 a second, however long moto takes to answer each.
     assert time.monotonic() - started >= 0.6 - 0.01
     assert _waits("ListClusters") > before
+
+
+def test_headroom_keeps_the_bucket_smaller_than_awss_but_never_empty() -> None:
+    clock = Clock()
+    one = Limit("ecs", "One", 1, 1, frozenset({"ListServices"}))
+    limiter = Limiter([tiny(3, 2, "DescribeServices"), one], clock, headroom=2)
+    assert [limiter.reserve(ecs("DescribeServices")) for _ in range(3)] == [0.0, 0.5, 1.0]
+    assert [limiter.reserve(ecs("ListServices")) for _ in range(2)] == [0.0, 1.0]
+
+
+def test_the_operators_clients_keep_headroom() -> None:
+    assert Clients(Settings()).limiter.headroom == RATE_HEADROOM > 0
