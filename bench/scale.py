@@ -119,7 +119,9 @@ def apply(env: dict[str, str], ns: str, count: int) -> list[lifecycle.Env]:
         docs.append({"apiVersion": "bbws.io/v1alpha1", "kind": "WordPressEnvironment",
                      "metadata": {"name": name}, "spec": {"tenantId": tenant}})
         envs.append(lifecycle.Env(name, names_for(ns, name, tenant).service))
-    kube.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump_all(docs), env=env)
+    # 1,000 creates, one after another, while the operator already patches the first.
+    kube.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump_all(docs), env=env,
+                 timeout=900)
     return envs
 
 

@@ -63,9 +63,14 @@ def _armed() -> str | None:
 _AT = _armed()
 
 
+def armed(stage: str, subject: str) -> bool:
+    """Whether this process exits at that boundary (what must be written before it)."""
+    return _AT is not None and f"{stage}:{subject}" == _AT
+
+
 def crashpoint(stage: str, subject: str) -> None:
     """Exit hard here if this boundary is the armed kill point; otherwise nothing."""
-    if _AT is not None and f"{stage}:{subject}" == _AT:
+    if armed(stage, subject):
         os.write(2, REACHED.format(point=_AT).encode())
         os._exit(EXIT_CODE)
 

@@ -20,7 +20,7 @@ from wpenv import aws, kube, reasons
 from wpenv.api.models import Phase, ResourceIds, parse_spec
 from wpenv.archive.hooks import Everyday, Hooks, Note
 from wpenv.conditions import FALSE, READY, TRUE, Cond
-from wpenv.crashpoints import CREATED, RECORDED, crashpoint
+from wpenv.crashpoints import CREATED, RECORDED, armed, crashpoint
 from wpenv.errors import PermanentError, TransientError
 from wpenv.plan import TAG_TENANT, names_for, tags_for
 from wpenv.reconcilers import registry
@@ -170,6 +170,8 @@ def step(ctx: Context, resource: Resource, seen: Seen, out: Outcome) -> Observat
         out.events.append(Event("Normal", reasons.UPDATED, f"{resource.kind} updated"))
         observed = resource.observe(ctx)
     ctx.remember(observed.ids)
+    if armed(RECORDED, resource.kind) and isinstance(ctx.record, WriteBehind):
+        ctx.record.flush()  # this kill point promises the ids are in the status
     crashpoint(RECORDED, resource.kind)
     if observed.facts is not None and observed.facts.rollout_state == "FAILED":
         # A first deployment that failed has nothing to roll back to: waiting will not
@@ -177,6 +179,30 @@ def step(ctx: Context, resource: Resource, seen: Seen, out: Outcome) -> Observat
         # the service module instead).
         raise PermanentError(reasons.DEPLOYMENT_FAILED, observed.detail or "rollout failed")
     return observed
+
+
+class WriteBehind:
+    """The identifiers a pass records, written to the status in one patch at its end.
+
+    Recording each one at once cost a status patch per resource (some 20 a provision),
+    each also a watch event kopf had to look at. A pass cut short before its end (a
+    crash) leaves the status without what it made, as a kill between a create and its
+    record always could: every kind finds its resource again by name or tag.
+    """
+
+    def __init__(self, write: Callable[[Mapping[str, Any]], None]) -> None:
+        self.write = write
+        self.pending: dict[str, Any] = {}
+
+    def __call__(self, ids: Mapping[str, Any]) -> None:
+        """Keep `ids` for the end of the pass (later values win, as patches would)."""
+        self.pending.update(ids)
+
+    def flush(self) -> None:
+        """Write what is pending, in one patch."""
+        if self.pending:
+            ids, self.pending = self.pending, {}
+            self.write(ids)
 
 
 def converge(
@@ -187,6 +213,42 @@ def converge(
     may_roll_back: bool = True,
     hooks: Hooks | None = None,
     waited: int = 0,
+) -> Outcome:
+    """`_converge`, recording the pass's identifiers in the status once, at its end.
+
+    Should that write fail (the API server restarting), the pass is troubled and not
+    ready, whatever it found: nothing is rolled back, the next pass finds what this one
+    made by name and records it then.
+    """
+    immediate = ctx.record
+    behind = ctx.record = WriteBehind(immediate)
+    try:
+        out = _converge(ctx, resources, attempt=attempt, may_roll_back=may_roll_back,
+                        hooks=hooks, waited=waited)
+    finally:
+        ctx.record = immediate
+    try:
+        behind.flush()
+    except Exception as exc:
+        error = classify(exc)
+        if not isinstance(error, TransientError):
+            raise
+        log.info("Recording the resources of %s failed: %s", ctx.name, error)
+        out.ready, out.troubled = False, True
+        out.conditions = [c for c in out.conditions if c.type != READY]
+        out.conditions.append(Cond(READY, FALSE, error.reason, f"recording resources: {error}"))
+        out.retry_after = backoff(attempt, ctx.settings)
+    return out
+
+
+def _converge(
+    ctx: Context,
+    resources: Sequence[Resource],
+    *,
+    attempt: int,
+    may_roll_back: bool,
+    hooks: Hooks | None,
+    waited: int,
 ) -> Outcome:
     """One level-based pass: observe each resource in order, create or update what differs.
 

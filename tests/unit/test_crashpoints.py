@@ -71,3 +71,14 @@ def test_the_armed_point_exits_hard_and_says_which() -> None:
 def test_any_other_boundary_goes_on(env: dict[str, str]) -> None:
     result = _run(env)
     assert (result.returncode, result.stdout.strip()) == (0, "went on")
+
+
+def test_armed_names_only_the_point_this_process_exits_at() -> None:
+    code = ("from wpenv.crashpoints import armed; "
+            "print(armed('recorded', 'Database'), armed('recorded', 'Service'), "
+            "armed('created', 'Database'))")
+    clean = {k: v for k, v in os.environ.items() if k not in (SETTING, IN_A_POD)}
+    result = subprocess.run([sys.executable, "-c", code],
+                            env={**clean, SETTING: "recorded:Database"},
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.stdout.split() == ["True", "False", "False"]

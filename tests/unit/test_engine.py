@@ -259,9 +259,29 @@ def test_a_status_write_failing_mid_first_provision_retries_and_rolls_nothing_ba
     ctx.record = record
     out = engine.converge(ctx, resources, attempt=0, may_roll_back=True)
     assert out.failure is None and out.troubled and out.retry_after is not None
-    assert journal.calls == ["create a", "create b"], "nothing deleted: no rollback"
+    assert not out.ready
+    assert journal.calls == ["create a", "create b", "create c"], "no rollback"
     ready = [c for c in out.conditions if c.type == "Ready"]
     assert [c.reason for c in ready] == ["KubernetesUnavailable"]
+    assert ctx.record is record, "the pass's write-behind is gone with the pass"
+
+
+def test_a_pass_records_its_ids_in_one_write_at_its_end() -> None:
+    journal = Journal()
+    resources = [FakeResource(k, journal) for k in ("a", "b", "c")]
+    ctx = _ctx()
+    writes: list[dict[str, Any]] = []
+
+    def record(ids: Mapping[str, Any]) -> None:
+        writes.append(dict(ids))
+        assert journal.calls == ["create a", "create b", "create c"], "only at the end"
+
+    ctx.record = record
+    assert engine.converge(ctx, resources).ready
+    assert len(writes) == 1 and {"aId", "bId", "cId"} <= set(writes[0])
+    writes.clear()
+    assert engine.converge(ctx, resources).ready
+    assert writes == [], "nothing new: nothing written"
 class Rolling(FakeResource):
     """Exists once created, but not ready (a rollout under way)."""
 

@@ -125,6 +125,9 @@ class Context:
     record: Callable[[Mapping[str, Any]], None] = lambda _ids: None
     # The operator's shared cache (wpenv.reconcilers.observations); off unless given.
     observations: Observations = field(default_factory=Observations)
+    # What a kind's observe read that its create, right after in the same step, may use
+    # instead of reading it again (popped there; per pass, as the Context is).
+    handed: dict[str, Any] = field(default_factory=dict)
 
     def owner(self, kind: str) -> str:
         """Whose cached observations a write by `kind` for this environment invalidates."""
@@ -139,7 +142,7 @@ class Context:
             self.record(dict.fromkeys(gone))
 
     def remember(self, ids: Mapping[str, Any]) -> None:
-        """Keep new identifiers and write them to the status at once (crash safety)."""
+        """Keep new identifiers and record them (the engine writes a pass's at its end)."""
         fresh = {k: v for k, v in ids.items() if self.ids.get(k) != v}
         if fresh:
             self.ids.update(fresh)

@@ -222,7 +222,11 @@ def find_rule(ctx: Context, target_group: str | None) -> PoolRule | None:
             return PoolRule(rule, listener, target_group)
     placed = ctx.ids.get("listenerArn")
     listeners = [str(placed)] if placed else None
-    return in_pool(ctx, read_pool(ctx.clients, ctx.settings, listeners), target_group)
+    state = read_pool(ctx.clients, ctx.settings, listeners)
+    found = in_pool(ctx, state, target_group)
+    if found is None and placed:  # create comes next: it chooses a priority from these
+        ctx.handed[ListenerRule.kind] = (str(placed), state)
+    return found
 
 
 def _described_rule(ctx: Context, rule_arn: str) -> dict[str, Any] | None:
@@ -324,14 +328,18 @@ class ListenerRule(
 
         ALB accepts a second rule with the same conditions, so this checks first: the
         listener's rules it reads to choose a priority are searched for our rule, which
-        costs no more calls.
+        costs no more calls. Those are the rules observe read moments ago when it has
+        (`ctx.handed`): a rule another tenant made since at the same priority makes
+        CreateRule answer PriorityInUse, a transient error.
         """
         target_group = _required_target_group(ctx)
         if observed.found is not None:
             ctx.remember(observed.found.ids)
             return
         listener_arn = _placed_listener(ctx)
-        state = read_pool(ctx.clients, ctx.settings, [listener_arn])
+        handed = ctx.handed.pop(self.kind, None)  # what observe just read, if it did
+        state = handed[1] if handed and handed[0] == listener_arn else read_pool(
+            ctx.clients, ctx.settings, [listener_arn])
         found = in_pool(ctx, state, target_group)
         if found is not None:
             ctx.remember(found.ids)

@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import MakeCtx
+from tests.platform.journal import clear_journal, read_journal
 from wpenv import aws
 from wpenv.errors import TransientError
 from wpenv.reconcilers.base import MISSING, Context
@@ -76,6 +77,28 @@ def test_create_makes_the_rule_the_plan_describes(tenant: Tenant) -> None:
     assert endpoint(ctx.clients, ctx.ids["listenerArn"]).protocol == "HTTPS"
     (item,) = [f for f in resource.managed(ctx.clients, ctx.settings) if f.id == rule_arn]
     assert item.tags == ctx.tags and item.details["listenerArn"] == ctx.ids["listenerArn"]
+
+
+def test_create_chooses_its_priority_from_the_rules_observe_just_read(
+    tenant: Tenant, platform: dict[str, str]
+) -> None:
+    ctx = tenant()
+    resource = ListenerRule()
+    observed = resource.observe(ctx)
+    assert not observed.exists
+    clear_journal(platform["AWS_ENDPOINT_URL"])
+    resource.create(ctx, observed)
+    actions = [e.action for e in read_journal(platform["AWS_ENDPOINT_URL"])]
+    assert actions == ["CreateRule"], "the listener is not read again"
+    assert ctx.handed == {}
+    again = make_rule_again(ctx)
+    assert again == ctx.ids["listenerRuleArn"], "adopted, not made twice"
+
+
+def make_rule_again(ctx: Context) -> str:
+    """Create with a MISSING observation (nothing handed): the listener is read, ours found."""
+    ListenerRule().create(ctx, MISSING)
+    return str(ctx.ids["listenerRuleArn"])
 
 
 def test_a_lost_status_finds_the_rule_by_its_tags_without_the_target_group(
