@@ -225,9 +225,11 @@ _RATED = "wpenv_rated"
 def rate_limited(client: Any, limiter: ratelimits.Limiter) -> Any:
     """Make each attempt of `client`'s calls wait for `limiter`'s tokens before it is sent.
 
-    before-call names the call as the limits see it (signing name, action, top-level
-    parameters); before-send, once per attempt (retries take tokens too, as they do at
-    AWS), waits. Registered first, ahead of any handler that answers in place of AWS.
+    before-parameter-build names the call as the limits see it (signing name, action,
+    top-level parameters: the call's own, not before-call's serialized request, whose
+    JSON body hides UserPoolId, which made every pool share one per-pool bucket);
+    before-send, once per attempt (retries take tokens too, as they do at AWS), waits.
+    Registered first, ahead of any handler that answers in place of AWS.
     """
     events = client.meta.events
 
@@ -243,7 +245,7 @@ def rate_limited(client: Any, limiter: ratelimits.Limiter) -> Any:
         if waited > 0.0:
             metrics.AWS_RATE_WAIT.labels(*labels).observe(waited)
 
-    events.register("before-call", named, unique_id="wpenv-rate-name")
+    events.register("before-parameter-build", named, unique_id="wpenv-rate-name")
     events.register_first("before-send", wait, unique_id="wpenv-rate-wait")
     return client
 

@@ -175,3 +175,18 @@ def test_headroom_keeps_the_bucket_smaller_than_awss_but_never_empty() -> None:
 
 def test_the_operators_clients_keep_headroom() -> None:
     assert Clients(Settings()).limiter.headroom == RATE_HEADROOM > 0
+
+
+@pytest.mark.usefixtures("moto_env")
+def test_a_real_call_draws_from_its_own_pools_and_filters_buckets() -> None:
+    """Named from the call's parameters, not its serialized request (a JSON body)."""
+    clients = Clients(Settings())
+    pools = [clients.cognito_idp.create_user_pool(PoolName=f"p{i}")["UserPool"]["Id"]
+             for i in range(2)]
+    for pid in pools:
+        clients.cognito_idp.list_groups(UserPoolId=pid)
+    clients.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": ["v"]}])
+    keys = set(clients.limiter.buckets)
+    for pid in pools:
+        assert ("cognito-idp", "UserPoolResourceReadPerPool", "ListGroups", pid) in keys
+    assert ("ec2", "NonMutating", "DescribeSecurityGroups") in keys

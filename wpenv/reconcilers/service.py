@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,10 @@ NOT_READY = "running {running}/{desired}, rollout {rollout}, healthy targets {he
 # stopped reason, e.g. CannotPullContainerError: ...>."); failing that, the deployment's
 # rolloutStateReason (the circuit breaker's words).
 REASON_MARK = "Reason: "
+# The shared cache's key for a service's healthy-target count (kept, see Service._healthy),
+# and how long an all-healthy count is kept while the service shows the same tasks.
+HEALTH = "elasticloadbalancing:DescribeTargetHealth"
+HEALTH_KEPT_SECONDS = 300.0
 MAX_REASON = 500
 FAILED_BECAUSE = "{detail}; {why}"
 STALE = "service runs {current} with {count} tasks; the plan wants {wanted} with {want_count}"
@@ -234,6 +239,18 @@ def healthy_targets(clients: Any, service: dict[str, Any], recorded: str | None)
     return states.count("healthy")
 
 
+def tasks_seen(service: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the service shows of its tasks: counts, and each deployment's id, state and
+    counts. Equal between two looks: ECS started, stopped or replaced no task."""
+    deployments = sorted(
+        (str(d.get("id")), str(d.get("status")), str(d.get("rolloutState")),
+         d.get("runningCount"), d.get("pendingCount"), d.get("desiredCount"),
+         str(d.get("updatedAt")))
+        for d in service.get("deployments") or []
+    )
+    return (service.get("runningCount"), service.get("pendingCount"), tuple(deployments))
+
+
 def steady(service: dict[str, Any]) -> bool:
     """ACTIVE, its rollout completed and every task it wants running: nothing moving, so
     a listing of it is as good as reading it now."""
@@ -332,9 +349,7 @@ class Service(
         facts = Facts(
             running=int(found.get("runningCount", 0)),
             desired=desired,
-            # No task running, no healthy target: no DescribeTargetHealth while tasks start.
-            healthy=healthy_targets(ctx.clients, found, ctx.ids.get("targetGroupArn"))
-            if int(found.get("runningCount", 0)) > 0 else 0,
+            healthy=self._healthy(ctx, found, desired),
             rollout_state=rollout.state or "",
             serving=str(current or ""),
             rolled_back_from=str(wanted) if stuck else "",
@@ -362,6 +377,28 @@ class Service(
             found=found,
             facts=facts,
         )
+
+    def _healthy(self, ctx: Context, found: dict[str, Any], desired: int) -> int:
+        """Healthy targets, read only when they may have changed.
+
+        DescribeTargetHealth takes one target group a call, and ELBv2's account rate (10
+        a second) is shared by every tenant's drift check and every provision: 1,000
+        tenants each reading it every interval left provisions little. So: no task
+        running, no healthy target (no read while tasks start); every task healthy, as
+        last read, is kept while the service shows the same tasks and deployments (ECS
+        replaces a task its target group finds unhealthy, which changes them), for at
+        most HEALTH_KEPT_SECONDS; anything less than all healthy is read every time.
+        """
+        if int(found.get("runningCount", 0)) == 0:
+            return 0
+        owner, now, seen = ctx.owner(self.kind), time.monotonic(), tasks_seen(found)
+        held: tuple[Any, int, float] | None = ctx.observations.kept(owner, HEALTH)
+        if held is not None and held[0] == seen and now - held[2] < HEALTH_KEPT_SECONDS:
+            return held[1]
+        healthy = healthy_targets(ctx.clients, found, ctx.ids.get("targetGroupArn"))
+        if steady(found) and healthy >= desired:
+            ctx.observations.keep(owner, HEALTH, (seen, healthy, now))
+        return healthy
 
     def create(self, ctx: Context, observed: Observation) -> None:
         """Create the service unless an ACTIVE one exists (then adopt it).

@@ -1,15 +1,19 @@
-"""The service's desired shape and rollout reading, without AWS."""
+"""The service's desired shape and rollout reading, without AWS (target health: moto in-process)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from wpenv.engine import make_context
 from wpenv.errors import TransientError
 from wpenv.reconcilers import service as svc
 from wpenv.reconcilers.base import Context, Facts
+from wpenv.reconcilers.observations import Observations
 from wpenv.settings import Settings
 
 TD1 = "arn:aws:ecs:us-east-1:111122223333:task-definition/wpenv-acme:1"
@@ -213,3 +217,54 @@ def test_no_target_health_is_read_while_no_task_runs() -> None:
     assert not observed.ready
     with pytest.raises(AttributeError):
         svc.Service().inspect(ctx, {**service, "runningCount": 1})  # one runs: it is read
+
+
+@dataclass
+class Counted:
+    """A real (moto) ELBv2 client that notes every operation it is asked for."""
+
+    client: Any
+    calls: list[str] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self.client, name)
+
+
+@dataclass
+class Clients:
+    elbv2: Counted
+
+
+def test_all_healthy_is_kept_while_the_service_shows_the_same_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        vpc = boto3.client("ec2", region_name="us-east-1").create_vpc(
+            CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        elbv2 = boto3.client("elbv2", region_name="us-east-1")
+        group = elbv2.create_target_group(Name="wp-acme", Protocol="HTTP", Port=80,
+                                          VpcId=vpc, TargetType="ip")
+        arn = group["TargetGroups"][0]["TargetGroupArn"]
+        elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": "10.0.0.5"},
+                                                            {"Id": "10.0.0.6"}])
+        clients = Clients(Counted(elbv2))
+        ctx = make_context("ns", "acme", {"tenantId": "acme", "replicas": 2},
+                           settings=Settings(), clients=clients,
+                           ids={**IDS, "targetGroupArn": arn})
+        ctx.observations = Observations(60.0)
+        done = {"id": "d1", "status": "PRIMARY", "rolloutState": "COMPLETED",
+                "taskDefinition": TD1, "runningCount": 2, "desiredCount": 2}
+        service = {**_service(TD1, done), "serviceArn": "arn:svc", "status": "ACTIVE",
+                   "runningCount": 2, "desiredCount": 2, "pendingCount": 0,
+                   "loadBalancers": [{"targetGroupArn": arn}]}
+        for _ in range(3):
+            observed = svc.Service().inspect(ctx, service)
+            assert observed.ready and observed.facts is not None
+            assert observed.facts.healthy == 2
+        assert clients.elbv2.calls == ["describe_target_health"], "read once, then kept"
+        replaced = {**service, "deployments": [{**done, "runningCount": 1}], "runningCount": 1}
+        svc.Service().inspect(ctx, replaced)  # ECS replacing a task: read again
+        assert clients.elbv2.calls == ["describe_target_health"] * 2
