@@ -23,6 +23,8 @@ WAITING_FOR_SECRET = "WaitingForSecret"  # noqa: S105 (a reason word)
 WAITING_FOR_ACCESS_POINT = "WaitingForAccessPoint"
 # The listener rule forwards to the tenant's target group, which is not recorded yet.
 WAITING_FOR_TARGET_GROUP = "WaitingForTargetGroup"
+# Secrets Manager still runs an earlier rotation of the DB secret (RotateSecret refused).
+ROTATION_IN_PROGRESS = "RotationInProgress"
 # WPENV_DB_MASTER_SECRET_ARN is not set, so nothing can reach the shared MySQL server.
 MASTER_SECRET_MISSING = "MasterSecretMissing"  # noqa: S105 (a reason word)
 # The shared MySQL server did not answer (cannot connect, connection lost).

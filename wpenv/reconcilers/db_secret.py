@@ -44,7 +44,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from wpenv import mysql
+from botocore.exceptions import ClientError
+
+from wpenv import aws, mysql, reasons
+from wpenv.errors import TransientError
 from wpenv.plan import clone_user
 from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.secret_store import StoredSecret, credentials, describe
@@ -66,6 +69,18 @@ STALE_FIELDS = "secret {name} has other {fields} than the plan"
 STALE_NO_CREDENTIAL = "secret {name} holds no password"
 STALE_ROTATION = "secret {name} has rotation {actual}, the settings want {wanted}"
 UNREADABLE = "secret {name} does not hold a JSON object"
+ROTATION_PENDING = ("Secrets Manager has not finished an earlier rotation of secret {name}; "
+                    "it reattempts it, and the next pass turns rotation on")
+# RotateSecret's answer while an AWSPENDING version is left from a rotation not finished
+# (Secrets Manager API Reference, RotateSecret).
+ROTATION_UNFINISHED = "previous rotation isn't complete"
+
+
+def _rotation_unfinished(exc: ClientError) -> bool:
+    """Whether RotateSecret was refused because an earlier rotation is not finished."""
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    return aws.error_code(exc) == "InvalidRequestException" and \
+        ROTATION_UNFINISHED in message
 
 
 def shared_endpoint(ctx: Context) -> dict[str, Any]:
@@ -278,7 +293,17 @@ class DatabaseSecret(StoredSecret, group="Database", ids=("dbSecretArn", VERSION
             sm.cancel_rotate_secret(SecretId=arn)
             log.info("turned rotation off for secret %s", ctx.names.db_secret)
             return
-        sm.rotate_secret(SecretId=arn, RotateImmediately=False, **wanted)
+        try:
+            sm.rotate_secret(SecretId=arn, RotateImmediately=False, **wanted)
+        except ClientError as exc:
+            if not _rotation_unfinished(exc):
+                raise
+            # A retried RotateSecret whose first attempt took (a 5xx or a timeout after
+            # AWS acted) meets its own test run; or an earlier rotation is still pending.
+            now = describe(ctx.clients, arn)
+            if now is None or not rotation_matches(wanted, now):
+                raise TransientError(reasons.ROTATION_IN_PROGRESS, ROTATION_PENDING.format(
+                    name=ctx.names.db_secret)) from exc
         log.info("turned rotation on for secret %s", ctx.names.db_secret)
 
     def rotate_once_proven(self, ctx: Context, arn: str) -> None:

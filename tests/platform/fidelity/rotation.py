@@ -98,8 +98,12 @@ def _secret(request: Any) -> Any | None:
     found = _REGION.search(request.headers.get("authorization", ""))
     region = found[1] if found else "us-east-1"
     secret_id = str(request.json().get("SecretId") or "")
+    secrets = secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].secrets
+    # moto's store finds an ARN by scanning itself, which fails ("dictionary changed size
+    # during iteration") while another request adds a secret: scan a copy (one C-level
+    # copy, atomic under the GIL), with moto's own lookup rules.
     try:
-        return secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].secrets[secret_id]
+        return type(secrets)(dict.items(secrets))[secret_id]
     except KeyError:
         return None
 
