@@ -26,7 +26,6 @@ from tests.platform.fidelity.rotation import (
     come_due,
 )
 from wpenv.aws import Clients
-from wpenv.errors import TransientError
 from wpenv.reconcilers.base import Context
 from wpenv.reconcilers.database import Database
 from wpenv.reconcilers.db_secret import DatabaseSecret, current_version
@@ -132,23 +131,6 @@ def test_a_rotation_refuses_when_the_user_does_not_exist(
     assert retried["rotated"] is True
     assert _value(clients, arn)["password"] == pending["password"]
     assert _logs_in(pending) and _logs_in(before)
-
-
-def test_an_unfinished_rotation_makes_the_secret_step_wait_not_fail(
-    provisioned: MakeCtx, clients: Clients, endpoint: str
-) -> None:
-    """RotateSecret refused ("a previous rotation isn't complete") while the rotation is
-    not yet as the settings want: a transient wait with a reason, never a rollback."""
-    ctx = _rotating(provisioned)
-    arn = ctx.ids["dbSecretArn"]
-    Database().ensure_absent(ctx)
-    _refused(clients, endpoint, arn, NO_CURRENT.format(arn=arn))
-    lambda_arn = str(ctx.settings.db_rotation_lambda_arn)
-    ctx.settings = ctx.settings.model_copy(update={"db_rotation_lambda_arn": lambda_arn + "2"})
-    with pytest.raises(TransientError) as waiting:
-        DatabaseSecret().rotate_once_proven(ctx, arn)
-    assert waiting.value.reason == "RotationInProgress"
-    assert "has not finished an earlier rotation" in str(waiting.value)
 
 
 @pytest.mark.parametrize("master", ["", "arn:aws:secretsmanager:us-east-1:123456789012:"
