@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from tests.platform.aws import ensure_load_balancer_pool
+from tests.unit.reconcilers.counted import Clients, Elbv2
 from wpenv.engine import make_context
 from wpenv.errors import TransientError
 from wpenv.plan import Endpoint, LoadBalancerUsage
@@ -18,23 +19,6 @@ from wpenv.reconcilers import pool
 from wpenv.reconcilers.observations import Observations
 from wpenv.reconcilers.placement import Placement
 from wpenv.settings import Settings
-
-
-@dataclass
-class Elbv2:
-    """A real (moto) ELBv2 client that notes every operation it is asked for."""
-
-    client: Any
-    calls: list[str] = field(default_factory=list)
-
-    def __getattr__(self, name: str) -> Any:
-        self.calls.append(name)
-        return getattr(self.client, name)
-
-
-@dataclass
-class Clients:
-    elbv2: Elbv2
 
 
 @dataclass

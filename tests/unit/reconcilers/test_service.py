@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from tests.unit.reconcilers.counted import Clients, Elbv2
 from wpenv.engine import make_context
 from wpenv.errors import TransientError
 from wpenv.reconcilers import service as svc
@@ -219,23 +219,6 @@ def test_no_target_health_is_read_while_no_task_runs() -> None:
         svc.Service().inspect(ctx, {**service, "runningCount": 1})  # one runs: it is read
 
 
-@dataclass
-class Counted:
-    """A real (moto) ELBv2 client that notes every operation it is asked for."""
-
-    client: Any
-    calls: list[str] = field(default_factory=list)
-
-    def __getattr__(self, name: str) -> Any:
-        self.calls.append(name)
-        return getattr(self.client, name)
-
-
-@dataclass
-class Clients:
-    elbv2: Counted
-
-
 def test_all_healthy_is_kept_while_the_service_shows_the_same_tasks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -250,7 +233,7 @@ def test_all_healthy_is_kept_while_the_service_shows_the_same_tasks(
         arn = group["TargetGroups"][0]["TargetGroupArn"]
         elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": "10.0.0.5"},
                                                             {"Id": "10.0.0.6"}])
-        clients = Clients(Counted(elbv2))
+        clients = Clients(Elbv2(elbv2))
         ctx = make_context("ns", "acme", {"tenantId": "acme", "replicas": 2},
                            settings=Settings(), clients=clients,
                            ids={**IDS, "targetGroupArn": arn})
