@@ -25,13 +25,19 @@ from tests.platform.fidelity.rotation import (
     NO_MASTER_KEY,
     come_due,
 )
+from wpenv import reasons
 from wpenv.aws import Clients
-from wpenv.reconcilers.base import Context
+from wpenv.engine import make_context
+from wpenv.errors import TransientError
+from wpenv.reconcilers.base import Context, Observation
 from wpenv.reconcilers.database import Database
 from wpenv.reconcilers.db_secret import DatabaseSecret, current_version
 from wpenv.reconcilers.observations import Observations
+from wpenv.settings import Settings
 
 pytestmark = pytest.mark.e2e
+
+OTHER_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:wpenv-other-rotation"
 
 
 def _value(clients: Clients, arn: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
@@ -191,3 +197,39 @@ def test_a_cache_from_before_the_rotation_resets_no_password(
     ctx.observations = Observations(600.0)  # the cache's time is up
     assert secret.observe(ctx).ids["dbSecretVersion"] == outcome["version"] != old
     assert database.observe(ctx).up_to_date
+
+
+def test_a_rotation_left_pending_makes_the_secret_step_wait(
+    provisioned: MakeCtx, clients: Clients, endpoint: str, settings: Settings
+) -> None:
+    """RotateSecret refused ("a previous rotation isn't complete"): with other rotation
+    settings wanted the step waits (RotationInProgress); when what AWS holds is already
+    what is wanted (a retried call whose first attempt took) it is done."""
+    ctx = _rotating(provisioned)
+    arn = ctx.ids["dbSecretArn"]
+    ids = dict(ctx.ids)  # the login proof, as recorded before the user went
+    Database().ensure_absent(ctx)
+    _refused(clients, endpoint, arn, NO_CURRENT.format(arn=arn))
+    other = make_context(
+        namespace="it", name=ctx.names.tenant, spec={"tenantId": ctx.names.tenant},
+        settings=settings.model_copy(update={"db_rotation_lambda_arn": OTHER_FUNCTION}),
+        clients=clients, ids=dict(ids),
+    )
+    secret = DatabaseSecret()
+    observed = secret.observe(other)
+    assert not observed.up_to_date and "rotation" in observed.detail
+    with pytest.raises(TransientError) as waiting:
+        secret.update(other, observed)
+    assert waiting.value.reason == reasons.ROTATION_IN_PROGRESS
+    assert ctx.names.db_secret in str(waiting.value)
+    described = clients.secretsmanager.describe_secret(SecretId=arn)
+    assert described["RotationLambdaARN"] == settings.db_rotation_lambda_arn  # unchanged
+
+    same = make_context(namespace="it", name=ctx.names.tenant,
+                        spec={"tenantId": ctx.names.tenant}, settings=settings,
+                        clients=clients, ids=dict(ids))
+    # What observe read before the first attempt of RotateSecret took: rotation off.
+    stale = Observation(exists=True, up_to_date=False,
+                        found={**described, "RotationEnabled": False})
+    secret.update(same, stale)  # refused again, but AWS already holds what is wanted
+    assert clients.secretsmanager.describe_secret(SecretId=arn)["RotationEnabled"] is True
