@@ -19,7 +19,7 @@ import kopf
 from wpenv import engine, kube, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import SERVICES, Clients
-from wpenv.operator import compact, decisions, observe, timing, usecases
+from wpenv.operator import compact, decisions, memory, observe, timing, usecases
 from wpenv.operator.app import App, provision_slots
 from wpenv.operator.result import GiveUp, Result, Retry
 from wpenv.settings import Settings
@@ -212,12 +212,13 @@ async def orphan_scans(memo: kopf.Memo, **_: Any) -> None:
     """
     memo.orphan_task = asyncio.create_task(usecases.scan_orphans(memo.app))
     memo.audit_task = asyncio.create_task(usecases.audit_inventory(memo.app))
+    memo.trim_task = asyncio.create_task(memory.trim_periodically())
 
 
 @kopf.on.cleanup()
 async def stop_orphan_scans(memo: kopf.Memo, **_: Any) -> None:
     """Stop the scan and audit tasks with the operator."""
-    for name in ("orphan_task", "audit_task"):
+    for name in ("orphan_task", "audit_task", "trim_task"):
         task = getattr(memo, name, None)
         if task is not None:
             task.cancel()
