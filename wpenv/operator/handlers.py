@@ -205,10 +205,11 @@ def on_delete(
 
 @kopf.on.startup()
 async def orphan_scans(memo: kopf.Memo, **_: Any) -> None:
-    """Start the periodic orphan scan (HLD 5.4) beside the handlers.
+    """Start the process-wide tasks beside the handlers: the orphan scan (HLD 5.4), the
+    inventory audit and the heap trim (`memory`).
 
-    Not a per-object timer: it compares the whole account with every manifest. Results go
-    to the `wpenv_orphaned_resources` gauge and to one log line per orphan.
+    The scan is not a per-object timer: it compares the whole account with every
+    manifest. Results go to the `wpenv_orphaned_resources` gauge and one log line per orphan.
     """
     memo.orphan_task = asyncio.create_task(usecases.scan_orphans(memo.app))
     memo.audit_task = asyncio.create_task(usecases.audit_inventory(memo.app))
@@ -217,7 +218,7 @@ async def orphan_scans(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def stop_orphan_scans(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the scan and audit tasks with the operator."""
+    """Stop the scan, audit and trim tasks with the operator."""
     for name in ("orphan_task", "audit_task", "trim_task"):
         task = getattr(memo, name, None)
         if task is not None:

@@ -29,7 +29,7 @@ def test_trim_returns_the_pages_a_burst_left_behind() -> None:
     before = _rss()
     assert memory.trim() is True
     assert before - _rss() > 50 * 2**20
-    assert len(kept) == 1250
+    del kept  # alive until here: it is what pins the heap
 
 
 def test_the_periodic_task_trims_until_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
