@@ -101,16 +101,30 @@ def sql_calls(since: float, until: float) -> list[replay.SqlCall]:
 
 
 def active_after(namespace: str, names: set[str], started: float) -> float:
-    """Seconds from `started` until every named environment is Active (polled at 10 Hz)."""
+    """Seconds from `started` until every named environment is Active, seen on a watch.
+
+    A watch, not a poll: polling at 10 Hz added up to 0.1 s to the operator's figure,
+    about a sixth of one environment's whole provisioning here."""
     api = kubernetes.client.CustomObjectsApi()
-    while time.monotonic() - started < TIMEOUT:
-        items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
-        active = {o["metadata"]["name"] for o in items
-                  if (o.get("status") or {}).get("phase") == "Active"}
-        if names <= active:
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise TimeoutError(f"not Active after {TIMEOUT:.0f}s: {sorted(names - active)}")
+    listed = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    active = {o["metadata"]["name"] for o in listed["items"]
+              if (o.get("status") or {}).get("phase") == "Active"}
+    watch = kubernetes.watch.Watch()
+    remaining = TIMEOUT - (time.monotonic() - started)
+    events = () if names <= active else watch.stream(
+        api.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+        resource_version=listed["metadata"]["resourceVersion"],
+        timeout_seconds=max(1, int(remaining)))
+    for event in events:
+        body = event["object"]
+        if (body.get("status") or {}).get("phase") == "Active":
+            active.add(body["metadata"]["name"])
+            if names <= active:
+                break
+    watch.stop()
+    if not names <= active:
+        raise TimeoutError(f"not Active after {TIMEOUT:.0f}s: {sorted(names - active)}")
+    return time.monotonic() - started
 
 
 def throttled(metrics_port: int) -> None:

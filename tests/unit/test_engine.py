@@ -297,6 +297,6 @@ def test_the_first_look_after_a_create_comes_soonest_and_each_wait_doubles_the_n
     ctx = _ctx()
     first = engine.converge(ctx, resources, waited=5)
     assert first.acted and first.retry_after == engine.FIRST_POLL_SECONDS < engine.POLL_SECONDS
-    delays = [engine.converge(ctx, resources, waited=n).retry_after for n in range(6)]
-    assert delays == [0.4, 0.8, 1.6, engine.POLL_SECONDS, engine.POLL_SECONDS,
+    delays = [engine.converge(ctx, resources, waited=n).retry_after for n in range(7)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, engine.POLL_SECONDS,
                       engine.POLL_SECONDS], "nothing changed: each look waits twice as long"
