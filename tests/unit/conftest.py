@@ -10,8 +10,11 @@ the platform's values.
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
+
+from tests.platform import wordpress
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +23,15 @@ def _no_platform_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name == "AWS_ENDPOINT_URL" or name.startswith("WPENV_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def php() -> str:
+    """Debian's php-cli, installed when missing: a test that needs PHP runs, never skips.
+
+    The platform installs the same packages for the data plane (tests/platform/wordpress.py),
+    but pytest may run these tests before any platform starts."""
+    wordpress.ensure_installed()
+    found = shutil.which("php", path=wordpress.PATH)
+    assert found, f"php not found after installing {', '.join(wordpress.PACKAGES)}"
+    return found

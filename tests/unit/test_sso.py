@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -113,16 +112,12 @@ def test_hostile_values_change_no_php_and_stay_inside_their_parameter() -> None:
         "Admin": "administrator", HOSTILE: "subscriber"}
 
 
-PHP = shutil.which("php")
-
-
-@pytest.mark.skipif(PHP is None, reason="php-cli is not installed")
 @pytest.mark.parametrize("extra", [sso.CONFIG_EXTRA, BASE_CONFIG + sso.CONFIG_EXTRA],
                          ids=["sso", "as-the-task-definition-has-it"])
-def test_the_config_extra_is_valid_php(extra: str, tmp_path: Path) -> None:
+def test_the_config_extra_is_valid_php(extra: str, tmp_path: Path, php: str) -> None:
     path = tmp_path / "extra.php"
     path.write_text("<?php\n" + extra)
-    lint = subprocess.run([str(PHP), "-l", str(path)], capture_output=True, text=True,
+    lint = subprocess.run([php, "-l", str(path)], capture_output=True, text=True,
                           check=False)
     assert lint.returncode == 0 and "No syntax errors" in lint.stdout, lint.stdout + lint.stderr
 
@@ -140,12 +135,11 @@ echo json_encode($out);
 """
 
 
-@pytest.mark.skipif(PHP is None, reason="php-cli is not installed")
-def test_evaluated_hostile_values_become_the_constants_byte_for_byte() -> None:
+def test_evaluated_hostile_values_become_the_constants_byte_for_byte(php: str) -> None:
     env = {**_settings(client_id=HOSTILE, logout_url=HOSTILE),
            sso.SECRET_VARIABLE: HOSTILE + "ü"}
     done = subprocess.run(
-        [str(PHP), "-r", EVALUATE, "--", json.dumps(sso.PLUGIN_CONSTANTS),
+        [php, "-r", EVALUATE, "--", json.dumps(sso.PLUGIN_CONSTANTS),
          "openid-connect-generic-update-user-using-current-claim"],
         env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
