@@ -40,6 +40,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from tests.platform import moto_speed
 from tests.platform.chaos import Chaos
 from tests.platform.faults import Faults
 from tests.platform.fidelity import elb_quotas, faithful, rotation
@@ -95,6 +96,7 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     # Lambda functions run without Docker: the only one invoked is the stub rotation
     # function, whose testSecret step the fidelity layer runs itself (fidelity/rotation.py).
     default_user_config["lambda"] = {"use_docker": False}
+    moto_speed.install()  # two per-request costs of moto's, gone (moto_speed.py)
     chaos = Chaos()  # from the environment: a bad setting stops the server here
     data_plane = DataPlane.from_env()  # real WordPress tasks (wordpress.py), when on
     # Every ALB on its own loopback address (loadbalancer.py), forwarding to those tasks.
