@@ -4,14 +4,21 @@ bench.scale starts it with --trace. On SIGUSR1 it writes the allocations still a
 grouped by the line that made them (the top 40, with 8 frames each), to the file named by
 WPENV_TRACE_FILE, after a summary by owner: the package (or wpenv module) of the newest
 frame outside the standard library, so json's decoding is counted to whoever asked for it.
+Before both it tells where the process's heap is: in Python's own allocator (its arenas,
+and how much of them live objects use) or in the C library's (glibc's mallinfo2), the
+figures that tell live objects from memory only fragmentation holds.
 The operator itself knows nothing of it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import os
 import signal
+import sys
+import tempfile
 import tracemalloc
 from pathlib import Path
 from types import FrameType
@@ -46,6 +53,43 @@ def by_owner(stats: list[tracemalloc.Statistic]) -> list[str]:
     return [f"{size / 1e6:8.2f} MB {count:8d} blocks  {name}" for name, (size, count) in rows]
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def heaps() -> list[str]:
+    """Python's arenas (from `sys._debugmallocstats`) and glibc's heap, in MB."""
+    with tempfile.TemporaryFile("w+") as out:
+        saved = os.dup(2)
+        try:
+            sys.stderr.flush()
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        stats = out.read()
+    wanted = ("# arenas allocated current", "# bytes in allocated blocks",
+              "# bytes in available blocks", "Total")  # the first Total: the arenas'
+    lines: list[str] = []
+    for line in stats.splitlines():
+        if line.startswith(wanted) and not (line.startswith("Total") and
+                                            any("Total" in seen for seen in lines)):
+            lines.append("pymalloc: " + " ".join(line.split()))
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return lines
+    lines.append(f"glibc: heap {info.arena / 1e6:.1f} MB, mmapped {info.hblkhd / 1e6:.1f} MB, "
+                 f"in use {info.uordblks / 1e6:.1f} MB, free {info.fordblks / 1e6:.1f} MB")
+    return lines
+
+
 def dump(_signal: int, _frame: FrameType | None) -> None:
     """Write the largest live allocation sites, biggest first."""
     snapshot = tracemalloc.take_snapshot().filter_traces(
@@ -53,7 +97,8 @@ def dump(_signal: int, _frame: FrameType | None) -> None:
     )
     stats = snapshot.statistics("traceback")
     total = sum(stat.size for stat in stats)
-    lines = [f"traced: {total / 1e6:.1f} MB in {len(stats)} sites", "by owner:", *by_owner(stats)]
+    lines = [*heaps(), f"traced: {total / 1e6:.1f} MB in {len(stats)} sites", "by owner:",
+             *by_owner(stats)]
     for stat in stats[:TOP]:
         lines.append(f"\n{stat.size / 1e6:8.2f} MB {stat.count:8d} blocks")
         lines.extend(f"    {line}" for line in stat.traceback.format(limit=FRAMES))

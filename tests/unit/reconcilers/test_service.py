@@ -159,6 +159,11 @@ def test_a_failed_rollout_says_why_in_ecss_words() -> None:
          "failed to start."}]}
     assert svc.failure_reason(quiet) == "ECS deployment circuit breaker: task failed to start."
     assert svc.failure_reason({}) == "tasks failed to start"
+    lean = svc.lean({**service, "events": [*service["events"], *[{"message": "steady"}] * 97]})
+    assert lean["events"] == [service["events"][1]]  # only what failure_reason reads
+    assert svc.failure_reason(lean) == pull
+    assert lean["deployments"] == service["deployments"]
+    assert svc.lean({"events": [{"message": "has reached a steady state."}]})["events"] == []
 
 
 # --- a rotated database secret reaches the tasks through a new deployment -----------------
