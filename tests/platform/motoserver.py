@@ -22,6 +22,7 @@ of environments long deleted; and serves every ALB on loopback (loadbalancer.py,
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -29,7 +30,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from types import FrameType
+from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from moto.core.config import default_user_config
@@ -90,6 +93,32 @@ def with_health(app: WSGIApplication, status: Callable[[], dict[str, object]]) -
     return wsgi
 
 
+def serialized(app: WSGIApplication, lock: AbstractContextManager[Any]) -> WSGIApplication:
+    """One request at a time inside moto, and none during a simulator pass.
+
+    moto's backends are plain dicts that its requests walk while serializing an answer:
+    with 400 tenants provisioning, a listing of IAM roles met a role being created (and a
+    simulator pass a secret being made), and moto answered "500 Internal Server Error"
+    (RuntimeError: dictionary changed size during iteration), which AWS never does. The
+    body is read before the lock is taken (an upload the layers above left unread, e.g.
+    an archive's part, arrives at its sender's pace), the answer is built under it and
+    sent after it is let go; moto's own work holds the GIL anyway.
+    """
+
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        stream = environ.get("wsgi.input")
+        if stream is not None and not isinstance(stream, io.BytesIO):
+            length = environ.get("CONTENT_LENGTH")
+            if length:
+                environ["wsgi.input"] = io.BytesIO(stream.read(int(length)))
+            elif environ.get("wsgi.input_terminated"):  # chunked: read to its end
+                environ["wsgi.input"] = io.BytesIO(stream.read())
+        with lock:
+            return [b"".join(app(environ, start_response))]
+
+    return wsgi
+
+
 def serve(host: str, port: int, delay: float, period: float) -> None:
     """Run moto and the simulator until SIGTERM or SIGINT, then shut both down."""
     os.environ["MOTO_PORT"] = str(port)  # moto builds some URLs (presigned, queues) from it
@@ -110,7 +139,8 @@ def serve(host: str, port: int, delay: float, period: float) -> None:
     sim_thread = threading.Thread(
         target=simulator.run, args=(stop, period), name="simulator", daemon=True
     )
-    moto = faithful(DomainDispatcherApplication(create_backend_app))
+    moto = serialized(faithful(DomainDispatcherApplication(create_backend_app)),
+                      simulator.lock)
     data_thread = threading.Thread(target=data_plane.run, args=(stop,), name="data-plane",
                                    daemon=True)
     lb_thread = threading.Thread(target=balancers.run, args=(stop,), name="load-balancers",
