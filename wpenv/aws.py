@@ -39,6 +39,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.parsers import ResponseParserError
 from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
 
 from wpenv import metrics, ratelimits
@@ -331,7 +332,9 @@ def is_transient(exc: BaseException) -> bool:
             or status == 429
             or transient_message(exc)
         )
-    return isinstance(exc, BotoCoreError)
+    # An answer that does not parse (a proxy's error page, a cut-off body) refused
+    # nothing; botocore retries it not at all (it is no BotoCoreError), so a pass does.
+    return isinstance(exc, BotoCoreError | ResponseParserError)
 
 
 def transient_message(exc: ClientError) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
 from wpenv import aws, engine
 from wpenv.errors import PermanentError, TransientError
@@ -49,3 +50,12 @@ def test_dependency_violation_is_transient_only_where_its_kind_says_so() -> None
                  "DeleteSecurityGroup")
     assert not aws.is_transient(exc)
     assert isinstance(engine.classify(exc), PermanentError)
+
+
+def test_an_answer_that_does_not_parse_is_worth_another_pass() -> None:
+    exc = ResponseParserError("Unable to parse response (syntax error: line 1, column 0), "
+                              "invalid XML received: b'<!doctype html>...500 Internal Server'")
+    assert aws.is_transient(exc)
+    classified = engine.classify(exc)
+    assert isinstance(classified, TransientError)
+    assert "ResponseParserError" in str(classified)
