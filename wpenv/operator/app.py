@@ -96,7 +96,8 @@ class App:
             return self.locks.setdefault(uid, threading.Lock())
 
     def context(
-        self, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+        self, namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
+        *, eager: bool = False,
     ) -> Context:
         """The engine's Context for one pass, recording new ids in the status at once."""
         ctx = engine.make_context(
@@ -107,6 +108,7 @@ class App:
             record=kube.resource_recorder(namespace, name),
         )
         ctx.observations = self.observations
+        ctx.eager = eager
         return ctx
 
     def streak(self, uid: str, outcome: engine.Outcome | None = None) -> int:

@@ -93,6 +93,9 @@ class Env:
     tenants: Mapping[Any, Any] = field(default_factory=dict)
     routes: Mapping[Any, Any] | None = None
     deletion_requested: str | None = None  # metadata.deletionTimestamp
+    # A person's spec change started this pass (kopf's update): they wait for its effect,
+    # so it reads directly what no live listing holds (`Context.eager`).
+    eager: bool = False
 
     @classmethod
     def of(
@@ -100,9 +103,10 @@ class Env:
         meta: Mapping[str, Any],
         spec: Mapping[str, Any],
         status: Mapping[str, Any],
-        indices: Mapping[str, Any],
+        handler: Mapping[str, Any],
     ) -> Env:
-        """Copy what the use cases need out of kopf's views of the object."""
+        """Copy what the use cases need out of kopf's views of the object and the
+        handler's other keyword arguments (the indices, the cause's reason)."""
         return cls(
             namespace=meta["namespace"],
             name=meta["name"],
@@ -113,9 +117,10 @@ class Env:
             annotations=dict(meta.get("annotations") or {}),
             created=meta.get("creationTimestamp"),
             deleting=bool(meta.get("deletionTimestamp")),
-            tenants=indices.get("tenants") or {},
-            routes=indices.get("routes"),
+            tenants=handler.get("tenants") or {},
+            routes=handler.get("routes"),
             deletion_requested=meta.get("deletionTimestamp"),
+            eager=handler.get("reason") == "update",
         )
 
     @property
@@ -131,7 +136,8 @@ class Env:
 
 def _context(app: App, env: Env, spec: Mapping[str, Any] | None = None) -> Context:
     """The pass's Context: the one place a use case builds one."""
-    return app.context(env.namespace, env.name, env.spec if spec is None else spec, env.status)
+    return app.context(env.namespace, env.name, env.spec if spec is None else spec, env.status,
+                       eager=env.eager)
 
 
 def _converge(

@@ -127,19 +127,21 @@ class Observations:
         bulk: Loader | None,
         direct: Direct,
         settled: Settled = always_settled,
+        eager: bool = False,
     ) -> Any:
         """What `owner` finds under `key`: from the scope's snapshot or a fresh read, else
-        `direct()` (kept as a fresh entry unless it found nothing or has not settled)."""
+        `direct()` (kept as a fresh entry unless it found nothing or has not settled).
+        `eager`: only a live snapshot is used; none is loaded (or waited for) first."""
         if not self.enabled:
             return direct()
         fresh = self._fresh_entry(owner, (api, scope, key))
         if fresh is not None and settled(fresh):
             return fresh
         if bulk is not None:
-            snapshot = self.snapshot(api, scope, bulk)
-            value = snapshot.items.get(key)
-            if value is not None and snapshot.started > self._written_at(owner) \
-                    and settled(value):
+            snapshot = self._live(api, scope) if eager else self.snapshot(api, scope, bulk)
+            value = snapshot.items.get(key) if snapshot is not None else None
+            if snapshot is not None and value is not None \
+                    and snapshot.started > self._written_at(owner) and settled(value):
                 return value
         started = self._clock()
         value = direct()
@@ -252,6 +254,14 @@ class Observations:
                 self._kept.setdefault(owner, {})[key] = value
 
     # -- internals -----------------------------------------------------------------------
+    def _live(self, api: str, scope: str) -> _Snapshot | None:
+        """The scope's snapshot if it is still served, without loading one."""
+        with self._lock:
+            current = self._snapshots.get((api, scope))
+        if current is None or self._clock() - current.started >= self.ttl:
+            return None
+        return current
+
     def _written_at(self, owner: str) -> float:
         with self._lock:
             return self._written.get(owner, NEVER)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import kopf
 import prometheus_client
 import pytest
 
@@ -615,6 +616,10 @@ def test_env_copies_what_the_use_cases_read_from_the_event() -> None:
     assert env.deleting and env.created == "2026-11-27T10:00:00Z"
     assert env.deletion_requested == "2026-11-27T11:00:00Z"
     assert env.annotations == {"a": "b"} and env.status == {"phase": "Active"}
+    assert not env.eager, "a timer's or a create's pass loads listings as it needs"
+    changed = Env.of(meta, {"tenantId": "acme"}, {}, {"reason": kopf.Reason.UPDATE})
+    assert changed.eager, "a spec change: a person waits for it"
+    assert usecases._context(_app(), changed).eager
 
 
 # --- stale events and the Kubernetes API failing (real client errors: tests/unit/kube_wire)

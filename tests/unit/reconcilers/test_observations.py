@@ -71,6 +71,20 @@ def test_one_listing_serves_every_environment_until_the_ttl(clock: Clock) -> Non
     assert source.bulk_calls == 2
 
 
+def test_an_eager_look_uses_a_live_listing_but_never_loads_one(clock: Clock) -> None:
+    cache = Observations(100, clock=clock)
+    source = Source({"a": 1, "b": 2})
+    assert look(cache, source, "a", eager=True) == 1
+    assert (source.bulk_calls, source.direct_calls) == (0, ["a"]), "no listing: read alone"
+    assert look(cache, source, "b", "Kind:ns/b") == 2  # a drift pass loads the listing
+    assert look(cache, source, "b", "Kind:ns/b", eager=True) == 2
+    assert (source.bulk_calls, source.direct_calls) == (1, ["a"]), "the live listing serves"
+    clock.now += 100
+    source.items["b"] = 20
+    assert look(cache, source, "b", "Kind:ns/b", eager=True) == 20, "expired: read, not loaded"
+    assert (source.bulk_calls, source.direct_calls) == (1, ["a", "b"])
+
+
 def test_a_miss_is_always_read_directly_and_never_kept(clock: Clock) -> None:
     cache = Observations(100, clock=clock)
     source = Source({"a": 1})
