@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     operator_name: str = Field("wpenv-operator", description="Value of the managed-by tag.")
     health_port: int = Field(8080, description="Port of the liveness endpoint (/healthz).")
     metrics_port: int = Field(9090, description="Port of the Prometheus metrics endpoint.")
+    kube_connections: int = Field(
+        20, ge=4, description="Connections kopf keeps to the Kubernetes API at most (each "
+        "TLS connection holds a 256 KiB buffer); its watch streams hold one each.",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["json", "plain"] = Field(
         "json",

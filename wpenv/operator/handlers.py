@@ -19,7 +19,7 @@ import kopf
 from wpenv import engine, kube, metrics
 from wpenv.api.models import GROUP, PLURAL, VERSION
 from wpenv.aws import SERVICES, Clients
-from wpenv.operator import compact, decisions, memory, observe, timing, usecases
+from wpenv.operator import compact, connections, decisions, memory, observe, timing, usecases
 from wpenv.operator.app import App, provision_slots
 from wpenv.operator.result import GiveUp, Result, Retry
 from wpenv.settings import Settings
@@ -35,6 +35,12 @@ ROUTINE_REQUEUES = usecases.ROUTINE_REQUEUES
 # The `controller` label of the controller-runtime families, one per kind of handler.
 CONTROLLER = "wordpressenvironment"
 log = logging.getLogger(__name__)
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """kopf's own login, through a session with a capped number of connections."""
+    return connections.login(Settings().kube_connections, **kwargs)
 
 
 @kopf.on.startup()
