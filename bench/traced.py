@@ -73,12 +73,11 @@ def heaps() -> list[str]:
         out.seek(0)
         stats = out.read()
     wanted = ("# arenas allocated current", "# bytes in allocated blocks",
-              "# bytes in available blocks", "Total")  # the first Total: the arenas'
-    lines: list[str] = []
-    for line in stats.splitlines():
-        if line.startswith(wanted) and not (line.startswith("Total") and
-                                            any("Total" in seen for seen in lines)):
-            lines.append("pymalloc: " + " ".join(line.split()))
+              "# bytes in available blocks")
+    text = stats.splitlines()
+    arenas = next((line for line in text if line.startswith("Total")), "")  # the first
+    lines = ["pymalloc: " + " ".join(line.split())
+             for line in [*(line for line in text if line.startswith(wanted)), arenas] if line]
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         libc.mallinfo2.restype = _MallInfo2

@@ -140,7 +140,7 @@ class Observations:
         if bulk is not None:
             snapshot = self._live(api, scope) if eager else self.snapshot(api, scope, bulk)
             value = snapshot.items.get(key) if snapshot is not None else None
-            if snapshot is not None and value is not None \
+            if value is not None and snapshot is not None \
                     and snapshot.started > self._written_at(owner) and settled(value):
                 return value
         started = self._clock()
@@ -163,8 +163,8 @@ class Observations:
         with self._lock:
             gate = self._loading.setdefault(name, threading.Lock())
         with gate:
-            current = self._snapshots.get(name)
-            if current is not None and self._clock() - current.started < self.ttl:
+            current = self._live(api, scope)
+            if current is not None:
                 return current
             started = self._clock()
             loaded = _Snapshot(started, dict(load()))

@@ -206,11 +206,9 @@ def failure_reason(service: dict[str, Any]) -> str:
 def lean(service: Mapping[str, Any]) -> dict[str, Any]:
     """The service without the events `failure_reason` would not read: ECS keeps 100 a
     service, so the cluster's listing held 100,000 of them at 1,000 tenants."""
-    lean = dict(service)
     reason = next((e for e in service.get("events") or []
                    if REASON_MARK in str(e.get("message") or "")), None)
-    lean["events"] = [reason] if reason is not None else []
-    return lean
+    return {**service, "events": [reason] if reason is not None else []}
 
 
 def rollout_of(service: dict[str, Any]) -> Rollout:
