@@ -379,6 +379,7 @@ def measure(env: dict[str, str], args: argparse.Namespace) -> Run:
                     "WPENV_USER_POOL_QUOTA": str(args.count + 10),
                     "WPENV_LOG_LEVEL": "WARNING", "WPENV_LOG_FORMAT": "plain",
                     "WPENV_TRACE_FILE": str(trace_file),
+                    "WPENV_TRACE_FRAMES": str(args.trace_frames),
                     **dict(pair.split("=", 1) for pair in args.operator_env)}
     module = "bench.traced" if args.trace else "wpenv.operator"
     with running_operator(operator_env, LOCAL / "operator.log", HEALTH_PORT, module) as proc:
@@ -419,6 +420,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds the batch may take (default: 3 x its target, >= 900)")
     parser.add_argument("--trace", action="store_true", help="tracemalloc in the operator")
+    parser.add_argument("--trace-frames", type=int, default=8,
+                        help="frames per allocation with --trace; 0: no tracemalloc, a"
+                             " census of live objects at the end instead")
     parser.add_argument("--operator-env", action="append", default=[], metavar="NAME=VALUE",
                         help="set in the operator's environment only (e.g. PYTHONMALLOC="
                              "malloc), to compare allocator settings in one platform")

@@ -7,6 +7,10 @@ frame outside the standard library, so json's decoding is counted to whoever ask
 Before both it tells where the process's heap is: in Python's own allocator (its arenas,
 and how much of them live objects use) or in the C library's (glibc's mallinfo2), the
 figures that tell live objects from memory only fragmentation holds.
+WPENV_TRACE_FRAMES=0 leaves tracemalloc off (it held the operator at a full core with
+400 environments provisioning): the dump then has the heap figures and a census of the
+live objects the garbage collector tracks, by type, and the dicts by their keys, so a
+kind of cached answer shows as one line (count and MB, its own strings counted in).
 The operator itself knows nothing of it.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import importlib
 import os
 import signal
@@ -22,8 +27,9 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-FRAMES = 8
+FRAMES = int(os.environ.get("WPENV_TRACE_FRAMES", "8"))
 TOP = 40
 OWNERS = 20
 STDLIB = os.path.dirname(os.__file__)
@@ -89,8 +95,45 @@ def heaps() -> list[str]:
     return lines
 
 
+def _own_size(obj: Any) -> int:
+    """The object and the strings and numbers it holds directly (not its containers)."""
+    size = sys.getsizeof(obj)
+    items = obj.items() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
+    for item in items:
+        for part in item if isinstance(obj, dict) else (item,):
+            if isinstance(part, (str, bytes, int, float)):
+                size += sys.getsizeof(part)
+    return size
+
+
+def census() -> list[str]:
+    """Live objects by type, and dicts by their first keys: MB and count, biggest first."""
+    types: dict[str, list[int]] = {}
+    shapes: dict[str, list[int]] = {}
+    for obj in gc.get_objects():
+        size = _own_size(obj)
+        entry = types.setdefault(type(obj).__name__, [0, 0])
+        entry[0] += size
+        entry[1] += 1
+        if isinstance(obj, dict) and len(obj) >= 3:
+            keys = sorted(str(k) for k in obj)[:4]
+            shape = shapes.setdefault(",".join(keys)[:90], [0, 0])
+            shape[0] += size
+            shape[1] += 1
+
+    def top(table: dict[str, list[int]]) -> list[str]:
+        rows = sorted(table.items(), key=lambda kv: -kv[1][0])[:TOP]
+        return [f"{size / 1e6:8.2f} MB {count:8d}  {name}" for name, (size, count) in rows]
+
+    return ["objects by type:", *top(types), "dicts by keys:", *top(shapes)]
+
+
 def dump(_signal: int, _frame: FrameType | None) -> None:
     """Write the largest live allocation sites, biggest first."""
+    if not tracemalloc.is_tracing():
+        lines = [*heaps(), *census()]
+        Path(os.environ.get("WPENV_TRACE_FILE", "trace.txt")).write_text("\n".join(lines) + "\n")
+        return
     snapshot = tracemalloc.take_snapshot().filter_traces(
         (tracemalloc.Filter(False, tracemalloc.__file__),)
     )
@@ -105,6 +148,7 @@ def dump(_signal: int, _frame: FrameType | None) -> None:
 
 
 if __name__ == "__main__":
-    tracemalloc.start(FRAMES)  # before the operator's imports: what they keep is counted too
+    if FRAMES:
+        tracemalloc.start(FRAMES)  # before the operator's imports: what they keep is counted too
     signal.signal(signal.SIGUSR1, dump)
     importlib.import_module("wpenv.operator.__main__").main()
