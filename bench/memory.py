@@ -40,13 +40,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import kubernetes
-
 from bench.platform import new_namespace, private_platform, running_operator
 from bench.scale import FAST, apply, phases
+from tests.kubeapi import api_for
 from tests.platform import kube, stack
 from tests.platform.journal import read_journal
-from wpenv.api.models import GROUP, PLURAL, VERSION
+from wpenv.kube import MERGE_PATCH, environments
 
 BASE = int(os.environ.get("WPENV_BENCH_PORT_BASE", "25000"))
 PORTS = {"WPENV_ETCD_PORT": str(BASE + 790), "WPENV_ETCD_PEER_PORT": str(BASE + 800),
@@ -117,14 +116,14 @@ def copy_of(model: Mapping[str, Any], tenant: str, namespace: str, index: int) -
 def write_copies(model: Mapping[str, Any], tenant: str, namespace: str,
                  indices: range) -> None:
     """Create the copies and give each the model's status (two requests each)."""
-    api = kubernetes.client.CustomObjectsApi()
+    api = api_for(os.environ["KUBECONFIG"])
 
     def one(index: int) -> None:
         body = copy_of(model, tenant, namespace, index)
         status = body.pop("status")
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-        api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, body["metadata"]["name"], {"status": status})
+        api.request("POST", environments(namespace), body=body)
+        api.request("PATCH", environments(namespace, body["metadata"]["name"], "status"),
+                    body={"status": status}, content_type=MERGE_PATCH)
 
     with ThreadPoolExecutor(WRITERS) as pool:
         list(pool.map(one, indices))
@@ -141,8 +140,7 @@ def real_one(env: dict[str, str], pid: int, metrics_port: int) -> tuple[dict[str
         time.sleep(2)
     print(f"1 (provisioned for real): RSS {settled_rss(pid, metrics_port, 1):.0f} MB",
           flush=True)
-    api = kubernetes.client.CustomObjectsApi()
-    obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, made.name)
+    obj = api_for(os.environ["KUBECONFIG"]).request("GET", environments(namespace, made.name))
     return obj, str(obj["spec"]["tenantId"])
 
 
@@ -243,7 +241,7 @@ def main() -> None:
     counts = sorted({int(c) for c in args.counts.split(",")})
     os.environ.update(FAST)
     with private_platform(PORTS, LOCAL) as env:
-        kubernetes.config.load_kube_config(env["KUBECONFIG"])
+        os.environ["KUBECONFIG"] = env["KUBECONFIG"]
         operator_env = {**env, **FAST, "WPENV_DRIFT_INTERVAL_SECONDS": str(DRIFT),
                         "WPENV_ORPHAN_SCAN_INTERVAL_SECONDS": str(DRIFT),
                         "WPENV_LOG_LEVEL": "WARNING", "WPENV_LOG_FORMAT": "plain"}

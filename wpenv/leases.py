@@ -29,10 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
-
-from wpenv import reasons
+from wpenv import kube, reasons
 from wpenv.api.models import GROUP
 from wpenv.errors import TransientError
 
@@ -63,6 +60,17 @@ def _micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _parsed_time(value: Any) -> datetime | None:
+    """A MicroTime as the API server writes it (RFC 3339, UTC), or None when unset."""
+    return datetime.fromisoformat(value) if value else None
+
+
+def lease_path(namespace: str, name: str = "") -> str:
+    """The path of a namespace's Leases, or of one."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    return f"{path}/{name}" if name else path
+
+
 @dataclass(frozen=True)
 class Lease:
     """One Lease as read: who holds it, since when, and the version to write against."""
@@ -78,19 +86,19 @@ class Lease:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, obj: Any) -> Lease:
-        """From the client's V1Lease."""
-        spec, meta = obj.spec, obj.metadata
+    def of(cls, obj: Mapping[str, Any]) -> Lease:
+        """From the Lease object as the API server answers it."""
+        spec, meta = obj.get("spec") or {}, obj.get("metadata") or {}
         return cls(
-            name=meta.name,
-            version=meta.resource_version,
-            holder=spec.holder_identity or "",
-            duration=int(spec.lease_duration_seconds or 0),
-            renewed=spec.renew_time,
-            acquired=spec.acquire_time,
-            transitions=int(spec.lease_transitions or 0),
-            labels=dict(meta.labels or {}),
-            annotations=dict(meta.annotations or {}),
+            name=str(meta.get("name") or ""),
+            version=str(meta.get("resourceVersion") or ""),
+            holder=str(spec.get("holderIdentity") or ""),
+            duration=int(spec.get("leaseDurationSeconds") or 0),
+            renewed=_parsed_time(spec.get("renewTime")),
+            acquired=_parsed_time(spec.get("acquireTime")),
+            transitions=int(spec.get("leaseTransitions") or 0),
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
         )
 
     @property
@@ -114,28 +122,31 @@ class Leases:
     """Lease objects in one namespace, read and written as one holder (`identity`)."""
 
     def __init__(
-        self, namespace: str, duration: int, identity: str = IDENTITY, api: Any = None
+        self, namespace: str, duration: int, identity: str = IDENTITY,
+        api: kube.Api | None = None,
     ) -> None:
         self.namespace = namespace
         self.duration = duration
         self.identity = identity
-        self.api = api or kubernetes.client.CoordinationV1Api()
+        self.api = api or kube.api()
+
+    def _send(self, method: str, name: str = "", **kwargs: Any) -> Any:
+        return self.api.request(method, lease_path(self.namespace, name), **kwargs)
 
     def get(self, name: str) -> Lease | None:
         """The lease as it is now, or None when there is none of that name."""
         try:
-            return Lease.of(self.api.read_namespaced_lease(name, self.namespace))
-        except ApiException as exc:
+            return Lease.of(self._send("GET", name))
+        except kube.ApiError as exc:
             if exc.status == NOT_FOUND:
                 return None
             raise
 
     def list(self, purpose: str) -> list[Lease]:
         """Every lease of one purpose (the PURPOSE label), in name order."""
-        found = self.api.list_namespaced_lease(
-            self.namespace, label_selector=f"{PURPOSE}={purpose}"
-        )
-        return sorted((Lease.of(item) for item in found.items), key=lambda lease: lease.name)
+        found = self._send("GET", query={"labelSelector": f"{PURPOSE}={purpose}"}) or {}
+        items = found.get("items") or []
+        return sorted((Lease.of(item) for item in items), key=lambda lease: lease.name)
 
     def _body(
         self, name: str, purpose: str, held_for: str, before: Lease | None, version: str = ""
@@ -176,10 +187,10 @@ class Leases:
         body = self._body(name, purpose, held_for, before, before.version if before else "")
         try:
             if before is None:
-                made = self.api.create_namespaced_lease(self.namespace, body)
+                made = self._send("POST", body=body)
             else:
-                made = self.api.replace_namespaced_lease(name, self.namespace, body)
-        except ApiException as exc:
+                made = self._send("PUT", name, body=body)
+        except kube.ApiError as exc:
             if exc.status in (CONFLICT, NOT_FOUND):
                 return None  # another holder wrote first (or released and deleted it)
             raise
@@ -192,8 +203,8 @@ class Leases:
         body = self._body(lease.name, lease.labels.get(PURPOSE, ""),
                           lease.annotations.get(FOR, ""), lease, lease.version)
         try:
-            return Lease.of(self.api.replace_namespaced_lease(lease.name, self.namespace, body))
-        except ApiException as exc:
+            return Lease.of(self._send("PUT", lease.name, body=body))
+        except kube.ApiError as exc:
             if exc.status in (CONFLICT, NOT_FOUND):
                 return None
             raise
@@ -205,8 +216,8 @@ class Leases:
         body = self._body(lease.name, lease.labels.get(PURPOSE, ""), "", lease, lease.version)
         body["spec"] = {**body["spec"], "holderIdentity": None}
         try:
-            self.api.replace_namespaced_lease(lease.name, self.namespace, body)
-        except ApiException as exc:
+            self._send("PUT", lease.name, body=body)
+        except kube.ApiError as exc:
             if exc.status in (CONFLICT, NOT_FOUND):
                 return False
             raise
@@ -215,8 +226,8 @@ class Leases:
     def delete(self, name: str) -> None:
         """Remove a lease for good (what it was for is gone); harmless if already gone."""
         try:
-            self.api.delete_namespaced_lease(name, self.namespace)
-        except ApiException as exc:
+            self._send("DELETE", name)
+        except kube.ApiError as exc:
             if exc.status != NOT_FOUND:
                 raise
 
@@ -247,7 +258,7 @@ class Leases:
             finally:
                 renewer.stop()
                 last = renewer.drop(name)
-                with contextlib.suppress(ApiException):
+                with contextlib.suppress(kube.ApiError):
                     if last is not None:
                         self.release(last)
 

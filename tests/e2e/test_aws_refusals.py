@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import boto3
-import kubernetes
 import pytest
 
 from tests.conftest import SPARE_OPERATOR_HEALTH_PORT
 from tests.e2e import envs
+from tests.kubeapi import api_for
 from tests.platform import kube
 from wpenv import reasons
 from wpenv.aws import Clients
@@ -31,9 +31,8 @@ pytestmark = pytest.mark.e2e
 
 def scanned_for(platform: dict[str, str], tenant: str) -> list[str]:
     """What the orphan scan (every kind, by tag and MySQL name) finds of `tenant`."""
-    kubernetes.config.load_kube_config(config_file=platform["KUBECONFIG"])
     settings = Settings()
-    result = scan(settings, Clients(settings), kubernetes.client.CustomObjectsApi())
+    result = scan(settings, Clients(settings), api_for(platform["KUBECONFIG"]))
     assert result.complete, result.errors
     return [f"{item.kind} {item.id}" for item in (*result.orphans, *result.owned,
                                                    *result.retained) if item.tenant == tenant]

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import kubernetes
 import pytest
 
 from tests.conftest import SPARE_OPERATOR_HEALTH_PORT
 from tests.e2e import data, envs
 from tests.e2e.victims import Victims, paused, waited
+from tests.kubeapi import api_for
 from tests.platform import controlplane, kube, mariadb
 from wpenv import crashpoints
 from wpenv.aws import Clients
@@ -66,9 +66,7 @@ def victims(operator_env: dict[str, str], local: Path, namespace: str) -> Victim
 def _census(platform: dict[str, str], tenant: str) -> tuple[Counter[str], list[str]]:
     """The orphan scan's view of one tenant: owned resources by kind, and orphans."""
     settings = Settings()
-    api = kubernetes.client.CustomObjectsApi(
-        kubernetes.config.new_client_from_config(config_file=platform["KUBECONFIG"]))
-    result = scan(settings, Clients(settings), api)
+    result = scan(settings, Clients(settings), api_for(platform["KUBECONFIG"]))
     assert not result.errors, result.errors
     owned = Counter(item.kind for item in result.owned if item.tenant == tenant)
     return owned, [f"{i.kind} {i.id}" for i in result.orphans if i.tenant == tenant]

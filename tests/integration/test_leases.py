@@ -11,10 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 
-import kubernetes
 import pytest
 
-from wpenv import reasons
+from tests.kubeapi import api_for
+from wpenv import kube, reasons
 from wpenv.errors import TransientError
 from wpenv.leases import PURPOSE, Coordinated, Leases, Renewer, still_held
 
@@ -23,11 +23,9 @@ pytestmark = pytest.mark.e2e
 Holder = Callable[..., Leases]
 
 
-def coordination_api(platform: dict[str, str]) -> object:
-    """The Lease API as the platform's admin (the client read KUBECONFIG at import, before
-    the platform existed, so the file is named)."""
-    client = kubernetes.config.new_client_from_config(config_file=platform["KUBECONFIG"])
-    return kubernetes.client.CoordinationV1Api(client)
+def coordination_api(platform: dict[str, str]) -> kube.Api:
+    """The API as the platform's admin."""
+    return api_for(platform["KUBECONFIG"])
 
 
 @pytest.fixture
@@ -85,9 +83,9 @@ def test_two_holders_racing_for_one_free_lease_get_it_once(holder: Holder) -> No
     assert read is not None and read.free()
     first = a._body("slot", "test", a.identity, read, read.version)
     second = b._body("slot", "test", b.identity, read, read.version)
-    a.api.replace_namespaced_lease("slot", a.namespace, first)
-    with pytest.raises(kubernetes.client.exceptions.ApiException) as refused:
-        b.api.replace_namespaced_lease("slot", b.namespace, second)
+    a._send("PUT", "slot", body=first)
+    with pytest.raises(kube.ApiError) as refused:
+        b._send("PUT", "slot", body=second)
     assert refused.value.status == 409
     assert b.acquire("slot", "test") is None  # and acquire reads it held, so refrains
     now = a.get("slot")

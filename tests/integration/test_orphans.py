@@ -18,15 +18,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import kubernetes
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
 from prometheus_client import REGISTRY
 
+from tests.kubeapi import api_for
 from tests.platform.stack import REPO
-from wpenv import aws
-from wpenv.api.models import GROUP, KIND, PLURAL, VERSION
+from wpenv import aws, kube
+from wpenv.api.models import GROUP, KIND, VERSION
 from wpenv.aws import Clients
 from wpenv.orphans import DELETION_ORDER, Item, cleanup, run_scan, scan, select
 from wpenv.orphans.cleanup import DELETED, GONE, OWNED, SKIPPED, WOULD_ARCHIVE
@@ -262,9 +262,9 @@ class World:
 
     def manifest(self, namespace: str, name: str, tenant: str) -> None:
         """A WordPressEnvironment object (no operator runs: it only has to exist)."""
-        self.api.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL,
-            {
+        self.api.request(
+            "POST", kube.environments(namespace),
+            body={
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": KIND,
                 "metadata": {"name": name},
@@ -323,7 +323,7 @@ class World:
         """Manifests, then whatever each kind still lists of what was made, in deletion order."""
         for namespace, name in self.manifests:
             with contextlib.suppress(Exception):
-                self.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+                self.api.request("DELETE", kube.environments(namespace, name))
         made = {(kind, rid) for env in self.envs for kind, rid in env.made.items()}
         for name, kind in all_kinds().items():
             with contextlib.suppress(Exception):
@@ -334,14 +334,10 @@ class World:
 
 
 @pytest.fixture(scope="session")
-def kube_api(platform: dict[str, str]) -> Any:
-    """A CustomObjectsApi on the platform's kubeconfig.
-
-    Named explicitly: the client read KUBECONFIG when it was imported, before the platform
-    existed (the CLI test's subprocess goes through `load_config` like the operator).
-    """
-    client = kubernetes.config.new_client_from_config(config_file=platform["KUBECONFIG"])
-    return kubernetes.client.CustomObjectsApi(client)
+def kube_api(platform: dict[str, str]) -> kube.Api:
+    """The Kubernetes API on the platform's kubeconfig (the CLI test's subprocess goes
+    through `load_config` like the operator)."""
+    return api_for(platform["KUBECONFIG"])
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Real Kubernetes client errors, from a real client talking to a port that refuses or to
-a tiny HTTP server that answers one status: what wpenv.kube sees when the API server is
-down, restarting or the object is gone. Nothing of the client is replaced."""
+"""Real Kubernetes client errors, from the operator's client (wpenv.kube.Api) talking to a
+port that refuses or to a tiny HTTP server that answers one status: what wpenv.kube sees
+when the API server is down, restarting or the object is gone. Nothing is replaced."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import socket
 import threading
 from collections.abc import Iterator
 
-import kubernetes
+import kopf
 
-from wpenv.api.models import GROUP, PLURAL, VERSION
+from wpenv import kube
 
 
-def _api(port: int) -> kubernetes.client.CustomObjectsApi:
-    config = kubernetes.client.Configuration(host=f"http://127.0.0.1:{port}")
-    config.retries = 0  # urllib3 would otherwise try three more times
-    return kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
+def api(port: int) -> kube.Api:
+    """The client on a plain-HTTP server at `port`, never retrying a refused connection."""
+    return kube.Api(kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}", token="t0k"),
+                    retries=0)
 
 
 def free_port() -> int:
@@ -31,8 +31,8 @@ def free_port() -> int:
 def error_of(port: int) -> Exception:
     """What a status patch through the client raises against `port`."""
     try:
-        _api(port).patch_namespaced_custom_object_status(
-            GROUP, VERSION, "ns", PLURAL, "acme", {"status": {}})
+        api(port).request("PATCH", kube.environments("ns", "acme", "status"),
+                          body={"status": {}}, content_type=kube.MERGE_PATCH)
     except Exception as exc:
         return exc
     raise AssertionError("the patch succeeded")
@@ -43,20 +43,31 @@ def refused() -> Exception:
     return error_of(free_port())
 
 
+STATUS = (b'{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Tested",'
+          b'"message":"as the test asked"}')
+SEEN: list[tuple[str, str, str, bytes]] = []  # method, path, authorization, body
+
+
 @contextlib.contextmanager
-def answering(status: int) -> Iterator[int]:
-    """A server that answers every request with `status` and a Status body; its port."""
+def answering(status: int, *then: int) -> Iterator[int]:
+    """A server that answers with `status` and a Status body (then with each of `then`
+    in turn, the last one for good); its port."""
+    statuses = [status, *then]
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self) -> None:
-            body = b'{"kind":"Status","apiVersion":"v1","status":"Failure"}'
-            self.send_response(status)
+            length = int(self.headers.get("Content-Length") or 0)
+            SEEN.append((self.command, self.path, self.headers.get("Authorization", ""),
+                         self.rfile.read(length)))
+            code = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+            body = STATUS if code >= 400 else b'{"kind":"Lease"}'
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_PATCH = _answer  # noqa: N815
+        do_GET = do_PATCH = do_PUT = _answer  # noqa: N815
 
         def log_message(self, format: str, *args: object) -> None:
             """Quiet."""

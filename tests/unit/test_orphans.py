@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import kopf
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
+from wpenv import kube
 from wpenv.errors import TransientError
 from wpenv.orphans.__main__ import parser
 from wpenv.orphans.cleanup import (
@@ -53,6 +55,8 @@ from wpenv.reconcilers.database import TENANT_NAME, Schema, drop_sql
 from wpenv.settings import Settings
 
 SETTINGS = Settings(operator_name="wpenv-operator", archive_bucket="arch", load_balancer_arns=[])
+# An API server nobody listens on: whatever must not need Kubernetes fails if it calls it.
+NOWHERE = kube.Api(kopf.ConnectionInfo(server="http://127.0.0.1:9"), retries=0)
 
 
 def manifest(namespace: str, name: str, tenant: str | None) -> dict[str, Any]:
@@ -295,7 +299,7 @@ def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:
         Item("SecurityGroup", "sg-anon", "", ""),
     ]
     # No clients and no Kubernetes API: a dry run must not need them.
-    actions = cleanup(orphans, SETTINGS, None, None)  # the default archiver: never called
+    actions = cleanup(orphans, SETTINGS, None, NOWHERE)  # the default archiver: never called
     assert [(a.item.id, a.outcome) for a in actions] == [
         ("rule-1", WOULD_DELETE),
         ("wp_acme", WOULD_ARCHIVE),
@@ -309,7 +313,7 @@ def test_dry_run_lists_every_orphan_in_order_and_touches_nothing() -> None:
     def archiver(found: Item, settings: Settings, clients: Any) -> str:
         raise AssertionError("a dry run archives nothing")
 
-    with_archiver = cleanup(orphans, SETTINGS, None, None, archiver=archiver)
+    with_archiver = cleanup(orphans, SETTINGS, None, NOWHERE, archiver=archiver)
     assert [a.outcome for a in with_archiver][1::2] == [WOULD_ARCHIVE, WOULD_ARCHIVE]
     # Without any archiver, data is skipped with a message that says what to archive.
     bare = [preview(o, SETTINGS, None) for o in orphans[1:3]]
@@ -374,9 +378,10 @@ def test_a_database_keeps_the_environment_the_scan_gave_it() -> None:
 
 def test_execute_skips_data_without_an_archiver_before_reading_anything() -> None:
     database = Item("Database", "wp_acme", "ns.a", "acme")
-    action = remove(database, SETTINGS, None, None, None)
+    action = remove(database, SETTINGS, None, NOWHERE, None)
     assert action.outcome == SKIPPED and action.message.startswith("needs archiving: use ")
-    anonymous = remove(Item("DatabaseSecret", "arn", "", ""), SETTINGS, None, None, None)
+    anonymous = remove(Item("DatabaseSecret", "arn", "", ""), SETTINGS, None, NOWHERE,
+                       None)
     assert anonymous.outcome == SKIPPED
 
 

@@ -7,8 +7,9 @@ single block of the operator's memory after its imported code. Capped, a request
 for a free connection instead; kopf's watch streams hold one each, status patches take
 milliseconds, so a score is plenty (`Settings.kube_connections`).
 
-The credentials are kopf's own (`kopf.login_via_client`, as it logs in by default with
-the Kubernetes client installed); only the session is ours.
+The credentials are what kopf's own default login finds (`kube.login`: the official
+client's when it is installed, else the service account, else the kubeconfig); only the
+session is ours.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import aiohttp
 import kopf
+
+from wpenv import kube
 
 
 def session(info: kopf.ConnectionInfo, limit: int) -> kopf.AiohttpSession:
@@ -43,5 +46,5 @@ def session(info: kopf.ConnectionInfo, limit: int) -> kopf.AiohttpSession:
 
 def login(limit: int, **kwargs: Any) -> kopf.AiohttpSession | None:
     """kopf's default login, through a capped session (None: no credentials found)."""
-    info = kopf.login_via_client(**kwargs)
+    info = kube.login(**kwargs)
     return session(info, limit) if info is not None else None

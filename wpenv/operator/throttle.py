@@ -18,8 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kubernetes.client.exceptions import ApiException
-
+from wpenv import kube
 from wpenv.leases import Lease, Leases, Renewer
 
 log = logging.getLogger(__name__)
@@ -228,7 +227,7 @@ class LeasedSlots(ProvisionSlots):
             return
         try:
             self.leases.release(held)
-        except ApiException as exc:  # it expires by itself
+        except kube.ApiError as exc:  # it expires by itself
             log.warning("could not release %s: %s", held.name, exc.reason)
 
     def _lost(self, name: str) -> None:

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import kubernetes
-
 from wpenv import conditions as st
 from wpenv import crashpoints, engine, kube, metrics, reasons
 from wpenv.api.models import DeletionPolicy, Phase
@@ -697,7 +695,7 @@ async def scan_orphans(app: App) -> None:
     """
     interval = app.settings.orphan_scan_interval_seconds
     await asyncio.sleep(min(interval, ORPHAN_SCAN_FIRST_DELAY))
-    api = kubernetes.client.CustomObjectsApi()
+    api = kube.api()
     while True:
         try:
             await asyncio.to_thread(run_scan, app.settings, app.clients, api)
@@ -713,7 +711,7 @@ async def audit_inventory(app: App) -> None:
     One paged list of the environments, read for their uids only; a failed audit is logged
     and the next one tries again.
     """
-    api = kubernetes.client.CustomObjectsApi()
+    api = kube.api()
     while True:
         await asyncio.sleep(app.settings.drift_interval_seconds)
         try:
@@ -726,7 +724,7 @@ async def audit_inventory(app: App) -> None:
             log.warning("inventory audit failed: %s", engine.classify(exc))
 
 
-def _environment_uids(api: Any) -> set[str]:
+def _environment_uids(api: kube.Api) -> set[str]:
     """The uid of every WordPressEnvironment in the cluster now."""
     return {str((obj.get("metadata") or {}).get("uid") or "") for obj in list_environments(api)}
 

@@ -19,8 +19,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from wpenv import kube
 from wpenv.aws import Clients
 from wpenv.orphans.cleanup import FAILED, SKIPPED, cleanup
 from wpenv.orphans.model import DELETION_ORDER, report_lines, select
@@ -30,14 +30,10 @@ from wpenv.settings import Settings
 OK, INCOMPLETE, ORPHANS = 0, 1, 3
 
 
-def kube_api() -> Any:
-    """A CustomObjectsApi with in-cluster credentials or the KUBECONFIG file."""
-    import kubernetes  # noqa: PLC0415  (slow to import; only the CLI needs it here)
-
-    from wpenv.kube import load_config  # noqa: PLC0415
-
-    load_config()
-    return kubernetes.client.CustomObjectsApi()
+def kube_api() -> kube.Api:
+    """The Kubernetes API with in-cluster credentials or the KUBECONFIG file."""
+    kube.load_config()
+    return kube.api()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from wpenv import kube
 from wpenv.orphans.model import UNTAGGED, Item, deletion_order, describe, item_of, needs_archive
 from wpenv.orphans.scan import all_kinds, list_owners, safe_error
 from wpenv.plan import TAG_ENVIRONMENT, TAG_MANAGED_BY, TAG_RETAINED, TAG_TENANT
@@ -117,7 +118,7 @@ def preview(item: Item, settings: Settings, archiver: Archiver | None) -> Action
 
 
 def remove(
-    item: Item, settings: Settings, clients: Any, kube_api: Any, archiver: Archiver | None
+    item: Item, settings: Settings, clients: Any, kube_api: kube.Api, archiver: Archiver | None
 ) -> Action:
     """Re-check ownership and state, archive if needed, delete; one Action either way."""
     if _unattributed(item):
@@ -184,7 +185,7 @@ def cleanup(
     orphans: Iterable[Item],
     settings: Settings,
     clients: Any,
-    kube_api: Any,
+    kube_api: kube.Api,
     *,
     execute: bool = False,
     archiver: Archiver | None = None,

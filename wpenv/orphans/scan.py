@@ -17,8 +17,7 @@ from typing import Any
 import pymysql
 from botocore.exceptions import ClientError
 
-from wpenv import aws, metrics
-from wpenv.api.models import GROUP, PLURAL, VERSION
+from wpenv import aws, kube, metrics
 from wpenv.errors import OperatorError
 from wpenv.orphans.model import (
     UNTAGGED,
@@ -54,21 +53,21 @@ def listing(kind: Resource, settings: Settings, clients: Any) -> Iterator[Item]:
             yield item
 
 
-def list_environments(kube_api: Any) -> Iterator[dict[str, Any]]:
-    """Every WordPressEnvironment in the cluster (`kube_api`: a CustomObjectsApi), paged."""
+def list_environments(kube_api: kube.Api) -> Iterator[dict[str, Any]]:
+    """Every WordPressEnvironment in the cluster, paged."""
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"limit": PAGE_SIZE}
+        query: dict[str, Any] = {"limit": PAGE_SIZE}
         if token:
-            kwargs["_continue"] = token
-        page = kube_api.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+            query["continue"] = token
+        page = kube_api.request("GET", kube.environments(), query=query) or {}
         yield from page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return
 
 
-def list_owners(kube_api: Any) -> Owners:
+def list_owners(kube_api: kube.Api) -> Owners:
     """What the WordPressEnvironments that exist right now own."""
     return owners_from(list_environments(kube_api))
 
@@ -86,7 +85,7 @@ def safe_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def scan(settings: Settings, clients: Any, kube_api: Any) -> ScanResult:
+def scan(settings: Settings, clients: Any, kube_api: kube.Api) -> ScanResult:
     """List every resource the operator tagged (and every `wp_` database), then classify.
 
     Always every kind: whether a database is retained depends on its tenant's tagged
@@ -113,7 +112,7 @@ def scan(settings: Settings, clients: Any, kube_api: Any) -> ScanResult:
     return ScanResult(orphans=orphans, retained=retained, owned=owned, errors=errors)
 
 
-def run_scan(settings: Settings, clients: Any, kube_api: Any) -> ScanResult:
+def run_scan(settings: Settings, clients: Any, kube_api: kube.Api) -> ScanResult:
     """The periodic scan the operator runs: scan, set the gauge, log each orphan.
 
     Blocking (boto3, pymysql and the Kubernetes client): call it from a thread, e.g.
