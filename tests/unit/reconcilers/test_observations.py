@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import collections
+import copy
 import json
+import tracemalloc
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -275,3 +278,50 @@ def test_secret_values_are_read_twenty_at_a_time(
     values = secret_values(aws, arns)
     assert calls["BatchGetSecretValue"] == 3, "45 secrets: 20 + 20 + 5"
     assert {json.loads(v)["n"] for v in values.values()} == set(range(45))
+
+
+def test_every_reader_gets_a_copy_of_its_own() -> None:
+    """Held values are pickled: what one pass changes in its answer, no other pass sees."""
+    clock = Clock()
+    obs = Observations(ttl=60, clock=clock)
+    moment = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
+    source = Source({"a": {"Tags": [{"Key": "k"}], "CreatedDate": moment}})
+    first = look(obs, source, "a")
+    first["Tags"].append({"Key": "mine"})
+    again = look(obs, source, "a")
+    assert again == {"Tags": [{"Key": "k"}], "CreatedDate": moment}
+    assert source.bulk_calls == 1 and source.direct_calls == []
+    obs.keep(OWNER, "rev", {"containerDefinitions": [{"name": "wordpress"}]})
+    obs.kept(OWNER, "rev")["containerDefinitions"].clear()
+    assert obs.kept(OWNER, "rev") == {"containerDefinitions": [{"name": "wordpress"}]}
+    tags = obs.each("tags", ["r"], lambda keys: {k: [{"Key": "t"}] for k in keys})
+    tags["r"].clear()
+    assert obs.each("tags", ["r"], lambda keys: {}) == {"r": [{"Key": "t"}]}
+
+
+def test_a_value_that_cannot_be_pickled_is_held_as_it_is() -> None:
+    obs = Observations(ttl=60, clock=Clock())
+    value = {"call": lambda: 1}
+    obs.keep(OWNER, "fn", value)
+    assert obs.kept(OWNER, "fn") is value
+
+
+def test_a_held_answer_takes_a_fraction_of_its_parsed_size() -> None:
+    """What the cache holds of 100 parsed answers is a small part of the answers."""
+    answers = {f"arn:{i}": {"containerDefinitions": [
+        {"name": "wordpress", "environment": [{"name": f"N{j}", "value": f"v{i}-{j}"}
+                                              for j in range(20)],
+         "registeredAt": datetime(2026, 12, 2, tzinfo=UTC)}]} for i in range(100)}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        parsed = copy.deepcopy(answers)
+        as_parsed = tracemalloc.get_traced_memory()[0] - before
+        del parsed
+        obs = Observations(ttl=60, clock=Clock())
+        before = tracemalloc.get_traced_memory()[0]
+        obs.snapshot("api", "", lambda: copy.deepcopy(answers))  # freed once held
+        as_held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert as_held < as_parsed / 3, (as_held, as_parsed)
