@@ -196,9 +196,9 @@ class Observations:
         started = self._clock()
         value = direct()
         if value is not None and settled(value):
+            entry = (started, _freeze(value))  # pickled before the lock: others wait less
             with self._lock:
                 if started > self._written.get(owner, NEVER):
-                    entry = (started, _freeze(value))
                     self._fresh.setdefault(owner, {})[(api, scope, key)] = entry
         return value
 
@@ -240,11 +240,12 @@ class Observations:
         missing = [k for k in keys if k not in found]
         if missing:
             loaded = load(missing)
+            frozen = {k: (now, _freeze(v)) for k, v in loaded.items()}
             with self._lock:
                 held = self._each.setdefault(api, {})
                 for key in [k for k, (at, _) in held.items() if now - at >= self.ttl]:
                     del held[key]  # rules come and go: keep only the current interval's
-                held.update((k, (now, _freeze(v))) for k, v in loaded.items())
+                held.update(frozen)
             found.update(loaded)
         return found
 
@@ -303,8 +304,9 @@ class Observations:
     def keep(self, owner: str, key: str, value: Any) -> None:
         """Keep `value` for `owner` until it writes (its caller checks it is still true)."""
         if self.enabled:
+            frozen = _freeze(value)
             with self._lock:
-                self._kept.setdefault(owner, {})[key] = _freeze(value)
+                self._kept.setdefault(owner, {})[key] = frozen
 
     # -- internals -----------------------------------------------------------------------
     def _live(self, api: str, scope: str) -> _Snapshot | None:
